@@ -1,0 +1,45 @@
+"""pacodec — a perceptual audio codec (MDCT, psychoacoustic allocation, Huffman coding).
+
+The public API is small and soundfile-like::
+
+    import pacodec
+    data = pacodec.encode(x, 44100, bitrate=128)    # x: (frames, channels) float array
+    y, fs = pacodec.decode(data)
+    pacodec.write("out.pac", x, 44100); y, fs = pacodec.read("out.pac")
+
+plus the streaming classes :class:`Encoder`, :class:`Decoder` and :class:`PacFile`.  Submodules
+are imported lazily so ``import pacodec`` stays cheap (numba loads on first use).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__", "encode", "decode", "read", "write", "info", "blocks", "Encoder", "Decoder",
+    "PacFile", "Info", "PacodecError", "FormatError", "UnsupportedError", "EncoderInputError",
+    "SUPPORTED_RATES",
+]
+
+from .errors import EncoderInputError, FormatError, PacodecError, UnsupportedError  # noqa: E402
+
+SUPPORTED_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+
+_LAZY = {
+    "encode": "api", "decode": "api", "read": "api", "write": "api", "info": "pacfile",
+    "blocks": "api", "Info": "pacfile", "Encoder": "encoder", "Decoder": "decoder",
+    "PacFile": "pacfile",
+}
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'pacodec' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

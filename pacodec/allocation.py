@@ -1,0 +1,206 @@
+"""Bit allocation and rate control (encoder only).
+
+Allocation (per channel and frame, :func:`allocate`): every unit (band of a window group) gets the
+coarsest scalefactor whose *measured* quantization noise stays within ``T_u * 10^(o/10)``, where
+``T_u`` is the masking threshold of the unit and ``o`` the frame's distance offset in dB (0 dB =
+noise at the threshold).  A unit whose energy is below that allowance is zero; a noise-like unit
+above the noise-substitution start is coded as noise of its RMS (book 7, a scalefactor and no
+spectral data) when it is masked or cheap to describe that way.  Each coded unit then takes the
+Huffman book that codes it in the fewest bits.
+
+Rate control (:class:`RateControl`): the outer loop.  For CBR/ABR the frame's budget comes from a
+bit reservoir (a leaky bucket: CBR holds 6144 bits per channel like AAC's buffer model, ABR two
+seconds); the offset ``o`` is searched by bisection so the frame fits, starting from a running
+offset that tracks the reservoir's fullness.  VBR fixes ``o = 20 log10(distance)``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import njit
+from .huffman import unit_bits
+from .quantize import SF_BIAS, quantize_unit
+from .tables import MAX_QUANT, NOISE_BOOK, SF_DELTA_MAX
+
+__all__ = ["allocate", "stereo_decision", "RateControl", "bandwidth_hz", "PNS_START_HZ"]
+
+PNS_START_HZ = 5000.0
+PNS_TONALITY = 0.35     # units below this tonality may be substituted by noise
+PNS_SMR = 2.0           # ...when their energy is within 3 dB of the allowance
+
+
+@njit
+def _search_sf(c, s, e, allowed, quantizer, mu, q):
+    """Coarsest scalefactor whose noise on c[s:e] stays within ``allowed``."""
+    w = e - s
+    d0 = math.sqrt(12.0 * allowed / w)
+    sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
+    sf = min(255, max(0, sf))
+    noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+    if noise > allowed:
+        while sf > 0 and noise > allowed:
+            sf -= 1
+            noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+    else:
+        while sf < 255:
+            n2, q2 = quantize_unit(c, s, e, sf + 1, quantizer, mu, q)
+            if n2 > allowed:
+                break
+            sf += 1
+    noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+    while qmax > MAX_QUANT and sf < 255:
+        sf += 1
+        noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+    return sf, qmax
+
+
+@njit
+def _best_book(q, s, e, qmax, lengths):
+    if qmax == 0:
+        return 0, 0
+    best = -1
+    best_bits = 1 << 60
+    for bk in range(1, 7):
+        bits = unit_bits(q, s, e, bk, lengths)
+        if bits >= 0 and bits < best_bits:
+            best_bits = bits
+            best = bk
+    return best, best_bits
+
+
+@njit
+def allocate(c, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu, max_band,
+             pns_band, books, sf, q, lengths):
+    """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear)."""
+    nunits = nbands * ngroups
+    for u in range(nunits):
+        s = ub[u]
+        e = ub[u + 1]
+        b = u % nbands
+        for i in range(s, e):
+            q[i] = 0
+        books[u] = 0
+        sf[u] = 0
+        if b >= max_band or e <= s:
+            continue
+        E = energy[u]
+        A = thr[u] * gain
+        noisy = b >= pns_band and tonality[u] < PNS_TONALITY
+        if E <= A:
+            if noisy and E > thr[u] and E > 1e-12:
+                books[u] = NOISE_BOOK
+            continue
+        if noisy and E < A * PNS_SMR:
+            books[u] = NOISE_BOOK
+            continue
+        v, qmax = _search_sf(c, s, e, A, quantizer, mu, q)
+        sf[u] = v
+        bk, bits = _best_book(q, s, e, qmax, lengths)
+        books[u] = bk
+    # noise units carry their RMS level as the scalefactor
+    for u in range(nunits):
+        if books[u] == NOISE_BOOK:
+            w = ub[u + 1] - ub[u]
+            rms = math.sqrt(energy[u] / w)
+            v = int(math.floor(4.0 * math.log2(max(rms, 1e-30)) + SF_BIAS + 0.5))
+            sf[u] = min(255, max(0, v))
+    # keep scalefactor deltas codable; a clamped unit is requantized with its new scalefactor
+    prev = -1
+    for u in range(nunits):
+        if books[u] == 0:
+            continue
+        if prev >= 0:
+            v = sf[u]
+            if v > prev + SF_DELTA_MAX:
+                v = prev + SF_DELTA_MAX
+            elif v < prev - SF_DELTA_MAX:
+                v = prev - SF_DELTA_MAX
+            if v != sf[u]:
+                sf[u] = v
+                if books[u] != NOISE_BOOK:
+                    s = ub[u]
+                    e = ub[u + 1]
+                    noise, qmax = quantize_unit(c, s, e, v, quantizer, mu, q)
+                    if qmax > MAX_QUANT:
+                        for i in range(s, e):
+                            q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))
+                        qmax = MAX_QUANT
+                    bk, bits = _best_book(q, s, e, qmax, lengths)
+                    books[u] = bk
+                    if bk == 0:
+                        continue
+        prev = sf[u]
+
+
+@njit
+def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
+    """Per unit, 1 where mid/side needs fewer bits (by a perceptual-entropy estimate)."""
+    n_ms = 0
+    for u in range(nunits):
+        em = 0.0
+        es = 0.0
+        for i in range(ub[u], ub[u + 1]):
+            m = (cl[i] + cr[i]) * 0.7071067811865476
+            s = (cl[i] - cr[i]) * 0.7071067811865476
+            em += m * m
+            es += s * s
+        t = min(thr_l[u], thr_r[u])
+        pe_lr = math.log(max(e_l[u] / thr_l[u], 1.0)) + math.log(max(e_r[u] / thr_r[u], 1.0))
+        pe_ms = math.log(max(em / t, 1.0)) + math.log(max(es / t, 1.0))
+        flags[u] = 1 if pe_ms < pe_lr else 0
+        n_ms += flags[u]
+    return n_ms
+
+
+def bandwidth_hz(kbps_per_channel: float) -> float:
+    """Audio bandwidth the encoder codes at this bitrate per channel (beyond it: nothing)."""
+    pts = [(8, 4000), (16, 7000), (24, 10000), (32, 13000), (48, 16000), (64, 18500), (80, 20000),
+           (96, 22000)]
+    x = kbps_per_channel
+    if x <= pts[0][0]:
+        return pts[0][1]
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return pts[-1][1]
+
+
+class RateControl:
+    """Frame budgets and the running distance offset for CBR, ABR and VBR."""
+
+    def __init__(self, settings, cfg):
+        self.mode = settings.mode
+        self.fps = cfg.samplerate / cfg.hop
+        if self.mode == "vbr":
+            self.offset = 20.0 * math.log10(settings.distance)
+            self.bits_per_frame = None
+            self.capacity = 0.0
+        else:
+            self.bits_per_frame = settings.bitrate * 1000.0 / self.fps
+            if self.mode == "cbr":
+                self.capacity = max(6144.0 * cfg.channels, 2.0 * self.bits_per_frame)
+            else:
+                self.capacity = 2.0 * self.fps * self.bits_per_frame
+            self.offset = 0.0
+        self.fill = 0.0 if self.mode == "vbr" else self.capacity * 0.5
+
+    def budget(self):
+        """(max_bits, min_bits) this frame may use in total (including framing)."""
+        if self.mode == "vbr":
+            return None, 0
+        hi = self.bits_per_frame + self.fill
+        lo = self.bits_per_frame + self.fill - self.capacity
+        return hi, lo
+
+    def commit(self, bits: int):
+        """Account a written frame of ``bits`` and adapt the running offset."""
+        if self.mode == "vbr":
+            return
+        self.fill += self.bits_per_frame - bits
+        self.fill = min(self.fill, self.capacity)
+        # steer the running offset so the reservoir stays about half full
+        err = (self.capacity * 0.5 - self.fill) / self.capacity
+        self.offset += (1.5 if self.mode == "cbr" else 0.5) * err
+        self.offset = min(40.0, max(-30.0, self.offset))

@@ -1,0 +1,82 @@
+"""The public functions, in the style of python-soundfile: arrays shaped ``(frames, channels)``.
+
+    data = pacodec.encode(x, 44100, bitrate=128)      # -> bytes of a .pac stream
+    y, fs = pacodec.decode(data)                        # -> float32 (frames, channels), rate
+    pacodec.write("a.pac", x, 44100, bitrate=96)        # atomic: temp file + rename
+    y, fs = pacodec.read("a.pac")
+    pacodec.info("a.pac")                               # -> Info (rate, channels, duration, ...)
+    for block in pacodec.blocks("a.pac", blocksize=4096): ...
+
+All of them are thin wrappers over :class:`pacodec.Encoder`, :class:`pacodec.Decoder` and
+:class:`pacodec.PacFile`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .decoder import Decoder
+from .encoder import Encoder
+from .errors import EncoderInputError
+from .pacfile import Info, PacFile, atomic_output, info
+
+__all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info"]
+
+
+def _as_2d(data):
+    x = np.asarray(data)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise EncoderInputError(f"audio must be shaped (frames,) or (frames, channels), got {x.shape}")
+    return x
+
+
+def encode(data, samplerate, bitrate=None, *, mode=None, quality=None, distance=None,
+           quantizer="power", mu=255, low_delay=False) -> bytes:
+    """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
+
+    ``bitrate`` is in kbit/s for all channels (default 128, CBR); ``mode="abr"`` averages it;
+    ``quality`` (0..10) or ``distance`` select VBR.
+    """
+    x = _as_2d(data)
+    enc = Encoder(samplerate, x.shape[1], bitrate=bitrate, mode=mode, quality=quality,
+                  distance=distance, quantizer=quantizer, mu=mu, low_delay=low_delay,
+                  total_frames=len(x))
+    parts = [enc.header()]
+    parts += enc.encode(x)
+    parts += enc.flush()
+    return b"".join(parts)
+
+
+def decode(data, *, strict: bool = False):
+    """Decode the bytes of a ``.pac`` stream -> ``(float32 array (frames, channels), samplerate)``."""
+    dec = Decoder(strict=strict)
+    a = dec.feed(data)
+    b = dec.finish()
+    out = np.concatenate([a, b]) if len(a) and len(b) else (a if len(a) else b)
+    if out.shape[1] != dec.channels:
+        out = np.zeros((0, dec.channels), dtype=np.float32)
+    return out, dec.samplerate
+
+
+def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = False):
+    """Read a ``.pac`` file (path or binary file object) -> ``(data, samplerate)``."""
+    with PacFile(file, strict=strict) as f:
+        if start:
+            f.seek_time(start)
+        frames = -1 if stop is None else max(0, int(round((stop - start) * f.samplerate)))
+        return f.read(frames), f.samplerate
+
+
+def write(file, data, samplerate, bitrate=None, **kwargs) -> None:
+    """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object)."""
+    x = _as_2d(data)
+    with PacFile(file, "w", samplerate=samplerate, channels=x.shape[1], bitrate=bitrate,
+                 total_frames=len(x), **kwargs) as f:
+        f.write(x)
+
+
+def blocks(file, blocksize: int = 4096, *, strict: bool = False):
+    """Yield decoded blocks of ``blocksize`` frames (the last may be shorter)."""
+    with PacFile(file, strict=strict) as f:
+        yield from f.blocks(blocksize)

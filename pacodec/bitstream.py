@@ -1,0 +1,410 @@
+"""The pacodec format: the one implementation of ``bitstreams/FORMAT.md``.
+
+Everything the format defines lives here: constants, the stream header, the config block, frame
+framing (sync word, type, length, sequence number, CRC), the UDP packet layout, and the payload
+syntax (block info, stereo flags, book indices, scalefactors, spectral data), written and parsed by
+the ``write_payload`` / ``read_payload`` kernels.  Section numbers refer to FORMAT.md.
+"""
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._jit import njit
+from .bitio import BitReader, BitWriter, get_bits, put_bits
+from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
+from .errors import FormatError, UnsupportedError
+from .huffman import get_symbol, put_symbol, read_unit, write_unit
+from .tables import N_BOOKS, NOISE_BOOK, ROW_SF, SF_DELTA_MAX
+
+__all__ = [
+    "MAGIC", "SYNC", "FORMAT_VERSION", "UNKNOWN_LENGTH", "FRAME_AUDIO", "FRAME_CONFIG", "FRAME_EOS",
+    "HEADER_SIZE", "FRAME_HEADER_SIZE", "CRC_SIZE", "MAX_PAYLOAD", "CONFIG_SIZE", "StreamHeader",
+    "crc16", "pack_config", "unpack_config", "pack_header", "unpack_header", "pack_frame",
+    "parse_frame_at", "find_sync", "pack_packet", "unpack_packet", "write_payload", "read_payload",
+    "MS_NONE", "MS_ALL", "MS_BANDS",
+]
+
+MAGIC = b"PACD"                 # §3
+FORMAT_VERSION = 1
+SYNC = 0xCA5E                   # §4
+SYNC_BYTES = b"\xca\x5e"
+FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
+CONFIG_SIZE = 8
+HEADER_SIZE = 4 + CONFIG_SIZE + 6 + 2
+FRAME_HEADER_SIZE = 5
+CRC_SIZE = 2
+MAX_PAYLOAD = (1 << 14) - 1
+UNKNOWN_LENGTH = (1 << 48) - 1
+PACKET_TAG = 0xA7               # §9
+PACKET_HEADER = struct.Struct(">BII")
+MS_NONE, MS_ALL, MS_BANDS = 0, 1, 2
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/XMODEM (poly 0x1021, init 0, no reflection) — §4."""
+    return binascii.crc_hqx(data, 0)
+
+
+# ----------------------------------------------------------------------------- config block §3.1
+def pack_config(cfg: StreamConfig) -> bytes:
+    w = BitWriter(CONFIG_SIZE)
+    w.write(cfg.version, 8)
+    w.write(SUPPORTED_RATES.index(cfg.samplerate), 4)
+    w.write(cfg.channels - 1, 4)
+    w.write(cfg.hop.bit_length() - 1, 4)
+    w.write(cfg.overlap.bit_length() - 1, 4)
+    w.write(int(cfg.short_blocks), 1)
+    w.write(WINDOW_SHAPES.index(cfg.window_shape), 1)
+    w.write(QUANTIZERS.index(cfg.quantizer), 2)
+    w.write(0, 4)
+    w.write(cfg.mu, 16)
+    w.write(cfg.delay, 16)
+    return w.getvalue()
+
+
+def unpack_config(data: bytes) -> StreamConfig:
+    """Parse and validate a config block; raises :class:`FormatError` on any invalid field."""
+    if len(data) < CONFIG_SIZE:
+        raise FormatError("config block is truncated")
+    r = BitReader(data[:CONFIG_SIZE], "config block")
+    version = r.read(8)
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported format version {version} (this decoder reads {FORMAT_VERSION})")
+    rate_i, ch = r.read(4), r.read(4) + 1
+    hop_l, ov_l = r.read(4), r.read(4)
+    short, shape, quant, reserved = r.read(1), r.read(1), r.read(2), r.read(4)
+    mu, delay = r.read(16), r.read(16)
+    if rate_i >= len(SUPPORTED_RATES):
+        raise FormatError(f"invalid sample rate index {rate_i}")
+    if quant >= len(QUANTIZERS):
+        raise FormatError(f"invalid quantizer {quant}")
+    if reserved:
+        raise FormatError("reserved config bits are set")
+    if not (6 <= hop_l <= 11 and 6 <= ov_l <= hop_l):
+        raise FormatError(f"invalid frame size fields (hop 2^{hop_l}, overlap 2^{ov_l})")
+    try:
+        cfg = StreamConfig(samplerate=SUPPORTED_RATES[rate_i], channels=ch, hop=1 << hop_l,
+                           overlap=1 << ov_l, short_blocks=bool(short),
+                           window_shape=WINDOW_SHAPES[shape], quantizer=QUANTIZERS[quant], mu=mu,
+                           version=version)
+    except UnsupportedError as e:
+        raise FormatError(f"invalid config: {e}") from None
+    if delay != cfg.delay:
+        raise FormatError(f"invalid encoder delay {delay} (expected {cfg.delay})")
+    return cfg
+
+
+# ----------------------------------------------------------------------------- stream header §3
+@dataclass(frozen=True)
+class StreamHeader:
+    config: StreamConfig
+    total_length: int | None       # samples per channel, None = unknown (see the EOS frame)
+
+
+def pack_header(cfg: StreamConfig, total_length: int | None) -> bytes:
+    n = UNKNOWN_LENGTH if total_length is None else int(total_length)
+    if not 0 <= n < UNKNOWN_LENGTH:
+        raise UnsupportedError("stream too long for the format")
+    body = MAGIC + pack_config(cfg) + n.to_bytes(6, "big")
+    return body + crc16(body).to_bytes(2, "big")
+
+
+def unpack_header(data: bytes) -> StreamHeader:
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not a pacodec stream (bad magic)")
+    if len(data) < HEADER_SIZE:
+        raise FormatError("stream header is truncated")
+    body = bytes(data[:HEADER_SIZE - 2])
+    if crc16(body) != int.from_bytes(data[HEADER_SIZE - 2:HEADER_SIZE], "big"):
+        raise FormatError("stream header CRC mismatch")
+    cfg = unpack_config(body[4:4 + CONFIG_SIZE])
+    n = int.from_bytes(body[4 + CONFIG_SIZE:], "big")
+    return StreamHeader(cfg, None if n == UNKNOWN_LENGTH else n)
+
+
+# ----------------------------------------------------------------------------- frames §4
+def pack_frame(ftype: int, seq: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise FormatError("frame payload too large")
+    head = bytes([(SYNC >> 8), SYNC & 0xFF, (ftype << 6) | (len(payload) >> 8), len(payload) & 0xFF,
+                  seq & 0xFF])
+    crc = crc16(head[2:] + payload)
+    return head + payload + crc.to_bytes(2, "big")
+
+
+@dataclass
+class Frame:
+    ftype: int
+    seq: int
+    payload: bytes
+    size: int                      # total bytes including header and CRC
+
+
+def parse_frame_at(buf, pos: int):
+    """Parse the frame starting at ``buf[pos]``.
+
+    Returns a :class:`Frame`, ``None`` if more bytes are needed, or raises :class:`FormatError`
+    (bad sync, reserved type, CRC mismatch) — the caller resyncs on the next sync word.
+    """
+    if len(buf) - pos < FRAME_HEADER_SIZE:
+        return None
+    if buf[pos] != SYNC >> 8 or buf[pos + 1] != SYNC & 0xFF:
+        raise FormatError("no sync word")
+    ftype = buf[pos + 2] >> 6
+    length = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
+    if ftype == 3:
+        raise FormatError("reserved frame type")
+    end = pos + FRAME_HEADER_SIZE + length + CRC_SIZE
+    if len(buf) < end:
+        return None
+    body = bytes(buf[pos + 2:end - CRC_SIZE])
+    if crc16(body) != (buf[end - 2] << 8 | buf[end - 1]):
+        raise FormatError("frame CRC mismatch")
+    return Frame(ftype, buf[pos + 4], body[3:], end - pos)
+
+
+def find_sync(buf, start: int) -> int:
+    """Offset of the next sync word at or after ``start``, or -1."""
+    return bytes(buf).find(SYNC_BYTES, start) if not isinstance(buf, (bytes, bytearray)) \
+        else buf.find(SYNC_BYTES, start)
+
+
+# ----------------------------------------------------------------------------- packets §9
+def pack_packet(seq: int, timestamp: int, frame: bytes) -> bytes:
+    """A UDP packet: tag, 32-bit sequence number, 32-bit timestamp (samples), one frame."""
+    return PACKET_HEADER.pack(PACKET_TAG, seq & 0xFFFFFFFF, timestamp & 0xFFFFFFFF) + bytes(frame)
+
+
+def unpack_packet(data: bytes):
+    if len(data) < PACKET_HEADER.size + FRAME_HEADER_SIZE + CRC_SIZE:
+        raise FormatError("packet too short")
+    tag, seq, ts = PACKET_HEADER.unpack_from(data)
+    if tag != PACKET_TAG:
+        raise FormatError("not a pacodec packet")
+    return seq, ts, bytes(data[PACKET_HEADER.size:])
+
+
+# ----------------------------------------------------------------------------- payload §5-§8
+@njit
+def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_band, ms_mode,
+                  ms_flags, books, sf, q, ub, nbands, ngroups, codes, lengths):
+    """Write the audio payload of one frame (§5).  Returns nothing; ``st[0]`` is the bit count.
+
+    ``books``/``sf``: (channels, units) with unit = group * nbands + band; ``q``: (channels, N)
+    quantized values in coding order; ``ub``: unit bounds into that order.
+    """
+    nch = max_band.shape[0]
+    put_bits(buf, st, is_short, 1)
+    put_bits(buf, st, left_short, 1)
+    put_bits(buf, st, right_short, 1)
+    if is_short:
+        put_bits(buf, st, group_flags, 7)
+    for c in range(nch):
+        put_bits(buf, st, max_band[c], 6)
+    for p in range(nch // 2):
+        put_bits(buf, st, ms_mode[p], 2)
+        if ms_mode[p] == 2:
+            mb = max(max_band[2 * p], max_band[2 * p + 1])
+            for g in range(ngroups):
+                for b in range(mb):
+                    put_bits(buf, st, ms_flags[p, g * nbands + b], 1)
+    for c in range(nch):
+        mb = max_band[c]
+        ctx = 0
+        for g in range(ngroups):
+            for b in range(mb):
+                bk = books[c, g * nbands + b]
+                put_symbol(buf, st, codes, lengths, ctx, bk)
+                ctx = bk
+        first = True
+        prev = 0
+        for g in range(ngroups):
+            for b in range(mb):
+                u = g * nbands + b
+                if books[c, u] != 0:
+                    if first:
+                        put_bits(buf, st, sf[c, u], 8)
+                        first = False
+                    else:
+                        put_symbol(buf, st, codes, lengths, ROW_SF, sf[c, u] - prev + SF_DELTA_MAX)
+                    prev = sf[c, u]
+        for g in range(ngroups):
+            for b in range(mb):
+                u = g * nbands + b
+                bk = books[c, u]
+                if bk != 0 and bk != NOISE_BOOK:
+                    write_unit(buf, st, q[c], ub[u], ub[u + 1], bk, codes, lengths)
+
+
+@njit
+def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
+                 ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset, symbols):
+    """Parse the audio payload of one frame (§5), validating every field and index.
+
+    ``hdr`` receives [is_short, left_short, right_short, group_flags, ngroups, nbands].  Returns 0
+    on success or an error code (1 = truncated/invalid code, 2 = field out of range).  On return
+    ``books``/``sf``/``q`` hold the units of the frame; ``q`` is in coding order, whose unit bounds
+    the caller derives from ``hdr`` (``ub_short_tab[group_flags]`` for short frames).
+    """
+    is_short = get_bits(buf, st, 1)
+    hdr[0] = is_short
+    hdr[1] = get_bits(buf, st, 1)
+    hdr[2] = get_bits(buf, st, 1)
+    gflags = 0
+    if is_short:
+        if not is_short_allowed:
+            return 2
+        gflags = get_bits(buf, st, 7)
+    hdr[3] = gflags
+    if st[1] != 0:
+        return 1
+    if is_short:
+        ngroups = 1
+        for w in range(7):
+            if (gflags >> (6 - w)) & 1:
+                ngroups += 1
+        nbands = nbands_short
+    else:
+        ngroups = 1
+        nbands = nbands_long
+    hdr[4] = ngroups
+    hdr[5] = nbands
+    nunits = ngroups * nbands
+    if nunits > books.shape[1]:
+        return 2
+    for c in range(nch):
+        mb = get_bits(buf, st, 6)
+        if mb > nbands:
+            return 2
+        max_band[c] = mb
+    for p in range(nch // 2):
+        m = get_bits(buf, st, 2)
+        if m > 2:
+            return 2
+        ms_mode[p] = m
+        for u in range(nunits):
+            ms_flags[p, u] = 1 if m == 1 else 0
+        if m == 2:
+            mb = max(max_band[2 * p], max_band[2 * p + 1])
+            for g in range(ngroups):
+                for b in range(mb):
+                    ms_flags[p, g * nbands + b] = get_bits(buf, st, 1)
+    if st[1] != 0:
+        return 1
+    for c in range(nch):
+        mb = max_band[c]
+        for u in range(nunits):
+            books[c, u] = 0
+            sf[c, u] = 0
+        for i in range(q.shape[1]):
+            q[c, i] = 0
+        ctx = 0
+        for g in range(ngroups):
+            for b in range(mb):
+                bk = get_symbol(buf, st, count, first, offset, symbols, ctx)
+                if st[1] != 0:
+                    return 1
+                if bk < 0 or bk >= N_BOOKS:
+                    return 2
+                books[c, g * nbands + b] = bk
+                ctx = bk
+        firstsf = True
+        prev = 0
+        for g in range(ngroups):
+            for b in range(mb):
+                u = g * nbands + b
+                if books[c, u] != 0:
+                    if firstsf:
+                        v = get_bits(buf, st, 8)
+                        firstsf = False
+                    else:
+                        d = get_symbol(buf, st, count, first, offset, symbols, ROW_SF)
+                        v = prev + d - SF_DELTA_MAX
+                    if st[1] != 0:
+                        return 1
+                    if v < 0 or v > 255:
+                        return 2
+                    sf[c, u] = v
+                    prev = v
+        for g in range(ngroups):
+            for b in range(mb):
+                u = g * nbands + b
+                bk = books[c, u]
+                if bk != 0 and bk != NOISE_BOOK:
+                    if is_short:
+                        s = ub_short_tab[gflags, u]
+                        e = ub_short_tab[gflags, u + 1]
+                    else:
+                        s = ub_long[u]
+                        e = ub_long[u + 1]
+                    if s < 0 or e > q.shape[1] or s > e:
+                        return 2
+                    read_unit(buf, st, q[c], s, e, bk, count, first, offset, symbols)
+                    if st[1] != 0:
+                        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- frame layout §5.2
+class Layout:
+    """Band tables and the coding order of long and short frames for one :class:`StreamConfig`.
+
+    Long frames code bands in order.  Short frames code, for each window group and band, the band's
+    bins of every window in the group one after another (window-major), so every unit is one
+    contiguous range of the coding-order vector.  ``perm_short[gflags]`` maps coding order to the
+    natural ``window * short_hop + bin`` order; ``ub_short[gflags]`` holds the unit bounds.
+    """
+
+    def __init__(self, cfg: StreamConfig):
+        from .config import SHORT_BLOCKS
+        from .tables import band_edges
+        n = cfg.hop
+        self.n = n
+        self.edges_long = band_edges(cfg.samplerate, n)
+        self.nb_long = len(self.edges_long) - 1
+        self.ub_long = self.edges_long.copy()
+        self.max_units = self.nb_long
+        if cfg.short_blocks:
+            ns = cfg.short_hop
+            es = band_edges(cfg.samplerate, ns)
+            self.edges_short = es
+            self.nb_short = nbs = len(es) - 1
+            self.max_units = max(self.nb_long, SHORT_BLOCKS * nbs)
+            self.ub_short = np.zeros((128, SHORT_BLOCKS * nbs + 1), dtype=np.int64)
+            self.perm_short = np.zeros((128, n), dtype=np.int64)
+            for gflags in range(128):
+                groups = group_lengths(gflags)
+                pos = 0
+                u = 0
+                w0 = 0
+                for glen in groups:
+                    for b in range(nbs):
+                        self.ub_short[gflags, u] = pos
+                        for w in range(w0, w0 + glen):
+                            for k in range(es[b], es[b + 1]):
+                                self.perm_short[gflags, pos] = w * ns + k
+                                pos += 1
+                        u += 1
+                    w0 += glen
+                self.ub_short[gflags, u:] = pos
+        else:
+            self.edges_short = np.zeros(2, dtype=np.int64)
+            self.nb_short = 0
+            self.ub_short = np.zeros((1, 2), dtype=np.int64)
+            self.perm_short = np.zeros((1, n), dtype=np.int64)
+
+
+def group_lengths(gflags: int) -> list[int]:
+    """Window group lengths from the 7 grouping bits (bit for window w=1..7, MSB first: 1 = w
+    starts a new group)."""
+    lengths = [1]
+    for w in range(1, 8):
+        if (gflags >> (7 - w)) & 1:
+            lengths.append(1)
+        else:
+            lengths[-1] += 1
+    return lengths

@@ -1,0 +1,162 @@
+"""Codec parameters as frozen, validated dataclasses.
+
+:class:`StreamConfig` is everything a decoder needs (it is serialised in the stream header and
+repeated in-band, see ``bitstreams/FORMAT.md``).  :class:`EncoderSettings` is what only the encoder
+needs (rate control mode, bitrate, perceptual distance).  Both are validated once, on creation,
+so no later stage re-checks them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import UnsupportedError
+
+__all__ = [
+    "SUPPORTED_RATES", "QUANTIZERS", "WINDOW_SHAPES", "MAX_CHANNELS", "StreamConfig",
+    "EncoderSettings", "default_hop", "stream_config_for",
+]
+
+#: Sample rates the format can signal (index = the 4-bit ``rate_index`` of the header).
+SUPPORTED_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+#: Quantizer names (index = the 2-bit ``quantizer`` field).
+QUANTIZERS = ("uniform", "mulaw", "power")
+#: Window slope shapes (index = the 1-bit ``window_shape`` field).
+WINDOW_SHAPES = ("sine", "kbd")
+MAX_CHANNELS = 8
+#: Number of short blocks in a short frame.
+SHORT_BLOCKS = 8
+
+
+def _check_rate(samplerate) -> int:
+    try:
+        rate = int(samplerate)
+    except (TypeError, ValueError):
+        raise UnsupportedError(f"sample rate must be a number, got {samplerate!r}") from None
+    if rate != samplerate or rate not in SUPPORTED_RATES:
+        names = ", ".join(str(r) for r in SUPPORTED_RATES)
+        raise UnsupportedError(
+            f"unsupported sample rate {samplerate} Hz; supported rates are {names} Hz "
+            "(resample first, e.g. with sox or soxr)")
+    return rate
+
+
+def _check_channels(channels) -> int:
+    if not isinstance(channels, (int,)) or isinstance(channels, bool) or not 1 <= channels <= MAX_CHANNELS:
+        raise UnsupportedError(
+            f"unsupported channel count {channels!r}; pacodec codes 1 to {MAX_CHANNELS} channels")
+    return channels
+
+
+def default_hop(samplerate: int, low_delay: bool = False) -> tuple[int, int]:
+    """The frame hop and long-window overlap the encoder uses at ``samplerate``.
+
+    Normal mode: 1024 samples at 32-48 kHz (21-32 ms), scaled by powers of two elsewhere, with full
+    (50 %) overlap.  Low-delay mode: a quarter of that with an overlap of half the hop, i.e. 256+128
+    samples = 8 ms of algorithmic delay at 48 kHz.
+    """
+    rate = _check_rate(samplerate)
+    if rate <= 12000:
+        hop = 256
+    elif rate <= 24000:
+        hop = 512
+    elif rate <= 48000:
+        hop = 1024
+    else:
+        hop = 2048
+    if low_delay:
+        hop //= 4
+        return hop, hop // 2
+    return hop, hop
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Everything the decoder needs; serialised by :mod:`pacodec.bitstream`."""
+
+    samplerate: int
+    channels: int
+    hop: int                 # samples per frame and channel (a power of two, 64..2048)
+    overlap: int             # long-window slope length (power of two, <= hop)
+    short_blocks: bool       # frames may switch to SHORT_BLOCKS short transforms
+    window_shape: str = "sine"
+    quantizer: str = "power"
+    mu: int = 255            # mu-law parameter (only used by the mulaw quantizer)
+    version: int = 1
+
+    def __post_init__(self):
+        _check_rate(self.samplerate)
+        _check_channels(self.channels)
+        for name in ("hop", "overlap"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 64 or v > 2048 or v & (v - 1):
+                raise UnsupportedError(f"{name} must be a power of two in 64..2048, got {v!r}")
+        if self.overlap > self.hop:
+            raise UnsupportedError("overlap must not exceed the hop")
+        if self.short_blocks and (self.overlap != self.hop or self.hop // SHORT_BLOCKS < 16):
+            raise UnsupportedError("short blocks need a full-overlap window and hop >= 128")
+        if self.window_shape not in WINDOW_SHAPES:
+            raise UnsupportedError(f"window shape must be one of {', '.join(WINDOW_SHAPES)}")
+        if self.quantizer not in QUANTIZERS:
+            raise UnsupportedError(
+                f"unknown quantizer {self.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
+        if not isinstance(self.mu, int) or not 1 <= self.mu <= 65535:
+            raise UnsupportedError(f"mu must be an integer in 1..65535, got {self.mu!r}")
+
+    @property
+    def short_hop(self) -> int:
+        return self.hop // SHORT_BLOCKS
+
+    @property
+    def delay(self) -> int:
+        """Leading decoder output samples that precede the first input sample (see FORMAT.md)."""
+        return self.hop - (self.hop - self.overlap) // 2
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.samplerate / self.hop
+
+
+def stream_config_for(samplerate, channels, *, quantizer="power", mu=255, low_delay=False,
+                      window_shape="sine") -> StreamConfig:
+    """The :class:`StreamConfig` the encoder uses for these user-facing choices."""
+    rate = _check_rate(samplerate)
+    hop, overlap = default_hop(rate, low_delay)
+    return StreamConfig(samplerate=rate, channels=_check_channels(channels), hop=hop,
+                        overlap=overlap, short_blocks=not low_delay, window_shape=window_shape,
+                        quantizer=quantizer, mu=mu)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Encoder-only choices: rate control mode and target.
+
+    ``mode`` is ``"cbr"`` (constant bitrate with a small bit reservoir, padded when the signal needs
+    fewer bits), ``"abr"`` (average bitrate, large reservoir) or ``"vbr"`` (constant perceptual
+    distance; ``quality`` 0..10 maps onto a distance).  ``bitrate`` is in kbit/s for all channels.
+    """
+
+    mode: str = "cbr"
+    bitrate: float | None = 128.0
+    distance: float | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("cbr", "abr", "vbr"):
+            raise UnsupportedError(f"unknown rate control mode {self.mode!r}")
+        if self.mode in ("cbr", "abr"):
+            if self.bitrate is None or not (isinstance(self.bitrate, (int, float))
+                                            and math.isfinite(self.bitrate)):
+                raise UnsupportedError("a bitrate in kbit/s is needed for cbr/abr")
+            if not 6 <= self.bitrate <= 2048:
+                raise UnsupportedError(f"bitrate {self.bitrate} kbit/s is outside 6..2048")
+        else:
+            if self.distance is None or not (math.isfinite(self.distance) and 0.05 <= self.distance <= 50):
+                raise UnsupportedError("distance must be a number in 0.05..50")
+
+    @staticmethod
+    def quality_to_distance(quality: float) -> float:
+        """Map VBR quality 0..10 (10 best) to a perceptual distance (1.0 = noise at threshold)."""
+        if not (isinstance(quality, (int, float)) and 0 <= quality <= 10):
+            raise UnsupportedError(f"quality must be in 0..10, got {quality!r}")
+        # q=10 -> 0.35, q=5 -> 2.0, q=0 -> 11: a geometric scale, ~1.5 dB per step.
+        return float(11.0 * (0.35 / 11.0) ** (quality / 10.0))

@@ -1,0 +1,398 @@
+"""The stateful decoder (normative together with FORMAT.md): bytes or packets in, PCM out.
+
+Byte-stream mode (:meth:`Decoder.feed` / :meth:`Decoder.finish`) reads a ``.pac`` file or pipe: the
+optional stream header, then frames found by their sync word and checked by their CRC.  Garbage is
+skipped (resync on the next sync word whose frame passes its CRC); frames lost to corruption are
+counted from the 8-bit sequence numbers and concealed; output is trimmed to the input's exact
+length (the leading encoder delay and the padding after the total length are dropped).
+
+Packet mode (:meth:`Decoder.decode_packet`) decodes one frame per call, or conceals a lost one
+(``None``), and returns exactly one hop of samples per frame once a config has been seen.
+
+Per frame: payload parse (:func:`.bitstream.read_payload`) → dequantize and noise substitution
+(:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import bitstream as bs
+from ._jit import njit
+from .bitio import reader_state
+from .config import SHORT_BLOCKS, StreamConfig
+from .errors import FormatError
+from .mdct import imdct_kernel, plan
+from .quantize import dequantize_unit, step
+from .tables import NOISE_BOOK, load_codebooks
+from .window import block_window
+
+__all__ = ["Decoder", "reconstruct", "CONCEAL_DECAY"]
+
+CONCEAL_DECAY = 0.6          # gain per consecutive lost frame (about -4.4 dB)
+MAX_CONCEAL = 256            # frames concealed for one gap at most
+
+
+@njit
+def _xorshift(state):
+    x = state[0]
+    x ^= (x << np.uint32(13)) & np.uint32(0xFFFFFFFF)
+    x ^= x >> np.uint32(17)
+    x ^= (x << np.uint32(5)) & np.uint32(0xFFFFFFFF)
+    state[0] = x
+    return x
+
+
+@njit
+def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
+    """Dequantize the units of one channel into ``out`` (coding order); noise units (book 7) get
+    uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4)."""
+    for i in range(out.shape[0]):
+        out[i] = 0.0
+    for u in range(nunits):
+        s = ub[u]
+        e = ub[u + 1]
+        bk = books[u]
+        if bk == 0 or e <= s:
+            continue
+        if bk == NOISE_BOOK:
+            acc = 0.0
+            for i in range(s, e):
+                r = (np.float64(_xorshift(rng)) / 2147483648.0) - 1.0
+                out[i] = r
+                acc += r * r
+            g = step(sf[u]) * np.sqrt((e - s) / max(acc, 1e-30))
+            for i in range(s, e):
+                out[i] *= g
+        else:
+            dequantize_unit(q, s, e, sf[u], quantizer, mu, out)
+
+
+@njit
+def inverse_ms(a, b, ub, nunits, flags):
+    for u in range(nunits):
+        if flags[u]:
+            for i in range(ub[u], ub[u + 1]):
+                m = a[i]
+                s = b[i]
+                a[i] = (m + s) * 0.7071067811865476
+                b[i] = (m - s) * 0.7071067811865476
+
+
+class Decoder:
+    """Decode pacodec streams or packets.  Not thread-safe: one decoder per thread.
+
+    ``strict=True`` turns a damaged frame (CRC mismatch, invalid syntax) into a
+    :class:`~pacodec.errors.FormatError` instead of concealing it.
+    """
+
+    def __init__(self, *, strict: bool = False):
+        self.strict = strict
+        self.config: StreamConfig | None = None
+        self.samplerate = self.channels = self.frame_size = None
+        self.total_length: int | None = None
+        self.concealed = 0
+        self.crc_errors = 0
+        self.frames = 0
+        self.errors: list[str] = []
+        self._buf = bytearray()
+        self._consumed_bytes = 0       # stream offset of _buf[0]
+        self._started = False
+        self._header_checked = False
+        self._next_seq = None
+        self._pos = None               # input-sample index of the next output sample
+        self._ended = False
+        self._warned_trunc = False
+        self._books = load_codebooks()
+        self._rng = np.array([0x9E3779B9], dtype=np.uint32)
+
+    # ------------------------------------------------------------------ setup
+    def _configure(self, cfg: StreamConfig):
+        if self.config is not None:
+            if cfg != self.config:
+                raise FormatError("stream configuration changed mid-stream")
+            return
+        self.config = cfg
+        self.samplerate, self.channels, self.frame_size = cfg.samplerate, cfg.channels, cfg.hop
+        self.delay = cfg.delay
+        self._lay = bs.Layout(cfg)
+        n, ch = cfg.hop, cfg.channels
+        mu_ = self._lay.max_units
+        self._ola = np.zeros((ch, 2 * n))
+        self._s = (n - cfg.overlap) // 2
+        self._q = np.zeros((ch, n), dtype=np.int64)
+        self._bk = np.zeros((ch, mu_), dtype=np.int64)
+        self._sf = np.zeros((ch, mu_), dtype=np.int64)
+        self._msf = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
+        self._msm = np.zeros(max(ch // 2, 1), dtype=np.int64)
+        self._mb = np.zeros(ch, dtype=np.int64)
+        self._hdr = np.zeros(6, dtype=np.int64)
+        self._cod = np.zeros((ch, n))
+        self._nat = np.zeros((ch, n))
+        self._last = np.zeros((ch, n))       # last long spectrum, for concealment
+        self._lost_run = 0
+        self._prev_right = cfg.overlap
+        self._plan = plan(n)
+        self._plan_s = plan(cfg.short_hop) if cfg.short_blocks else None
+        self._y = np.zeros(2 * n)
+        self._u = np.zeros(n)
+        self._work = np.zeros(n // 2, np.complex128)
+        if cfg.short_blocks:
+            ns = cfg.short_hop
+            self._ys = np.zeros(2 * ns)
+            self._us = np.zeros(ns)
+            self._works = np.zeros(max(ns // 2, 1), np.complex128)
+
+    # ------------------------------------------------------------------ byte-stream mode
+    def feed(self, data) -> np.ndarray:
+        """Decode what ``data`` completes; returns float32 ``(n, channels)`` (may be empty)."""
+        self._buf += bytes(data)
+        return self._parse(final=False)
+
+    def finish(self) -> np.ndarray:
+        """End of input: decode the rest and report truncation (a warning, once)."""
+        out = self._parse(final=True)
+        if self._buf and not self._ended:
+            self._note(f"{len(self._buf)} trailing bytes at offset {self._consumed_bytes} are not "
+                       "a complete frame (truncated stream)")
+        if not self._ended and self.config is not None and self.total_length is None \
+                and not self._warned_trunc:
+            self._warned_trunc = True
+            warnings.warn("pacodec: stream ended without an end-of-stream frame (truncated?)",
+                          RuntimeWarning, stacklevel=2)
+        if self.config is None:
+            raise FormatError("no pacodec stream found in the input")
+        # samples promised by the length but missing from a truncated stream are not invented
+        self._buf.clear()
+        return out
+
+    def _note(self, msg):
+        self.errors.append(msg)
+        if self.strict:
+            raise FormatError(msg)
+
+    def _parse(self, final: bool) -> np.ndarray:
+        outs = []
+        buf = self._buf
+        pos = 0
+        if not self._header_checked:
+            if len(buf) < 4 and not final:
+                return self._empty()
+            self._header_checked = True
+            if bytes(buf[:4]) == bs.MAGIC:
+                if len(buf) < bs.HEADER_SIZE:
+                    if not final:
+                        self._header_checked = False
+                        return self._empty()
+                    raise FormatError("stream header is truncated")
+                hdr = bs.unpack_header(bytes(buf[:bs.HEADER_SIZE]))
+                self._configure(hdr.config)
+                self.total_length = hdr.total_length
+                pos = bs.HEADER_SIZE
+            elif len(buf) >= 2 and buf[0] != bs.SYNC >> 8:
+                if not final and len(buf) < 4:
+                    return self._empty()
+                if bs.find_sync(buf, 0) < 0:
+                    raise FormatError("not a pacodec stream (no header and no sync word)")
+        while not self._ended:
+            if pos >= len(buf):
+                break
+            if buf[pos] != bs.SYNC >> 8 or (pos + 1 < len(buf) and buf[pos + 1] != bs.SYNC & 0xFF):
+                nxt = bs.find_sync(buf, pos + 1)
+                skipped = (nxt if nxt >= 0 else len(buf)) - pos
+                if nxt < 0:
+                    # keep a possible partial sync byte
+                    keep = 1 if buf[-1] == bs.SYNC >> 8 else 0
+                    if final or skipped - keep > 0:
+                        self._note_garbage(pos, skipped - (0 if final else keep))
+                    pos = len(buf) - (0 if final else keep)
+                    break
+                self._note_garbage(pos, skipped)
+                pos = nxt
+                continue
+            try:
+                fr = bs.parse_frame_at(buf, pos)
+            except FormatError as e:
+                self.crc_errors += 1
+                self._note(f"frame at byte offset {self._consumed_bytes + pos}: {e}")
+                pos += 1
+                continue
+            if fr is None:
+                break
+            try:
+                out = self._handle(fr, packet=False)
+            except FormatError as e:
+                self.crc_errors += 1
+                self._note(f"frame at byte offset {self._consumed_bytes + pos}: {e}")
+                pos += 1
+                continue
+            if out is not None and len(out):
+                outs.append(out)
+            pos += fr.size
+        del buf[:pos]
+        self._consumed_bytes += pos
+        if self._ended:
+            self._buf.clear()
+        return np.concatenate(outs) if outs else self._empty()
+
+    def _note_garbage(self, pos, nbytes):
+        if nbytes > 0 and self._started:
+            self._note(f"skipped {nbytes} bytes of garbage at byte offset {self._consumed_bytes + pos}")
+
+    def _empty(self):
+        return np.zeros((0, self.channels or 0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ packet mode
+    def decode_packet(self, frame) -> np.ndarray:
+        """Decode one frame (bytes as made by ``Encoder.encode``) or conceal a lost one (None)."""
+        if frame is None:
+            if self.config is None:
+                return np.zeros((0, 0), dtype=np.float32)
+            return self._conceal_frames(1, trim=False)
+        try:
+            fr = bs.parse_frame_at(bytes(frame), 0)
+            if fr is None:
+                raise FormatError("frame is truncated")
+            out = self._handle(fr, packet=True)
+        except FormatError as e:
+            self.crc_errors += 1
+            self._note(f"bad frame: {e}")
+            if self.config is None:
+                return np.zeros((0, 0), dtype=np.float32)
+            return self._conceal_frames(1, trim=False)
+        if out is None:
+            return np.zeros((0, self.channels or 0), dtype=np.float32)
+        return out
+
+    # ------------------------------------------------------------------ frames
+    def _handle(self, fr, packet: bool):
+        payload = fr.payload
+        if fr.ftype == bs.FRAME_EOS:
+            if len(payload) != 6:
+                raise FormatError("invalid end-of-stream frame")
+            n = int.from_bytes(payload, "big")
+            if self.total_length is not None and n != self.total_length:
+                raise FormatError("end-of-stream length disagrees with the header")
+            self.total_length = n
+            if not packet:
+                self._ended = True
+            return None
+        index = None
+        if fr.ftype == bs.FRAME_CONFIG:
+            if len(payload) < bs.CONFIG_SIZE + 4:
+                raise FormatError("config frame is truncated")
+            cfg = bs.unpack_config(payload[:bs.CONFIG_SIZE])
+            index = int.from_bytes(payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
+            if index & 0xFF != fr.seq:
+                raise FormatError("config frame index disagrees with its sequence number")
+            self._configure(cfg)
+            payload = payload[bs.CONFIG_SIZE + 4:]
+        if self.config is None:
+            return None                    # joined mid-stream: wait for a config
+        outs = []
+        if not self._started:
+            self._started = True
+            k0 = index if index is not None else 0
+            self._pos = k0 * self.config.hop - self.config.delay
+            self._next_seq = fr.seq
+        elif not packet:
+            gap = (fr.seq - self._next_seq) & 0xFF
+            if gap:
+                self.errors.append(f"{gap} frame(s) missing before byte offset "
+                                   f"{self._consumed_bytes}")
+                outs.append(self._conceal_frames(gap, trim=True))
+        self._next_seq = (fr.seq + 1) & 0xFF
+        pcm = self._decode_audio(payload)
+        self.frames += 1
+        self._lost_run = 0
+        outs.append(pcm if packet else self._trim(pcm))
+        return np.concatenate(outs) if len(outs) > 1 else outs[0]
+
+    def _trim(self, pcm):
+        n = len(pcm)
+        a = self._pos
+        self._pos += n
+        lo = max(0, -a)
+        hi = n if self.total_length is None else max(lo, min(n, self.total_length - a))
+        return pcm[lo:hi]
+
+    def _decode_audio(self, payload) -> np.ndarray:
+        cfg = self.config
+        lay = self._lay
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        st = reader_state(len(buf))
+        B = self._books
+        err = bs.read_payload(buf, st, cfg.channels, cfg.short_blocks, lay.nb_long, lay.nb_short,
+                              self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
+                              self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
+                              B.symbols)
+        if err:
+            raise FormatError("invalid frame payload" if err == 2 else "truncated frame payload")
+        is_short, ls, rs, gflags, ngroups, nbands = (int(v) for v in self._hdr)
+        if (ls or rs) and not cfg.short_blocks:
+            raise FormatError("short window slope in a stream without short blocks")
+        if is_short and not (ls and rs):
+            raise FormatError("short frame without short slopes")
+        ub = lay.ub_short[gflags] if is_short else lay.ub_long
+        nunits = ngroups * nbands
+        qi = {"uniform": 0, "mulaw": 1, "power": 2}[cfg.quantizer]
+        for c in range(cfg.channels):
+            reconstruct(self._q[c], self._bk[c], self._sf[c], ub, nunits, qi, float(cfg.mu),
+                        self._rng, self._cod[c])
+        for p in range(cfg.channels // 2):
+            if self._msm[p]:
+                inverse_ms(self._cod[2 * p], self._cod[2 * p + 1], ub, nunits, self._msf[p])
+        if is_short:
+            perm = lay.perm_short[gflags]
+            self._nat[:, perm] = self._cod
+        else:
+            self._nat[:] = self._cod
+            self._last[:] = self._cod
+        ns = cfg.short_hop if cfg.short_blocks else 0
+        left = ns if ls else cfg.overlap
+        right = ns if rs else cfg.overlap
+        return self._synth(self._nat, bool(is_short), left, right)
+
+    def _synth(self, coefs, is_short, left, right) -> np.ndarray:
+        cfg = self.config
+        n = cfg.hop
+        p = self._plan
+        for c in range(cfg.channels):
+            if is_short:
+                ns = cfg.short_hop
+                ps = self._plan_s
+                w = block_window(ns, ns, ns, cfg.window_shape)
+                off = n // 2 - ns // 2
+                for j in range(SHORT_BLOCKS):
+                    imdct_kernel(coefs[c, j * ns:(j + 1) * ns], self._ys, ps.pre, ps.post, ps.rev,
+                                 ps.tw, self._us, self._works)
+                    s = off + j * ns
+                    self._ola[c, s:s + 2 * ns] += self._ys * w
+            else:
+                w = block_window(n, left, right, cfg.window_shape)
+                imdct_kernel(coefs[c], self._y, p.pre, p.post, p.rev, p.tw, self._u, self._work)
+                self._ola[c] += self._y * w
+        s = self._s
+        out = self._ola[:, s:s + n].T.astype(np.float32)
+        self._ola[:, :n] = self._ola[:, n:]
+        self._ola[:, n:] = 0.0
+        self._prev_right = right
+        return out
+
+    def _conceal_frames(self, count: int, trim: bool) -> np.ndarray:
+        """Replace ``count`` lost frames: the last long spectrum with random signs, fading out."""
+        cfg = self.config
+        outs = []
+        for _ in range(min(count, MAX_CONCEAL)):
+            self._lost_run += 1
+            self.concealed += 1
+            g = CONCEAL_DECAY ** self._lost_run
+            signs = np.where(np.random.default_rng(self._lost_run * 7919 + self.concealed)
+                             .random(self._last.shape) < 0.5, -1.0, 1.0)
+            coefs = self._last * signs * g
+            pcm = self._synth(coefs, False, self._prev_right, cfg.overlap)
+            outs.append(self._trim(pcm) if trim and self._pos is not None else pcm)
+        if self._next_seq is not None:
+            self._next_seq = (self._next_seq + count) & 0xFF
+        return np.concatenate(outs) if outs else self._empty()

@@ -1,0 +1,462 @@
+"""The stateful encoder: PCM blocks of any size in, complete frames out.
+
+Stages per frame (each in its own module): transient detection (:mod:`.transient`) → window
+sequence (:mod:`.window`) → MDCT (:mod:`.mdct`) → masking thresholds (:mod:`.psychoacoustic`) →
+M/S decision and rate control + allocation (:mod:`.allocation`) → payload and frame
+(:mod:`.bitstream`).
+
+Time alignment (FORMAT.md §6.3): the input is preceded by ``hop`` zero samples ("padded" time);
+frame ``k`` transforms padded samples ``[k*hop, k*hop + 2*hop)``.  The decoder's output of frame
+``k`` is padded ``[k*hop + s, (k+1)*hop + s)`` with ``s = (hop - overlap) / 2``, so its first
+``delay = hop - s`` samples precede the input and are dropped; the stream's total length trims the
+end.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import bitstream as bs
+from .allocation import PNS_START_HZ, RateControl, allocate, bandwidth_hz, stereo_decision
+from .bitio import writer_state
+from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, stream_config_for
+from .errors import EncoderInputError, PacodecError
+from .mdct import mdct_kernel, plan
+from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, thresholds
+from .tables import load_codebooks
+from .transient import detect_attack
+from .window import block_window
+
+__all__ = ["Encoder"]
+
+GROUP_SPLIT_DB = 8.0
+
+
+class Encoder:
+    """Encode PCM blocks as they come.
+
+    ``Encoder(samplerate, channels, bitrate=128)`` codes CBR at 128 kbit/s for all channels;
+    ``mode="abr"`` averages the bitrate over seconds; ``quality=0..10`` or ``distance=D`` selects
+    VBR at a perceptual distance (1.0 = noise at the masking threshold).  ``encode(pcm)`` takes
+    float samples shaped ``(n, channels)`` (or ``(n,)`` for mono) and returns the frames completed
+    so far as ``bytes`` objects; ``flush()`` returns the rest and the end-of-stream frame.
+
+    Not thread-safe: use one encoder from one thread at a time.
+    """
+
+    def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
+                 distance=None, quantizer="power", mu=255, low_delay=False, total_frames=None,
+                 window_shape="sine"):
+        self.config: StreamConfig = stream_config_for(samplerate, channels, quantizer=quantizer,
+                                                      mu=mu, low_delay=low_delay,
+                                                      window_shape=window_shape)
+        if quality is not None and distance is not None:
+            raise PacodecError("give either quality or distance, not both")
+        if quality is not None:
+            distance = EncoderSettings.quality_to_distance(quality)
+        if distance is not None:
+            self.settings = EncoderSettings(mode="vbr", bitrate=None, distance=float(distance))
+        else:
+            self.settings = EncoderSettings(mode=mode or "cbr",
+                                            bitrate=128.0 if bitrate is None else bitrate)
+        if total_frames is not None and (not isinstance(total_frames, (int, np.integer))
+                                         or total_frames < 0):
+            raise PacodecError("total_frames must be a non-negative integer")
+        self.total_frames = None if total_frames is None else int(total_frames)
+        cfg = self.config
+        self.samplerate, self.channels = cfg.samplerate, cfg.channels
+        self.frame_size = cfg.hop
+        self.delay = cfg.delay
+        self.layout = bs.Layout(cfg)
+        self.books = load_codebooks()
+        self.rate = RateControl(self.settings, cfg)
+        n, ch = cfg.hop, cfg.channels
+        self._plan_long = plan(n)
+        self._plan_short = plan(cfg.short_hop) if cfg.short_blocks else None
+        self._model_long = band_model(cfg.samplerate, n)
+        self._model_short = band_model(cfg.samplerate, cfg.short_hop) if cfg.short_blocks else None
+        # padded input: starts with `hop` zeros (§6.3); _buf[:, i] is padded sample _base + i
+        self._buf = np.zeros((ch, 4 * n))
+        self._have = n
+        self._base = 0
+        self._k = 0
+        self._consumed = 0           # input samples received
+        self._short = [False, False]  # short decision for frames k-1, k
+        self._decided = -1            # last frame whose short decision is made
+        self._attack = -1
+        self._thr_prev = [None] * ch
+        self._finished = False
+        if self.settings.mode == "vbr":
+            kbps_ch = 256.0 / max(self.settings.distance, 0.25)
+        else:
+            kbps_ch = self.settings.bitrate / ch
+        bw = bandwidth_hz(kbps_ch)
+        edges = self.layout.edges_long
+        fbin = cfg.samplerate / (2.0 * n)
+        self._max_band_long = int(np.searchsorted(edges[1:] * fbin, bw, side="left") + 1)
+        self._max_band_long = min(self._max_band_long, self.layout.nb_long)
+        self._pns_long = int(np.searchsorted(edges[:-1] * fbin, PNS_START_HZ))
+        if cfg.short_blocks:
+            es = self.layout.edges_short
+            fs_bin = cfg.samplerate / (2.0 * cfg.short_hop)
+            self._max_band_short = min(int(np.searchsorted(es[1:] * fs_bin, bw) + 1),
+                                       self.layout.nb_short)
+            self._pns_short = int(np.searchsorted(es[:-1] * fs_bin, PNS_START_HZ))
+        self._config_interval = max(1, int(cfg.samplerate // cfg.hop))   # <= 1 s
+        # scratch
+        mu_ = self.layout.max_units
+        self._scr = dict(
+            z=np.zeros(2 * n), fold=np.zeros(n), work=np.zeros(n // 2, np.complex128),
+            zs=np.zeros(2 * cfg.short_hop) if cfg.short_blocks else None,
+            folds=np.zeros(cfg.short_hop) if cfg.short_blocks else None,
+            works=np.zeros(max(cfg.short_hop // 2, 1), np.complex128),
+            outs=np.zeros(cfg.short_hop) if cfg.short_blocks else None,
+        )
+        self._coef = np.zeros((ch, n))
+        self._cod = np.zeros((ch, n))
+        self._units = dict(thr=np.zeros((ch, mu_)), energy=np.zeros((ch, mu_)),
+                           ton=np.zeros((ch, mu_)))
+        self._books = np.zeros((ch, mu_), dtype=np.int64)
+        self._sf = np.zeros((ch, mu_), dtype=np.int64)
+        self._q = np.zeros((ch, n), dtype=np.int64)
+        self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
+        self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
+        self._max_band = np.zeros(ch, dtype=np.int64)
+        self._payload = np.zeros(bs.MAX_PAYLOAD + 64, dtype=np.uint8)
+
+    # ------------------------------------------------------------------ public
+    def header(self) -> bytes:
+        """The stream header (a ``.pac`` file is this followed by the frames)."""
+        return bs.pack_header(self.config, self.total_frames)
+
+    def encode(self, pcm) -> list[bytes]:
+        if self._finished:
+            raise PacodecError("encoder already flushed")
+        x = self._check(pcm)
+        if x.shape[1]:
+            self._append(x)
+        return self._drain(final=False)
+
+    def flush(self) -> list[bytes]:
+        """Encode what is buffered, then the end-of-stream frame (which carries the length)."""
+        if self._finished:
+            return []
+        if self.total_frames is not None and self.total_frames != self._consumed:
+            raise PacodecError(f"total_frames was {self.total_frames} but "
+                               f"{self._consumed} frames were encoded")
+        frames = self._drain(final=True)
+        eos = bs.pack_frame(bs.FRAME_EOS, self._k, self._consumed.to_bytes(6, "big"))
+        self._finished = True
+        return frames + [eos]
+
+    # ------------------------------------------------------------------ input
+    def _check(self, pcm) -> np.ndarray:
+        x = np.asarray(pcm)
+        if x.dtype.kind not in "fiu":
+            raise EncoderInputError(f"audio samples must be numbers, got dtype {x.dtype}")
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            raise EncoderInputError(
+                f"expected audio shaped (frames, {self.channels}), got {tuple(np.shape(pcm))}")
+        if x.dtype.kind in "iu":
+            scale = float(2 ** (8 * x.dtype.itemsize - 1))
+            x = (x.astype(np.float64) - (scale if x.dtype.kind == "u" else 0.0)) / scale
+        else:
+            x = x.astype(np.float64)
+            if not np.isfinite(x).all():
+                bad = int(np.argmin(np.isfinite(x).all(axis=1)))
+                raise EncoderInputError(f"audio contains NaN or infinite samples (first at frame "
+                                        f"{self._consumed + bad})")
+        return x.T
+
+    def _append(self, x):
+        n = x.shape[1]
+        need = self._have + n
+        if need > self._buf.shape[1]:
+            grown = np.zeros((self.channels, max(need, 2 * self._buf.shape[1])))
+            grown[:, :self._have] = self._buf[:, :self._have]
+            self._buf = grown
+        self._buf[:, self._have:need] = x
+        self._have = need
+        self._consumed += n
+
+    def _frames_total(self):
+        """Frames needed to reproduce every input sample (§6.3)."""
+        cfg = self.config
+        s = (cfg.hop - cfg.overlap) // 2
+        return max(1, -(-(self._consumed - s) // cfg.hop) + 1)
+
+    def _need(self, k):
+        """Padded samples frame k needs (block plus the transient look-ahead)."""
+        cfg = self.config
+        n = cfg.hop
+        if cfg.short_blocks:
+            return (k + 2) * n + n // 2 + cfg.short_hop
+        return k * n + 3 * n // 2 + cfg.overlap // 2
+
+    def _drain(self, final: bool) -> list[bytes]:
+        out = []
+        total = self._frames_total() if final else None
+        while True:
+            if final:
+                if self._k >= total:
+                    break
+                self._pad_to(self._need(self._k) + self.config.hop)
+            elif self._base + self._have < self._need(self._k):
+                break
+            out.append(self._encode_frame())
+            self._k += 1
+            self._compact()
+        return out
+
+    def _pad_to(self, end):
+        if self._base + self._have < end:
+            z = np.zeros((self.channels, end - self._base - self._have))
+            c = self._consumed
+            self._append(z)
+            self._consumed = c
+
+    def _compact(self):
+        keep_from = self._k * self.config.hop - 4 * self.config.hop
+        drop = keep_from - self._base
+        if drop > self._buf.shape[1] // 2:
+            self._buf[:, :self._have - drop] = self._buf[:, drop:self._have]
+            self._have -= drop
+            self._base += drop
+
+    def _block(self, k):
+        n = self.config.hop
+        s = k * n - self._base
+        blk = np.zeros((self.channels, 2 * n))
+        avail = min(2 * n, self._have - s)
+        if avail > 0:
+            blk[:, :avail] = self._buf[:, s:s + avail]
+        return blk
+
+    # ------------------------------------------------------------------ analysis
+    def _is_short(self, k):
+        """Transient decision for frame k (needs padded samples up to (k+1.5)*hop + short_hop)."""
+        cfg = self.config
+        n, ns = cfg.hop, cfg.short_hop
+        start = k * n + n // 2 - ns // 2 - self._base
+        seg = ns // 2
+        if start - 4 * seg - 1 < 0:
+            return -1
+        best = -1
+        for c in range(self.channels):
+            w = detect_attack(self._buf[c], start, seg, (n + ns) // seg, ns)
+            if w >= 0 and (best < 0 or w < best):
+                best = w
+        return best
+
+    def _encode_frame(self) -> bytes:
+        cfg = self.config
+        k = self._k
+        n, ch = cfg.hop, cfg.channels
+        if cfg.short_blocks:
+            if self._decided < k:
+                self._attack = self._is_short(k) if k > 0 else -1
+                self._short[1] = self._attack >= 0
+            a_next = self._is_short(k + 1)
+            short_next = a_next >= 0
+            self._decided = k + 1
+            is_short = self._short[1]
+            left_short = self._short[0] or is_short
+            right_short = is_short or short_next
+            attack = self._attack
+            self._short = [is_short, short_next]
+            self._attack = a_next
+        else:
+            is_short = left_short = right_short = False
+            attack = -1
+        blk = self._block(k)
+        lay = self.layout
+        if is_short:
+            gflags = self._analyse_short(blk, attack)
+            nbands, ngroups = lay.nb_short, len(bs.group_lengths(gflags))
+            ub = lay.ub_short[gflags]
+            max_band = self._max_band_short
+            pns_band = self._pns_short
+        else:
+            gflags = 0
+            self._analyse_long(blk, left_short, right_short)
+            nbands, ngroups = lay.nb_long, 1
+            ub = lay.ub_long
+            max_band = self._max_band_long
+            pns_band = self._pns_long
+        nunits = nbands * ngroups
+        U = self._units
+        # stereo
+        self._ms_mode[:] = bs.MS_NONE
+        for p in range(ch // 2):
+            l, r = 2 * p, 2 * p + 1
+            flags = self._ms_flags[p]
+            flags[:] = 0
+            nms = stereo_decision(self._cod[l], self._cod[r], ub, nunits, U["thr"][l], U["thr"][r],
+                                  U["energy"][l], U["energy"][r], flags)
+            if nms == 0:
+                continue
+            self._ms_mode[p] = bs.MS_ALL if nms == nunits else bs.MS_BANDS
+            self._apply_ms(l, r, ub, nunits, flags)
+        self._max_band[:] = max_band
+        ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
+        extra = bs.CONFIG_SIZE + 4 if ftype == bs.FRAME_CONFIG else 0
+        overhead = 8 * (bs.FRAME_HEADER_SIZE + bs.CRC_SIZE + extra)
+        hi, lo = self.rate.budget()
+        max_payload_bits = 8 * bs.MAX_PAYLOAD - 8 * extra
+        if hi is not None:
+            max_payload_bits = min(max_payload_bits, int(hi) - overhead)
+        args = (is_short, left_short, right_short, gflags, ub, nbands, ngroups, max_band, pns_band)
+        offset = self.rate.offset
+        nbits = self._code(offset, *args)
+        if nbits > max_payload_bits:
+            lo_o, hi_o = offset, offset + 6.0
+            while self._code(hi_o, *args) > max_payload_bits and hi_o < 120:
+                lo_o, hi_o = hi_o, hi_o + 12.0
+            for _ in range(7):
+                mid = 0.5 * (lo_o + hi_o)
+                if self._code(mid, *args) > max_payload_bits:
+                    lo_o = mid
+                else:
+                    hi_o = mid
+            offset = hi_o
+            nbits = self._code(offset, *args)
+            if nbits > max_payload_bits:       # pathological: drop bands until it fits
+                while nbits > max_payload_bits and max_band > 0:
+                    max_band -= 1
+                    args = args[:7] + (max_band, pns_band)
+                    nbits = self._code(offset, *args)
+        elif lo is not None and nbits + overhead < lo and offset > -30.0:
+            # spend saved bits: lower the offset while the frame still fits
+            lo_o, hi_o = offset - 24.0, offset
+            if self._code(lo_o, *args) <= max_payload_bits:
+                offset = lo_o
+            else:
+                for _ in range(6):
+                    mid = 0.5 * (lo_o + hi_o)
+                    if self._code(mid, *args) > max_payload_bits:
+                        lo_o = mid
+                    else:
+                        hi_o = mid
+                offset = hi_o
+            nbits = self._code(offset, *args)
+        payload_len = (nbits + 7) // 8
+        payload = self._payload[:payload_len].tobytes()
+        if lo is not None and self.settings.mode == "cbr":
+            short = int(lo) - overhead - 8 * payload_len
+            if short > 0:      # reservoir full: stuff zero bytes (ignored by decoders, §5)
+                pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
+                payload += bytes(max(pad, 0))
+        if ftype == bs.FRAME_CONFIG:
+            payload = bs.pack_config(cfg) + (k & 0xFFFFFFFF).to_bytes(4, "big") + payload
+        frame = bs.pack_frame(ftype, k, payload)
+        self.rate.commit(8 * len(frame))
+        return frame
+
+    def _apply_ms(self, l, r, ub, nunits, flags):
+        c = self._cod
+        U = self._units
+        for u in np.flatnonzero(flags[:nunits]):
+            s, e = ub[u], ub[u + 1]
+            a, b = c[l, s:e].copy(), c[r, s:e].copy()
+            c[l, s:e] = (a + b) * 0.7071067811865476
+            c[r, s:e] = (a - b) * 0.7071067811865476
+            t = min(U["thr"][l, u], U["thr"][r, u])
+            U["thr"][l, u] = U["thr"][r, u] = t
+            U["energy"][l, u] = float(np.dot(c[l, s:e], c[l, s:e]))
+            U["energy"][r, u] = float(np.dot(c[r, s:e], c[r, s:e]))
+
+    def _code(self, offset, is_short, left_short, right_short, gflags, ub, nbands, ngroups,
+              max_band, pns_band):
+        """Allocate every channel at ``offset`` dB and write the payload; returns its bit count."""
+        cfg = self.config
+        gain = 10.0 ** (offset / 10.0)
+        U = self._units
+        lengths = self.books.lengths
+        for c in range(cfg.channels):
+            allocate(self._cod[c], ub, nbands, ngroups, U["thr"][c], U["energy"][c], U["ton"][c],
+                     gain, _QUANT[cfg.quantizer], float(cfg.mu), max_band, pns_band,
+                     self._books[c], self._sf[c], self._q[c], lengths)
+        buf = self._payload
+        buf[:] = 0
+        st = writer_state()
+        bs.write_payload(buf, st, int(is_short), int(left_short), int(right_short), gflags,
+                         self._max_band, self._ms_mode, self._ms_flags, self._books, self._sf,
+                         self._q, ub, nbands, ngroups, self.books.codes, lengths)
+        if st[1]:
+            return 1 << 40
+        return int(st[0])
+
+    def _analyse_long(self, blk, left_short, right_short):
+        cfg = self.config
+        n = cfg.hop
+        L = cfg.short_hop if left_short else cfg.overlap
+        R = cfg.short_hop if right_short else cfg.overlap
+        w = block_window(n, L, R, cfg.window_shape)
+        p = self._plan_long
+        m = self._model_long
+        S = self._scr
+        U = self._units
+        nb = self.layout.nb_long
+        for c in range(cfg.channels):
+            np.multiply(blk[c], w, out=S["z"])
+            mdct_kernel(S["z"], self._coef[c], p.pre, p.post, p.rev, p.tw, S["fold"], S["work"])
+            self._cod[c] = self._coef[c]
+            thr, en, ton = U["thr"][c, :nb], U["energy"][c, :nb], U["ton"][c, :nb]
+            thresholds(self._coef[c], m.edges, m.spread, m.offset_tonal, m.ath, en, thr, ton)
+            prev = self._thr_prev[c]
+            if prev is not None:
+                np.minimum(thr, PRE_ECHO_RISE * prev, out=thr)
+                np.maximum(thr, POST_DECAY * prev, out=thr)
+                np.maximum(thr, m.ath, out=thr)
+            self._thr_prev[c] = thr.copy()
+
+    def _analyse_short(self, blk, attack):
+        cfg = self.config
+        n, ns = cfg.hop, cfg.short_hop
+        w = block_window(ns, ns, ns, cfg.window_shape)
+        p = self._plan_short
+        m = self._model_short
+        S = self._scr
+        nbs = self.layout.nb_short
+        thr_w = np.zeros((cfg.channels, SHORT_BLOCKS, nbs))
+        en_w = np.zeros_like(thr_w)
+        ton_w = np.zeros_like(thr_w)
+        off = n // 2 - ns // 2
+        for c in range(cfg.channels):
+            for j in range(SHORT_BLOCKS):
+                s = off + j * ns
+                np.multiply(blk[c, s:s + 2 * ns], w, out=S["zs"])
+                mdct_kernel(S["zs"], S["outs"], p.pre, p.post, p.rev, p.tw, S["folds"], S["works"])
+                self._coef[c, j * ns:(j + 1) * ns] = S["outs"]
+                thresholds(S["outs"], m.edges, m.spread, m.offset_tonal, m.ath, en_w[c, j],
+                           thr_w[c, j], ton_w[c, j])
+            self._thr_prev[c] = None
+        # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
+        e = en_w.sum(axis=(0, 2)) + 1e-12
+        gflags = 0
+        ref = e[0]
+        for j in range(1, SHORT_BLOCKS):
+            if abs(10 * math.log10(e[j] / ref)) > GROUP_SPLIT_DB or j == attack:
+                gflags |= 1 << (7 - j)
+                ref = e[j]
+        groups = bs.group_lengths(gflags)
+        perm = self.layout.perm_short[gflags]
+        U = self._units
+        for c in range(cfg.channels):
+            self._cod[c] = self._coef[c][perm]
+            u = 0
+            w0 = 0
+            for glen in groups:
+                sl = slice(w0, w0 + glen)
+                U["thr"][c, u:u + nbs] = glen * thr_w[c, sl].min(axis=0)
+                U["energy"][c, u:u + nbs] = en_w[c, sl].sum(axis=0)
+                U["ton"][c, u:u + nbs] = ton_w[c, sl].mean(axis=0)
+                u += nbs
+                w0 += glen
+        return gflags
+
+
+_QUANT = {"uniform": 0, "mulaw": 1, "power": 2}

@@ -1,0 +1,200 @@
+"""Canonical Huffman coding of symbols and of quantized spectral units (FORMAT.md §7).
+
+Kernels here write/read one symbol with a row of the packed :class:`~pacodec.tables.CodebookSet`,
+and one *unit* (a scalefactor band of one window group) with a spectral book: tuples of magnitudes
+(4 or 2 values per codeword), then one sign bit per non-zero value, then the Exp-Golomb suffix of
+every escaped value (book 6).  Decoding is canonical (count / first code per length), so no
+decoding tree is stored, and every table index is checked against the table bounds.
+
+``code_lengths`` builds length-limited Huffman code lengths from symbol counts; it is used by
+``tools/train_huffman.py`` to make ``pacodec/data/codebooks.json``.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from ._jit import njit
+from .bitio import get_bits, put_bits
+from .tables import ESC_BOOK, ESC_VALUE, MAX_QUANT, ROW_SPECTRAL, SPECTRAL_BOOKS
+
+__all__ = ["put_symbol", "get_symbol", "unit_bits", "write_unit", "read_unit", "code_lengths",
+           "BOOK_DIM", "BOOK_LAV"]
+
+ESC_K = 2               # Exp-Golomb order of the escape suffix
+ESC_MAX_PREFIX = 14     # longest zero prefix a decoder accepts (bounds the loop)
+
+#: Dimension and largest directly coded magnitude per book id (index 0 and 7 unused).
+BOOK_DIM = np.array([0] + [SPECTRAL_BOOKS[b][0] for b in range(1, 7)] + [0], dtype=np.int64)
+BOOK_LAV = np.array([0] + [SPECTRAL_BOOKS[b][1] for b in range(1, 7)] + [0], dtype=np.int64)
+
+
+@njit
+def put_symbol(buf, st, codes, lengths, row, sym):
+    n = lengths[row, sym]
+    if n == 0:          # a symbol the book cannot code: an encoder bug, flagged as overflow
+        st[1] = 1
+        return
+    put_bits(buf, st, codes[row, sym], n)
+
+
+@njit
+def get_symbol(buf, st, count, first, offset, symbols, row):
+    """Decode one symbol with book ``row``; sets ``st[1]`` on an invalid code or truncation."""
+    code = 0
+    maxlen = count.shape[1] - 1
+    for l in range(1, maxlen + 1):
+        code = (code << 1) | get_bits(buf, st, 1)
+        if st[1] != 0:
+            return 0
+        d = code - first[row, l]
+        if d >= 0 and d < count[row, l]:
+            i = offset[row, l] + d
+            if i < 0 or i >= symbols.shape[1]:
+                st[1] = 1
+                return 0
+            return symbols[row, i]
+    st[1] = 1
+    return 0
+
+
+@njit
+def _esc_bits(e):
+    m = e + (1 << ESC_K)
+    nb = 0
+    while (m >> nb) > 0:
+        nb += 1
+    return 2 * nb - 1 - ESC_K
+
+
+@njit
+def unit_bits(q, start, end, book, lengths):
+    """Bits that coding ``q[start:end]`` with spectral ``book`` costs; -1 if it cannot code it."""
+    dim = BOOK_DIM[book]
+    lav = BOOK_LAV[book]
+    base = lav + 1
+    row = ROW_SPECTRAL + book
+    bits = 0
+    i = start
+    while i < end:
+        sym = 0
+        for j in range(dim):
+            v = abs(q[i + j]) if i + j < end else 0
+            if book == ESC_BOOK:
+                if v > MAX_QUANT:
+                    return -1
+            elif v > lav:
+                return -1
+            if book == ESC_BOOK and v >= ESC_VALUE:
+                bits += _esc_bits(v - ESC_VALUE)
+                v = ESC_VALUE
+            if v != 0:
+                bits += 1
+            sym = sym * base + v
+        n = lengths[row, sym]
+        if n == 0:
+            return -1
+        bits += n
+        i += dim
+    return bits
+
+
+@njit
+def write_unit(buf, st, q, start, end, book, codes, lengths):
+    """Write ``q[start:end]`` with spectral ``book`` (the caller checked it fits the book)."""
+    dim = BOOK_DIM[book]
+    lav = BOOK_LAV[book]
+    base = lav + 1
+    row = ROW_SPECTRAL + book
+    i = start
+    while i < end:
+        sym = 0
+        for j in range(dim):
+            v = abs(q[i + j]) if i + j < end else 0
+            if book == ESC_BOOK and v >= ESC_VALUE:
+                v = ESC_VALUE
+            sym = sym * base + v
+        put_symbol(buf, st, codes, lengths, row, sym)
+        for j in range(dim):
+            if i + j < end and q[i + j] != 0:
+                put_bits(buf, st, 1 if q[i + j] < 0 else 0, 1)
+        if book == ESC_BOOK:
+            for j in range(dim):
+                if i + j < end:
+                    v = abs(q[i + j])
+                    if v >= ESC_VALUE:
+                        m = v - ESC_VALUE + (1 << ESC_K)
+                        nb = 0
+                        while (m >> nb) > 0:
+                            nb += 1
+                        put_bits(buf, st, 0, nb - 1 - ESC_K)
+                        put_bits(buf, st, m, nb)
+        i += dim
+
+
+@njit
+def read_unit(buf, st, q, start, end, book, count, first, offset, symbols):
+    """Read a unit written by :func:`write_unit` into ``q[start:end]`` (caller checked bounds)."""
+    dim = BOOK_DIM[book]
+    lav = BOOK_LAV[book]
+    base = lav + 1
+    row = ROW_SPECTRAL + book
+    vals = np.zeros(4, dtype=np.int64)
+    i = start
+    while i < end:
+        sym = get_symbol(buf, st, count, first, offset, symbols, row)
+        if st[1] != 0:
+            return
+        for j in range(dim - 1, -1, -1):
+            vals[j] = sym % base
+            sym //= base
+        for j in range(dim):
+            if vals[j] != 0 and i + j < end:
+                if get_bits(buf, st, 1):
+                    vals[j] = -vals[j]
+        if book == ESC_BOOK:
+            for j in range(dim):
+                if i + j < end and abs(vals[j]) == ESC_VALUE:
+                    nz = 0
+                    while get_bits(buf, st, 1) == 0:
+                        if st[1] != 0:
+                            return
+                        nz += 1
+                        if nz > ESC_MAX_PREFIX:
+                            st[1] = 1
+                            return
+                    # the 1 just read is the top bit of m (nb = nz + ESC_K + 1 bits)
+                    m = (1 << (nz + ESC_K)) | get_bits(buf, st, nz + ESC_K)
+                    v = m - (1 << ESC_K) + ESC_VALUE
+                    if v > MAX_QUANT:
+                        st[1] = 1
+                        return
+                    vals[j] = -v if vals[j] < 0 else v
+        for j in range(dim):
+            if i + j < end:
+                q[i + j] = vals[j]
+        i += dim
+
+
+def code_lengths(counts, maxlen: int = 20) -> list[int]:
+    """Length-limited Huffman code lengths for ``counts`` (every symbol gets a code)."""
+    counts = [max(int(c), 0) + 1 for c in counts]
+    n = len(counts)
+    if n == 1:
+        return [1]
+    while True:
+        heap = [(c, i, (i,)) for i, c in enumerate(counts)]
+        heapq.heapify(heap)
+        lengths = [0] * n
+        tie = n
+        while len(heap) > 1:
+            c1, _, s1 = heapq.heappop(heap)
+            c2, _, s2 = heapq.heappop(heap)
+            for s in s1 + s2:
+                lengths[s] += 1
+            heapq.heappush(heap, (c1 + c2, tie, s1 + s2))
+            tie += 1
+        if max(lengths) <= maxlen:
+            return lengths
+        counts = [(c + 1) // 2 for c in counts]

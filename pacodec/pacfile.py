@@ -1,0 +1,427 @@
+"""``PacFile``: a context-managed ``.pac`` file for reading (blocks, seeking by time) and writing.
+
+Reading streams the file in chunks through one :class:`~pacodec.decoder.Decoder`, so memory does
+not grow with the file.  Seeking (FORMAT.md §10) bisects byte offsets for the last config frame
+at or before the target, decodes from there and discards the first frame (its overlap partner is
+missing) and the samples before the target.
+
+Writing goes to a temporary file beside the target (``.NAME.pacodec-partial-PID``) that is renamed
+into place only when complete; partial files left by a killed process are recognised by that name
+and removed by the next write into the same directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import bitstream as bs
+from .decoder import Decoder
+from .encoder import Encoder
+from .errors import FormatError, PacodecError
+
+__all__ = ["PacFile", "Info", "info", "atomic_output", "PARTIAL_RE"]
+
+CHUNK = 1 << 16
+PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.pacodec-partial-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_partials(directory: str) -> list[str]:
+    """Remove partial outputs in ``directory`` whose writing process no longer exists."""
+    removed = []
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return removed
+    for name in names:
+        m = PARTIAL_RE.match(name)
+        if m and not _pid_alive(int(m.group("pid"))):
+            path = os.path.join(directory, name)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, *, force: bool = False, inputs=()):
+    """Yield a binary file object whose content replaces ``path`` only if the block completes.
+
+    Refuses to overwrite an existing ``path`` unless ``force``, and never writes over one of
+    ``inputs`` (the same file under another name included).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    for src in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.exists(path) and os.path.samefile(src, path):
+                raise PacodecError(f"refusing to overwrite the input file {path}")
+    if os.path.exists(path) and not force:
+        raise PacodecError(f"{path} exists (use --force / force=True to overwrite)")
+    if os.path.isdir(path):
+        raise PacodecError(f"{path} is a directory")
+    if not os.path.isdir(directory):
+        raise PacodecError(f"directory {directory} does not exist")
+    clean_stale_partials(directory)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.pacodec-partial-{os.getpid()}-"
+                                  f"{secrets.token_hex(4)}")
+    fh = open(tmp, "xb")
+    try:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        os.replace(tmp, path)
+    except BaseException:
+        fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class Info:
+    """What ``pacodec info`` reports about a stream."""
+
+    path: str
+    samplerate: int
+    channels: int
+    frames: int | None              # samples per channel (None: unknown and no EOS frame)
+    duration: float | None
+    quantizer: str
+    mu: int
+    frame_size: int
+    overlap: int
+    low_delay: bool
+    window_shape: str
+    delay: int
+    codec_frames: int
+    file_bytes: int
+    bitrate_kbps: float | None
+    dcr: float | None               # data compression rate vs 16-bit PCM: 1 - compressed/PCM
+    problems: list = field(default_factory=list)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _open(file, mode):
+    if isinstance(file, (str, os.PathLike)):
+        return open(file, mode), True
+    return file, False
+
+
+class PacFile:
+    """A ``.pac`` stream on disk or in a binary file object.
+
+    Read: ``PacFile(path)``; ``read(frames=-1)``, ``blocks(blocksize)``, ``seek_time(t)``,
+    ``seek(frame)``, ``tell()``.  Write: ``PacFile(path, "w", samplerate=..., channels=...,
+    bitrate=...)``; ``write(data)``; closing flushes the encoder and publishes the file.
+    """
+
+    def __init__(self, file, mode: str = "r", *, samplerate=None, channels=None, strict=False,
+                 force=False, total_frames=None, **encoder_args):
+        if mode not in ("r", "w"):
+            raise ValueError("mode must be 'r' or 'w'")
+        self.mode = mode
+        self.name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<stream>")
+        self._stack = contextlib.ExitStack()
+        try:
+            if mode == "r":
+                self._init_read(file, strict)
+            else:
+                self._init_write(file, samplerate, channels, force, total_frames, encoder_args)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    # ------------------------------------------------------------------ read
+    def _init_read(self, file, strict):
+        try:
+            fh, own = _open(file, "rb")
+        except OSError as e:
+            raise PacodecError(f"cannot open {self.name}: {e.strerror or e}") from None
+        if own:
+            self._stack.callback(fh.close)
+        self._fh = fh
+        self._strict = strict
+        head = fh.read(bs.HEADER_SIZE)
+        hdr = bs.unpack_header(head)
+        self.config = hdr.config
+        self.samplerate = hdr.config.samplerate
+        self.channels = hdr.config.channels
+        self._total = hdr.total_length
+        self._data_start = bs.HEADER_SIZE
+        self._restart(head, 0)
+
+    def _restart(self, initial: bytes, pos: int):
+        self._dec = Decoder(strict=self._strict)
+        self._pending = np.zeros((0, self.channels), dtype=np.float32)
+        self._eof = False
+        self._pos = pos
+        self._skip = 0
+        if initial:
+            self._push(self._dec.feed(initial))
+
+    def _push(self, out):
+        if self._skip and len(out):
+            d = min(self._skip, len(out))
+            out = out[d:]
+            self._skip -= d
+        if len(out):
+            self._pending = np.concatenate([self._pending, out]) if len(self._pending) else out
+
+    def _fill(self, n):
+        while (n < 0 or len(self._pending) < n) and not self._eof:
+            chunk = self._fh.read(CHUNK)
+            if not chunk:
+                self._eof = True
+                self._push(self._dec.finish())
+                if self._dec.total_length is not None:
+                    self._total = self._dec.total_length
+                break
+            self._push(self._dec.feed(chunk))
+
+    @property
+    def frames(self):
+        """Total samples per channel, if known (header or end-of-stream frame)."""
+        return self._total
+
+    @property
+    def problems(self):
+        return list(self._dec.errors)
+
+    def read(self, frames: int = -1) -> np.ndarray:
+        self._need_mode("r")
+        self._fill(frames)
+        if frames < 0 or frames >= len(self._pending):
+            out, self._pending = self._pending, np.zeros((0, self.channels), dtype=np.float32)
+        else:
+            out, self._pending = self._pending[:frames], self._pending[frames:]
+        self._pos += len(out)
+        return out
+
+    def blocks(self, blocksize: int = 4096):
+        if blocksize <= 0:
+            raise ValueError("blocksize must be positive")
+        while True:
+            b = self.read(blocksize)
+            if not len(b):
+                return
+            yield b
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek_time(self, seconds: float) -> int:
+        return self.seek(int(round(seconds * self.samplerate)))
+
+    def seek(self, frame: int) -> int:
+        """Position the reader at sample ``frame`` (per channel); returns the new position."""
+        self._need_mode("r")
+        if frame < 0:
+            raise ValueError("cannot seek before the start")
+        if self._total is not None:
+            frame = min(frame, self._total)
+        cfg = self.config
+        k = (frame + cfg.delay) // cfg.hop          # frame whose output holds the target
+        if k <= 1:
+            self._fh.seek(0)
+            self._restart(self._fh.read(bs.HEADER_SIZE), 0)
+            self._skip = frame
+            self._pos = frame
+            return frame
+        offset, index = self._config_before(k - 1)
+        self._fh.seek(offset)
+        self._dec = Decoder(strict=self._strict)
+        self._dec._configure(cfg)
+        self._dec.total_length = self._total
+        self._dec._header_checked = True
+        self._pending = np.zeros((0, cfg.channels), dtype=np.float32)
+        self._eof = False
+        first_out = index * cfg.hop - cfg.delay        # input index of the first output sample
+        # drop the first frame's output (no overlap partner) and everything before the target
+        self._skip = max(frame - first_out, cfg.hop) - max(0, -first_out)
+        self._skip = max(0, frame - max(first_out, 0))
+        if frame - first_out < cfg.hop:
+            raise PacodecError("internal seek error")  # k-1 >= index guarantees this never happens
+        self._pos = frame
+        return frame
+
+    def _config_at_or_after(self, offset):
+        """(byte offset, frame index) of the first valid config frame at/after ``offset``."""
+        fh = self._fh
+        while True:
+            fh.seek(offset)
+            data = fh.read(CHUNK * 2)
+            if len(data) < bs.FRAME_HEADER_SIZE:
+                return None
+            p = 0
+            while True:
+                p = bs.find_sync(data, p)
+                if p < 0 or p + bs.FRAME_HEADER_SIZE + bs.CONFIG_SIZE + 4 + bs.CRC_SIZE > len(data):
+                    break
+                try:
+                    fr = bs.parse_frame_at(data, p)
+                except FormatError:
+                    fr = None
+                if fr is None and p > CHUNK:
+                    break
+                if fr is not None and fr.ftype == bs.FRAME_CONFIG:
+                    return offset + p, int.from_bytes(fr.payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
+                p += 1
+            if len(data) < CHUNK * 2:
+                return None
+            offset += max(p, CHUNK) if p > 0 else CHUNK
+
+    def _config_before(self, k):
+        lo = self._data_start
+        first = self._config_at_or_after(lo)
+        if first is None:
+            raise FormatError("no config frame found: the stream cannot be seeked")
+        best = first
+        hi = self._fh.seek(0, io.SEEK_END)
+        while hi - lo > CHUNK:
+            mid = (lo + hi) // 2
+            found = self._config_at_or_after(mid)
+            if found is None or found[1] > k:
+                hi = mid
+            else:
+                if found[1] >= best[1]:
+                    best = found
+                lo = found[0] + 1
+        # linear scan of the final window
+        off = lo
+        while True:
+            found = self._config_at_or_after(off)
+            if found is None or found[1] > k:
+                break
+            best = found
+            off = found[0] + 1
+        return best
+
+    # ------------------------------------------------------------------ write
+    def _init_write(self, file, samplerate, channels, force, total_frames, encoder_args):
+        if samplerate is None or channels is None:
+            raise PacodecError("writing needs samplerate and channels")
+        self._enc = Encoder(samplerate, channels, total_frames=total_frames, **encoder_args)
+        self.samplerate, self.channels = self._enc.samplerate, self._enc.channels
+        self.config = self._enc.config
+        if isinstance(file, (str, os.PathLike)):
+            self._out = self._stack.enter_context(atomic_output(file, force=force))
+        else:
+            self._out = file
+        self._out.write(self._enc.header())
+        self._written = 0
+
+    def write(self, data) -> None:
+        self._need_mode("w")
+        x = np.asarray(data)
+        for fr in self._enc.encode(x):
+            self._out.write(fr)
+        self._written += len(x)
+
+    def _need_mode(self, mode):
+        if self.mode != mode:
+            raise PacodecError(f"file is open for {'reading' if self.mode == 'r' else 'writing'}")
+
+    # ------------------------------------------------------------------ context
+    def close(self, _ok: bool = True):
+        if self.mode == "w" and getattr(self, "_enc", None) is not None and _ok:
+            enc, self._enc = self._enc, None
+            for fr in enc.flush():
+                self._out.write(fr)
+            if enc.total_frames is None and self._out.seekable():
+                end = self._out.tell()
+                self._out.seek(0)
+                self._out.write(bs.pack_header(enc.config, enc._consumed))
+                self._out.seek(end)
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self._enc = None
+            self._stack.__exit__(exc_type, exc, tb)
+        return False
+
+
+def info(file) -> Info:
+    """Scan a ``.pac`` file (without decoding audio) and describe it, with any damage found."""
+    name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<stream>")
+    fh, own = _open(file, "rb") if isinstance(file, (str, os.PathLike)) else (file, False)
+    try:
+        data = fh.read()
+    except OSError as e:
+        raise PacodecError(f"cannot read {name}: {e.strerror or e}") from None
+    finally:
+        if own:
+            fh.close()
+    hdr = bs.unpack_header(data[:bs.HEADER_SIZE])
+    cfg = hdr.config
+    problems = []
+    pos = bs.HEADER_SIZE
+    nframes = 0
+    total = hdr.total_length
+    expect = None
+    eos = False
+    while pos < len(data):
+        try:
+            fr = bs.parse_frame_at(data, pos)
+        except FormatError as e:
+            problems.append(f"frame {nframes} at byte offset {pos}: {e}")
+            nxt = bs.find_sync(data, pos + 1)
+            if nxt < 0:
+                problems.append(f"{len(data) - pos} bytes at byte offset {pos} are not frames")
+                break
+            pos = nxt
+            expect = None
+            continue
+        if fr is None:
+            problems.append(f"truncated frame {nframes} at byte offset {pos} "
+                            f"({len(data) - pos} bytes, file ends early)")
+            break
+        if expect is not None and fr.seq != expect:
+            problems.append(f"{(fr.seq - expect) & 0xFF} frame(s) missing before byte offset {pos}")
+        expect = (fr.seq + 1) & 0xFF
+        if fr.ftype == bs.FRAME_EOS:
+            eos = True
+            n = int.from_bytes(fr.payload[:6], "big")
+            if total is not None and n != total:
+                problems.append(f"end-of-stream length {n} disagrees with the header ({total})")
+            total = n
+        else:
+            nframes += 1
+        pos += fr.size
+        if eos and pos < len(data):
+            problems.append(f"{len(data) - pos} bytes after the end-of-stream frame")
+            break
+    if not eos:
+        problems.append("no end-of-stream frame (truncated file?)")
+    duration = None if total is None else total / cfg.samplerate
+    bitrate = None if not duration else 8 * len(data) / duration / 1000
+    dcr = None if total is None or total == 0 else 1 - len(data) / (total * cfg.channels * 2)
+    return Info(path=name, samplerate=cfg.samplerate, channels=cfg.channels, frames=total,
+                duration=duration, quantizer=cfg.quantizer, mu=cfg.mu, frame_size=cfg.hop,
+                overlap=cfg.overlap, low_delay=not cfg.short_blocks, window_shape=cfg.window_shape,
+                delay=cfg.delay, codec_frames=nframes, file_bytes=len(data), bitrate_kbps=bitrate,
+                dcr=dcr, problems=problems)

@@ -1,0 +1,94 @@
+"""Scalefactors and the three quantizers (FORMAT.md §8).
+
+A unit (scalefactor band of one window group) has an integer scalefactor ``sf`` in 0..255 and the
+step ``delta = 2 ** ((sf - SF_BIAS) / 4)`` (1.5 dB per step).  With ``u = |x| / delta`` each quantizer
+is a monotonic map ``F`` with ``q = floor(F(u) + r)`` and reconstruction ``|x^| = delta * F^-1(|q|)``:
+
+* ``uniform``: ``F(u) = u``, r = 0.5
+* ``power``  : ``F(u) = u ** 0.75``, r = 0.4054 (AAC's rounding offset), reconstruction ``|q| ** (4/3)``
+* ``mulaw``  : ``F(u) = K ln(1 + mu u / K) / ln(1 + mu)`` with K = 256, r = 0.5: logarithmic
+  companding of the step-normalised amplitude (fine steps near zero, constant relative precision
+  above ``u ~ K / mu``); reconstruction ``(K / mu) ((1 + mu) ** (|q| / K) - 1)``.
+
+Decoding (``dequantize``) is normative; quantizing is the encoder's business.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import njit
+
+__all__ = ["SF_BIAS", "SF_MAX", "QUANT_UNIFORM", "QUANT_MULAW", "QUANT_POWER", "MU_K", "step",
+           "quantize_unit", "dequantize_unit", "quantize", "dequantize"]
+
+SF_BIAS = 100
+SF_MAX = 255
+QUANT_UNIFORM, QUANT_MULAW, QUANT_POWER = 0, 1, 2
+MU_K = 256.0
+POWER_OFFSET = 0.4054
+
+
+@njit
+def step(sf):
+    return 2.0 ** ((sf - SF_BIAS) * 0.25)
+
+
+@njit
+def quantize_unit(x, start, end, sf, quantizer, mu, q):
+    """Quantize ``x[start:end]`` with scalefactor ``sf`` into ``q``; returns (noise energy, max |q|)."""
+    delta = step(sf)
+    inv = 1.0 / delta
+    lmu = math.log(1.0 + mu)
+    noise = 0.0
+    qmax = 0
+    for i in range(start, end):
+        a = abs(x[i])
+        u = a * inv
+        if quantizer == QUANT_POWER:
+            k = int(math.floor(u ** 0.75 + POWER_OFFSET))
+            r = delta * k ** (4.0 / 3.0)
+        elif quantizer == QUANT_MULAW:
+            k = int(math.floor(MU_K * math.log(1.0 + mu * u / MU_K) / lmu + 0.5))
+            r = delta * (MU_K / mu) * (math.exp(lmu * k / MU_K) - 1.0)
+        else:
+            k = int(math.floor(u + 0.5))
+            r = delta * k
+        e = a - r
+        noise += e * e
+        if k > qmax:
+            qmax = k
+        q[i] = -k if x[i] < 0 else k
+    return noise, qmax
+
+
+@njit
+def dequantize_unit(q, start, end, sf, quantizer, mu, out):
+    """Reconstruct ``out[start:end]`` from ``q[start:end]`` (normative)."""
+    delta = step(sf)
+    lmu = math.log(1.0 + mu)
+    for i in range(start, end):
+        k = abs(q[i])
+        if quantizer == QUANT_POWER:
+            r = delta * k ** (4.0 / 3.0)
+        elif quantizer == QUANT_MULAW:
+            r = delta * (MU_K / mu) * (math.exp(lmu * k / MU_K) - 1.0)
+        else:
+            r = delta * k
+        out[i] = -r if q[i] < 0 else r
+
+
+def quantize(x, sf: int, quantizer: int, mu: int = 255):
+    """Quantize a whole array with one scalefactor (driver for tests and tools)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    q = np.zeros(len(x), dtype=np.int64)
+    quantize_unit(x, 0, len(x), sf, quantizer, float(mu), q)
+    return q
+
+
+def dequantize(q, sf: int, quantizer: int, mu: int = 255):
+    q = np.ascontiguousarray(q, dtype=np.int64)
+    out = np.zeros(len(q))
+    dequantize_unit(q, 0, len(q), sf, quantizer, float(mu), out)
+    return out

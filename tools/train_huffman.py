@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Train pacodec's Huffman code lengths on real recordings; writes pacodec/data/codebooks.json.
+
+    python tools/train_huffman.py --bootstrap            # synthetic starting tables
+    python tools/train_huffman.py CLIP.flac ... [--rates 48 64 96 128 160 192] [--rounds 2]
+
+Each round encodes every clip at every rate with the current tables, parses the streams with the
+normative decoder, counts the symbols of every book (book indices per context, scalefactor
+deltas, spectral tuples) and rebuilds length-limited canonical codes from the counts.  Symbols
+never seen still get a code.  Changing the tables changes the format: regenerate the conformance
+vectors (tools/make_vectors.py) and say so in FORMAT.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pacodec.huffman import code_lengths  # noqa: E402
+from pacodec.tables import N_BOOKS, SF_DELTA_MAX, SPECTRAL_BOOKS, spectral_alphabet  # noqa: E402
+
+OUT = ROOT / "pacodec" / "data" / "codebooks.json"
+MAXLEN = 20
+
+
+def bootstrap() -> dict:
+    """Tables from a simple model: short codes for small magnitudes and small deltas."""
+    data = {"book_index": [], "scalefactor": None, "spectral": {}}
+    for ctx in range(N_BOOKS):
+        counts = [100 if b == ctx else 10 for b in range(N_BOOKS)]
+        data["book_index"].append(code_lengths(counts, MAXLEN))
+    deltas = range(-SF_DELTA_MAX, SF_DELTA_MAX + 1)
+    data["scalefactor"] = code_lengths([int(1e6 * math.exp(-abs(d) / 2.0)) for d in deltas], MAXLEN)
+    for b, (dim, lav) in SPECTRAL_BOOKS.items():
+        base = lav + 1
+        counts = []
+        for sym in range(spectral_alphabet(b)):
+            s, tot = sym, 0
+            for _ in range(dim):
+                tot += s % base
+                s //= base
+            counts.append(int(1e6 * math.exp(-tot * 4.0 / max(lav, 1))))
+        data["spectral"][str(b)] = code_lengths(counts, MAXLEN)
+    return data
+
+
+def collect(clips, rates, stats):
+    import soundfile as sf
+    import pacodec
+    from pacodec import bitstream as bs
+    from pacodec.decoder import Decoder
+
+    class Counting(Decoder):
+        def _decode_audio(self, payload):
+            out = super()._decode_audio(payload)
+            is_short, _, _, gflags, ngroups, nbands = (int(v) for v in self._hdr)
+            lay = self._lay
+            ub = lay.ub_short[gflags] if is_short else lay.ub_long
+            for c in range(self.channels):
+                ctx = 0
+                prev = None
+                for g in range(ngroups):
+                    for b in range(int(self._mb[c])):
+                        u = g * nbands + b
+                        bk = int(self._bk[c, u])
+                        stats["book_index"][ctx][bk] += 1
+                        ctx = bk
+                        if bk:
+                            if prev is not None:
+                                stats["scalefactor"][int(self._sf[c, u]) - prev + SF_DELTA_MAX] += 1
+                            prev = int(self._sf[c, u])
+                        if 1 <= bk <= 6:
+                            dim, lav = SPECTRAL_BOOKS[bk]
+                            base = lav + 1
+                            v = np.abs(self._q[c, ub[u]:ub[u + 1]])
+                            v = np.minimum(v, 16) if bk == 6 else v
+                            if len(v) % dim:
+                                v = np.concatenate([v, np.zeros(dim - len(v) % dim, v.dtype)])
+                            for t in v.reshape(-1, dim):
+                                sym = 0
+                                for x in t:
+                                    sym = sym * base + int(x)
+                                stats["spectral"][bk][sym] += 1
+            return out
+
+    for clip in clips:
+        x, fs = sf.read(clip, always_2d=True)
+        for kbps in rates:
+            rate = kbps * x.shape[1] / 2
+            data = pacodec.encode(x, fs, bitrate=rate)
+            d = Counting()
+            d.feed(data)
+            d.finish()
+            print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
+                  flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*")
+    ap.add_argument("--bootstrap", action="store_true")
+    ap.add_argument("--rates", type=int, nargs="+", default=[48, 64, 96, 128, 160, 192])
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args(argv)
+    if args.bootstrap or not OUT.exists():
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(bootstrap()))
+        print(f"wrote bootstrap tables to {OUT}")
+        if args.bootstrap:
+            return
+    for r in range(args.rounds):
+        from pacodec import tables
+        tables.load_codebooks.cache_clear()
+        stats = {"book_index": [[0] * N_BOOKS for _ in range(N_BOOKS)],
+                 "scalefactor": [0] * (2 * SF_DELTA_MAX + 1),
+                 "spectral": {b: [0] * spectral_alphabet(b) for b in SPECTRAL_BOOKS}}
+        print(f"round {r + 1}")
+        collect(args.clips, args.rates, stats)
+        data = {"book_index": [code_lengths(c, MAXLEN) for c in stats["book_index"]],
+                "scalefactor": code_lengths(stats["scalefactor"], MAXLEN),
+                "spectral": {str(b): code_lengths(c, MAXLEN) for b, c in stats["spectral"].items()}}
+        OUT.write_text(json.dumps(data))
+        print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
