@@ -168,11 +168,22 @@ def bandwidth_hz(kbps_per_channel: float) -> float:
 
 
 class RateControl:
-    """Frame budgets and the running distance offset for CBR, ABR and VBR."""
+    """Frame budgets for CBR, ABR and VBR.
+
+    CBR/ABR: a leaky bucket of ``capacity`` bits (the reservoir) fills by ``bits_per_frame`` per
+    frame and drains by what each frame uses.  A frame's target is the per-frame rate scaled by
+    how demanding the frame is (its perceptual entropy against the running mean, square-rooted
+    and limited to 0.6..2.0x) plus a pull that keeps the reservoir about half full, never more
+    than the reservoir holds.  The encoder then searches the smallest distance offset whose
+    frame fits the target.  VBR has a fixed offset and only the format's frame-size limit.
+    """
+
+    PE_SMOOTH = 0.9
 
     def __init__(self, settings, cfg):
         self.mode = settings.mode
         self.fps = cfg.samplerate / cfg.hop
+        self.pe_avg = None
         if self.mode == "vbr":
             self.offset = 20.0 * math.log10(settings.distance)
             self.bits_per_frame = None
@@ -182,7 +193,7 @@ class RateControl:
             if self.mode == "cbr":
                 self.capacity = max(6144.0 * cfg.channels, 2.0 * self.bits_per_frame)
             else:
-                self.capacity = 2.0 * self.fps * self.bits_per_frame
+                self.capacity = max(2.0 * self.fps * self.bits_per_frame, 6144.0 * cfg.channels)
             self.offset = 0.0
         self.fill = 0.0 if self.mode == "vbr" else self.capacity * 0.5
 
@@ -194,13 +205,20 @@ class RateControl:
         lo = self.bits_per_frame + self.fill - self.capacity
         return hi, lo
 
+    def target(self, pe: float) -> float:
+        """Bits (framing included) this frame should use, given its perceptual entropy."""
+        B = self.bits_per_frame
+        if self.pe_avg is None:
+            self.pe_avg = max(pe, 1.0)
+        demand = min(2.0, max(0.6, math.sqrt(max(pe, 1.0) / self.pe_avg)))
+        self.pe_avg = self.PE_SMOOTH * self.pe_avg + (1 - self.PE_SMOOTH) * max(pe, 1.0)
+        pull = 0.25 * (self.fill - 0.5 * self.capacity)
+        hi, lo = self.budget()
+        return min(hi, max(lo, B * demand + pull))
+
     def commit(self, bits: int):
-        """Account a written frame of ``bits`` and adapt the running offset."""
+        """Account a written frame of ``bits``."""
         if self.mode == "vbr":
             return
         self.fill += self.bits_per_frame - bits
         self.fill = min(self.fill, self.capacity)
-        # steer the running offset so the reservoir stays about half full
-        err = (self.capacity * 0.5 - self.fill) / self.capacity
-        self.offset += (1.5 if self.mode == "cbr" else 0.5) * err
-        self.offset = min(40.0, max(-30.0, self.offset))

@@ -84,7 +84,7 @@ def unpack_config(data: bytes) -> StreamConfig:
         raise FormatError(f"invalid quantizer {quant}")
     if reserved:
         raise FormatError("reserved config bits are set")
-    if not (6 <= hop_l <= 11 and 6 <= ov_l <= hop_l):
+    if not (5 <= hop_l <= 11 and 5 <= ov_l <= hop_l):
         raise FormatError(f"invalid frame size fields (hop 2^{hop_l}, overlap 2^{ov_l})")
     try:
         cfg = StreamConfig(samplerate=SUPPORTED_RATES[rate_i], channels=ch, hop=1 << hop_l,

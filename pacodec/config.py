@@ -89,8 +89,8 @@ class StreamConfig:
         _check_channels(self.channels)
         for name in ("hop", "overlap"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 64 or v > 2048 or v & (v - 1):
-                raise UnsupportedError(f"{name} must be a power of two in 64..2048, got {v!r}")
+            if not isinstance(v, int) or v < 32 or v > 2048 or v & (v - 1):
+                raise UnsupportedError(f"{name} must be a power of two in 32..2048, got {v!r}")
         if self.overlap > self.hop:
             raise UnsupportedError("overlap must not exceed the hop")
         if self.short_blocks and (self.overlap != self.hop or self.hop // SHORT_BLOCKS < 16):

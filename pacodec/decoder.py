@@ -95,6 +95,7 @@ class Decoder:
         self.concealed = 0
         self.crc_errors = 0
         self.frames = 0
+        self.short_frames = 0
         self.errors: list[str] = []
         self._buf = bytearray()
         self._consumed_bytes = 0       # stream offset of _buf[0]
@@ -344,6 +345,7 @@ class Decoder:
             if self._msm[p]:
                 inverse_ms(self._cod[2 * p], self._cod[2 * p + 1], ub, nunits, self._msf[p])
         if is_short:
+            self.short_frames += 1
             perm = lay.perm_short[gflags]
             self._nat[:, perm] = self._cod
         else:

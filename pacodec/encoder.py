@@ -305,42 +305,16 @@ class Encoder:
         extra = bs.CONFIG_SIZE + 4 if ftype == bs.FRAME_CONFIG else 0
         overhead = 8 * (bs.FRAME_HEADER_SIZE + bs.CRC_SIZE + extra)
         hi, lo = self.rate.budget()
-        max_payload_bits = 8 * bs.MAX_PAYLOAD - 8 * extra
-        if hi is not None:
-            max_payload_bits = min(max_payload_bits, int(hi) - overhead)
+        limit = 8 * bs.MAX_PAYLOAD - 8 * extra
         args = (is_short, left_short, right_short, gflags, ub, nbands, ngroups, max_band, pns_band)
-        offset = self.rate.offset
-        nbits = self._code(offset, *args)
-        if nbits > max_payload_bits:
-            lo_o, hi_o = offset, offset + 6.0
-            while self._code(hi_o, *args) > max_payload_bits and hi_o < 120:
-                lo_o, hi_o = hi_o, hi_o + 12.0
-            for _ in range(7):
-                mid = 0.5 * (lo_o + hi_o)
-                if self._code(mid, *args) > max_payload_bits:
-                    lo_o = mid
-                else:
-                    hi_o = mid
-            offset = hi_o
-            nbits = self._code(offset, *args)
-            if nbits > max_payload_bits:       # pathological: drop bands until it fits
-                while nbits > max_payload_bits and max_band > 0:
-                    max_band -= 1
-                    args = args[:7] + (max_band, pns_band)
-                    nbits = self._code(offset, *args)
-        elif lo is not None and nbits + overhead < lo and offset > -30.0:
-            # spend saved bits: lower the offset while the frame still fits
-            lo_o, hi_o = offset - 24.0, offset
-            if self._code(lo_o, *args) <= max_payload_bits:
-                offset = lo_o
-            else:
-                for _ in range(6):
-                    mid = 0.5 * (lo_o + hi_o)
-                    if self._code(mid, *args) > max_payload_bits:
-                        lo_o = mid
-                    else:
-                        hi_o = mid
-                offset = hi_o
+        if hi is None:
+            target = limit
+        else:
+            target = min(limit, int(self.rate.target(self._perceptual_entropy(nunits))) - overhead)
+        offset, nbits = self._search(target, args, vbr=hi is None)
+        while nbits > limit and max_band > 0:      # pathological: drop bands until it fits
+            max_band -= 1
+            args = args[:7] + (max_band, pns_band)
             nbits = self._code(offset, *args)
         payload_len = (nbits + 7) // 8
         payload = self._payload[:payload_len].tobytes()
@@ -354,6 +328,57 @@ class Encoder:
         frame = bs.pack_frame(ftype, k, payload)
         self.rate.commit(8 * len(frame))
         return frame
+
+    def _perceptual_entropy(self, nunits):
+        """Perceptual entropy estimate of the frame: sum of w * log2(1 + E/T) over units."""
+        U = self._units
+        e = U["energy"][:, :nunits]
+        t = U["thr"][:, :nunits]
+        return float(np.sum(np.log2(1.0 + e / np.maximum(t, 1e-30))))
+
+    SEARCH_STEP = 4.0
+    SEARCH_MIN, SEARCH_MAX = -40.0, 120.0
+
+    def _search(self, target, args, vbr):
+        """Smallest distance offset (best quality) whose payload fits ``target`` bits.
+
+        VBR starts at its fixed offset and only moves up when the frame is too large; CBR/ABR
+        bracket from the previous frame's offset in SEARCH_STEP dB steps, then bisect to 0.25 dB.
+        """
+        o = self.rate.offset
+        bits = self._code(o, *args)
+        if vbr and bits <= target:
+            return o, bits
+        if bits <= target:
+            lo_o, hi_o, hi_bits = o, o, bits          # hi fits
+            while lo_o > self.SEARCH_MIN:
+                lo_o = max(self.SEARCH_MIN, lo_o - self.SEARCH_STEP)
+                b = self._code(lo_o, *args)
+                if b > target:
+                    break
+                hi_o, hi_bits = lo_o, b
+            else:
+                self.rate.offset = hi_o
+                return hi_o, hi_bits
+        else:
+            hi_o = o
+            while True:
+                lo_o = hi_o
+                hi_o = hi_o + self.SEARCH_STEP
+                hi_bits = self._code(hi_o, *args)
+                if hi_bits <= target or hi_o >= self.SEARCH_MAX:
+                    break
+        while hi_o - lo_o > 0.3:
+            mid = 0.5 * (lo_o + hi_o)
+            b = self._code(mid, *args)
+            if b <= target:
+                hi_o, hi_bits = mid, b
+            else:
+                lo_o = mid
+        if not vbr:
+            self.rate.offset = hi_o
+        nbits = self._code(hi_o, *args)
+        return hi_o, nbits
 
     def _apply_ms(self, l, r, ub, nunits, flags):
         c = self._cod

@@ -1,0 +1,129 @@
+"""Shared helpers of the real-time pipelines: the lazy sounddevice import, codec warm-up,
+device arguments, the in-place status line and the GIL switch interval."""
+import contextlib
+import json
+import sys
+import time
+
+import numpy as np
+
+from ..errors import PacodecError, UnsupportedError
+
+__all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
+           "write_stats", "fmt_time"]
+
+
+def sounddevice():
+    """Import sounddevice on first use (encoding and decoding never need PortAudio)."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:   # the PortAudio library itself is missing
+        raise UnsupportedError(
+            f"audio devices need PortAudio ({exc}); install libportaudio2") from None
+    except ImportError as exc:
+        raise UnsupportedError(f"audio devices need the sounddevice package ({exc})") from None
+    return sd
+
+
+def parse_device(text):
+    """``None``/``""`` -> default; ``"3"`` -> 3; ``"IN,OUT"`` -> pair; else a name substring."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, tuple, list)):
+        return text
+    parts = [p.strip() for p in str(text).split(",")]
+    conv = [int(p) if p.lstrip("-").isdigit() else (p or None) for p in parts]
+    if len(conv) == 1:
+        return conv[0]
+    if len(conv) == 2:
+        return tuple(conv)
+    raise UnsupportedError(f"bad --device {text!r}: give INDEX, NAME or IN,OUT")
+
+
+def warm_codec(make_encoder=None, make_decoder=None, frames=4):
+    """Run a throwaway encoder/decoder pair over a few frames of quiet noise so that every
+    numba kernel is compiled (or loaded from cache) before an audio stream opens."""
+    enc = make_encoder() if make_encoder is not None else None
+    dec = make_decoder() if make_decoder is not None else None
+    if enc is None:
+        return
+    rng = np.random.default_rng(0)
+    x = (1e-3 * rng.standard_normal((enc.frame_size * frames, enc.channels))).astype(np.float32)
+    packets = enc.encode(x) + enc.flush()
+    if dec is not None:
+        for p in packets:
+            dec.decode_packet(p)
+        dec.decode_packet(None)
+
+
+class StatusLine:
+    """One status line on stderr, rewritten in place on a terminal (``\\r`` + erase), or
+    printed at most once every ``interval`` seconds when stderr is a file or pipe."""
+
+    def __init__(self, stream=None, interval=1.0, enabled=True):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval
+        self.enabled = enabled
+        self._last = -1e9
+        self._shown = False
+
+    def update(self, text, force=False):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + text + "\x1b[K")
+            self.stream.flush()
+            self._shown = True
+        elif force or now - self._last >= self.interval:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self._last = now
+
+    def finish(self, text=None):
+        if not self.enabled:
+            return
+        if text is not None:
+            self.update(text, force=True)
+        if self.tty and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@contextlib.contextmanager
+def fast_switching(interval=0.001):
+    """Shorten CPython's GIL switch interval (default 5 ms, about one audio period) while
+    real-time streams run, so the audio callback thread gets the GIL back quickly from the
+    codec thread.  Process-wide: restored on exit."""
+    old = sys.getswitchinterval()
+    if interval is not None:
+        sys.setswitchinterval(min(old, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def write_stats(path, stats):
+    if path:
+        with open(path, "w") as f:
+            json.dump(stats, f, indent=1, sort_keys=True, default=float)
+
+
+def fmt_time(seconds):
+    seconds = max(0.0, float(seconds))
+    m, s = divmod(seconds, 60.0)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def check_samplerate(samplerate):
+    samplerate = int(samplerate)
+    if samplerate <= 0:
+        raise UnsupportedError("sample rate must be positive")
+    return samplerate
+
+
+def require(cond, message):
+    if not cond:
+        raise PacodecError(message)

@@ -1,0 +1,263 @@
+"""Command-line front end of the real-time subsystem.
+
+``pacodec/cli.py`` calls :func:`add_subparsers` with its ``subparsers`` object; each
+sub-command stores its handler in ``func``, which takes the parsed ``args`` and returns the
+exit status (0 success, 1 error; errors are one line on stderr).  ``python -m
+pacodec.stream.cli ...`` runs the same commands stand-alone.
+
+    pacodec devices
+    pacodec live    [-b KBPS] [--low-delay] [--device IN[,OUT]] [-r RATE] [-c CH] [--duration S]
+    pacodec send    --to HOST:PORT [--file F] [-b KBPS] [--low-delay] [--device D] [--duration S]
+    pacodec receive --port PORT [-o FILE.wav] [--device D] [--duration S] [--idle-exit S]
+    pacodec play    FILE.pac [--start TIME] [--device D] [--duration S]
+
+Every command accepts ``--stats-json PATH`` (final counters as JSON) and ``--quiet``.
+"""
+import argparse
+import sys
+
+from ..errors import PacodecError
+from ._audio import StatusLine, parse_device, sounddevice, write_stats
+
+__all__ = ["add_subparsers", "cmd_devices", "cmd_live", "cmd_send", "cmd_receive", "cmd_play",
+           "main"]
+
+
+def _time(text):
+    """``SECONDS`` or ``[[H:]M:]S`` -> seconds."""
+    try:
+        parts = [float(p) for p in str(text).split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad time {text!r}") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"bad time {text!r}")
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60.0 + p
+    return seconds
+
+
+def _positive(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return v
+
+
+def _common(p, device=True):
+    if device:
+        p.add_argument("--device", metavar="DEV",
+                       help="device index or name (see `pacodec devices`); for live IN,OUT")
+    p.add_argument("--duration", type=_positive, metavar="SECONDS",
+                   help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--stats-json", metavar="PATH", help="write the final counters as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line")
+
+
+def _codec_opts(p):
+    p.add_argument("-b", "--bitrate", type=_positive, default=128.0, metavar="KBPS",
+                   help="total bitrate in kbit/s (default 128)")
+    p.add_argument("--low-delay", action="store_true",
+                   help="low-delay frames (<= 10 ms algorithmic delay at 48 kHz)")
+    p.add_argument("-r", "--samplerate", type=int, metavar="HZ",
+                   help="capture rate (default: the input device's default rate)")
+    p.add_argument("-c", "--channels", type=int, metavar="N",
+                   help="capture channels (default: up to 2, as the device has)")
+    p.add_argument("--blocksize", type=int, default=0, metavar="FRAMES",
+                   help="audio block size (default 0: whatever the device prefers)")
+
+
+def add_subparsers(subparsers):
+    """Add ``devices``, ``live``, ``send``, ``receive`` and ``play`` to an argparse
+    ``subparsers`` object (from ``parser.add_subparsers()``)."""
+    p = subparsers.add_parser("devices", help="list audio input and output devices",
+                              description="List the audio devices PortAudio sees.")
+    p.set_defaults(func=cmd_devices)
+
+    p = subparsers.add_parser(
+        "live", help="microphone -> encoder -> decoder -> speakers, in real time",
+        description="Hear yourself through the codec: the microphone is encoded and decoded "
+                    "on the fly and played back. Shows bitrate, latency and over/underruns.")
+    _codec_opts(p)
+    _common(p)
+    p.set_defaults(func=cmd_live)
+
+    p = subparsers.add_parser(
+        "send", help="stream the microphone (or a file) as UDP packets",
+        description="Encode the microphone, or --file paced in real time, and send one UDP "
+                    "packet per frame to HOST:PORT.")
+    p.add_argument("--to", required=True, metavar="HOST:PORT", help="receiver address")
+    p.add_argument("--file", metavar="FILE",
+                   help="send this audio file (wav/flac/.pac ...) in real time instead")
+    p.add_argument("--loop", action="store_true", help="with --file: repeat it")
+    _codec_opts(p)
+    _common(p)
+    p.set_defaults(func=cmd_send)
+
+    p = subparsers.add_parser(
+        "receive", help="receive a UDP stream and play it (or write a WAV file)",
+        description="Receive pacodec UDP packets, smooth network jitter with an adaptive "
+                    "buffer, conceal lost packets, and play or record the audio.")
+    p.add_argument("--port", type=int, required=True, help="UDP port to listen on")
+    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR",
+                   help="local address to listen on (default all)")
+    p.add_argument("-o", "--output", metavar="FILE.wav",
+                   help="write the received audio here instead of playing it")
+    p.add_argument("--min-delay", type=float, default=0.0, metavar="S",
+                   help="lower bound of the jitter buffer target (seconds)")
+    p.add_argument("--max-delay", type=float, default=0.5, metavar="S",
+                   help="upper bound of the jitter buffer target (seconds, default 0.5)")
+    p.add_argument("--idle-exit", type=_positive, metavar="S",
+                   help="exit when no packet came for S seconds (after the first one)")
+    p.add_argument("--blocksize", type=int, default=0, metavar="FRAMES")
+    _common(p)
+    p.set_defaults(func=cmd_receive)
+
+    p = subparsers.add_parser("play", help="play a .pac file in real time",
+                              description="Play a .pac file, showing the position.")
+    p.add_argument("file", metavar="FILE.pac")
+    p.add_argument("--start", type=_time, default=0.0, metavar="TIME",
+                   help="start at TIME (seconds or M:SS)")
+    _common(p)
+    p.set_defaults(func=cmd_play)
+    return subparsers
+
+
+# ---------------------------------------------------------------------------- helpers
+def _fail(cmd, exc):
+    msg = str(exc) or exc.__class__.__name__
+    print(f"pacodec {cmd}: error: {msg.splitlines()[0]}", file=sys.stderr)
+    return 1
+
+
+def _guard(cmd):
+    def wrap(fn):
+        def run(args):
+            try:
+                return fn(args) or 0
+            except KeyboardInterrupt:
+                return 130
+            except (PacodecError, OSError, ValueError, RuntimeError) as exc:
+                return _fail(cmd, exc)
+            except Exception as exc:
+                sd = sys.modules.get("sounddevice")
+                if sd is not None and isinstance(exc, sd.PortAudioError):
+                    return _fail(cmd, exc)
+                raise
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        return run
+    return wrap
+
+
+def _capture_params(args, output=True):
+    """Sample rate and channels for capture: from the options, else from the device."""
+    sd = sounddevice()
+    dev = parse_device(args.device)
+    in_dev = dev[0] if isinstance(dev, tuple) else dev
+    info = sd.query_devices(in_dev, "input")
+    rate = args.samplerate or int(info["default_samplerate"])
+    ch = args.channels or max(1, min(2, int(info["max_input_channels"])))
+    if output:
+        out_dev = dev[1] if isinstance(dev, tuple) else dev
+        oinfo = sd.query_devices(out_dev, "output")
+        ch = min(ch, int(oinfo["max_output_channels"])) if not args.channels else ch
+    return rate, ch, dev
+
+
+def _status(args):
+    return StatusLine(enabled=not args.quiet)
+
+
+# ---------------------------------------------------------------------------- commands
+@_guard("devices")
+def cmd_devices(args):
+    """Print the devices with their host API, channels and default rate."""
+    sd = sounddevice()
+    devices = sd.query_devices()
+    apis = sd.query_hostapis()
+    try:
+        din, dout = sd.default.device
+    except Exception:
+        din = dout = -1
+    if not len(devices):
+        print("no audio devices found", file=sys.stderr)
+        return 0
+    for i, d in enumerate(devices):
+        mark = ("<" if i == din else " ") + (">" if i == dout else " ")
+        api = apis[d["hostapi"]]["name"]
+        print(f"{mark} {i:3d} {d['name']} ({api}): {d['max_input_channels']} in, "
+              f"{d['max_output_channels']} out, {d['default_samplerate']:.0f} Hz")
+    print("(< default input, > default output)")
+    return 0
+
+
+@_guard("live")
+def cmd_live(args):
+    """Microphone -> codec -> speakers."""
+    from .live import LivePipeline
+    rate, ch, dev = _capture_params(args)
+    pipe = LivePipeline(samplerate=rate, channels=ch, bitrate=args.bitrate,
+                        low_delay=args.low_delay, device=dev, blocksize=args.blocksize)
+    stats = pipe.run(args.duration, status=_status(args))
+    write_stats(args.stats_json, stats)
+    if pipe.error is not None:
+        raise pipe.error
+    return 0
+
+
+@_guard("send")
+def cmd_send(args):
+    """Microphone or file -> codec -> UDP."""
+    from .sender import Sender
+    from .transport import parse_hostport
+    dest = parse_hostport(args.to)
+    if args.file:
+        sender = Sender(dest, source=args.file, bitrate=args.bitrate, low_delay=args.low_delay,
+                        loop=args.loop, samplerate=args.samplerate)
+    else:
+        rate, ch, dev = _capture_params(args, output=False)
+        sender = Sender(dest, samplerate=rate, channels=ch, bitrate=args.bitrate,
+                        low_delay=args.low_delay, device=dev, blocksize=args.blocksize)
+    stats = sender.run(args.duration, status=_status(args))
+    write_stats(args.stats_json, stats)
+    return 0
+
+
+@_guard("receive")
+def cmd_receive(args):
+    """UDP -> jitter buffer -> decoder -> speakers or WAV."""
+    from .receiver import Receiver
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"port out of range: {args.port}")
+    rx = Receiver((args.bind, args.port), output=args.output, device=parse_device(args.device),
+                  blocksize=args.blocksize, min_delay=args.min_delay, max_delay=args.max_delay,
+                  idle_timeout=args.idle_exit)
+    stats = rx.run(args.duration, status=_status(args))
+    write_stats(args.stats_json, stats)
+    return 0
+
+
+@_guard("play")
+def cmd_play(args):
+    """Real-time playback of a .pac file."""
+    from .player import FilePlayer
+    player = FilePlayer(args.file, start=args.start, device=parse_device(args.device))
+    stats = player.run(args.duration, status=_status(args))
+    write_stats(args.stats_json, stats)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="pacodec", description="pacodec real-time streaming")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_subparsers(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

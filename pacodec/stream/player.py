@@ -1,0 +1,224 @@
+"""``FilePlayer``: real-time playback of a ``.pac`` file, with a position display.
+
+Threads: the **decoder thread** (``pacodec-play``) reads the file in small chunks, decodes them
+(``Decoder.feed``, byte-stream mode, gapless) and writes the audio into a preallocated ring,
+waiting (on wake-up tokens, with a timeout) while the ring is full; the **audio callback** only
+copies from the ring to the output block and posts a token; the caller's thread starts, stops
+and draws the status line.  The ring is filled before the stream starts, so playback begins
+without an underrun.  ``start=SECONDS`` decodes and discards everything before that time.
+"""
+import queue
+import threading
+import time
+
+import numpy as np
+
+from ._audio import StatusLine, fast_switching, fmt_time, sounddevice
+from .live import default_decoder_factory
+from .ringbuffer import RingBuffer
+
+__all__ = ["FilePlayer"]
+
+CHUNK_BYTES = 4096
+
+
+class FilePlayer:
+    def __init__(self, path, *, start=0.0, device=None, blocksize=0, buffer_seconds=0.5,
+                 decoder_factory=None, switch_interval=0.001):
+        self.path = str(path)
+        self.start_time = max(0.0, float(start or 0.0))
+        self.device = device
+        self.blocksize = int(blocksize)
+        self.buffer_seconds = float(buffer_seconds)
+        self.switch_interval = switch_interval
+        self._make_decoder = decoder_factory or default_decoder_factory()
+        self.decoder = None
+        self.samplerate = None
+        self.channels = None
+        self.duration = None
+        self.ring = None
+        self._f = None
+        self._skip = 0
+        self._pending = None
+        self._eof = False
+        self._wake = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = None
+        self._stream = None
+        self._switch = None
+        self.underruns = 0
+        self.output_underflows = 0
+        self.error = None
+
+    # ------------------------------------------------------------------ decoding
+    def _decode_more(self):
+        """Decode the next chunk; returns samples (possibly empty) or None at the end."""
+        if self._eof:
+            return None
+        data = self._f.read(CHUNK_BYTES)
+        if not data:
+            self._eof = True
+            pcm = self.decoder.finish()
+        else:
+            pcm = self.decoder.feed(data)
+        if self._skip and len(pcm):
+            k = min(self._skip, len(pcm))
+            self._skip -= k
+            pcm = pcm[k:]
+        return pcm
+
+    def _fill(self, block=True):
+        """Decode into the ring until it is full (or the file ends)."""
+        while not self._stop.is_set():
+            if self._pending is None:
+                pcm = self._decode_more()
+                if pcm is None:
+                    return False
+                if not len(pcm):
+                    continue
+                self._pending = np.asarray(pcm, np.float32)
+            if self.ring.free < len(self._pending):
+                if not block:
+                    return True
+                try:
+                    self._wake.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+                continue
+            self.ring.write(self._pending)
+            self._pending = None
+        return True
+
+    def _decode_loop(self):
+        try:
+            more = True
+            while more and not self._stop.is_set():
+                more = self._fill(block=True)
+            # let the ring drain
+            while not self._stop.is_set() and self.ring.available > 0:
+                try:
+                    self._wake.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._done.set()
+
+    # ------------------------------------------------------------------ audio thread
+    def _callback(self, outdata, frames, time_info, status):
+        if status and status.output_underflow:
+            self.output_underflows += 1
+        got = self.ring.read_into(outdata)
+        if got < frames and not self._eof:
+            self.underruns += 1
+        self._wake.put_nowait(None)
+
+    # ------------------------------------------------------------------ control
+    def start(self):
+        sd = sounddevice()
+        self.decoder = self._make_decoder()
+        self._f = open(self.path, "rb")
+        # decode until the stream parameters are known
+        first = []
+        while self.decoder.samplerate is None:
+            data = self._f.read(CHUNK_BYTES)
+            if not data:
+                self.decoder.finish()
+                break
+            pcm = self.decoder.feed(data)
+            if len(pcm):
+                first.append(pcm)
+        if self.decoder.samplerate is None:
+            from ..errors import FormatError
+            raise FormatError(f"{self.path}: no pacodec stream found")
+        self.samplerate, self.channels = self.decoder.samplerate, self.decoder.channels
+        total = getattr(self.decoder, "total_length", None)
+        self.duration = total / self.samplerate if total else None
+        self._skip = int(round(self.start_time * self.samplerate))
+        self.ring = RingBuffer(max(int(self.buffer_seconds * self.samplerate), 4096),
+                               self.channels)
+        if first:
+            pcm = np.concatenate(first)
+            k = min(self._skip, len(pcm))
+            self._skip -= k
+            self._pending = pcm[k:] if k < len(pcm) else None
+        self._fill(block=False)     # preroll
+        self._switch = fast_switching(self.switch_interval)
+        self._switch.__enter__()
+        self._thread = threading.Thread(target=self._decode_loop, name="pacodec-play",
+                                        daemon=True)
+        self._thread.start()
+        self._stream = sd.OutputStream(samplerate=self.samplerate, channels=self.channels,
+                                       dtype="float32", blocksize=self.blocksize,
+                                       device=self.device, callback=self._callback)
+        self._stream.start()
+        self._t0 = time.monotonic()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._wake.put_nowait(None)
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            finally:
+                self._stream = None
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        if self._switch is not None:
+            self._switch.__exit__(None, None, None)
+            self._switch = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def finished(self):
+        return self._done.is_set()
+
+    @property
+    def position(self):
+        """Seconds of the file played so far (including ``start``)."""
+        if self.ring is None or not self.samplerate:
+            return self.start_time
+        return self.start_time + self.ring.total_read / self.samplerate
+
+    def stats(self):
+        return {"position": round(self.position, 3), "duration": self.duration,
+                "samplerate": self.samplerate, "channels": self.channels,
+                "underruns": self.underruns, "output_underflows": self.output_underflows,
+                "error": None if self.error is None else repr(self.error)}
+
+    def status_text(self):
+        total = f" / {fmt_time(self.duration)}" if self.duration else ""
+        return (f"play {fmt_time(self.position)}{total}  {self.samplerate} Hz "
+                f"{self.channels} ch  underruns {self.underruns}")
+
+    def run(self, duration=None, status=None):
+        status = status or StatusLine()
+        if self._stream is None:
+            self.start()
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while (deadline is None or time.monotonic() < deadline) and not self.finished:
+                status.update(self.status_text())
+                self._done.wait(0.25 if deadline is None else
+                                max(0.0, min(0.25, deadline - time.monotonic())))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            status.finish(self.status_text())
+        if self.error is not None:
+            raise self.error
+        return self.stats()

@@ -1,0 +1,279 @@
+"""``Sender``: microphone (or a file paced in real time) -> Encoder -> UDP packets.
+
+Each codec frame goes out in one datagram made by ``pacodec.bitstream.pack_packet(seq,
+timestamp, frame)``: ``seq`` counts frames from 0, ``timestamp`` is the frame's first sample
+index (``seq * frame_size``, in samples at the stream rate).  The stream parameters travel
+in-band (the encoder repeats its configuration at least once a second), so a receiver can join
+at any time and nothing is agreed out of band.
+
+Threads:
+
+* microphone mode: the **audio callback** only copies the input block into a preallocated
+  ring and posts a wake-up token; the **codec thread** (``pacodec-send``) encodes whole frames
+  from the ring, packs and sends them (a UDP send never blocks for long);
+* file mode (``source=`` an array or a path): no audio device at all; the codec thread reads
+  the next frame's samples when the wall clock reaches them, encodes and sends;
+* the caller's thread: ``start``/``stop``/``stats``/``run``.
+
+``stop()`` flushes the encoder, so the last packets (and the end-of-stream frame) are sent.
+"""
+import queue
+import threading
+import time
+
+import numpy as np
+
+from ._audio import StatusLine, fast_switching, sounddevice, warm_codec
+from .live import default_encoder_factory
+from .ringbuffer import RingBuffer
+from .transport import UdpTransport
+
+__all__ = ["Sender", "load_audio"]
+
+
+def load_audio(path):
+    """(data (n, channels) float32, samplerate) from a .pac file or anything soundfile reads."""
+    path = str(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    try:
+        from .. import bitstream
+        magic = getattr(bitstream, "MAGIC", None)
+    except Exception:
+        magic = None
+    if path.endswith(".pac") or (magic is not None and head == bytes(magic)[:4]):
+        from .. import api
+        data, sr = api.read(path)
+    else:
+        import soundfile as sf
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    return data, int(sr)
+
+
+class Sender:
+    """Encode live or file audio and send it as UDP packets to ``destination=(host, port)``.
+
+    ``source=None`` records from ``device``; ``source=array`` ((n, channels) float) or a path
+    streams that audio in real time (``samplerate`` is then the array's rate, or the file's).
+    """
+
+    def __init__(self, destination, *, source=None, samplerate=None, channels=None,
+                 bitrate=128, low_delay=False, device=None, blocksize=0,
+                 encoder_factory=None, transport=None, pack=None, loop=False,
+                 switch_interval=0.001):
+        self.destination = destination
+        self.loop = bool(loop)
+        self.switch_interval = switch_interval
+        self.device = device
+        self.blocksize = int(blocksize)
+        self._source = None
+        if source is not None:
+            if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+                source, file_rate = load_audio(source)
+                samplerate = samplerate or file_rate
+            source = np.asarray(source, dtype=np.float32)
+            if source.ndim == 1:
+                source = source[:, None]
+            if samplerate is None:
+                raise ValueError("samplerate is required with an array source")
+            channels = source.shape[1]
+            self._source = source
+        self.samplerate = int(samplerate or 48000)
+        self.channels = int(channels or 2)
+        self.bitrate = bitrate
+        self.low_delay = bool(low_delay)
+        self._make_encoder = encoder_factory or default_encoder_factory(
+            self.samplerate, self.channels, bitrate=bitrate, low_delay=self.low_delay)
+        if pack is None:
+            from ..bitstream import pack_packet as pack
+        self._pack = pack
+        self.transport = transport or UdpTransport(peer=destination)
+        self._own_transport = transport is None
+        self.ring = RingBuffer(max(self.samplerate, 8192), self.channels)
+        self._wake = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._thread = None
+        self._stream = None
+        self._switch = None
+        self.encoder = None
+        self.seq = 0
+        self.bytes = 0
+        self.samples_in = 0
+        self.codec_seconds = 0.0
+        self.input_overflows = 0
+        self.status_flags = 0
+        self.error = None
+        self.started_at = None
+
+    # ------------------------------------------------------------------ audio thread
+    def _callback(self, indata, frames, time_info, status):
+        if status:
+            self.status_flags += 1
+            if status.input_overflow:
+                self.input_overflows += 1
+        if self.ring.write(indata) < frames:
+            self.input_overflows += 1
+        self._wake.put_nowait(None)
+
+    # ------------------------------------------------------------------ codec thread
+    def _send(self, packets):
+        hop = self.encoder.frame_size
+        for frame in packets:
+            data = self._pack(self.seq, (self.seq * hop) & 0xFFFFFFFF, frame)
+            self.transport.send(data, self.destination)
+            self.seq += 1
+            self.bytes += len(data)
+
+    def _encode(self, pcm):
+        t0 = time.perf_counter()
+        packets = self.encoder.encode(pcm)
+        self.codec_seconds += time.perf_counter() - t0
+        self.samples_in += len(pcm)
+        self._send(packets)
+
+    def _mic_loop(self):
+        hop = self.encoder.frame_size
+        frame = np.zeros((hop, self.channels), np.float32)
+        while not self._stop.is_set():
+            try:
+                self._wake.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self._wake.get_nowait()
+                except queue.Empty:
+                    break
+            while self.ring.available >= hop:
+                self.ring.read_into(frame)
+                self._encode(frame)
+
+    def _file_loop(self):
+        src = self._source
+        hop = self.encoder.frame_size
+        t0 = time.monotonic()
+        pos = 0
+        sent = 0
+        while not self._stop.is_set():
+            if pos >= len(src):
+                if not self.loop:
+                    break
+                pos = 0
+            due = t0 + (sent + hop) / self.samplerate   # a frame is "captured" at its end
+            wait = due - time.monotonic()
+            if wait > 0:
+                self._stop.wait(min(wait, 0.1))
+                continue
+            chunk = src[pos:pos + hop]
+            pos += len(chunk)
+            sent += len(chunk)
+            self._encode(chunk)
+
+    def _run(self, body):
+        try:
+            body()
+            t0 = time.perf_counter()
+            packets = self.encoder.flush()
+            self.codec_seconds += time.perf_counter() - t0
+            self._send(packets)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._finished.set()
+
+    # ------------------------------------------------------------------ control
+    def start(self):
+        warm_codec(self._make_encoder)
+        self.encoder = self._make_encoder()
+        self.started_at = time.monotonic()
+        if self._source is not None:
+            self._thread = threading.Thread(target=self._run, args=(self._file_loop,),
+                                            name="pacodec-send", daemon=True)
+            self._thread.start()
+            return self
+        sd = sounddevice()
+        self._switch = fast_switching(self.switch_interval)
+        self._switch.__enter__()
+        self._thread = threading.Thread(target=self._run, args=(self._mic_loop,),
+                                        name="pacodec-send", daemon=True)
+        self._thread.start()
+        try:
+            self._stream = sd.InputStream(samplerate=self.samplerate, channels=self.channels,
+                                          dtype="float32", blocksize=self.blocksize,
+                                          device=self.device, latency="low",
+                                          callback=self._callback)
+            self._stream.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def finished(self):
+        """True once the file is sent (or after ``stop``)."""
+        return self._finished.is_set()
+
+    def stop(self):
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            finally:
+                self._stream = None
+        self._stop.set()
+        self._wake.put_nowait(None)
+        if self._thread is not None:
+            self._thread.join(10.0)
+            self._thread = None
+        if self._own_transport:
+            self.transport.close()
+        if self._switch is not None:
+            self._switch.__exit__(None, None, None)
+            self._switch = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stats(self):
+        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
+        return {
+            "elapsed": round(elapsed, 3), "packets": self.seq, "bytes": self.bytes,
+            "bitrate_kbps": round(8.0 * self.bytes / elapsed / 1000.0, 2) if elapsed > 0 else 0.0,
+            "seconds_sent": round(self.samples_in / self.samplerate, 3),
+            "input_overflows": self.input_overflows, "send_errors": self.transport.send_errors,
+            "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
+            "frame_size": self.encoder.frame_size if self.encoder else None,
+            "error": None if self.error is None else repr(self.error),
+        }
+
+    def status_text(self):
+        s = self.stats()
+        return (f"send {s['bitrate_kbps']:6.1f} kbit/s  packets {s['packets']}  "
+                f"sent {s['seconds_sent']:.1f} s  overruns {s['input_overflows']}  "
+                f"cpu {100 * (s['cpu_per_second'] or 0):.0f}%")
+
+    def run(self, duration=None, status=None):
+        status = status or StatusLine()
+        if self.encoder is None:
+            self.start()
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while (deadline is None or time.monotonic() < deadline) and not self.finished:
+                status.update(self.status_text())
+                self._finished.wait(0.25 if deadline is None else
+                                    max(0.0, min(0.25, deadline - time.monotonic())))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            status.finish(self.status_text())
+        if self.error is not None:
+            raise self.error
+        return self.stats()

@@ -1,0 +1,118 @@
+"""Property tests: bit I/O and Huffman coding round-trip; decoders stop cleanly on bad input."""
+import numpy as np
+from hypothesis import given, strategies as st
+
+from pacodec.bitio import BitReader, BitWriter, get_bits, put_bits, reader_state, writer_state
+from pacodec.errors import FormatError
+from pacodec.huffman import code_lengths, get_symbol, put_symbol, read_unit, unit_bits, write_unit
+from pacodec.tables import (ESC_BOOK, MAX_QUANT, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS,
+                            load_codebooks)
+
+BOOKS = load_codebooks()
+
+fields = st.lists(st.integers(1, 48).flatmap(lambda n: st.tuples(st.integers(0, (1 << n) - 1),
+                                                                  st.just(n))), max_size=60)
+
+
+@given(fields)
+def test_bits_written_are_the_bits_read(items):
+    w = BitWriter(1)
+    for v, n in items:
+        w.write(v, n)
+    r = BitReader(w.getvalue())
+    assert [r.read(n) for _, n in items] == [v for v, _ in items]
+
+
+@given(st.binary(max_size=8), st.integers(1, 32))
+def test_reading_past_the_end_flags_an_error_instead_of_reading_outside(data, n):
+    buf = np.frombuffer(data, np.uint8)
+    st_ = reader_state(len(buf))
+    total = 0
+    while st_[1] == 0:
+        get_bits(buf, st_, n)
+        total += n
+    assert total > len(data) * 8 - n and st_[0] <= len(data) * 8
+
+
+def test_writer_flags_overflow_instead_of_writing_outside():
+    buf = np.zeros(2, np.uint8)
+    s = writer_state()
+    put_bits(buf, s, 0xFFFF, 16)
+    put_bits(buf, s, 1, 1)
+    assert s[1] == 1 and s[0] == 16
+
+
+def test_python_reader_raises_format_error_when_truncated():
+    r = BitReader(b"\x01")
+    r.read(8)
+    try:
+        r.read(1)
+    except FormatError:
+        pass
+    else:
+        raise AssertionError("no error")
+
+
+@given(st.lists(st.integers(0, 120), max_size=200))
+def test_scalefactor_symbols_round_trip(symbols):
+    buf = np.zeros(4096, np.uint8)
+    w = writer_state()
+    for s in symbols:
+        put_symbol(buf, w, BOOKS.codes, BOOKS.lengths, ROW_SF, s)
+    r = reader_state(len(buf))
+    got = [get_symbol(buf, r, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols, ROW_SF)
+           for _ in symbols]
+    assert got == symbols and r[1] == 0
+
+
+def _unit_values(book):
+    dim, lav = SPECTRAL_BOOKS[book]
+    mag = st.integers(0, MAX_QUANT) if book == ESC_BOOK else st.integers(0, lav)
+    return st.lists(st.tuples(mag, st.booleans()), min_size=1, max_size=48).map(
+        lambda vs: np.array([-m if s else m for m, s in vs], dtype=np.int64))
+
+
+@given(st.sampled_from(sorted(SPECTRAL_BOOKS)).flatmap(lambda b: st.tuples(st.just(b), _unit_values(b))))
+def test_spectral_units_round_trip_in_every_book(case):
+    book, q = case
+    bits = unit_bits(q, 0, len(q), book, BOOKS.lengths)
+    assert bits > 0
+    buf = np.zeros(bits // 8 + 8, np.uint8)
+    w = writer_state()
+    write_unit(buf, w, q, 0, len(q), book, BOOKS.codes, BOOKS.lengths)
+    assert w[0] == bits and w[1] == 0
+    out = np.zeros(len(q), np.int64)
+    r = reader_state(len(buf))
+    read_unit(buf, r, out, 0, len(q), book, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
+    assert r[1] == 0
+    np.testing.assert_array_equal(out, q)
+
+
+def test_a_book_refuses_values_it_cannot_code():
+    q = np.array([0, 2, 0, 0], dtype=np.int64)
+    assert unit_bits(q, 0, 4, 1, BOOKS.lengths) == -1
+    assert unit_bits(np.array([MAX_QUANT + 1, 0]), 0, 2, ESC_BOOK, BOOKS.lengths) == -1
+
+
+@given(st.binary(min_size=0, max_size=64), st.sampled_from(sorted(SPECTRAL_BOOKS)))
+def test_decoding_random_bytes_never_reads_outside_or_exceeds_limits(data, book):
+    buf = np.frombuffer(data, np.uint8)
+    out = np.zeros(32, np.int64)
+    r = reader_state(len(buf))
+    read_unit(buf, r, out, 0, 32, book, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
+    assert r[0] <= len(data) * 8
+    assert np.abs(out).max(initial=0) <= MAX_QUANT
+
+
+@given(st.lists(st.integers(0, 10 ** 6), min_size=2, max_size=300))
+def test_code_lengths_form_a_complete_prefix_code_within_the_limit(counts):
+    lengths = code_lengths(counts, maxlen=16)
+    assert max(lengths) <= 16
+    assert abs(sum(2.0 ** -l for l in lengths) - 1.0) < 1e-9
+
+
+def test_trained_books_are_complete_prefix_codes():
+    for row in range(BOOKS.lengths.shape[0]):
+        ls = BOOKS.lengths[row][BOOKS.lengths[row] > 0]
+        assert abs(sum(2.0 ** -int(l) for l in ls) - 1.0) < 1e-9
+    assert ROW_SPECTRAL + 6 == BOOKS.lengths.shape[0] - 1
