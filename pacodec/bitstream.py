@@ -107,7 +107,7 @@ class StreamHeader:
 
 def pack_header(cfg: StreamConfig, total_length: int | None) -> bytes:
     n = UNKNOWN_LENGTH if total_length is None else int(total_length)
-    if not 0 <= n < UNKNOWN_LENGTH:
+    if total_length is not None and not 0 <= n < UNKNOWN_LENGTH:
         raise UnsupportedError("stream too long for the format")
     body = MAGIC + pack_config(cfg) + n.to_bytes(6, "big")
     return body + crc16(body).to_bytes(2, "big")

@@ -104,6 +104,7 @@ class Decoder:
         self._next_seq = None
         self._pos = None               # input-sample index of the next output sample
         self._ended = False
+        self._held = None
         self._warned_trunc = False
         self._books = load_codebooks()
         self._rng = np.array([0x9E3779B9], dtype=np.uint32)
@@ -154,11 +155,12 @@ class Decoder:
     def finish(self) -> np.ndarray:
         """End of input: decode the rest and report truncation (a warning, once)."""
         out = self._parse(final=True)
+        if self._held is not None:
+            out = np.concatenate([out, self._release()]) if len(out) else self._release()
         if self._buf and not self._ended:
             self._note(f"{len(self._buf)} trailing bytes at offset {self._consumed_bytes} are not "
                        "a complete frame (truncated stream)")
-        if not self._ended and self.config is not None and self.total_length is None \
-                and not self._warned_trunc:
+        if not self._ended and self.config is not None and not self._warned_trunc:
             self._warned_trunc = True
             warnings.warn("pacodec: stream ended without an end-of-stream frame (truncated?)",
                           RuntimeWarning, stacklevel=2)
@@ -278,6 +280,7 @@ class Decoder:
             self.total_length = n
             if not packet:
                 self._ended = True
+                return self._release()
             return None
         index = None
         if fr.ftype == bs.FRAME_CONFIG:
@@ -311,12 +314,31 @@ class Decoder:
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
 
     def _trim(self, pcm):
+        """Byte-stream output: drop samples before the input's start; cut at the total length.
+
+        While the total length is unknown (no header length, no end-of-stream frame yet) the
+        latest frame's output is held back, because only the last frame carries padding past the
+        end; the end-of-stream frame or :meth:`finish` releases it.
+        """
         n = len(pcm)
         a = self._pos
         self._pos += n
         lo = max(0, -a)
-        hi = n if self.total_length is None else max(lo, min(n, self.total_length - a))
-        return pcm[lo:hi]
+        pcm, a = pcm[lo:], a + lo
+        if self.total_length is not None:
+            return pcm[:max(0, self.total_length - a)]
+        held, self._held = self._held, (pcm, a)
+        return held[0] if held is not None else pcm[:0]
+
+    def _release(self):
+        """The held-back output, cut at the total length if it is known now."""
+        if self._held is None:
+            return self._empty()
+        pcm, a = self._held
+        self._held = None
+        if self.total_length is not None:
+            pcm = pcm[:max(0, self.total_length - a)]
+        return pcm
 
     def _decode_audio(self, payload) -> np.ndarray:
         cfg = self.config

@@ -1,0 +1,116 @@
+"""The Python API: read/write/info/blocks, PacFile seeking, atomic writes, clear errors."""
+import io
+import os
+
+import numpy as np
+import pytest
+
+import pacodec
+from pacodec.errors import EncoderInputError, PacodecError, UnsupportedError
+
+from conftest import snr_db
+
+
+def test_write_then_read_round_trips_with_exact_length(tmp_path, piano):
+    x, fs = piano
+    p = tmp_path / "a.pac"
+    pacodec.write(p, x, fs, bitrate=128)
+    y, rate = pacodec.read(p)
+    assert rate == fs and y.shape == x.shape and snr_db(x, y) > 20
+    i = pacodec.info(p)
+    assert (i.samplerate, i.channels, i.frames) == (fs, 2, len(x))
+    assert abs(i.bitrate_kbps - 128) < 6.4 and 0.85 < i.dcr < 0.95 and not i.problems
+
+
+def test_write_to_a_file_object_and_decode_bytes(piano):
+    x, fs = piano
+    buf = io.BytesIO()
+    pacodec.write(buf, x[:fs], fs, bitrate=64)
+    y, _ = pacodec.decode(buf.getvalue())
+    assert y.shape == (fs, 2)
+
+
+def test_blocks_yield_the_whole_signal_in_order(tmp_path, piano):
+    x, fs = piano
+    p = tmp_path / "b.pac"
+    pacodec.write(p, x, fs)
+    whole, _ = pacodec.read(p)
+    parts = list(pacodec.blocks(p, blocksize=5000))
+    assert all(len(b) == 5000 for b in parts[:-1])
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.01, 0.5, 1.37, 2.5])
+def test_seeking_by_time_matches_decoding_from_the_start(tmp_path, piano, seconds):
+    x, fs = piano
+    p = tmp_path / "s.pac"
+    pacodec.write(p, x, fs, bitrate=96)
+    whole, _ = pacodec.read(p)
+    with pacodec.PacFile(p) as f:
+        pos = f.seek_time(seconds)
+        got = f.read(4000)
+    assert pos == int(round(seconds * fs))
+    ref = whole[pos:pos + 4000]
+    assert got.shape == ref.shape
+    assert np.max(np.abs(got - ref)) < 1e-3 or snr_db(ref, got) > 40
+
+
+def test_read_with_start_and_stop(tmp_path, piano):
+    x, fs = piano
+    p = tmp_path / "r.pac"
+    pacodec.write(p, x, fs)
+    y, _ = pacodec.read(p, start=1.0, stop=1.5)
+    assert len(y) == fs // 2
+
+
+def test_write_refuses_to_overwrite_without_force(tmp_path, piano):
+    x, fs = piano
+    p = tmp_path / "exists.pac"
+    p.write_bytes(b"precious")
+    with pytest.raises(PacodecError, match="exists"):
+        pacodec.write(p, x[:1000], fs)
+    assert p.read_bytes() == b"precious"
+    pacodec.write(p, x[:1000], fs, force=True)
+    assert pacodec.info(p).frames == 1000
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    p = tmp_path / "bad.pac"
+    x = np.zeros((1000, 2))
+    x[500, 1] = np.nan
+    with pytest.raises(EncoderInputError, match="NaN"):
+        pacodec.write(p, x, 44100)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("rate", [7000, 44000, 192000, 384000])
+def test_unsupported_rates_name_the_supported_ones(rate):
+    with pytest.raises(UnsupportedError, match="44100"):
+        pacodec.encode(np.zeros((100, 1)), rate)
+
+
+@pytest.mark.parametrize("shape", [(100, 0), (100, 9), (100, 2, 2)])
+def test_unsupported_channel_layouts_are_errors(shape):
+    with pytest.raises(PacodecError):
+        pacodec.encode(np.zeros(shape), 44100)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_samples_are_errors(bad):
+    x = np.zeros((3000, 1))
+    x[2000] = bad
+    with pytest.raises(EncoderInputError, match="frame 2000"):
+        pacodec.encode(x, 44100)
+
+
+def test_errors_are_value_errors_too():
+    assert issubclass(pacodec.FormatError, ValueError)
+    assert issubclass(pacodec.UnsupportedError, ValueError)
+    assert issubclass(pacodec.FormatError, pacodec.PacodecError)
+
+
+def test_public_api_is_explicit():
+    assert set(pacodec.__all__) >= {"encode", "decode", "read", "write", "info", "blocks",
+                                    "Encoder", "Decoder", "PacFile", "__version__"}
+    for name in pacodec.__all__:
+        assert getattr(pacodec, name) is not None
