@@ -257,7 +257,7 @@ class Encoder:
         n, ch = cfg.hop, cfg.channels
         if cfg.short_blocks:
             if self._decided < k:
-                self._attack = self._is_short(k) if k > 0 else -1
+                self._attack = self._is_short(k)
                 self._short[1] = self._attack >= 0
             a_next = self._is_short(k + 1)
             short_next = a_next >= 0
