@@ -20,11 +20,13 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .huffman import unit_bits
-from .quantize import SF_BIAS, quantize_unit
+from .huffman import BOOK_LAV, unit_bits
+from .quantize import QUANT_POWER, SF_BIAS, quantize_unit_fast
+from .bitstream import payload_bits
 from .tables import MAX_QUANT, NOISE_BOOK, SF_DELTA_MAX
 
-__all__ = ["allocate", "stereo_decision", "RateControl", "bandwidth_hz", "PNS_START_HZ"]
+__all__ = ["allocate", "code_at", "search_offset", "stereo_decision", "RateControl", "bandwidth_hz",
+           "PNS_START_HZ"]
 
 PNS_START_HZ = 5000.0
 PNS_TONALITY = 0.35     # units below this tonality may be substituted by noise
@@ -32,27 +34,37 @@ PNS_SMR = 2.0           # ...when their energy is within 3 dB of the allowance
 
 
 @njit
-def _search_sf(c, s, e, allowed, quantizer, mu, q):
-    """Coarsest scalefactor whose noise on c[s:e] stays within ``allowed``."""
+def _search_sf(c, xa, s, e, allowed, quantizer, mu, q, hint):
+    """Coarsest scalefactor whose noise on c[s:e] stays within ``allowed``.
+
+    Starts from ``hint`` (the unit's scalefactor at the previous offset of the rate loop, or -1
+    for the high-resolution estimate ``delta^2 w / 12 = allowed``) and walks 1.5 dB steps.
+    """
     w = e - s
-    d0 = math.sqrt(12.0 * allowed / w)
-    sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
+    if hint >= 0:
+        sf = hint
+    else:
+        d0 = math.sqrt(12.0 * allowed / w)
+        sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
+        if quantizer == QUANT_POWER:
+            sf -= 3
     sf = min(255, max(0, sf))
-    noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+    noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
     if noise > allowed:
         while sf > 0 and noise > allowed:
             sf -= 1
-            noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+            noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
     else:
         while sf < 255:
-            n2, q2 = quantize_unit(c, s, e, sf + 1, quantizer, mu, q)
+            n2, q2 = quantize_unit_fast(c, xa, s, e, sf + 1, quantizer, mu, q)
             if n2 > allowed:
+                noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
                 break
             sf += 1
-    noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+            noise, qmax = n2, q2
     while qmax > MAX_QUANT and sf < 255:
         sf += 1
-        noise, qmax = quantize_unit(c, s, e, sf, quantizer, mu, q)
+        noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
     return sf, qmax
 
 
@@ -62,17 +74,23 @@ def _best_book(q, s, e, qmax, lengths):
         return 0, 0
     best = -1
     best_bits = 1 << 60
+    tried = 0
     for bk in range(1, 7):
+        if BOOK_LAV[bk] < qmax and bk != 6:
+            continue
         bits = unit_bits(q, s, e, bk, lengths)
         if bits >= 0 and bits < best_bits:
             best_bits = bits
             best = bk
+        tried += 1
+        if tried == 2:          # the two smallest books that can code the unit
+            break
     return best, best_bits
 
 
 @njit
-def allocate(c, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu, max_band,
-             pns_band, books, sf, q, lengths):
+def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu, max_band,
+             pns_band, books, sf, q, lengths, hint):
     """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear)."""
     nunits = nbands * ngroups
     for u in range(nunits):
@@ -95,8 +113,9 @@ def allocate(c, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu,
         if noisy and E < A * PNS_SMR:
             books[u] = NOISE_BOOK
             continue
-        v, qmax = _search_sf(c, s, e, A, quantizer, mu, q)
+        v, qmax = _search_sf(c, xa, s, e, A, quantizer, mu, q, hint[u])
         sf[u] = v
+        hint[u] = v
         bk, bits = _best_book(q, s, e, qmax, lengths)
         books[u] = bk
     # noise units carry their RMS level as the scalefactor
@@ -122,7 +141,7 @@ def allocate(c, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu,
                 if books[u] != NOISE_BOOK:
                     s = ub[u]
                     e = ub[u + 1]
-                    noise, qmax = quantize_unit(c, s, e, v, quantizer, mu, q)
+                    noise, qmax = quantize_unit_fast(c, xa, s, e, v, quantizer, mu, q)
                     if qmax > MAX_QUANT:
                         for i in range(s, e):
                             q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))
@@ -136,7 +155,8 @@ def allocate(c, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu,
 
 @njit
 def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
-    """Per unit, 1 where mid/side needs fewer bits (by a perceptual-entropy estimate)."""
+    """Per unit, 1 where mid/side needs fewer bits (by a perceptual-entropy estimate); flagged
+    units are transformed to M/S in place, with the pair's lower threshold for both."""
     n_ms = 0
     for u in range(nunits):
         em = 0.0
@@ -151,7 +171,91 @@ def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
         pe_ms = math.log(max(em / t, 1.0)) + math.log(max(es / t, 1.0))
         flags[u] = 1 if pe_ms < pe_lr else 0
         n_ms += flags[u]
+        if flags[u]:
+            for i in range(ub[u], ub[u + 1]):
+                a = cl[i]
+                b = cr[i]
+                cl[i] = (a + b) * 0.7071067811865476
+                cr[i] = (a - b) * 0.7071067811865476
+            thr_l[u] = t
+            thr_r[u] = t
+            e_l[u] = em
+            e_r[u] = es
     return n_ms
+
+
+@njit
+def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, quantizer, mu, max_band,
+            pns_band, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands):
+    """Allocate every channel at ``offset`` dB; returns the payload's exact bit count."""
+    gain = 10.0 ** (offset / 10.0)
+    for c in range(cod.shape[0]):
+        allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], gain, quantizer,
+                 mu, max_band, pns_band, books[c], sf[c], q[c], lengths, hint[c])
+    return payload_bits(is_short, max_bands, ms_mode, ms_flags, books, sf, q, ub, nbands,
+                        ngroups, lengths)
+
+
+SEARCH_STEP = 4.0
+SEARCH_MIN, SEARCH_MAX = -40.0, 120.0
+SEARCH_RESOLUTION = 0.5
+ACCEPT = 0.97           # a frame within 3 % under its target ends the search
+
+
+@njit
+def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy, ton, quantizer,
+                  mu, max_band, pns_band, books, sf, q, lengths, hint, is_short, ms_mode,
+                  ms_flags, max_bands):
+    """The smallest distance offset (best quality) whose payload fits ``target`` bits.
+
+    VBR starts at its fixed offset and only moves up when the frame is too large; CBR/ABR
+    bracket from ``start`` (the previous frame's offset) in SEARCH_STEP dB steps, then bisect to
+    SEARCH_RESOLUTION.  On return the allocation arrays hold the returned offset's result.
+    """
+    a = (cod, xa, ub, nbands, ngroups, thr, energy, ton, quantizer, mu, max_band, pns_band,
+         books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands)
+    o = start
+    bits = code_at(o, *a)
+    if vbr and bits <= target:
+        return o, bits
+    # bracket: lo_o gives too many bits (lo_bits), hi_o fits (hi_bits)
+    if bits <= target:
+        hi_o, hi_bits = o, bits
+        lo_o, lo_bits = o, -1
+        if bits >= ACCEPT * target:
+            return o, bits
+        while True:
+            if hi_o <= SEARCH_MIN:
+                return hi_o, hi_bits
+            lo_o = max(SEARCH_MIN, hi_o - SEARCH_STEP)
+            lo_bits = code_at(lo_o, *a)
+            if lo_bits > target:
+                break
+            hi_o, hi_bits = lo_o, lo_bits
+            if hi_bits >= ACCEPT * target:
+                return hi_o, hi_bits
+    else:
+        lo_o, lo_bits = o, bits
+        while True:
+            hi_o = lo_o + SEARCH_STEP
+            hi_bits = code_at(hi_o, *a)
+            if hi_bits <= target or hi_o >= SEARCH_MAX:
+                break
+            lo_o, lo_bits = hi_o, hi_bits
+        if hi_bits > target:
+            return hi_o, hi_bits
+    # regula falsi inside the bracket: bits fall roughly linearly with the offset in dB
+    while hi_o - lo_o > SEARCH_RESOLUTION and hi_bits < ACCEPT * target:
+        f = (lo_bits - target) / max(lo_bits - hi_bits, 1)
+        f = min(0.8, max(0.2, f))
+        mid = lo_o + f * (hi_o - lo_o)
+        b = code_at(mid, *a)
+        if b <= target:
+            hi_o, hi_bits = mid, b
+        else:
+            lo_o, lo_bits = mid, b
+    bits = code_at(hi_o, *a)
+    return hi_o, bits
 
 
 def bandwidth_hz(kbps_per_channel: float) -> float:

@@ -24,12 +24,14 @@ def put_bits(buf, st, value, n):
     if pos + n > buf.shape[0] * 8:
         st[1] = 1
         return
-    for i in range(n - 1, -1, -1):
-        bit = (value >> i) & 1
-        byte = pos >> 3
-        if bit:
-            buf[byte] |= np.uint8(0x80 >> (pos & 7))
-        pos += 1
+    left = n
+    while left > 0:
+        room = 8 - (pos & 7)
+        take = room if room < left else left
+        chunk = (value >> (left - take)) & ((1 << take) - 1)
+        buf[pos >> 3] |= np.uint8(chunk << (room - take))
+        pos += take
+        left -= take
     st[0] = pos
 
 
@@ -41,9 +43,14 @@ def get_bits(buf, st, n):
         st[1] = 1
         return 0
     v = 0
-    for _ in range(n):
-        v = (v << 1) | ((buf[pos >> 3] >> (7 - (pos & 7))) & 1)
-        pos += 1
+    left = n
+    while left > 0:
+        room = 8 - (pos & 7)
+        take = room if room < left else left
+        chunk = (np.int64(buf[pos >> 3]) >> (room - take)) & ((1 << take) - 1)
+        v = (v << take) | chunk
+        pos += take
+        left -= take
     st[0] = pos
     return v
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ._jit import njit
 from .bitio import BitReader, BitWriter, get_bits, put_bits
 from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
 from .errors import FormatError, UnsupportedError
-from .huffman import get_symbol, put_symbol, read_unit, write_unit
+from .huffman import get_symbol, put_symbol, read_unit, unit_bits, write_unit
 from .tables import N_BOOKS, NOISE_BOOK, ROW_SF, SF_DELTA_MAX
 
 __all__ = [
@@ -241,6 +242,39 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
 
 
 @njit
+def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups,
+                 lengths):
+    """The exact bit count :func:`write_payload` would write (without writing), for rate control."""
+    nch = max_band.shape[0]
+    bits = 3 + (7 if is_short else 0) + 6 * nch
+    for p in range(nch // 2):
+        bits += 2
+        if ms_mode[p] == 2:
+            bits += ngroups * max(max_band[2 * p], max_band[2 * p + 1])
+    for c in range(nch):
+        mb = max_band[c]
+        ctx = 0
+        first = True
+        prev = 0
+        for g in range(ngroups):
+            for b in range(mb):
+                u = g * nbands + b
+                bk = books[c, u]
+                bits += lengths[ctx, bk]
+                ctx = bk
+                if bk != 0:
+                    if first:
+                        bits += 8
+                        first = False
+                    else:
+                        bits += lengths[ROW_SF, sf[c, u] - prev + SF_DELTA_MAX]
+                    prev = sf[c, u]
+                    if bk != NOISE_BOOK:
+                        bits += unit_bits(q[c], ub[u], ub[u + 1], bk, lengths)
+    return bits
+
+
+@njit
 def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
                  ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset, symbols):
     """Parse the audio payload of one frame (§5), validating every field and index.
@@ -350,6 +384,12 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
 
 
 # ----------------------------------------------------------------------------- frame layout §5.2
+@lru_cache(maxsize=None)
+def layout_for(cfg: StreamConfig) -> "Layout":
+    """The (cached) :class:`Layout` of a configuration."""
+    return Layout(cfg)
+
+
 class Layout:
     """Band tables and the coding order of long and short frames for one :class:`StreamConfig`.
 
@@ -377,25 +417,37 @@ class Layout:
             self.ub_short = np.zeros((128, SHORT_BLOCKS * nbs + 1), dtype=np.int64)
             self.perm_short = np.zeros((128, n), dtype=np.int64)
             for gflags in range(128):
-                groups = group_lengths(gflags)
-                pos = 0
-                u = 0
-                w0 = 0
-                for glen in groups:
-                    for b in range(nbs):
-                        self.ub_short[gflags, u] = pos
-                        for w in range(w0, w0 + glen):
-                            for k in range(es[b], es[b + 1]):
-                                self.perm_short[gflags, pos] = w * ns + k
-                                pos += 1
-                        u += 1
-                    w0 += glen
-                self.ub_short[gflags, u:] = pos
+                _short_order(gflags, es, ns, self.ub_short[gflags], self.perm_short[gflags])
         else:
             self.edges_short = np.zeros(2, dtype=np.int64)
             self.nb_short = 0
             self.ub_short = np.zeros((1, 2), dtype=np.int64)
             self.perm_short = np.zeros((1, n), dtype=np.int64)
+
+
+@njit
+def _short_order(gflags, es, ns, ub, perm):
+    """Unit bounds and coding-order permutation of a short frame with these grouping bits."""
+    pos = 0
+    u = 0
+    w0 = 0
+    nb = es.shape[0] - 1
+    for w in range(8):
+        if w > 0 and ((gflags >> (7 - w)) & 1) == 0:
+            continue
+        glen = 1
+        while w + glen < 8 and ((gflags >> (7 - w - glen)) & 1) == 0:
+            glen += 1
+        for b in range(nb):
+            ub[u] = pos
+            for j in range(w, w + glen):
+                for k in range(es[b], es[b + 1]):
+                    perm[pos] = j * ns + k
+                    pos += 1
+            u += 1
+        w0 += glen
+    for i in range(u, ub.shape[0]):
+        ub[i] = pos
 
 
 def group_lengths(gflags: int) -> list[int]:

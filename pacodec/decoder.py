@@ -21,6 +21,7 @@ import numpy as np
 from . import bitstream as bs
 from ._jit import njit
 from .bitio import reader_state
+from .bitstream import read_payload
 from .config import SHORT_BLOCKS, StreamConfig
 from .errors import FormatError
 from .mdct import imdct_kernel, plan
@@ -80,6 +81,73 @@ def inverse_ms(a, b, ub, nunits, flags):
                 b[i] = (m - s) * 0.7071067811865476
 
 
+@njit
+def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, post_s, rev_s,
+          tw_s, y, u, work, ys, us, works):
+    """IMDCT, window and overlap-add one frame of every channel; writes ``n`` samples per channel
+    (padded time ``kN + s`` on, FORMAT.md §6.3) into ``out`` (n, channels) and shifts ``ola``."""
+    nch = coefs.shape[0]
+    n = coefs.shape[1]
+    for c in range(nch):
+        if is_short:
+            ns = n // 8
+            off = n // 2 - ns // 2
+            for j in range(8):
+                imdct_kernel(coefs[c, j * ns:(j + 1) * ns], ys, pre_s, post_s, rev_s, tw_s, us,
+                             works)
+                base = off + j * ns
+                for i in range(2 * ns):
+                    ola[c, base + i] += ys[i] * wshort[i]
+        else:
+            imdct_kernel(coefs[c], y, pre, post, rev, tw, u, work)
+            for i in range(2 * n):
+                ola[c, i] += y[i] * win[i]
+        for i in range(n):
+            out[i, c] = ola[c, s + i]
+        for i in range(n):
+            ola[c, i] = ola[c, n + i]
+            ola[c, n + i] = 0.0
+
+
+@njit
+def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm, msf, bk, sf, q,
+                   ub_long, ub_short, count, first, offset, symbols, quantizer, mu, rng, cod, nat,
+                   last, perm_short):
+    """Parse, dequantize, noise-fill and undo M/S of one payload (natural order into ``nat``).
+
+    Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
+    window combination.
+    """
+    err = read_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm, msf, bk, sf,
+                       q, ub_long, ub_short, count, first, offset, symbols)
+    if err:
+        return err
+    is_short = hdr[0]
+    if (hdr[1] or hdr[2]) and not short_allowed:
+        return 3
+    if is_short and not (hdr[1] and hdr[2]):
+        return 3
+    nunits = hdr[4] * hdr[5]
+    ub = ub_short[hdr[3]] if is_short else ub_long
+    for c in range(nch):
+        reconstruct(q[c], bk[c], sf[c], ub, nunits, quantizer, mu, rng, cod[c])
+    for p in range(nch // 2):
+        if msm[p]:
+            inverse_ms(cod[2 * p], cod[2 * p + 1], ub, nunits, msf[p])
+    n = cod.shape[1]
+    if is_short:
+        perm = perm_short[hdr[3]]
+        for c in range(nch):
+            for i in range(n):
+                nat[c, perm[i]] = cod[c, i]
+    else:
+        for c in range(nch):
+            for i in range(n):
+                nat[c, i] = cod[c, i]
+                last[c, i] = cod[c, i]
+    return 0
+
+
 class Decoder:
     """Decode pacodec streams or packets.  Not thread-safe: one decoder per thread.
 
@@ -118,7 +186,7 @@ class Decoder:
         self.config = cfg
         self.samplerate, self.channels, self.frame_size = cfg.samplerate, cfg.channels, cfg.hop
         self.delay = cfg.delay
-        self._lay = bs.Layout(cfg)
+        self._lay = bs.layout_for(cfg)
         n, ch = cfg.hop, cfg.channels
         mu_ = self._lay.max_units
         self._ola = np.zeros((ch, 2 * n))
@@ -134,17 +202,23 @@ class Decoder:
         self._nat = np.zeros((ch, n))
         self._last = np.zeros((ch, n))       # last long spectrum, for concealment
         self._lost_run = 0
-        self._prev_right = cfg.overlap
+        self._prev_short = False
+        self._qi = {"uniform": 0, "mulaw": 1, "power": 2}[cfg.quantizer]
+        ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
+        self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
+                                           cfg.overlap if not rs else ns, cfg.window_shape)
+                              for ls in (0, 1) for rs in (0, 1)])
+        self._wshort = block_window(ns, ns, ns, cfg.window_shape) if cfg.short_blocks \
+            else np.zeros(2)
         self._plan = plan(n)
         self._plan_s = plan(cfg.short_hop) if cfg.short_blocks else None
         self._y = np.zeros(2 * n)
         self._u = np.zeros(n)
         self._work = np.zeros(n // 2, np.complex128)
-        if cfg.short_blocks:
-            ns = cfg.short_hop
-            self._ys = np.zeros(2 * ns)
-            self._us = np.zeros(ns)
-            self._works = np.zeros(max(ns // 2, 1), np.complex128)
+        ns = cfg.short_hop if cfg.short_blocks else 8
+        self._ys = np.zeros(2 * ns)
+        self._us = np.zeros(ns)
+        self._works = np.zeros(max(ns // 2, 1), np.complex128)
 
     # ------------------------------------------------------------------ byte-stream mode
     def feed(self, data) -> np.ndarray:
@@ -346,62 +420,27 @@ class Decoder:
         buf = np.frombuffer(payload, dtype=np.uint8)
         st = reader_state(len(buf))
         B = self._books
-        err = bs.read_payload(buf, st, cfg.channels, cfg.short_blocks, lay.nb_long, lay.nb_short,
-                              self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
-                              self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
-                              B.symbols)
+        err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, lay.nb_long, lay.nb_short,
+                             self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
+                             self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
+                             B.symbols, self._qi, float(cfg.mu), self._rng, self._cod, self._nat,
+                             self._last, lay.perm_short)
         if err:
-            raise FormatError("invalid frame payload" if err == 2 else "truncated frame payload")
-        is_short, ls, rs, gflags, ngroups, nbands = (int(v) for v in self._hdr)
-        if (ls or rs) and not cfg.short_blocks:
-            raise FormatError("short window slope in a stream without short blocks")
-        if is_short and not (ls and rs):
-            raise FormatError("short frame without short slopes")
-        ub = lay.ub_short[gflags] if is_short else lay.ub_long
-        nunits = ngroups * nbands
-        qi = {"uniform": 0, "mulaw": 1, "power": 2}[cfg.quantizer]
-        for c in range(cfg.channels):
-            reconstruct(self._q[c], self._bk[c], self._sf[c], ub, nunits, qi, float(cfg.mu),
-                        self._rng, self._cod[c])
-        for p in range(cfg.channels // 2):
-            if self._msm[p]:
-                inverse_ms(self._cod[2 * p], self._cod[2 * p + 1], ub, nunits, self._msf[p])
+            raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
+                               3: "invalid window switching"}[err])
+        is_short, ls, rs = int(self._hdr[0]), int(self._hdr[1]), int(self._hdr[2])
         if is_short:
             self.short_frames += 1
-            perm = lay.perm_short[gflags]
-            self._nat[:, perm] = self._cod
-        else:
-            self._nat[:] = self._cod
-            self._last[:] = self._cod
-        ns = cfg.short_hop if cfg.short_blocks else 0
-        left = ns if ls else cfg.overlap
-        right = ns if rs else cfg.overlap
-        return self._synth(self._nat, bool(is_short), left, right)
+        return self._synth(self._nat, is_short, ls, rs)
 
-    def _synth(self, coefs, is_short, left, right) -> np.ndarray:
+    def _synth(self, coefs, is_short, ls, rs) -> np.ndarray:
         cfg = self.config
-        n = cfg.hop
-        p = self._plan
-        for c in range(cfg.channels):
-            if is_short:
-                ns = cfg.short_hop
-                ps = self._plan_s
-                w = block_window(ns, ns, ns, cfg.window_shape)
-                off = n // 2 - ns // 2
-                for j in range(SHORT_BLOCKS):
-                    imdct_kernel(coefs[c, j * ns:(j + 1) * ns], self._ys, ps.pre, ps.post, ps.rev,
-                                 ps.tw, self._us, self._works)
-                    s = off + j * ns
-                    self._ola[c, s:s + 2 * ns] += self._ys * w
-            else:
-                w = block_window(n, left, right, cfg.window_shape)
-                imdct_kernel(coefs[c], self._y, p.pre, p.post, p.rev, p.tw, self._u, self._work)
-                self._ola[c] += self._y * w
-        s = self._s
-        out = self._ola[:, s:s + n].T.astype(np.float32)
-        self._ola[:, :n] = self._ola[:, n:]
-        self._ola[:, n:] = 0.0
-        self._prev_right = right
+        p, ps = self._plan, self._plan_s or self._plan
+        out = np.empty((cfg.hop, cfg.channels), dtype=np.float32)
+        synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, self._s,
+              p.pre, p.post, p.rev, p.tw, ps.pre, ps.post, ps.rev, ps.tw, self._y, self._u,
+              self._work, self._ys, self._us, self._works)
+        self._prev_short = bool(rs)
         return out
 
     def _conceal_frames(self, count: int, trim: bool) -> np.ndarray:
@@ -415,7 +454,7 @@ class Decoder:
             signs = np.where(np.random.default_rng(self._lost_run * 7919 + self.concealed)
                              .random(self._last.shape) < 0.5, -1.0, 1.0)
             coefs = self._last * signs * g
-            pcm = self._synth(coefs, False, self._prev_right, cfg.overlap)
+            pcm = self._synth(coefs, 0, int(self._prev_short), 0)
             outs.append(self._trim(pcm) if trim and self._pos is not None else pcm)
         if self._next_seq is not None:
             self._next_seq = (self._next_seq + count) & 0xFF

@@ -18,11 +18,13 @@ import math
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import PNS_START_HZ, RateControl, allocate, bandwidth_hz, stereo_decision
+from .allocation import (PNS_START_HZ, RateControl, bandwidth_hz, code_at, search_offset,
+                         stereo_decision)
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, stream_config_for
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, plan
+from .quantize import magnitudes
 from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, thresholds
 from .tables import load_codebooks
 from .transient import detect_attack
@@ -68,7 +70,7 @@ class Encoder:
         self.samplerate, self.channels = cfg.samplerate, cfg.channels
         self.frame_size = cfg.hop
         self.delay = cfg.delay
-        self.layout = bs.Layout(cfg)
+        self.layout = bs.layout_for(cfg)
         self.books = load_codebooks()
         self.rate = RateControl(self.settings, cfg)
         n, ch = cfg.hop, cfg.channels
@@ -120,6 +122,8 @@ class Encoder:
         self._books = np.zeros((ch, mu_), dtype=np.int64)
         self._sf = np.zeros((ch, mu_), dtype=np.int64)
         self._q = np.zeros((ch, n), dtype=np.int64)
+        self._xa = np.zeros((ch, n))
+        self._hint = np.full((ch, mu_), -1, dtype=np.int64)
         self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
@@ -288,7 +292,7 @@ class Encoder:
             pns_band = self._pns_long
         nunits = nbands * ngroups
         U = self._units
-        # stereo
+        # stereo: per-unit M/S decided and applied in place by the kernel
         self._ms_mode[:] = bs.MS_NONE
         for p in range(ch // 2):
             l, r = 2 * p, 2 * p + 1
@@ -296,28 +300,43 @@ class Encoder:
             flags[:] = 0
             nms = stereo_decision(self._cod[l], self._cod[r], ub, nunits, U["thr"][l], U["thr"][r],
                                   U["energy"][l], U["energy"][r], flags)
-            if nms == 0:
-                continue
-            self._ms_mode[p] = bs.MS_ALL if nms == nunits else bs.MS_BANDS
-            self._apply_ms(l, r, ub, nunits, flags)
+            if nms:
+                self._ms_mode[p] = bs.MS_ALL if nms == nunits else bs.MS_BANDS
+        for c in range(ch):
+            magnitudes(self._cod[c], _QUANT[cfg.quantizer], self._xa[c])
         self._max_band[:] = max_band
+        self._hint[:] = -1
         ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
         extra = bs.CONFIG_SIZE + 4 if ftype == bs.FRAME_CONFIG else 0
         overhead = 8 * (bs.FRAME_HEADER_SIZE + bs.CRC_SIZE + extra)
         hi, lo = self.rate.budget()
         limit = 8 * bs.MAX_PAYLOAD - 8 * extra
-        args = (is_short, left_short, right_short, gflags, ub, nbands, ngroups, max_band, pns_band)
         if hi is None:
             target = limit
         else:
             target = min(limit, int(self.rate.target(self._perceptual_entropy(nunits))) - overhead)
-        offset, nbits = self._search(target, args, vbr=hi is None)
+        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
+                 _QUANT[cfg.quantizer], float(cfg.mu))
+        out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
+               self._ms_mode, self._ms_flags, self._max_band)
+        offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
+                                      pns_band, *out)
+        if hi is not None:
+            self.rate.offset = offset
         while nbits > limit and max_band > 0:      # pathological: drop bands until it fits
             max_band -= 1
-            args = args[:7] + (max_band, pns_band)
-            nbits = self._code(offset, *args)
+            self._max_band[:] = max_band
+            nbits = code_at(offset, *state, max_band, pns_band, *out)
+        buf = self._payload
+        buf[:] = 0
+        st = writer_state()
+        bs.write_payload(buf, st, int(is_short), int(left_short), int(right_short), gflags,
+                         self._max_band, self._ms_mode, self._ms_flags, self._books, self._sf,
+                         self._q, ub, nbands, ngroups, self.books.codes, self.books.lengths)
+        if st[1] or st[0] != nbits:
+            raise PacodecError("internal error: payload size mismatch")
         payload_len = (nbits + 7) // 8
-        payload = self._payload[:payload_len].tobytes()
+        payload = buf[:payload_len].tobytes()
         if lo is not None and self.settings.mode == "cbr":
             short = int(lo) - overhead - 8 * payload_len
             if short > 0:      # reservoir full: stuff zero bytes (ignored by decoders, §5)
@@ -330,89 +349,11 @@ class Encoder:
         return frame
 
     def _perceptual_entropy(self, nunits):
-        """Perceptual entropy estimate of the frame: sum of w * log2(1 + E/T) over units."""
+        """Perceptual entropy estimate of the frame: sum of log2(1 + E/T) over units."""
         U = self._units
         e = U["energy"][:, :nunits]
         t = U["thr"][:, :nunits]
         return float(np.sum(np.log2(1.0 + e / np.maximum(t, 1e-30))))
-
-    SEARCH_STEP = 4.0
-    SEARCH_MIN, SEARCH_MAX = -40.0, 120.0
-
-    def _search(self, target, args, vbr):
-        """Smallest distance offset (best quality) whose payload fits ``target`` bits.
-
-        VBR starts at its fixed offset and only moves up when the frame is too large; CBR/ABR
-        bracket from the previous frame's offset in SEARCH_STEP dB steps, then bisect to 0.25 dB.
-        """
-        o = self.rate.offset
-        bits = self._code(o, *args)
-        if vbr and bits <= target:
-            return o, bits
-        if bits <= target:
-            lo_o, hi_o, hi_bits = o, o, bits          # hi fits
-            while lo_o > self.SEARCH_MIN:
-                lo_o = max(self.SEARCH_MIN, lo_o - self.SEARCH_STEP)
-                b = self._code(lo_o, *args)
-                if b > target:
-                    break
-                hi_o, hi_bits = lo_o, b
-            else:
-                self.rate.offset = hi_o
-                return hi_o, hi_bits
-        else:
-            hi_o = o
-            while True:
-                lo_o = hi_o
-                hi_o = hi_o + self.SEARCH_STEP
-                hi_bits = self._code(hi_o, *args)
-                if hi_bits <= target or hi_o >= self.SEARCH_MAX:
-                    break
-        while hi_o - lo_o > 0.3:
-            mid = 0.5 * (lo_o + hi_o)
-            b = self._code(mid, *args)
-            if b <= target:
-                hi_o, hi_bits = mid, b
-            else:
-                lo_o = mid
-        if not vbr:
-            self.rate.offset = hi_o
-        nbits = self._code(hi_o, *args)
-        return hi_o, nbits
-
-    def _apply_ms(self, l, r, ub, nunits, flags):
-        c = self._cod
-        U = self._units
-        for u in np.flatnonzero(flags[:nunits]):
-            s, e = ub[u], ub[u + 1]
-            a, b = c[l, s:e].copy(), c[r, s:e].copy()
-            c[l, s:e] = (a + b) * 0.7071067811865476
-            c[r, s:e] = (a - b) * 0.7071067811865476
-            t = min(U["thr"][l, u], U["thr"][r, u])
-            U["thr"][l, u] = U["thr"][r, u] = t
-            U["energy"][l, u] = float(np.dot(c[l, s:e], c[l, s:e]))
-            U["energy"][r, u] = float(np.dot(c[r, s:e], c[r, s:e]))
-
-    def _code(self, offset, is_short, left_short, right_short, gflags, ub, nbands, ngroups,
-              max_band, pns_band):
-        """Allocate every channel at ``offset`` dB and write the payload; returns its bit count."""
-        cfg = self.config
-        gain = 10.0 ** (offset / 10.0)
-        U = self._units
-        lengths = self.books.lengths
-        for c in range(cfg.channels):
-            allocate(self._cod[c], ub, nbands, ngroups, U["thr"][c], U["energy"][c], U["ton"][c],
-                     gain, _QUANT[cfg.quantizer], float(cfg.mu), max_band, pns_band,
-                     self._books[c], self._sf[c], self._q[c], lengths)
-        buf = self._payload
-        buf[:] = 0
-        st = writer_state()
-        bs.write_payload(buf, st, int(is_short), int(left_short), int(right_short), gflags,
-                         self._max_band, self._ms_mode, self._ms_flags, self._books, self._sf,
-                         self._q, ub, nbands, ngroups, self.books.codes, lengths)
-        if st[1]:
-            return 1 << 40
-        return int(st[0])
 
     def _analyse_long(self, blk, left_short, right_short):
         cfg = self.config

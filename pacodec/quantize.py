@@ -63,6 +63,43 @@ def quantize_unit(x, start, end, sf, quantizer, mu, q):
     return noise, qmax
 
 
+#: |q|^(4/3) for every magnitude the format allows (power-law reconstruction by lookup)
+POW43 = np.arange(8192, dtype=np.float64) ** (4.0 / 3.0)
+
+
+@njit
+def magnitudes(x, quantizer, out):
+    """Per-coefficient precomputation for :func:`quantize_unit_fast`: ``|x|^0.75`` for the power
+    quantizer (so a scalefactor change is one multiply), ``|x|`` otherwise."""
+    for i in range(x.shape[0]):
+        a = abs(x[i])
+        out[i] = a ** 0.75 if quantizer == QUANT_POWER else a
+    return out
+
+
+@njit
+def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
+    """:func:`quantize_unit` with ``xa = magnitudes(x)`` precomputed (the encoder's hot loop)."""
+    if quantizer != QUANT_POWER:
+        return quantize_unit(x, start, end, sf, quantizer, mu, q)
+    delta = step(sf)
+    inv34 = delta ** -0.75
+    noise = 0.0
+    qmax = 0
+    for i in range(start, end):
+        k = int(xa[i] * inv34 + POWER_OFFSET)
+        if k < 8192:
+            r = delta * POW43[k]
+        else:
+            r = delta * k ** (4.0 / 3.0)
+        e = abs(x[i]) - r
+        noise += e * e
+        if k > qmax:
+            qmax = k
+        q[i] = -k if x[i] < 0 else k
+    return noise, qmax
+
+
 @njit
 def dequantize_unit(q, start, end, sf, quantizer, mu, out):
     """Reconstruct ``out[start:end]`` from ``q[start:end]`` (normative)."""
