@@ -24,14 +24,23 @@ Threading rules, shared by every pipeline:
 5. While a pipeline with an audio stream runs, CPython's GIL switch interval is lowered to
    1 ms (process-wide; restored by ``stop``) so that the callback is not kept waiting.
 """
-from .jitter import JitterBuffer, Playout
-from .live import LivePipeline
-from .player import FilePlayer
-from .receiver import Receiver
-from .relay import LossyRelay
-from .ringbuffer import RingBuffer
-from .sender import Sender
-from .transport import UdpTransport, parse_hostport
+import importlib
+
+_LAZY = {"JitterBuffer": "jitter", "Playout": "jitter", "LivePipeline": "live",
+         "FilePlayer": "player", "Receiver": "receiver", "LossyRelay": "relay",
+         "RingBuffer": "ringbuffer", "Sender": "sender", "UdpTransport": "transport",
+         "parse_hostport": "transport"}
+
+
+def __getattr__(name):
+    """Load the pipeline classes on first use, so ``pacodec --help`` stays light."""
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'pacodec.stream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["LivePipeline", "Sender", "Receiver", "FilePlayer", "JitterBuffer", "Playout",
            "RingBuffer", "UdpTransport", "LossyRelay", "parse_hostport", "list_devices"]

@@ -5,12 +5,11 @@ import json
 import sys
 import time
 
-import numpy as np
 
-from ..errors import PacodecError, UnsupportedError
+from ..errors import UnsupportedError
 
 __all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
-           "write_stats", "fmt_time"]
+           "write_stats", "fmt_time", "playable_rate"]
 
 
 def sounddevice():
@@ -40,15 +39,24 @@ def parse_device(text):
     raise UnsupportedError(f"bad --device {text!r}: give INDEX, NAME or IN,OUT")
 
 
-def warm_codec(make_encoder=None, make_decoder=None, frames=4):
-    """Run a throwaway encoder/decoder pair over a few frames of quiet noise so that every
-    numba kernel is compiled (or loaded from cache) before an audio stream opens."""
+def warm_codec(make_encoder=None, make_decoder=None, frames=8):
+    """Run a throwaway encoder/decoder pair over a few frames so that every numba kernel is
+    compiled (or loaded from cache) before an audio stream opens: quiet noise, a sudden loud
+    burst (so that the short-block/transient paths run too) and a stereo-asymmetric tone."""
+    import numpy as np
     enc = make_encoder() if make_encoder is not None else None
     dec = make_decoder() if make_decoder is not None else None
     if enc is None:
         return
     rng = np.random.default_rng(0)
-    x = (1e-3 * rng.standard_normal((enc.frame_size * frames, enc.channels))).astype(np.float32)
+    n, ch = enc.frame_size * frames, enc.channels
+    x = 1e-3 * rng.standard_normal((n, ch))
+    third = n // 3
+    x[third:third + enc.frame_size // 4] += 0.5 * rng.standard_normal((enc.frame_size // 4, ch))
+    t = np.arange(n - 2 * third) / 48000.0
+    for c in range(ch):
+        x[2 * third:, c] += 0.2 * np.sin(2 * np.pi * (440.0 * (c + 1)) * t)
+    x = x.astype(np.float32)
     packets = enc.encode(x) + enc.flush()
     if dec is not None:
         for p in packets:
@@ -117,13 +125,13 @@ def fmt_time(seconds):
     return f"{int(m)}:{s:04.1f}"
 
 
-def check_samplerate(samplerate):
-    samplerate = int(samplerate)
-    if samplerate <= 0:
-        raise UnsupportedError("sample rate must be positive")
-    return samplerate
-
-
-def require(cond, message):
-    if not cond:
-        raise PacodecError(message)
+def playable_rate(sd, device, samplerate, channels):
+    """``samplerate`` if the output device accepts it, else the device's default rate (the
+    caller then resamples with :class:`~.resample.StreamResampler`)."""
+    try:
+        sd.check_output_settings(device=device, samplerate=samplerate, channels=channels,
+                                 dtype="float32")
+        return int(samplerate)
+    except Exception:
+        info = sd.query_devices(device, "output")
+        return int(info["default_samplerate"])

@@ -16,7 +16,7 @@ Every command accepts ``--stats-json PATH`` (final counters as JSON) and ``--qui
 import argparse
 import sys
 
-from ..errors import PacodecError
+from ..errors import PacodecError, UnsupportedError
 from ._audio import StatusLine, parse_device, sounddevice, write_stats
 
 __all__ = ["add_subparsers", "cmd_devices", "cmd_live", "cmd_send", "cmd_receive", "cmd_play",
@@ -157,13 +157,21 @@ def _capture_params(args, output=True):
     """Sample rate and channels for capture: from the options, else from the device."""
     sd = sounddevice()
     dev = parse_device(args.device)
+
+    def query(d, kind):
+        try:
+            return sd.query_devices(d, kind)
+        except (ValueError, sd.PortAudioError):
+            what = f"{kind} device {d!r}" if d is not None else f"default {kind} device"
+            raise UnsupportedError(f"no {what} (see `pacodec devices`)") from None
+
     in_dev = dev[0] if isinstance(dev, tuple) else dev
-    info = sd.query_devices(in_dev, "input")
+    info = query(in_dev, "input")
     rate = args.samplerate or int(info["default_samplerate"])
     ch = args.channels or max(1, min(2, int(info["max_input_channels"])))
     if output:
         out_dev = dev[1] if isinstance(dev, tuple) else dev
-        oinfo = sd.query_devices(out_dev, "output")
+        oinfo = query(out_dev, "output")
         ch = min(ch, int(oinfo["max_output_channels"])) if not args.channels else ch
     return rate, ch, dev
 

@@ -19,9 +19,10 @@ Each ``pop`` returns a :class:`Playout` whose ``kind`` says what the decoder mus
     paused): conceal one frame but do **not** give up the packet — playout is stretched by one
     frame and the latency grows, which is how the buffer adapts upwards.
 ``"skip"``
-    the buffer has stayed deeper than its target for a whole adaptation window: decode
-    ``payload`` to keep the decoder's state continuous but drop its output, which shortens the
-    latency by one frame (adaptation downwards).
+    the buffer has stayed deeper than its target (plus one frame) for a whole adaptation
+    window: decode ``payload`` to keep the decoder's state continuous but drop its output.
+    The surplus is skipped frame after frame on the following pops, which shortens the
+    latency (adaptation downwards); consumers should pop again at once after a skip.
 ``"wait"``
     not playing yet (filling up to the target, or re-buffering after a long underrun):
     output silence, no decoder call.
@@ -78,6 +79,7 @@ class JitterBuffer:
         self._depth_window = collections.deque()    # recent buffered spans seen by pop()
         self._underrun_run = 0
         self._catch_up = False
+        self._skip_budget = 0
         self._last_ts = None
         self.clock_rate = None
         self.frame_samples = None
@@ -243,8 +245,16 @@ class JitterBuffer:
                     self._depth_window.popleft()
                 if (len(self._depth_window) >= needed and self._next in self._packets
                         and min(self._depth_window) > self.target_frames + 1):
+                    # the buffer never went below target + surplus for a whole window: that
+                    # surplus is pure latency, drop it now (in one go: skipped frames cost
+                    # the consumer no playout time)
+                    self._skip_budget = min(self._depth_window) - self.target_frames - 1
                     self._depth_window.clear()
-                    return self._take("skip")
+                if self._skip_budget > 0:
+                    if self._next in self._packets:
+                        self._skip_budget -= 1
+                        return self._take("skip")
+                    self._skip_budget = 0
             if self._next in self._packets:
                 self._underrun_run = 0
                 return self._take("frame")

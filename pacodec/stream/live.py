@@ -16,7 +16,9 @@ Latency adapts upwards by itself: if the codec thread misses a period, the callb
 silence for it and every later sample comes out that much later (counted as an underrun).
 It adapts downwards in the codec thread: when the output ring has held more than one block
 plus ``margin`` at every callback for ``adapt_window`` seconds, that surplus is dropped from
-the next decoded frame (``dropped_samples``, ``adaptations``).
+the next decoded frame (``dropped_samples``, ``adaptations``).  If the codec thread falls
+more than ``max_backlog`` seconds behind the microphone (a starved CPU), the backlog is dropped
+(``input_dropped``) instead of being kept as latency.
 
 The codec is warmed (a few frames encoded and decoded) before the stream opens, so the first
 real frames do not pay numba's compilation.
@@ -57,7 +59,8 @@ class LivePipeline:
 
     def __init__(self, *, samplerate=48000, channels=2, bitrate=128, low_delay=False,
                  device=None, blocksize=0, encoder_factory=None, decoder_factory=None,
-                 ring_seconds=1.0, switch_interval=0.001, adapt_window=2.0, margin=0.003):
+                 ring_seconds=1.0, switch_interval=0.001, adapt_window=1.0, margin=0.003,
+                 max_backlog=0.1, first_adapt=0.3):
         self.samplerate = int(samplerate)
         self.channels = int(channels)
         self.bitrate = bitrate
@@ -67,6 +70,8 @@ class LivePipeline:
         self.switch_interval = switch_interval
         self.adapt_window = adapt_window
         self.margin = float(margin)
+        self._max_backlog = int(max_backlog * self.samplerate)
+        self.first_adapt = float(first_adapt)
         self._make_encoder = encoder_factory or default_encoder_factory(
             self.samplerate, self.channels, bitrate=bitrate, low_delay=self.low_delay)
         self._make_decoder = decoder_factory or default_decoder_factory()
@@ -91,9 +96,11 @@ class LivePipeline:
         self._last_frames = 0
         # counters written by the codec thread
         self.frames = 0
+        self.blocks_coded = 0         # input frames fully encoded, decoded and queued
+        self.input_dropped = 0        # input samples dropped because the codec fell behind
         self.dropped = 0              # decoded samples dropped to shorten the latency
         self.adaptations = 0
-        self._check_at = 0.0
+        self._check_at = None
         self.bytes = 0
         self.codec_seconds = 0.0
         self.error = None
@@ -145,6 +152,14 @@ class LivePipeline:
                         wake.get_nowait()
                     except queue.Empty:
                         break
+                backlog = self.in_ring.available
+                if backlog > 2 * hop and (not self.frames or backlog > self._max_backlog):
+                    # the stream started before this thread got going, or the codec fell
+                    # behind (a starved CPU): drop the backlog rather than let it become
+                    # permanent latency
+                    dropped = (backlog // hop - 1) * hop
+                    self.in_ring.skip(dropped)
+                    self.input_dropped += dropped
                 while self.in_ring.available >= hop and not self._stop.is_set():
                     t0 = time.perf_counter()
                     self.in_ring.read_into(frame)
@@ -159,6 +174,7 @@ class LivePipeline:
                                 self.dropped += drop
                             self.out_ring.write(pcm)
                     self.codec_seconds += time.perf_counter() - t0
+                    self.blocks_coded += 1
         except BaseException as exc:   # reported by stats()/stop(); the stream keeps running
             self.error = exc
             self._stop.set()
@@ -169,7 +185,15 @@ class LivePipeline:
         read it, the surplus is pure latency (left over from earlier underruns): drop it
         from the head of the next decoded frame."""
         now = time.monotonic()
-        if self.adapt_window is None or now - self._check_at < self.adapt_window:
+        if self.adapt_window is None:
+            return 0
+        if self._check_at is None:
+            # first check soon after the start: the first frames of a fresh process are
+            # often late (page faults, caches), which leaves surplus latency behind
+            self._check_at = now - self.adapt_window + self.first_adapt
+            self._min_level = 1 << 62
+            return 0
+        if now - self._check_at < self.adapt_window:
             return 0
         low = self._min_level
         self._min_level = 1 << 62
@@ -244,7 +268,8 @@ class LivePipeline:
         device = self._device_latency
         # input sample `captured` is being recorded while decoded sample `played`, i.e. input
         # sample `played - encoder.delay`, is being played
-        return (lat + self.dropped + self.encoder.delay) / self.samplerate + device
+        # (decoded index = samples read from the ring + samples dropped before writing)
+        return (lat - self.dropped + self.encoder.delay) / self.samplerate + device
 
     def encoder_delay_seconds(self):
         return self.encoder.delay / self.samplerate if self.encoder is not None else 0.0
@@ -260,6 +285,7 @@ class LivePipeline:
             "input_overflows": self.input_overflows, "output_underflows": self.output_underflows,
             "underruns": self.underruns, "callbacks": self.callbacks,
             "dropped_samples": self.dropped, "adaptations": self.adaptations,
+            "input_dropped": self.input_dropped,
             "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
             "frame_size": self.encoder.frame_size if self.encoder else None,
             "codec_delay_ms": round(1000.0 * self.encoder_delay_seconds(), 2),

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from ._audio import StatusLine, fast_switching, fmt_time, sounddevice
+from ._audio import StatusLine, fast_switching, fmt_time, playable_rate, sounddevice
+from .resample import StreamResampler
 from .live import default_decoder_factory
 from .ringbuffer import RingBuffer
 
@@ -37,6 +38,8 @@ class FilePlayer:
         self.channels = None
         self.duration = None
         self.ring = None
+        self.resampler = None
+        self.device_rate = None
         self._f = None
         self._skip = 0
         self._pending = None
@@ -77,6 +80,8 @@ class FilePlayer:
                     return False
                 if not len(pcm):
                     continue
+                if self.resampler is not None:
+                    pcm = self.resampler.process(pcm)
                 self._pending = np.asarray(pcm, np.float32)
             if self.ring.free < len(self._pending):
                 if not block:
@@ -117,9 +122,9 @@ class FilePlayer:
 
     # ------------------------------------------------------------------ control
     def start(self):
+        self._f = open(self.path, "rb")
         sd = sounddevice()
         self.decoder = self._make_decoder()
-        self._f = open(self.path, "rb")
         # decode until the stream parameters are known
         first = []
         while self.decoder.samplerate is None:
@@ -137,20 +142,25 @@ class FilePlayer:
         total = getattr(self.decoder, "total_length", None)
         self.duration = total / self.samplerate if total else None
         self._skip = int(round(self.start_time * self.samplerate))
-        self.ring = RingBuffer(max(int(self.buffer_seconds * self.samplerate), 4096),
+        self.device_rate = playable_rate(sd, self.device, self.samplerate, self.channels)
+        if self.device_rate != self.samplerate:
+            self.resampler = StreamResampler(self.samplerate, self.device_rate, self.channels)
+        self.ring = RingBuffer(max(int(self.buffer_seconds * self.device_rate), 4096),
                                self.channels)
         if first:
             pcm = np.concatenate(first)
             k = min(self._skip, len(pcm))
             self._skip -= k
             self._pending = pcm[k:] if k < len(pcm) else None
+            if self._pending is not None and self.resampler is not None:
+                self._pending = self.resampler.process(self._pending)
         self._fill(block=False)     # preroll
         self._switch = fast_switching(self.switch_interval)
         self._switch.__enter__()
         self._thread = threading.Thread(target=self._decode_loop, name="pacodec-play",
                                         daemon=True)
         self._thread.start()
-        self._stream = sd.OutputStream(samplerate=self.samplerate, channels=self.channels,
+        self._stream = sd.OutputStream(samplerate=self.device_rate, channels=self.channels,
                                        dtype="float32", blocksize=self.blocksize,
                                        device=self.device, callback=self._callback)
         self._stream.start()
@@ -191,7 +201,7 @@ class FilePlayer:
         """Seconds of the file played so far (including ``start``)."""
         if self.ring is None or not self.samplerate:
             return self.start_time
-        return self.start_time + self.ring.total_read / self.samplerate
+        return self.start_time + self.ring.total_read / self.device_rate
 
     def stats(self):
         return {"position": round(self.position, 3), "duration": self.duration,

@@ -29,9 +29,10 @@ import time
 import numpy as np
 
 from ..errors import FormatError
-from ._audio import StatusLine, fast_switching, sounddevice, warm_codec
+from ._audio import StatusLine, fast_switching, playable_rate, sounddevice, warm_codec
 from .jitter import JitterBuffer
 from .live import default_decoder_factory
+from .resample import StreamResampler
 from .ringbuffer import RingBuffer
 from .transport import UdpTransport
 
@@ -42,18 +43,21 @@ class Receiver:
     """Receive a pacodec UDP stream on ``bind=(host, port)`` and play it.
 
     ``output=None`` plays to ``device``; ``output="x.wav"`` writes the decoded audio (in real
-    time, silence where playback waited).  ``min_delay``/``max_delay`` bound the jitter
+    time, silence where playback waited).  With a device, the playout thread keeps one frame
+    plus one audio block plus ``ring_margin`` seconds in the output ring.  ``min_delay``/``max_delay`` bound the jitter
     buffer's target (seconds).
     """
 
     def __init__(self, bind=("0.0.0.0", 0), *, output=None, device=None, blocksize=0,
                  min_delay=0.0, max_delay=0.5, margin=0.010, decoder_factory=None,
-                 transport=None, unpack=None, switch_interval=0.001, idle_timeout=None):
+                 transport=None, unpack=None, switch_interval=0.001, idle_timeout=None,
+                 ring_margin=0.005):
         self.output = output
         self.device = device
         self.blocksize = int(blocksize)
         self.switch_interval = switch_interval
         self.idle_timeout = idle_timeout
+        self.ring_margin = float(ring_margin)
         self._make_decoder = decoder_factory or default_decoder_factory()
         if unpack is None:
             from ..bitstream import unpack_packet as unpack
@@ -66,6 +70,8 @@ class Receiver:
         self.channels = None
         self.frame_size = None
         self.ring = None
+        self.resampler = None         # set when the device cannot play the stream's rate
+        self.device_rate = None
         self._wake = queue.SimpleQueue()
         self._arrived = threading.Event()
         self._stop = threading.Event()
@@ -223,10 +229,15 @@ class Receiver:
 
     def _device_loop(self):
         sd = sounddevice()
-        hop = self.frame_size
-        self.ring = RingBuffer(max(self.samplerate, 8 * hop), self.channels)
+        rate = playable_rate(sd, self.device, self.samplerate, self.channels)
+        if rate != self.samplerate:
+            self.resampler = StreamResampler(self.samplerate, rate, self.channels)
+        self.device_rate = rate
+        hop = -(-self.frame_size * rate // self.samplerate)    # a frame, at the device rate
+        self.ring = RingBuffer(max(rate, 8 * hop), self.channels)
+        self._ring_margin = int(self.ring_margin * rate)
         period = self.blocksize or 256
-        self._stream = sd.OutputStream(samplerate=self.samplerate, channels=self.channels,
+        self._stream = sd.OutputStream(samplerate=rate, channels=self.channels,
                                        dtype="float32", blocksize=self.blocksize,
                                        device=self.device, latency="low",
                                        callback=self._callback)
@@ -242,7 +253,7 @@ class Receiver:
                     period = n
             except queue.Empty:
                 pass
-            target = hop + period
+            target = hop + period + self._ring_margin
             while self.ring.available < target and self.ring.free >= hop:
                 kind, pcm = self._step()
                 if pcm is None:
@@ -250,8 +261,10 @@ class Receiver:
                         break
                     continue
                 if pcm.size:
+                    if self.resampler is not None:
+                        pcm = self.resampler.process(pcm)
                     self.ring.write(pcm)
-                    self.samples_out += len(pcm)
+                    self.samples_out += len(pcm) * self.samplerate / self.device_rate
 
     # ------------------------------------------------------------------ control
     def start(self):
@@ -318,8 +331,8 @@ class Receiver:
         elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
         active = (self.last_packet_at - self.first_packet_at) if self.first_packet_at else 0.0
         fd = (self.frame_size / self.samplerate) if self.samplerate else None
-        ring_ms = (1000.0 * self.ring.available / self.samplerate
-                   if self.ring is not None and self.samplerate else 0.0)
+        ring_ms = (1000.0 * self.ring.available / self.device_rate
+                   if self.ring is not None and self.device_rate else 0.0)
         expected = jb["played"] + jb["skipped"] + jb["lost"]
         return {
             "elapsed": round(elapsed, 3), "packets": self.packets, "bad_packets": self.bad_packets,
@@ -331,6 +344,7 @@ class Receiver:
             "target_ms": round(jb["target_frames"] * fd * 1000.0, 1) if fd else None,
             "output_ring_ms": round(ring_ms, 1),
             "device_latency_ms": round(1000.0 * self._device_latency, 2),
+            "device_rate": self.device_rate,
             "concealed": self.decoder.concealed if self.decoder is not None else 0,
             "crc_errors": self.decoder.crc_errors if self.decoder is not None else 0,
             "ring_underruns": self.ring_underruns, "output_underflows": self.output_underflows,

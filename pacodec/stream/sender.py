@@ -2,7 +2,8 @@
 
 Each codec frame goes out in one datagram made by ``pacodec.bitstream.pack_packet(seq,
 timestamp, frame)``: ``seq`` counts frames from 0, ``timestamp`` is the frame's first sample
-index (``seq * frame_size``, in samples at the stream rate).  The stream parameters travel
+index in samples at the stream rate (``seq * frame_size``, plus any microphone samples dropped
+because the codec fell more than ``max_backlog`` seconds behind).  The stream parameters travel
 in-band (the encoder repeats its configuration at least once a second), so a receiver can join
 at any time and nothing is agreed out of band.
 
@@ -63,10 +64,11 @@ class Sender:
     def __init__(self, destination, *, source=None, samplerate=None, channels=None,
                  bitrate=128, low_delay=False, device=None, blocksize=0,
                  encoder_factory=None, transport=None, pack=None, loop=False,
-                 switch_interval=0.001):
+                 switch_interval=0.001, max_backlog=0.1):
         self.destination = destination
         self.loop = bool(loop)
         self.switch_interval = switch_interval
+        self.max_backlog = float(max_backlog)
         self.device = device
         self.blocksize = int(blocksize)
         self._source = None
@@ -82,6 +84,7 @@ class Sender:
             channels = source.shape[1]
             self._source = source
         self.samplerate = int(samplerate or 48000)
+        self._max_backlog = int(self.max_backlog * self.samplerate)
         self.channels = int(channels or 2)
         self.bitrate = bitrate
         self.low_delay = bool(low_delay)
@@ -105,6 +108,7 @@ class Sender:
         self.samples_in = 0
         self.codec_seconds = 0.0
         self.input_overflows = 0
+        self.input_dropped = 0
         self.status_flags = 0
         self.error = None
         self.started_at = None
@@ -123,7 +127,8 @@ class Sender:
     def _send(self, packets):
         hop = self.encoder.frame_size
         for frame in packets:
-            data = self._pack(self.seq, (self.seq * hop) & 0xFFFFFFFF, frame)
+            ts = self.seq * hop + self.input_dropped
+            data = self._pack(self.seq, ts & 0xFFFFFFFF, frame)
             self.transport.send(data, self.destination)
             self.seq += 1
             self.bytes += len(data)
@@ -148,6 +153,13 @@ class Sender:
                     self._wake.get_nowait()
                 except queue.Empty:
                     break
+            backlog = self.ring.available
+            if backlog > max(2 * hop, self._max_backlog):
+                # the codec fell behind the microphone (a starved CPU): drop the backlog so
+                # that it does not become latency; timestamps keep counting captured samples
+                dropped = (backlog // hop - 1) * hop
+                self.ring.skip(dropped)
+                self.input_dropped += dropped
             while self.ring.available >= hop:
                 self.ring.read_into(frame)
                 self._encode(frame)
@@ -247,7 +259,8 @@ class Sender:
             "elapsed": round(elapsed, 3), "packets": self.seq, "bytes": self.bytes,
             "bitrate_kbps": round(8.0 * self.bytes / elapsed / 1000.0, 2) if elapsed > 0 else 0.0,
             "seconds_sent": round(self.samples_in / self.samplerate, 3),
-            "input_overflows": self.input_overflows, "send_errors": self.transport.send_errors,
+            "input_overflows": self.input_overflows, "input_dropped": self.input_dropped,
+            "send_errors": self.transport.send_errors,
             "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
             "frame_size": self.encoder.frame_size if self.encoder else None,
             "error": None if self.error is None else repr(self.error),

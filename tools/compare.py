@@ -1,0 +1,859 @@
+#!/usr/bin/env python3
+"""Rate-quality comparison of pacodec against the codecs users would pick instead.
+
+Every selected codec encodes every clip of a corpus at a list of nominal bitrates (mono clips at half
+the rate), the decoded result is scored against the original with ViSQOL (audio mode), and the tool
+prints a per-clip table, a table of means, each codec's mean curve interpolated at exactly 64, 96 and
+128 kbps, and the BD-rate of pacodec against each peer.
+
+Codecs (each one encodes a 16-bit WAV copy of the clip):
+
+    pacodec  `pacodec encode ref.wav -o x.pac -b K [extra]`, `pacodec decode x.pac -o y.wav`
+             (`--abr K` with --pacodec-mode abr; extra args from --pacodec-args / --pacodec-variant)
+    opus     `opusenc --bitrate K`, `opusdec --rate R`
+    vorbis   `oggenc -b K`, `oggdec`; libvorbis refuses some low rates (24 kbps mono at 48 kHz, for
+             one): the lowest rate it accepts above K is used instead and recorded as `used_kbps`,
+             the bits it spends are counted as usual
+    aac      `ffmpeg -c:a aac -b:a Kk` into .m4a, decoded by ffmpeg to WAV at the source rate
+    lame     `lame --abr K`, `lame --decode`, then `sox y.wav -r R` if LAME resampled
+
+Length and delay. All decoders are run in their gapless mode: opusdec drops the pre-skip, oggdec
+follows the granule positions, LAME's decoder trims the delay and padding its LAME tag records, and
+ffmpeg honours the MP4 edit list that skips the AAC priming samples (it leaves the end padding, which
+the trim below removes); pacodec's decoder trims by the stream header. On top of that a
+cross-correlation of the mono mixdowns over a bounded lag (±--max-lag samples, default 2048) measures
+any delay left, the decoded signal is shifted by it, then cut or zero-padded to the original's length.
+The lag found is reported per row (`lag`): it is 0 for every gapless decoder, so a non-zero lag for
+pacodec points at a gapless-trimming bug.
+
+Bitrates. actual kbps = 8 x encoded file size / duration / 1000 (containers included). In the means a
+mono clip counts as stereo-equivalent (its actual rate x 2), as the peers' reference figures in
+../shared/tools/README.md were computed. DCR = 1 - encoded bytes / (frames x channels x 2).
+
+Curves. A codec's curve is (mean stereo-equivalent actual kbps, mean ViSQOL) per nominal rate. Quality
+at 64/96/128 kbps is interpolated over log-rate (n/a more than 3 % outside the measured range), two
+ways: PCHIP, and linear, which is how the peer table in ../shared/tools/README.md was made (linear
+reproduces that table to 0.005; PCHIP differs by up to 0.04 where a curve bends hard: AAC at 64 kbps).
+
+BD-rate: over the ViSQOL range both curves cover, PCHIP of log-rate as a function of ViSQOL, each
+integrated and averaged, d = mean(test) - mean(ref), BD = 100 (e^d - 1) %; negative means the tested
+codec needs fewer bits for the same ViSQOL. Points that do not raise the quality of a curve (a higher
+rate scoring no better) are dropped for BD-rate, since log-rate must be a function of quality.
+BD-ViSQOL is the mean ViSQOL difference over the common log-rate range (PCHIP).
+
+Cache: with --cache DIR a peer's row (encode, decode, score) is stored under a key made of the codec,
+its command arguments, the clip's content hash, the rate, the codec tools' and the scorer's versions,
+and reused by later runs. pacodec rows are never cached (the codec changes under development).
+
+--nmr CLIP plots pacodec's noise-to-mask ratio per band for one clip instead, through
+pacodec.analysis.nmr_per_band(data, samplerate, bitrate) -> (band_centres_hz, nmr_db (frames, bands)).
+
+Exit status: 0; 1 when some encode/decode/score failed (tables still printed); 2 on a usage problem
+or a missing tool; 3 when the ViSQOL scorer is not installed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DEFAULT_CORPUS = SHARED / "corpus"
+SHARED_VISQOL = SHARED / "tools" / "visqol.py"
+DEFAULT_RATES = (48, 64, 80, 96, 128, 160)
+REPORT_RATES = (64.0, 96.0, 128.0)
+PEERS = ("opus", "vorbis", "aac", "lame")
+ALL_CODECS = ("pacodec",) + PEERS
+AUDIO_EXTS = (".flac", ".wav", ".ogg", ".aiff", ".aif")
+CACHE_VERSION = 1  # bump when the way a row is produced changes
+
+# tool -> Debian package, for the "missing tool" message
+APT_PACKAGE = {"lame": "lame", "opusenc": "opus-tools", "opusdec": "opus-tools", "oggenc": "vorbis-tools",
+               "oggdec": "vorbis-tools", "ffmpeg": "ffmpeg", "sox": "sox"}
+CODEC_TOOLS = {"opus": ("opusenc", "opusdec"), "vorbis": ("oggenc", "oggdec"), "aac": ("ffmpeg",),
+               "lame": ("lame", "sox"), "pacodec": ()}
+VISQOL_INSTALL = ("pip download --no-deps --only-binary=:all: -d wheels audio-samples-qoe==0.1.2",
+                  "pip install --no-deps wheels/audio_samples_qoe-0.1.2-*.whl")
+
+
+class ToolMissing(RuntimeError):
+    """A codec executable or the metric is not installed."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# pure functions: curves, interpolation, BD-rate (unit-tested in tests/test_compare_tools.py)
+
+def _strict_curve(x, y):
+    """Sort by x and average the y of equal x, so x is strictly increasing (PCHIP needs that)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    ux, inverse = np.unique(x, return_inverse=True)
+    uy = np.bincount(inverse, weights=y) / np.bincount(inverse)
+    return ux, uy
+
+
+def interpolate_quality(rates_kbps, quality, targets_kbps=REPORT_RATES, method="pchip", slack=0.03):
+    """Quality at each target rate, interpolated over log(rate): method "pchip" (monotone cubic) or
+    "linear" (straight lines between points, as ../shared/tools/README.md's peer table was made).
+    Up to `slack` (3 %) beyond the measured rates the end piece is extended, so a codec landing a hair
+    under 64 kbps still gets a figure there; further out: NaN."""
+    from scipy.interpolate import PchipInterpolator
+
+    if method not in ("pchip", "linear"):
+        raise ValueError(f"unknown interpolation {method!r}")
+    x, y = _strict_curve(np.log(np.asarray(rates_kbps, dtype=float)), quality)
+    t = np.log(np.atleast_1d(np.asarray(targets_kbps, dtype=float)))
+    out = np.full(t.shape, np.nan)
+    if x.size == 0:
+        return out
+    if x.size == 1:
+        out[np.isclose(t, x[0])] = y[0]
+        return out
+    reach = math.log1p(slack) + 1e-12
+    inside = (t >= x[0] - reach) & (t <= x[-1] + reach)
+    tt = t[inside]
+    if method == "pchip":
+        out[inside] = PchipInterpolator(x, y, extrapolate=True)(tt)
+    else:
+        v = np.interp(tt, x, y)
+        lo, hi = tt < x[0], tt > x[-1]
+        v[lo] = y[0] + (tt[lo] - x[0]) * (y[1] - y[0]) / (x[1] - x[0])
+        v[hi] = y[-1] + (tt[hi] - x[-1]) * (y[-1] - y[-2]) / (x[-1] - x[-2])
+        out[inside] = v
+    return out
+
+
+def monotone_points(rates_kbps, quality):
+    """The points of a rate-quality curve, by rate, that each raise the best quality so far."""
+    r, q = _strict_curve(rates_kbps, quality)
+    keep_r, keep_q = [], []
+    for ri, qi in zip(r, q):
+        if not keep_q or qi > keep_q[-1]:
+            keep_r.append(ri)
+            keep_q.append(qi)
+    return np.array(keep_r), np.array(keep_q)
+
+
+def bd_rate(ref_rates, ref_quality, test_rates, test_quality):
+    """Bjøntegaard delta rate in percent of `test` against `ref` for equal quality (negative: test
+    needs fewer bits). PCHIP of log-rate as a function of quality over the overlapping quality range.
+    NaN when the curves do not overlap or have fewer than two usable points."""
+    from scipy.interpolate import PchipInterpolator
+
+    ra, qa = monotone_points(ref_rates, ref_quality)
+    rb, qb = monotone_points(test_rates, test_quality)
+    if ra.size < 2 or rb.size < 2 or np.any(ra <= 0) or np.any(rb <= 0):
+        return float("nan")
+    lo = max(qa[0], qb[0])
+    hi = min(qa[-1], qb[-1])
+    if not hi > lo:
+        return float("nan")
+    fa = PchipInterpolator(qa, np.log(ra))
+    fb = PchipInterpolator(qb, np.log(rb))
+    mean_a = fa.integrate(lo, hi) / (hi - lo)
+    mean_b = fb.integrate(lo, hi) / (hi - lo)
+    return float(100.0 * math.expm1(mean_b - mean_a))
+
+
+def bd_quality(ref_rates, ref_quality, test_rates, test_quality):
+    """Mean quality difference (test - ref) over the overlapping log-rate range, PCHIP in log-rate."""
+    from scipy.interpolate import PchipInterpolator
+
+    xa, qa = _strict_curve(np.log(np.asarray(ref_rates, float)), ref_quality)
+    xb, qb = _strict_curve(np.log(np.asarray(test_rates, float)), test_quality)
+    if xa.size < 2 or xb.size < 2:
+        return float("nan")
+    lo, hi = max(xa[0], xb[0]), min(xa[-1], xb[-1])
+    if not hi > lo:
+        return float("nan")
+    da = PchipInterpolator(xa, qa).integrate(lo, hi)
+    db = PchipInterpolator(xb, qb).integrate(lo, hi)
+    return float((db - da) / (hi - lo))
+
+
+def stereo_equivalent(kbps, channels):
+    """Rate counted as if the clip were stereo: a mono clip's rate doubles."""
+    return kbps * 2.0 if channels == 1 else float(kbps)
+
+
+def dcr(encoded_bytes, frames, channels):
+    """Data compression ratio against 16-bit PCM: 1 - compressed / (frames x channels x 2)."""
+    return 1.0 - encoded_bytes / float(frames * channels * 2)
+
+
+def best_lag(ref, deg, max_lag):
+    """Delay (samples) of `deg` against `ref` maximising their cross-correlation, |lag| <= max_lag.
+    Positive: deg[n + lag] lines up with ref[n]."""
+    from scipy.signal import correlate, correlation_lags
+
+    a = np.asarray(ref, float)
+    b = np.asarray(deg, float)
+    a = a.mean(axis=1) if a.ndim == 2 else a
+    b = b.mean(axis=1) if b.ndim == 2 else b
+    if max_lag <= 0 or a.size == 0 or b.size == 0 or not np.any(b) or not np.any(a):
+        return 0
+    c = correlate(b, a, mode="full", method="fft")
+    lags = correlation_lags(b.size, a.size, mode="full")
+    window = np.abs(lags) <= max_lag
+    c, lags = c[window], lags[window]
+    # prefer the smallest |lag| among (numerically) equal maxima
+    top = np.flatnonzero(c >= c.max() - 1e-9 * max(abs(c.max()), 1e-30))
+    return int(lags[top[np.argmin(np.abs(lags[top]))]])
+
+
+def align(deg, length, lag):
+    """Shift `deg` (frames, channels) earlier by `lag` samples, then cut or zero-pad it to `length`."""
+    deg = np.asarray(deg)
+    if lag > 0:
+        deg = deg[lag:]
+    elif lag < 0:
+        deg = np.concatenate([np.zeros((-lag,) + deg.shape[1:], deg.dtype), deg])
+    if deg.shape[0] >= length:
+        return deg[:length]
+    return np.concatenate([deg, np.zeros((length - deg.shape[0],) + deg.shape[1:], deg.dtype)])
+
+
+def mean_rows(rows):
+    """Mean per (codec, nominal rate) over the clips: stereo-equivalent kbps, ViSQOL, DCR."""
+    groups = {}
+    for r in rows:
+        if r.get("error") or r.get("visqol") is None:
+            continue
+        groups.setdefault((r["codec"], r["nominal_kbps"]), []).append(r)
+    out = []
+    for (codec, nominal), rs in groups.items():
+        out.append({
+            "codec": codec, "nominal_kbps": nominal, "clips": len(rs),
+            "kbps": float(np.mean([r["stereo_kbps"] for r in rs])),
+            "visqol": float(np.mean([r["visqol"] for r in rs])),
+            "dcr": float(np.mean([r["dcr"] for r in rs])),
+        })
+    out.sort(key=lambda m: (codec_order(m["codec"]), m["nominal_kbps"]))
+    return out
+
+
+def curves(means):
+    """codec -> (kbps array, visqol array) sorted by rate."""
+    by = {}
+    for m in means:
+        by.setdefault(m["codec"], []).append((m["kbps"], m["visqol"]))
+    return {c: tuple(np.array(v) for v in zip(*sorted(pts))) for c, pts in by.items()}
+
+
+def codec_order(name):
+    base = name.split(":")[0]
+    return (ALL_CODECS.index(base) if base in ALL_CODECS else len(ALL_CODECS), name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the metric
+
+_SCORER = None
+
+
+def _stand_in_audio_samples():
+    """audio_samples_qoe's __init__ imports audio_samples.AudioSamples, whose PyPI package does not
+    install here; scoring only needs the native module, so an empty placeholder class will do."""
+    if "audio_samples" in sys.modules or importlib.util.find_spec("audio_samples") is not None:
+        return
+    placeholder = types.ModuleType("audio_samples")
+    placeholder.AudioSamples = type("AudioSamples", (), {"__doc__": "placeholder, never instantiated"})
+    sys.modules["audio_samples"] = placeholder
+
+
+def _own_score(native):
+    def score(ref, sr, deg, sr2):
+        if sr != sr2:
+            raise ValueError(f"reference at {sr} Hz, decoded at {sr2} Hz: resample to one rate first")
+        ref2 = np.asarray(ref, np.float64).reshape(len(ref), -1)
+        deg2 = np.asarray(deg, np.float64).reshape(len(deg), -1)
+        per_channel = [
+            native._score(np.ascontiguousarray(ref2[:, ch]), sr,
+                          np.ascontiguousarray(deg2[:, min(ch, deg2.shape[1] - 1)]), sr2, "audio")
+            for ch in range(ref2.shape[1])
+        ]
+        return float(np.mean(per_channel))
+    return score
+
+
+def load_scorer(path=None):
+    """Return (score function, description). Prefers ../shared/tools/visqol.py (or `path`), else the
+    same logic built here. Raises ToolMissing when the audio-samples-qoe wheel is not installed."""
+    global _SCORER
+    if _SCORER is not None and path is None:
+        return _SCORER
+    _stand_in_audio_samples()
+    try:
+        from audio_samples_qoe import _native
+    except ImportError as exc:
+        raise ToolMissing(f"ViSQOL (audio-samples-qoe) is not installed ({exc}); run: "
+                          f"`{VISQOL_INSTALL[0]}` then `{VISQOL_INSTALL[1]}`") from None
+    version = getattr(_native, "__version__", "?")
+    candidate = Path(path) if path else (Path(os.environ["PACODEC_VISQOL"]) if os.environ.get("PACODEC_VISQOL")
+                                         else SHARED_VISQOL)
+    if candidate.is_file():
+        spec = importlib.util.spec_from_file_location("_compare_shared_visqol", candidate)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _SCORER = (module.score, f"audio-samples-qoe {version} via {candidate}")
+    else:
+        _SCORER = (_own_score(_native), f"audio-samples-qoe {version} via tools/compare.py")
+    return _SCORER
+
+
+# ---------------------------------------------------------------------------------------------------
+# running codecs
+
+def _run(cmd, **kw):
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout or b"").decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"`{shlex.join(map(str, cmd))}` exited {proc.returncode}: "
+                           f"{msg[-1] if msg else 'no output'}")
+    return proc
+
+
+def tool_version(exe):
+    """First line of `exe --version` (or ffmpeg's -version), for cache keys and the JSON."""
+    args = [exe, "-version"] if exe == "ffmpeg" else [exe, "--version"]
+    try:
+        proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (proc.stdout or proc.stderr).decode(errors="replace").strip()
+    return text.splitlines()[0] if text else exe
+
+
+def encode_decode(job, ref_wav, sr, channels, kbps, work):
+    """Run one codec; return (encoded path, decoded wav path, kbps actually asked for, commands)."""
+    codec = job["codec"]
+    enc = work / f"enc.{job['ext']}"
+    dec = work / "dec.wav"
+    cmds = []
+
+    def run(cmd):
+        cmds.append(shlex.join(map(str, cmd)))
+        return _run(cmd)
+
+    used = kbps
+    if codec == "opus":
+        run(["opusenc", "--quiet", "--bitrate", f"{kbps:g}", *job["args"], ref_wav, enc])
+        run(["opusdec", "--quiet", "--rate", str(sr), enc, dec])
+    elif codec == "vorbis":
+        while True:
+            try:
+                run(["oggenc", "--quiet", "-b", f"{used:g}", *job["args"], "-o", enc, ref_wav])
+                break
+            except RuntimeError:
+                # libvorbis has a floor per rate and channel count: take the lowest accepted rate above
+                cmds.pop()
+                used += 1
+                if used > kbps + 96:
+                    raise
+        run(["oggdec", "--quiet", "-o", dec, enc])
+    elif codec == "aac":
+        run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", ref_wav,
+             "-c:a", "aac", "-b:a", f"{kbps:g}k", *job["args"], enc])
+        run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", enc,
+             "-ar", str(sr), "-c:a", "pcm_s16le", dec])
+    elif codec == "lame":
+        run(["lame", "--quiet", "--abr", f"{kbps:g}", *job["args"], ref_wav, enc])
+        run(["lame", "--quiet", "--decode", enc, dec])
+    elif codec == "pacodec":
+        rate_flag = "--abr" if job["mode"] == "abr" else "-b"
+        run([*job["pacodec_cmd"], "encode", ref_wav, "-o", enc, rate_flag, f"{kbps:g}", "--force", *job["args"]])
+        run([*job["pacodec_cmd"], "decode", enc, "-o", dec, "--force"])
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    return enc, dec, used, cmds
+
+
+def file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_job(job):
+    """Encode, decode, align and score one (codec, clip, rate); returns a row (with 'error' on failure).
+    Runs in a worker process."""
+    import soundfile as sf
+
+    cache_file = Path(job["cache_dir"]) / f"{job['key']}.json" if job.get("cache_dir") and job.get("key") else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            row = json.loads(cache_file.read_text())
+            row["cached"] = True
+            row["codec"] = job["name"]
+            return row
+        except (OSError, ValueError):
+            pass
+    row = {"codec": job["name"], "clip": Path(job["clip"]).stem, "nominal_kbps": job["nominal"],
+           "cached": False}
+    t0 = time.perf_counter()
+    try:
+        ref, sr = sf.read(job["clip"], dtype="float64", always_2d=True)
+        frames, channels = ref.shape
+        kbps = job["nominal"] / 2.0 if channels == 1 else float(job["nominal"])
+        with tempfile.TemporaryDirectory(prefix="pacodec-compare-") as tmp:
+            work = Path(tmp)
+            ref_wav = work / "ref.wav"
+            sf.write(ref_wav, ref, sr, subtype="PCM_16")
+            enc, dec, used, cmds = encode_decode(job, ref_wav, sr, channels, kbps, work)
+            nbytes = enc.stat().st_size
+            dec_sr = sf.info(str(dec)).samplerate
+            if dec_sr != sr:
+                back = work / "dec_rs.wav"
+                cmds.append(shlex.join(["sox", str(dec), "-r", str(sr), str(back)]))
+                _run(["sox", dec, "-r", str(sr), back])
+                dec = back
+            deg, sr2 = sf.read(dec, dtype="float64", always_2d=True)
+        decoded_frames = deg.shape[0]
+        lag = best_lag(ref, deg, job["max_lag"])
+        deg = align(deg, frames, lag)
+        score, _ = load_scorer(job.get("visqol"))
+        mos = score(ref, sr, deg, sr2)
+        duration = frames / sr
+        actual = 8.0 * nbytes / duration / 1000.0
+        row.update({
+            "samplerate": sr, "channels": channels, "frames": frames, "duration_s": duration,
+            "requested_kbps": kbps, "used_kbps": used, "bytes": nbytes, "kbps": actual,
+            "stereo_kbps": stereo_equivalent(actual, channels), "dcr": dcr(nbytes, frames, channels),
+            "visqol": float(mos), "lag": lag, "decoded_frames": decoded_frames,
+            "decoded_samplerate": dec_sr, "commands": cmds,
+        })
+    except Exception as exc:  # one failed row must not stop the run
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    row["seconds"] = time.perf_counter() - t0
+    if cache_file is not None and "error" not in row:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp_file = cache_file.with_suffix(f".tmp{os.getpid()}")
+        tmp_file.write_text(json.dumps(row, indent=1))
+        os.replace(tmp_file, cache_file)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+def parse_list(text, cast=str):
+    return [cast(t) for t in text.replace(",", " ").split() if t]
+
+
+def _json_safe(obj):
+    """NaN/inf become null, so the JSON is standard."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python tools/compare.py",
+        description="Compare pacodec with lame, opusenc, oggenc and ffmpeg AAC on a corpus: ViSQOL against "
+                    "actual bitrate, interpolated quality at 64/96/128 kbps and BD-rate.",
+        epilog="Example: python tools/compare.py --codecs pacodec,opus --cache /work/compare_cache -j 2 "
+               "--json out.json --plot out.png")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of clips (default %(default)s)")
+    p.add_argument("--clips", help="comma-separated clip names (stems) to use; default all in the corpus")
+    p.add_argument("--codecs", default=",".join(ALL_CODECS),
+                   help="comma-separated codecs from %s (default all)" % ",".join(ALL_CODECS))
+    p.add_argument("-b", "--bitrates", default=" ".join(map(str, DEFAULT_RATES)),
+                   help="nominal stereo kbps list; mono clips get half (default: %(default)s)")
+    p.add_argument("-j", "--jobs", type=int, default=2, help="parallel worker processes (default 2)")
+    p.add_argument("--pacodec-cmd", help="command that runs the pacodec CLI (default: `pacodec` if on PATH, "
+                                         "else `python -m pacodec`)")
+    p.add_argument("--pacodec-args", default="", help='extra pacodec encode args, e.g. "--quantizer mulaw"')
+    p.add_argument("--pacodec-mode", choices=("cbr", "abr"), default="cbr", help="-b K (cbr) or --abr K")
+    p.add_argument("--pacodec-variant", action="append", default=[], metavar="NAME=ARGS",
+                   help='another pacodec configuration, run as codec "pacodec:NAME" (repeatable), '
+                        'e.g. --pacodec-variant "mulaw=--quantizer mulaw"')
+    for codec in PEERS:
+        p.add_argument(f"--{codec}-args", default="", help=f"extra {codec} encoder args")
+    p.add_argument("--max-lag", type=int, default=2048, help="delay search bound in samples (default 2048)")
+    p.add_argument("--cache", type=Path, help="folder where peer rows are kept and reused between runs")
+    p.add_argument("--baseline", type=Path, action="append", default=[],
+                   help="JSON from an earlier run: its rows for codecs not run now are added to the tables")
+    p.add_argument("--visqol", type=Path, help="path of a visqol.py scorer (default ../shared/tools/visqol.py)")
+    p.add_argument("--json", type=Path, help="write all rows, means, interpolations and BD-rates here")
+    p.add_argument("--plot", type=Path, help="write a PNG of the rate-quality curves here (needs matplotlib)")
+    p.add_argument("--no-clip-table", action="store_true", help="print only the mean tables")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    g = p.add_argument_group("noise-to-mask ratio (instead of the comparison)")
+    g.add_argument("--nmr", metavar="CLIP", help="plot pacodec's per-band NMR for this clip (name or path)")
+    g.add_argument("--nmr-bitrate", type=float, default=96.0,
+                   help="nominal stereo kbps for --nmr; halved for a mono clip (default 96)")
+    g.add_argument("--nmr-plot", type=Path, help="PNG path for --nmr (default nmr_<clip>_<K>k.png)")
+    return p
+
+
+def fail(msg, code=2):
+    print(f"compare: {msg}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def find_clips(corpus, names):
+    if not corpus.is_dir():
+        fail(f"corpus folder {corpus} not found (use --corpus DIR)")
+    clips = sorted(f for f in corpus.iterdir() if f.suffix.lower() in AUDIO_EXTS)
+    if names:
+        wanted = parse_list(names)
+        by_stem = {c.stem: c for c in clips}
+        missing = [w for w in wanted if w not in by_stem and Path(w).stem not in by_stem]
+        if missing:
+            fail(f"clip(s) not in {corpus}: {', '.join(missing)} (have: {', '.join(sorted(by_stem))})")
+        clips = [by_stem.get(w, by_stem.get(Path(w).stem)) for w in wanted]
+    if not clips:
+        fail(f"no audio clips in {corpus}")
+    return clips
+
+
+def pacodec_command(text):
+    if text:
+        return shlex.split(text)
+    exe = shutil.which("pacodec")
+    return [exe] if exe else [sys.executable, "-m", "pacodec"]
+
+
+def check_tools(codecs, pacodec_cmd):
+    """Versions of the tools each codec needs; fail with the install line when one is missing."""
+    versions = {}
+    for codec in codecs:
+        base = codec.split(":")[0]
+        for exe in CODEC_TOOLS[base]:
+            if shutil.which(exe) is None:
+                fail(f"`{exe}` not found (codec {base}); install it: apt-get install -y {APT_PACKAGE[exe]} "
+                     f"(all peers: apt-get install -y lame opus-tools vorbis-tools ffmpeg sox)")
+            versions.setdefault(exe, tool_version(exe))
+        if base == "pacodec" and "pacodec" not in versions:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+            proc = subprocess.run([*pacodec_cmd, "--help"], capture_output=True, stdin=subprocess.DEVNULL, env=env)
+            if proc.returncode != 0:
+                fail(f"pacodec CLI `{shlex.join(pacodec_cmd)}` does not run (pip install -e . in the repo, "
+                     f"or pass --pacodec-cmd, or leave pacodec out with --codecs)")
+            versions["pacodec"] = "dev"
+    if shutil.which("sox"):  # resamples any decoder output that comes back at another rate
+        versions.setdefault("sox", tool_version("sox"))
+    return versions
+
+
+def make_jobs(args, codecs, clips, rates, versions, scorer_desc):
+    pac_cmd = pacodec_command(args.pacodec_cmd)
+    digests = {c: file_digest(c) for c in clips}
+    exts = {"opus": "opus", "vorbis": "ogg", "aac": "m4a", "lame": "mp3", "pacodec": "pac"}
+    jobs = []
+    for codec in codecs:
+        base, _, variant = codec.partition(":")
+        if base == "pacodec":
+            extra = shlex.split(args.pacodec_args) + (shlex.split(dict(args.variants)[variant]) if variant else [])
+        else:
+            extra = shlex.split(getattr(args, f"{base}_args"))
+        for clip in clips:
+            for nominal in rates:
+                job = {"name": codec, "codec": base, "args": extra, "clip": str(clip), "nominal": nominal,
+                       "ext": exts[base], "max_lag": args.max_lag, "mode": args.pacodec_mode,
+                       "pacodec_cmd": pac_cmd, "visqol": str(args.visqol) if args.visqol else None}
+                if args.cache and base != "pacodec":
+                    key_src = {"v": CACHE_VERSION, "codec": base, "args": extra, "clip": digests[clip],
+                               "nominal": nominal, "max_lag": args.max_lag, "scorer": scorer_desc.split(" via ")[0],
+                               "tools": {t: versions.get(t) for t in CODEC_TOOLS[base] + ("sox",)}}
+                    job["key"] = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:32]
+                    job["cache_dir"] = str(args.cache)
+                jobs.append(job)
+    return jobs
+
+
+def run_jobs(jobs, workers, quiet):
+    rows = []
+    durations = {}
+
+    def progress(row, done):
+        if quiet:
+            return
+        what = (f"ERROR {row['error']}" if row.get("error") else
+                f"{row['kbps']:7.1f} kbps  ViSQOL {row['visqol']:.3f}  lag {row['lag']}"
+                + ("  (cached)" if row.get("cached") else ""))
+        print(f"[{done}/{len(jobs)}] {row['codec']:>10} {row['clip']:<22} {row['nominal_kbps']:>5g}  {what}",
+              file=sys.stderr, flush=True)
+
+    # longest clips first, so the workers finish together
+    import soundfile as sf
+    for j in jobs:
+        if j["clip"] not in durations:
+            info = sf.info(j["clip"])
+            durations[j["clip"]] = info.frames * info.channels / info.samplerate
+    order = sorted(jobs, key=lambda j: -durations[j["clip"]])
+    if workers <= 1:
+        for i, job in enumerate(order, 1):
+            rows.append(run_job(job))
+            progress(rows[-1], i)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(run_job, job) for job in order]
+            for i, fut in enumerate(as_completed(futures), 1):
+                rows.append(fut.result())
+                progress(rows[-1], i)
+    rows.sort(key=lambda r: (codec_order(r["codec"]), r["clip"], r["nominal_kbps"]))
+    return rows
+
+
+def fmt(x, spec):
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def print_table(header, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(header)]
+    line = "  ".join(f"{h:>{w}}" for h, w in zip(header, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(f"{str(c):>{w}}" for c, w in zip(r, widths)))
+    print()
+
+
+def summarise(rows):
+    means = mean_rows(rows)
+    curve = curves(means)
+    interp = {method: {c: dict(zip((f"{t:g}" for t in REPORT_RATES),
+                                   map(float, interpolate_quality(r, q, REPORT_RATES, method))))
+                       for c, (r, q) in curve.items()}
+              for method in ("pchip", "linear")}
+    names = sorted(curve, key=codec_order)
+    tests = [c for c in names if c.split(":")[0] == "pacodec"] or names
+    refs = [c for c in names if c.split(":")[0] != "pacodec"]
+    bd, bdq = {}, {}
+    for t in tests:
+        for ref in refs:
+            if t == ref:
+                continue
+            bd.setdefault(t, {})[ref] = bd_rate(*curve[ref], *curve[t])
+            bdq.setdefault(t, {})[ref] = bd_quality(*curve[ref], *curve[t])
+    return means, curve, interp, bd, bdq
+
+
+def print_report(rows, means, interp, bd, bdq, clip_table=True):
+    if clip_table:
+        print("Per clip (kbps = actual; st.kbps = stereo-equivalent, used in the means)")
+        print_table(["codec", "clip", "nominal", "asked", "kbps", "st.kbps", "ViSQOL", "DCR", "lag", "dec.Hz"],
+                    [[r["codec"], r["clip"], fmt(r["nominal_kbps"], "g")] +
+                     (["ERROR: " + r["error"]] if r.get("error") else
+                      [fmt(r["used_kbps"], "g"), fmt(r["kbps"], ".1f"), fmt(r["stereo_kbps"], ".1f"),
+                       fmt(r["visqol"], ".3f"), fmt(r["dcr"], ".4f"), r["lag"], r["decoded_samplerate"]])
+                     for r in rows])
+    nclips = len({r["clip"] for r in rows})
+    print(f"Means over clips (stereo-equivalent actual kbps; {nclips} clips)")
+    print_table(["codec", "nominal", "clips", "kbps", "ViSQOL", "DCR"],
+                [[m["codec"], fmt(m["nominal_kbps"], "g"), m["clips"], fmt(m["kbps"], ".1f"),
+                  fmt(m["visqol"], ".3f"), fmt(m["dcr"], ".4f")] for m in means])
+    short = [m for m in means if m["clips"] < nclips]
+    if short:
+        print(f"warning: {len(short)} mean(s) cover fewer than {nclips} clips (failed rows): not comparable\n")
+    print("Mean ViSQOL at these actual rates, interpolated in log-rate: PCHIP, and linear (lin; the method of "
+          "the peer table in ../shared/tools/README.md)")
+    print_table(["codec"] + [f"{t:g} kbps" for t in REPORT_RATES] + [f"lin {t:g}" for t in REPORT_RATES],
+                [[c] + [fmt(v, ".3f") for v in interp["pchip"][c].values()]
+                 + [fmt(v, ".3f") for v in interp["linear"][c].values()]
+                 for c in sorted(interp["pchip"], key=codec_order)])
+    if bd:
+        refs = sorted({r for v in bd.values() for r in v}, key=codec_order)
+        print("BD-rate (% bits vs each column for equal ViSQOL; negative = fewer bits; "
+              "n/a: the curves share no ViSQOL range)")
+        print_table(["codec"] + refs, [[t] + [fmt(bd[t].get(r), "+.1f") for r in refs]
+                                       for t in sorted(bd, key=codec_order)])
+        print("BD-ViSQOL (mean ViSQOL difference over the common rate range)")
+        print_table(["codec"] + refs, [[t] + [fmt(bdq[t].get(r), "+.3f") for r in refs]
+                                       for t in sorted(bdq, key=codec_order)])
+
+
+def write_plot(path, curve, interp):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("compare: matplotlib is not installed (pip install matplotlib); no plot written", file=sys.stderr)
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for codec in sorted(curve, key=codec_order):
+        r, q = curve[codec]
+        (line,) = ax.plot(r, q, "o", label=codec)
+        if r.size >= 2:
+            dense = np.exp(np.linspace(np.log(r.min()), np.log(r.max()), 200))
+            ax.plot(dense, interpolate_quality(r, q, dense), "-", color=line.get_color())
+    for t in REPORT_RATES:
+        ax.axvline(t, color="0.8", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ticks = [32, 48, 64, 80, 96, 128, 160, 192, 256]
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in ticks if lo <= t <= hi])
+    ax.set_xticklabels([str(t) for t in ticks if lo <= t <= hi])
+    ax.minorticks_off()
+    ax.set_xlabel("mean actual bitrate, stereo-equivalent (kbps)")
+    ax.set_ylabel("mean ViSQOL MOS-LQO")
+    ax.set_title("rate-quality curves")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def nmr_plot(args):
+    """--nmr: per-band noise-to-mask ratio of pacodec for one clip."""
+    import soundfile as sf
+
+    clip = Path(args.nmr)
+    if not clip.is_file():
+        clip = find_clips(args.corpus, args.nmr)[0]
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    try:
+        from pacodec.analysis import nmr_per_band
+    except ImportError as exc:
+        fail(f"--nmr needs pacodec.analysis.nmr_per_band(data, samplerate, bitrate) -> "
+             f"(band_centres_hz, nmr_db (frames, bands)), which is not available yet ({exc})")
+    data, sr = sf.read(clip, dtype="float32", always_2d=True)
+    bitrate = args.nmr_bitrate / 2.0 if data.shape[1] == 1 else args.nmr_bitrate
+    centres, nmr = nmr_per_band(data, sr, bitrate)
+    centres = np.asarray(centres, float)
+    nmr = np.atleast_2d(np.asarray(nmr, float))
+    if nmr.shape[1] != centres.size:
+        fail(f"nmr_per_band returned {nmr.shape} for {centres.size} bands: expected (frames, bands)")
+    out = args.nmr_plot or Path(f"nmr_{clip.stem}_{bitrate:g}k.png")
+    finite = np.where(np.isfinite(nmr), nmr, np.nan)
+    print(f"{clip.stem} at {bitrate:g} kbps: {nmr.shape[0]} frames x {nmr.shape[1]} bands; "
+          f"frames x bands with NMR > 0 dB: {np.nanmean(finite > 0) * 100:.1f} %; "
+          f"mean NMR {np.nanmean(finite):.1f} dB")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        fail("matplotlib is not installed (pip install matplotlib): cannot plot --nmr")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), gridspec_kw={"height_ratios": [3, 2]})
+    duration = data.shape[0] / sr
+    limit = 30.0
+    im = top.imshow(np.clip(finite, -limit, limit).T, aspect="auto", origin="lower", cmap="RdBu_r",
+                    vmin=-limit, vmax=limit, extent=(0, duration, -0.5, centres.size - 0.5),
+                    interpolation="nearest")
+    step = max(1, centres.size // 8)
+    top.set_yticks(range(0, centres.size, step))
+    top.set_yticklabels([f"{c / 1000:.2g}k" if c >= 1000 else f"{c:.0f}" for c in centres[::step]])
+    top.set_xlabel("time (s)")
+    top.set_ylabel("band centre (Hz)")
+    top.set_title(f"pacodec NMR per band: {clip.stem}, {bitrate:g} kbps (red: noise above mask)")
+    fig.colorbar(im, ax=top, label="NMR (dB)")
+    bottom.semilogx(centres, np.nanmean(finite, axis=0), "o-", label="mean")
+    bottom.semilogx(centres, np.nanpercentile(finite, 95, axis=0), ".--", label="95th percentile")
+    bottom.axhline(0.0, color="k", lw=0.8)
+    bottom.set_xlabel("band centre (Hz)")
+    bottom.set_ylabel("NMR (dB)")
+    bottom.grid(True, which="both", alpha=0.3)
+    bottom.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.nmr:
+        return nmr_plot(args)
+    if args.jobs < 1:
+        fail("-j must be at least 1")
+    try:
+        rates = parse_list(args.bitrates, float)
+    except ValueError:
+        fail(f"bad --bitrates {args.bitrates!r}: give numbers in kbps")
+    rates = [int(r) if r.is_integer() else r for r in rates]
+    if not rates or min(rates) <= 0:
+        fail("--bitrates must be positive numbers")
+    codecs = parse_list(args.codecs)
+    unknown = [c for c in codecs if c not in ALL_CODECS]
+    if unknown:
+        fail(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(ALL_CODECS)}")
+    args.variants = []
+    for v in args.pacodec_variant:
+        name, sep, extra = v.partition("=")
+        if not sep or not name:
+            fail(f"--pacodec-variant wants NAME=ARGS, got {v!r}")
+        args.variants.append((name, extra))
+        codecs.append(f"pacodec:{name}")
+    clips = find_clips(args.corpus, args.clips)
+
+    try:
+        _, scorer_desc = load_scorer(args.visqol)
+    except ToolMissing as exc:
+        fail(str(exc), code=3)
+    versions = check_tools(codecs, pacodec_command(args.pacodec_cmd))
+    if any(c.startswith("pacodec") for c in codecs):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    jobs = make_jobs(args, codecs, clips, rates, versions, scorer_desc)
+    rows = run_jobs(jobs, args.jobs, args.quiet)
+
+    for path in args.baseline:
+        try:
+            old = json.loads(path.read_text())["rows"]
+        except (OSError, ValueError, KeyError) as exc:
+            fail(f"cannot read --baseline {path}: {exc}")
+        have = set(codecs)
+        names = {c.stem for c in clips}
+        rows += [r for r in old if r["codec"] not in have and r["clip"] in names and r["nominal_kbps"] in rates]
+        rows.sort(key=lambda r: (codec_order(r["codec"]), r["clip"], r["nominal_kbps"]))
+
+    means, curve, interp, bd, bdq = summarise(rows)
+    print_report(rows, means, interp, bd, bdq, clip_table=not args.no_clip_table)
+    errors = [r for r in rows if r.get("error")]
+    if args.json:
+        meta = {"corpus": str(args.corpus), "clips": [c.stem for c in clips], "bitrates": rates,
+                "codecs": codecs, "scorer": scorer_desc, "tools": versions, "max_lag": args.max_lag,
+                "pacodec_mode": args.pacodec_mode, "pacodec_args": args.pacodec_args,
+                "variants": dict(args.variants), "argv": sys.argv[1:] if argv is None else list(argv)}
+        doc = {"meta": meta, "rows": rows, "means": means, "interpolated": interp, "bd_rate": bd,
+               "bd_visqol": bdq}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_json_safe(doc), indent=1))
+        print(f"wrote {args.json}")
+    if args.plot and write_plot(args.plot, curve, interp):
+        print(f"wrote {args.plot}")
+    if errors:
+        print(f"compare: {len(errors)} row(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
