@@ -77,6 +77,7 @@ def band_model(samplerate: int, size: int) -> BandModel:
 
 @njit
 def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality):
+    spread_sum = np.empty(edges.shape[0] - 1)
     """Band energies, tonality and masking threshold (allowed noise energy) of one window."""
     nb = edges.shape[0] - 1
     for b in range(nb):
@@ -93,12 +94,15 @@ def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality):
         sfm_db = 10.0 / math.log(10.0) * (lacc / w - math.log(acc / w))
         t = sfm_db / -25.0
         tonality[b] = min(1.0, max(0.0, t))
+    # each masker's energy lowered by its offset (tonal vs noise-like), then spread
+    for j in range(nb):
+        t = tonality[j]
+        o = t * offset_tonal[j] + (1.0 - t) * 5.5
+        thr[j] = energy[j] * 10.0 ** (-o / 10.0)
     for b in range(nb):
         acc = 0.0
         for j in range(nb):
-            f = spread[j, b]
-            if f > 0.0:
-                t = tonality[j]
-                o = t * offset_tonal[j] + (1.0 - t) * 5.5
-                acc += energy[j] * f * 10.0 ** (-o / 10.0)
-        thr[b] = max(acc, ath[b])
+            acc += thr[j] * spread[j, b]
+        spread_sum[b] = acc          # kept apart: thr[] still holds the masker values
+    for b in range(nb):
+        thr[b] = max(spread_sum[b], ath[b])
