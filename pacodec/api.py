@@ -32,7 +32,7 @@ def _as_2d(data):
 
 
 def encode(data, samplerate, bitrate=None, *, mode=None, quality=None, distance=None,
-           quantizer="power", mu=255, low_delay=False) -> bytes:
+           quantizer="uniform", mu=255, low_delay=False) -> bytes:
     """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
 
     ``bitrate`` is in kbit/s for all channels (default 128, CBR); ``mode="abr"`` averages it;

@@ -22,6 +22,37 @@ class CliError(Exception):
     pass
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM/SIGHUP handler so that ``finally`` blocks and ``atomic_output``
+    remove partial outputs exactly as for Ctrl-C."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """Make SIGTERM/SIGHUP (if not handled already) raise :class:`Terminated`; returns the
+    previous handlers for :func:`_restore_signal_handlers`."""
+    import signal
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            old[sig] = signal.signal(sig, _raise_terminated)
+    return old
+
+
+def _restore_signal_handlers(old: dict):
+    import signal
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
 def _derive(path: str, suffix: str) -> str:
     if path == "-":
         return "-"
@@ -114,8 +145,8 @@ def cmd_encode(args):
             done = run(sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
-            with atomic_output(out, force=args.force,
-                               inputs=[args.input] if args.input != "-" else []) as fh:
+            with _name_write_errors(out), atomic_output(
+                    out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
                 done = run(fh)
         if not args.quiet and out != "-":
             size = os.path.getsize(out)
@@ -125,6 +156,44 @@ def cmd_encode(args):
                   f"{rate:.1f} kbit/s", file=sys.stderr)
     del np
     return 0
+
+
+class _name_write_errors:
+    """Give an ``OSError`` without a file name (a failed write: disk full, quota...) the output's."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
+        return False
+
+
+class _WriteGuard:
+    """File wrapper for libsndfile's virtual I/O: a failed write (disk full...) is remembered and
+    re-raised as the ``OSError`` it was, instead of an exception ignored inside a C callback and an
+    ``AssertionError`` from soundfile."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.error = None
+
+    def write(self, data):
+        if self.error is not None:
+            return 0
+        try:
+            n = self._fh.write(data)
+        except OSError as e:
+            self.error = e
+            return 0
+        return len(data) if n is None else n
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
 
 
 def cmd_decode(args):
@@ -145,25 +214,44 @@ def cmd_decode(args):
     subtype = "FLOAT" if args.float else ("VORBIS" if fmt == "OGG" else "PCM_16")
     if fmt == "FLAC" and args.float:
         raise CliError("FLAC cannot hold float samples; drop --float or write .wav")
-    with PacFile(src, strict=args.strict) as f:
+    import warnings
+    with warnings.catch_warnings(record=True) as caught, PacFile(src, strict=args.strict) as f:
+        warnings.simplefilter("always")
+
         def run(fh):
-            with sf.SoundFile(fh, "w", samplerate=f.samplerate, channels=f.channels, format=fmt,
-                              subtype=subtype) as snd:
-                for b in f.blocks(1 << 16):
-                    if subtype != "FLOAT":
-                        b = np.clip(b, -1.0, 32767 / 32768)
-                    snd.write(b)
+            guard = _WriteGuard(fh)
+            try:
+                with sf.SoundFile(guard, "w", samplerate=f.samplerate, channels=f.channels,
+                                  format=fmt, subtype=subtype) as snd:
+                    for b in f.blocks(1 << 16):
+                        if subtype != "FLOAT":
+                            b = np.clip(b, -1.0, 32767 / 32768)
+                        snd.write(b)
+            except Exception:
+                if guard.error is not None:
+                    raise guard.error from None
+                raise
+            if guard.error is not None:
+                raise guard.error
         if out == "-":
             mem = io.BytesIO()
             run(mem)
             sys.stdout.buffer.write(mem.getvalue())
             sys.stdout.buffer.flush()
         else:
-            with atomic_output(out, force=args.force,
-                               inputs=[args.input] if args.input != "-" else []) as fh:
+            with _name_write_errors(out), atomic_output(
+                    out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
                 run(fh)
-        for p in f.problems[:10]:
+        problems = f.problems
+        for p in problems[:10]:
             print(f"pacodec: warning: {p}", file=sys.stderr)
+        if len(problems) > 10:
+            print(f"pacodec: warning: ... and {len(problems) - 10} more problems "
+                  f"(see 'pacodec info')", file=sys.stderr)
+    for w in caught:                   # one line each, not Python's two-line warning format
+        msg = str(w.message)
+        print(msg.replace("pacodec: ", "pacodec: warning: ", 1) if msg.startswith("pacodec: ")
+              else f"pacodec: warning: {msg}", file=sys.stderr)
     return 0
 
 
@@ -191,8 +279,10 @@ def cmd_info(args):
             print(f"  DCR           {100 * i.dcr:.2f} % smaller than 16-bit PCM")
         if i.problems:
             print("  problems:")
-            for p in i.problems:
+            for p in i.problems[:20]:
                 print(f"    {p}")
+            if len(i.problems) > 20:
+                print(f"    ... and {len(i.problems) - 20} more (--json lists them all)")
         else:
             print("  integrity     all frames pass their CRC")
     return 1 if i.problems else 0
@@ -250,7 +340,8 @@ def build_parser():
     g.add_argument("-q", "--quality", type=float, metavar="Q", help="VBR quality 0..10 (10 best)")
     g.add_argument("-d", "--distance", type=float, metavar="D",
                    help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    e.add_argument("--quantizer", choices=["power", "uniform", "mulaw"], default="power")
+    e.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default="uniform",
+                   help="quantizer (default uniform: best mean ViSQOL on the corpus, see README)")
     e.add_argument("--mu", type=int, default=255, help="mu-law parameter (default 255)")
     e.add_argument("--window", choices=["sine", "kbd"], default="sine", help="window slope shape")
     e.add_argument("--low-delay", action="store_true", help="8 ms frames for live use")
@@ -284,14 +375,23 @@ def build_parser():
     return p
 
 
+def threading_is_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    saved = _install_signal_handlers() if threading_is_main() else {}
     try:
         return args.func(args) or 0
+    except Terminated as e:
+        print("pacodec: terminated", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("pacodec: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
@@ -305,6 +405,8 @@ def main(argv=None):
     except MemoryError:
         print("pacodec: error: out of memory", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        _restore_signal_handlers(saved)
 
 
 if __name__ == "__main__":

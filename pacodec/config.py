@@ -80,7 +80,7 @@ class StreamConfig:
     overlap: int             # long-window slope length (power of two, <= hop)
     short_blocks: bool       # frames may switch to SHORT_BLOCKS short transforms
     window_shape: str = "sine"
-    quantizer: str = "power"
+    quantizer: str = "uniform"
     mu: int = 255            # mu-law parameter (only used by the mulaw quantizer)
     version: int = 1
 
@@ -117,7 +117,7 @@ class StreamConfig:
         return self.samplerate / self.hop
 
 
-def stream_config_for(samplerate, channels, *, quantizer="power", mu=255, low_delay=False,
+def stream_config_for(samplerate, channels, *, quantizer="uniform", mu=255, low_delay=False,
                       window_shape="sine") -> StreamConfig:
     """The :class:`StreamConfig` the encoder uses for these user-facing choices."""
     rate = _check_rate(samplerate)

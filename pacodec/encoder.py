@@ -48,7 +48,7 @@ class Encoder:
     """
 
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
-                 distance=None, quantizer="power", mu=255, low_delay=False, total_frames=None,
+                 distance=None, quantizer="uniform", mu=255, low_delay=False, total_frames=None,
                  window_shape="sine"):
         self.config: StreamConfig = stream_config_for(samplerate, channels, quantizer=quantizer,
                                                       mu=mu, low_delay=low_delay,

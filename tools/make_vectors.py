@@ -49,8 +49,8 @@ def vectors():
     t = np.arange(int(0.4 * 22050)) / 22050
     three = np.stack([0.3 * np.sin(2 * np.pi * f * t) for f in (330, 550, 880)], 1)
     three += 0.02 * rng.standard_normal(three.shape)
-    yield "stereo_44k_power_long", piano, fs, dict(bitrate=128)
-    yield "stereo_44k_power_short", drums, fs, dict(bitrate=96)
+    yield "stereo_44k_power_long", piano, fs, dict(bitrate=128, quantizer="power")
+    yield "stereo_44k_power_short", drums, fs, dict(bitrate=96, quantizer="power")
     yield "stereo_44k_uniform_kbd", piano, fs, dict(bitrate=96, quantizer="uniform",
                                                     window_shape="kbd")
     yield "stereo_48k_mulaw_lowdelay", resample(piano, fs, 48000), 48000, dict(
@@ -58,9 +58,10 @@ def vectors():
     yield "mono_8k_uniform", resample(piano.mean(1, keepdims=True), fs, 8000), 8000, dict(
         bitrate=16, quantizer="uniform")
     yield "mono_96k_power_vbr", resample(drums[:, :1], fs, 96000)[: 96000 // 3], 96000, dict(
-        quality=5)
+        quality=5, quantizer="power")
     yield "3ch_22k_mulaw_mu1000", three, 22050, dict(bitrate=96, quantizer="mulaw", mu=1000)
-    yield "stereo_16k_power_abr", resample(drums, fs, 16000), 16000, dict(bitrate=32, mode="abr")
+    yield "stereo_16k_power_abr", resample(drums, fs, 16000), 16000, dict(bitrate=32, mode="abr",
+                                                                            quantizer="power")
 
 
 def sha(path):
