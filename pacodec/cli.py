@@ -326,6 +326,15 @@ def cmd_demo(args):
     return 0 if len(y) == len(x) else 1
 
 
+def cmd_gst_path(args):
+    from . import gst
+    if args.env:
+        print(gst.shell_env(), end="")
+    else:
+        print(gst.plugin_path())
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="pacodec", description="pacodec perceptual audio codec")
     p.add_argument("--version", action="version", version=f"pacodec {__version__}")
@@ -365,6 +374,11 @@ def build_parser():
     m = sub.add_parser("demo", help="encode and decode the shipped clip and report quality")
     m.add_argument("-b", "--bitrate", type=float, default=128.0)
     m.set_defaults(func=cmd_demo)
+
+    gp = sub.add_parser("gst-path", help="print the GStreamer plugin directory of the pacodec elements")
+    gp.add_argument("--env", action="store_true",
+                    help="print export lines for GST_PLUGIN_PATH and PYTHONPATH instead")
+    gp.set_defaults(func=cmd_gst_path)
 
     try:
         from .stream import cli as stream_cli

@@ -1,0 +1,84 @@
+"""GStreamer elements for pacodec, written in Python for gst-python's plugin loader.
+
+Elements (all run the same :class:`pacodec.Encoder` / :class:`pacodec.Decoder` as the rest of the
+package; see :mod:`pacodec.gst.elements`):
+
+* ``pacodecenc``   raw audio (F32LE/S16LE) -> pacodec frames (the stream header, then one frame
+  per buffer), caps ``audio/x-pacodec, framed=(boolean)true, rate, channels``;
+* ``pacodecdec``   pacodec frames -> raw F32LE, concealing lost frames, gapless-trimmed;
+* ``pacodecparse`` a ``.pac`` byte stream (``filesrc``) -> one frame per buffer;
+* ``pacodecpay`` / ``pacodecdepay``  frames <-> UDP datagrams in pacodec's own packet layout
+  (``bitstream.pack_packet``, FORMAT.md §9; the datagrams of ``pacodec send``/``receive``).
+
+GStreamer's Python loader (Debian: ``gstreamer1.0-python3-plugin-loader``) loads every ``.py`` in
+a ``python/`` folder under a ``GST_PLUGIN_PATH`` entry.  It embeds the *system* Python (3.11 on
+Debian 12), so numpy/numba must be importable from there: :func:`env` puts the directories holding
+pacodec and its dependencies (e.g. a virtualenv's ``site-packages``) on ``PYTHONPATH``.
+This module imports nothing from GStreamer; only the loader imports :mod:`.elements`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import sys
+
+__all__ = ["plugin_path", "env", "shell_env", "ELEMENTS"]
+
+ELEMENTS = ("pacodecenc", "pacodecdec", "pacodecparse", "pacodecpay", "pacodecdepay")
+
+# modules the elements import, whose directories must be on the embedded Python's path
+_DEPENDENCIES = ("numpy", "numba", "llvmlite", "scipy")
+
+
+_SYSTEM_GI_DIRS = ("/usr/lib/python3/dist-packages", "/usr/lib64/python3/site-packages") + tuple(
+    f"{p}/python3.{sys.version_info[1]}/site-packages" for p in ("/usr/lib", "/usr/lib64"))
+
+
+def plugin_path() -> str:
+    """The directory to put on ``GST_PLUGIN_PATH`` (it holds the ``python/`` folder)."""
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def _module_root(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    path = os.path.dirname(os.path.abspath(spec.origin))
+    if spec.submodule_search_locations is not None:      # a package: its parent directory
+        path = os.path.dirname(path)
+    return path
+
+
+def _prepend(first: list[str], existing: str | None) -> str:
+    parts: list[str] = []
+    for p in first + (existing.split(os.pathsep) if existing else []):
+        if p and p not in parts:
+            parts.append(p)
+    return os.pathsep.join(parts)
+
+
+def env(environ=None) -> dict[str, str]:
+    """``GST_PLUGIN_PATH`` and ``PYTHONPATH`` values that make the elements loadable.
+
+    Each value is the needed directories followed by the current value from ``environ``
+    (default ``os.environ``), so the result can be exported as is.  ``PYTHONPATH`` lists the
+    directory holding the ``pacodec`` package and those holding numpy, numba, llvmlite and scipy
+    (site-packages ``.pth`` files are not read from ``PYTHONPATH``, so an editable install needs
+    its source directory listed explicitly).
+    """
+    environ = os.environ if environ is None else environ
+    pkg_root = os.path.dirname(os.path.dirname(plugin_path()))
+    dirs = [pkg_root] + [d for d in (_module_root(m) for m in _DEPENDENCIES) if d]
+    # PyGObject of the system Python, last: when a virtualenv's bin/ comes first on PATH the
+    # embedded interpreter adopts that virtualenv's prefix and would not see it otherwise
+    dirs += [d for d in _SYSTEM_GI_DIRS if os.path.isdir(os.path.join(d, "gi"))]
+    return {
+        "GST_PLUGIN_PATH": _prepend([plugin_path()], environ.get("GST_PLUGIN_PATH")),
+        "PYTHONPATH": _prepend(dirs, environ.get("PYTHONPATH")),
+    }
+
+
+def shell_env(environ=None) -> str:
+    """:func:`env` as POSIX shell ``export`` lines (for ``eval "$(pacodec gst-path --env)"``)."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env(environ).items())

@@ -1,0 +1,257 @@
+"""The GStreamer elements (pacodec/gst), run as gst-launch-1.0 pipelines in subprocesses.
+
+Pipelines that must fail run through a small PyGObject runner instead (see RUNNER).
+
+Skipped only when gst-launch-1.0 is not installed (Debian packages: gstreamer1.0-tools
+gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-python3-plugin-loader
+python3-gst-1.0).  Every subprocess wait has a timeout; the first pipeline may compile the
+numba kernels inside GStreamer's embedded Python, hence the generous limit.
+"""
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import pacodec
+import pacodec.gst
+from pacodec import bitstream as bs
+
+TIMEOUT = 300
+needs_gst = pytest.mark.skipif(shutil.which("gst-launch-1.0") is None,
+                               reason="gst-launch-1.0 is not installed (apt-get install "
+                                      "gstreamer1.0-tools and the GStreamer Python loader)")
+
+
+@pytest.fixture(scope="session")
+def gst_env(tmp_path_factory):
+    env = dict(os.environ)
+    env.update(pacodec.gst.env())
+    env["GST_REGISTRY"] = str(tmp_path_factory.mktemp("gst") / "registry.bin")
+    return env
+
+
+def gst(env, *pipeline, timeout=TIMEOUT):
+    """Run gst-launch-1.0 with a pipeline given as separate arguments."""
+    return subprocess.run(["gst-launch-1.0", "-q", *map(str, pipeline)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# Pipelines expected to fail run through this instead of gst-launch-1.0, which can hang when an
+# element posts an error within its first milliseconds (gst-launch quits its main loop from the
+# bus sync handler, before running it).  It prints the error like gst-launch and exits 1.
+RUNNER = """
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pipe = Gst.parse_launch(sys.argv[1])
+pipe.set_state(Gst.State.PLAYING)
+msg = pipe.get_bus().timed_pop_filtered(int(sys.argv[2]) * Gst.SECOND,
+                                        Gst.MessageType.ERROR | Gst.MessageType.EOS)
+pipe.set_state(Gst.State.NULL)
+if msg is None:
+    sys.exit("timed out")
+if msg.type == Gst.MessageType.ERROR:
+    err, debug = msg.parse_error()
+    print(f"ERROR: from element {msg.src.get_path_string()}: {err.message}")
+    sys.exit(1)
+"""
+SYSTEM_PYTHON = "/usr/bin/python3"     # the Python that GStreamer's loader embeds (has gi)
+
+
+def gst_run(env, pipeline: str):
+    return subprocess.run([SYSTEM_PYTHON, "-c", RUNNER, pipeline, str(TIMEOUT)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT + 30)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "pacodec", *map(str, args)],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------ no GStreamer needed
+def test_env_points_at_the_plugin_and_the_dependencies():
+    path = pacodec.gst.plugin_path()
+    for name in pacodec.gst.ELEMENTS:
+        assert os.path.isfile(os.path.join(path, "python", name + ".py"))
+    e = pacodec.gst.env({"GST_PLUGIN_PATH": "/x", "PYTHONPATH": "/y"})
+    assert e["GST_PLUGIN_PATH"].split(os.pathsep) == [path, "/x"]
+    pp = e["PYTHONPATH"].split(os.pathsep)
+    assert pp[0] == os.path.dirname(os.path.dirname(path)) and pp[-1] == "/y"
+    import numpy
+    assert os.path.dirname(os.path.dirname(numpy.__file__)) in pp
+    assert "export GST_PLUGIN_PATH=" in pacodec.gst.shell_env()
+
+
+# ------------------------------------------------------------------------------ pipelines
+@needs_gst
+def test_inspect_documents_the_encoder_properties(gst_env):
+    p = subprocess.run(["gst-inspect-1.0", "pacodecenc"], env=gst_env, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, (
+        f"{p.stdout}{p.stderr}\nThe elements did not load: is gstreamer1.0-python3-plugin-loader "
+        f"installed, and does {SYSTEM_PYTHON} (which GStreamer embeds) have the same X.Y version "
+        f"as this Python ({sys.version.split()[0]}), so that numpy/numba from "
+        f"{pacodec.gst.env()['PYTHONPATH']} import there?")
+    for prop in ("bitrate", "quality", "distance", "quantizer", "low-delay"):
+        assert f"\n  {prop} " in p.stdout
+    for name in pacodec.gst.ELEMENTS[1:]:
+        ok(subprocess.run(["gst-inspect-1.0", name], env=gst_env, capture_output=True, text=True,
+                          timeout=TIMEOUT))
+
+
+@needs_gst
+@pytest.mark.parametrize("rate,channels,fmt,props", [
+    (48000, 2, "F32LE", ["bitrate=96"]),
+    (22050, 1, "S16LE", ["low-delay=true", "quality=9"]),
+])
+def test_encode_to_file_then_cli_decode_has_exact_length(tmp_path, gst_env, rate, channels, fmt,
+                                                          props):
+    nbuf, spb = 37, 1000
+    out = tmp_path / "t.pac"
+    ok(gst(gst_env, "audiotestsrc", f"num-buffers={nbuf}", f"samplesperbuffer={spb}", "!",
+           f"audio/x-raw,rate={rate},channels={channels},format={fmt}", "!",
+           "pacodecenc", *props, "!", "filesink", f"location={out}"))
+    assert out.read_bytes()[:4] == bs.MAGIC
+    ok(cli("decode", out, "-o", tmp_path / "t.wav", "--float"))
+    y, fs = sf.read(tmp_path / "t.wav", always_2d=True)
+    assert fs == rate and y.shape == (nbuf * spb, channels)
+    assert_sine(y[:, 0], rate)
+
+
+def assert_sine(y, rate):
+    """audiotestsrc's default signal: a 440 Hz sine at volume 0.8."""
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    assert abs(np.argmax(spectrum) * rate / len(y) - 440) < 5
+    assert abs(np.sqrt(np.mean(y ** 2)) / (0.8 / np.sqrt(2)) - 1) < 0.2
+
+
+@pytest.fixture
+def cli_pac(tmp_path, piano):
+    x, fs = piano
+    src = tmp_path / "in.wav"
+    sf.write(src, x[: 3 * fs], fs, subtype="PCM_16")
+    ok(cli("encode", src, "-o", tmp_path / "in.pac", "-b", 128))
+    return tmp_path / "in.pac"
+
+
+DAMAGED = (10, 11, 60)
+
+
+def damage(path, frames=DAMAGED):
+    """Flip a byte inside some frames (their CRC fails: parser and decoder must skip them)."""
+    d = bytearray(path.read_bytes())
+    pos, starts = bs.HEADER_SIZE, []
+    while pos < len(d):
+        starts.append(pos)
+        pos += bs.parse_frame_at(d, pos).size
+    for i in frames:
+        d[starts[i] + 12] ^= 0xFF
+    path.write_bytes(bytes(d))
+
+
+@needs_gst
+@pytest.mark.parametrize("damaged", [False, True])
+def test_parse_and_decode_a_cli_file_matches_cli_decode(tmp_path, gst_env, cli_pac, damaged):
+    if damaged:
+        damage(cli_pac)
+    ok(cli("decode", cli_pac, "-o", tmp_path / "cli.wav", "--float"))
+    ok(gst(gst_env, "filesrc", f"location={cli_pac}", "!", "pacodecparse", "!", "pacodecdec",
+           "!", "wavenc", "!", "filesink", f"location={tmp_path / 'gst.wav'}"))
+    a, fa = sf.read(tmp_path / "cli.wav", dtype="float32", always_2d=True)
+    b, fb = sf.read(tmp_path / "gst.wav", dtype="float32", always_2d=True)
+    assert fa == fb and a.shape == b.shape
+    same = np.ones(len(a), bool)
+    if damaged:
+        # both conceal the lost frames, the CLI in byte-stream mode, pacodecdec frame by frame
+        # (Decoder.decode_packet): the concealed stretches may differ, all else is identical
+        n = pacodec.info(str(cli_pac)).frame_size
+        for k in DAMAGED:                     # frame k's output: input [(k-1)n, kn) + overlap
+            same[max(0, (k - 3) * n):(k + 2) * n] = False
+        assert np.isfinite(b).all() and np.abs(b[~same]).max() < 2 * np.abs(a).max()
+    assert np.abs(a - b)[same].max() <= 1e-6
+
+
+@needs_gst
+def test_udp_stream_between_two_pipelines(tmp_path, gst_env):
+    port, out = free_udp_port(), tmp_path / "udp.wav"
+    recv = subprocess.Popen(
+        ["gst-launch-1.0", "-e", "udpsrc", f"port={port}", "address=127.0.0.1",
+         "caps=application/x-pacodec-packet", "!", "pacodecdepay", "stop-at-end=true", "!",
+         "pacodecdec", "!", "wavenc", "!", "filesink", f"location={out}"],
+        env=gst_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in recv.stdout], daemon=True).start()
+    log = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not any("PLAYING" in x for x in log):     # udpsrc is bound from PAUSED on
+            try:
+                log.append(lines.get(timeout=1))
+            except queue.Empty:
+                assert recv.poll() is None and time.monotonic() < deadline, "".join(log)
+        nbuf, spb = 100, 480                             # one second at 48 kHz
+        ok(gst(gst_env, "audiotestsrc", f"num-buffers={nbuf}", f"samplesperbuffer={spb}", "!",
+               "audio/x-raw,rate=48000,channels=2", "!", "pacodecenc", "low-delay=true", "!",
+               "pacodecpay", "!", "udpsink", "host=127.0.0.1", f"port={port}"))
+        try:        # the end-of-stream frame ends the receiver; if it was lost, stop it
+            recv.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            recv.send_signal(signal.SIGINT)
+            recv.wait(timeout=TIMEOUT)
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+            recv.wait(timeout=30)
+    assert recv.returncode == 0, "".join(log)
+    y, fs = sf.read(out, always_2d=True)
+    assert fs == 48000 and y.shape[1] == 2
+    assert 0 < len(y) <= nbuf * spb
+    assert_sine(y[:, 1], fs)
+
+
+@needs_gst
+@pytest.mark.parametrize("rate,channels", [(7000, 1), (8000, 9)])
+def test_unsupported_input_is_a_clear_element_error(tmp_path, gst_env, rate, channels):
+    # caps forced by upstream (wavparse) reach the encoder, which says why it refuses them
+    src = tmp_path / "bad.wav"
+    sf.write(src, np.zeros((rate // 10, channels)), rate)
+    p = gst_run(gst_env, f"filesrc location={src} ! wavparse ! pacodecenc ! fakesink")
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out
+    assert "ERROR: from element /GstPipeline:pipeline0/PacodecEnc:pacodecenc0" in out
+    assert f"cannot encode {rate} Hz, {channels} channel(s)" in out
+    assert "Traceback" not in out
+    # a fixed capsfilter fails at link time, naming the encoder
+    p = gst(gst_env, "audiotestsrc", "num-buffers=1", "!",
+            f"audio/x-raw,rate={rate},channels={channels}", "!", "pacodecenc", "!", "fakesink")
+    assert p.returncode == 1 and "pacodecenc0 can't handle caps" in p.stdout + p.stderr
+
+
+@needs_gst
+def test_parser_rejects_a_file_that_is_not_pacodec(tmp_path, gst_env):
+    junk = tmp_path / "junk.pac"
+    junk.write_bytes(bytes(range(256)) * 64)
+    p = gst_run(gst_env, f"filesrc location={junk} ! pacodecparse ! pacodecdec ! fakesink")
+    assert p.returncode == 1 and "no pacodec frame found" in p.stdout, p.stdout + p.stderr
