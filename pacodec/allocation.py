@@ -90,7 +90,7 @@ def _best_book(q, s, e, qmax, lengths):
 
 @njit
 def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer, mu, max_band,
-             pns_band, books, sf, q, lengths, hint):
+             pns_band, books, sf, q, lengths, hint, ubits):
     """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear)."""
     nunits = nbands * ngroups
     for u in range(nunits):
@@ -118,6 +118,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer,
         hint[u] = v
         bk, bits = _best_book(q, s, e, qmax, lengths)
         books[u] = bk
+        ubits[u] = bits
     # noise units carry their RMS level as the scalefactor
     for u in range(nunits):
         if books[u] == NOISE_BOOK:
@@ -148,6 +149,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer,
                         qmax = MAX_QUANT
                     bk, bits = _best_book(q, s, e, qmax, lengths)
                     books[u] = bk
+                    ubits[u] = bits
                     if bk == 0:
                         continue
         prev = sf[u]
@@ -186,14 +188,14 @@ def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
 
 @njit
 def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, quantizer, mu, max_band,
-            pns_band, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands):
+            pns_band, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands, ubits):
     """Allocate every channel at ``offset`` dB; returns the payload's exact bit count."""
     gain = 10.0 ** (offset / 10.0)
     for c in range(cod.shape[0]):
         allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], gain, quantizer,
-                 mu, max_band, pns_band, books[c], sf[c], q[c], lengths, hint[c])
+                 mu, max_band, pns_band, books[c], sf[c], q[c], lengths, hint[c], ubits[c])
     return payload_bits(is_short, max_bands, ms_mode, ms_flags, books, sf, q, ub, nbands,
-                        ngroups, lengths)
+                        ngroups, lengths, ubits)
 
 
 SEARCH_STEP = 4.0
@@ -205,7 +207,7 @@ ACCEPT = 0.97           # a frame within 3 % under its target ends the search
 @njit
 def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy, ton, quantizer,
                   mu, max_band, pns_band, books, sf, q, lengths, hint, is_short, ms_mode,
-                  ms_flags, max_bands):
+                  ms_flags, max_bands, ubits):
     """The smallest distance offset (best quality) whose payload fits ``target`` bits.
 
     VBR starts at its fixed offset and only moves up when the frame is too large; CBR/ABR
@@ -213,7 +215,7 @@ def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy,
     SEARCH_RESOLUTION.  On return the allocation arrays hold the returned offset's result.
     """
     a = (cod, xa, ub, nbands, ngroups, thr, energy, ton, quantizer, mu, max_band, pns_band,
-         books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands)
+         books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands, ubits)
     o = start
     bits = code_at(o, *a)
     if vbr and bits <= target:

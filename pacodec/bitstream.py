@@ -243,8 +243,9 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
 
 @njit
 def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups,
-                 lengths):
-    """The exact bit count :func:`write_payload` would write (without writing), for rate control."""
+                 lengths, ubits):
+    """The exact bit count :func:`write_payload` would write (without writing), for rate control.
+    ``ubits[c, u]`` holds each spectral unit's coded size when the caller already knows it."""
     nch = max_band.shape[0]
     bits = 3 + (7 if is_short else 0) + 6 * nch
     for p in range(nch // 2):
@@ -270,7 +271,7 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
                         bits += lengths[ROW_SF, sf[c, u] - prev + SF_DELTA_MAX]
                     prev = sf[c, u]
                     if bk != NOISE_BOOK:
-                        bits += unit_bits(q[c], ub[u], ub[u + 1], bk, lengths)
+                        bits += ubits[c, u]
     return bits
 
 

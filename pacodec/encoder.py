@@ -22,6 +22,7 @@ from .allocation import (PNS_START_HZ, RateControl, bandwidth_hz, code_at, searc
                          stereo_decision)
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, stream_config_for
+from ._jit import njit
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, plan
 from .quantize import magnitudes
@@ -33,6 +34,52 @@ from .window import block_window
 __all__ = ["Encoder"]
 
 GROUP_SPLIT_DB = 8.0
+
+
+@njit
+def analyse_long(buf, start, avail, w, coef, cod, pre, post, rev, tw, z, fold, work, edges, spread,
+                 offset_tonal, ath, energy, thr, ton, thr_prev, has_prev, rise, decay):
+    """Window + MDCT + masking thresholds (with the temporal terms) of a long frame, all
+    channels.  ``buf[c, start:start + 2N]`` is the block; samples at or past ``avail`` are 0."""
+    nch = coef.shape[0]
+    n = coef.shape[1]
+    nb = edges.shape[0] - 1
+    for c in range(nch):
+        for i in range(2 * n):
+            z[i] = buf[c, start + i] * w[i] if i < avail else 0.0
+        mdct_kernel(z, coef[c], pre, post, rev, tw, fold, work)
+        for i in range(n):
+            cod[c, i] = coef[c, i]
+        thresholds(coef[c], edges, spread, offset_tonal, ath, energy[c], thr[c], ton[c])
+        if has_prev[c]:
+            for b in range(nb):
+                t = min(thr[c, b], rise * thr_prev[c, b])
+                t = max(t, decay * thr_prev[c, b])
+                thr[c, b] = max(t, ath[b])
+        for b in range(nb):
+            thr_prev[c, b] = thr[c, b]
+        has_prev[c] = 1
+
+
+@njit
+def prepare_units(cod, xa, ub, nunits, thr, energy, ms_flags, ms_mode, quantizer):
+    """Per-pair M/S decision (applied in place), quantizer magnitudes, and the frame's
+    perceptual entropy (sum of log2(1 + E/T) over units)."""
+    nch = cod.shape[0]
+    for p in range(nch // 2):
+        l = 2 * p
+        r = l + 1
+        for u in range(ms_flags.shape[1]):
+            ms_flags[p, u] = 0
+        nms = stereo_decision(cod[l], cod[r], ub, nunits, thr[l], thr[r], energy[l], energy[r],
+                              ms_flags[p])
+        ms_mode[p] = 0 if nms == 0 else (1 if nms == nunits else 2)
+    pe = 0.0
+    for c in range(nch):
+        magnitudes(cod[c], quantizer, xa[c])
+        for u in range(nunits):
+            pe += math.log2(1.0 + energy[c, u] / max(thr[c, u], 1e-30))
+    return pe
 
 
 class Encoder:
@@ -87,7 +134,8 @@ class Encoder:
         self._short = [False, False]  # short decision for frames k-1, k
         self._decided = -1            # last frame whose short decision is made
         self._attack = -1
-        self._thr_prev = [None] * ch
+        self._thr_prev = np.zeros((ch, self.layout.nb_long))
+        self._has_prev = np.zeros(ch, dtype=np.int64)
         self._finished = False
         if self.settings.mode == "vbr":
             kbps_ch = 256.0 / max(self.settings.distance, 0.25)
@@ -124,6 +172,7 @@ class Encoder:
         self._q = np.zeros((ch, n), dtype=np.int64)
         self._xa = np.zeros((ch, n))
         self._hint = np.full((ch, mu_), -1, dtype=np.int64)
+        self._ubits = np.zeros((ch, mu_), dtype=np.int64)
         self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
@@ -275,35 +324,24 @@ class Encoder:
         else:
             is_short = left_short = right_short = False
             attack = -1
-        blk = self._block(k)
         lay = self.layout
         if is_short:
-            gflags = self._analyse_short(blk, attack)
+            gflags = self._analyse_short(self._block(k), attack)
             nbands, ngroups = lay.nb_short, len(bs.group_lengths(gflags))
             ub = lay.ub_short[gflags]
             max_band = self._max_band_short
             pns_band = self._pns_short
         else:
             gflags = 0
-            self._analyse_long(blk, left_short, right_short)
+            self._analyse_long(k, left_short, right_short)
             nbands, ngroups = lay.nb_long, 1
             ub = lay.ub_long
             max_band = self._max_band_long
             pns_band = self._pns_long
         nunits = nbands * ngroups
         U = self._units
-        # stereo: per-unit M/S decided and applied in place by the kernel
-        self._ms_mode[:] = bs.MS_NONE
-        for p in range(ch // 2):
-            l, r = 2 * p, 2 * p + 1
-            flags = self._ms_flags[p]
-            flags[:] = 0
-            nms = stereo_decision(self._cod[l], self._cod[r], ub, nunits, U["thr"][l], U["thr"][r],
-                                  U["energy"][l], U["energy"][r], flags)
-            if nms:
-                self._ms_mode[p] = bs.MS_ALL if nms == nunits else bs.MS_BANDS
-        for c in range(ch):
-            magnitudes(self._cod[c], _QUANT[cfg.quantizer], self._xa[c])
+        pe = prepare_units(self._cod, self._xa, ub, nunits, U["thr"], U["energy"], self._ms_flags,
+                           self._ms_mode, _QUANT[cfg.quantizer])
         self._max_band[:] = max_band
         self._hint[:] = -1
         ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
@@ -314,11 +352,11 @@ class Encoder:
         if hi is None:
             target = limit
         else:
-            target = min(limit, int(self.rate.target(self._perceptual_entropy(nunits))) - overhead)
+            target = min(limit, int(self.rate.target(pe)) - overhead)
         state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
                  _QUANT[cfg.quantizer], float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
-               self._ms_mode, self._ms_flags, self._max_band)
+               self._ms_mode, self._ms_flags, self._max_band, self._ubits)
         offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
                                       pns_band, *out)
         if hi is not None:
@@ -348,14 +386,7 @@ class Encoder:
         self.rate.commit(8 * len(frame))
         return frame
 
-    def _perceptual_entropy(self, nunits):
-        """Perceptual entropy estimate of the frame: sum of log2(1 + E/T) over units."""
-        U = self._units
-        e = U["energy"][:, :nunits]
-        t = U["thr"][:, :nunits]
-        return float(np.sum(np.log2(1.0 + e / np.maximum(t, 1e-30))))
-
-    def _analyse_long(self, blk, left_short, right_short):
+    def _analyse_long(self, k, left_short, right_short):
         cfg = self.config
         n = cfg.hop
         L = cfg.short_hop if left_short else cfg.overlap
@@ -365,19 +396,11 @@ class Encoder:
         m = self._model_long
         S = self._scr
         U = self._units
-        nb = self.layout.nb_long
-        for c in range(cfg.channels):
-            np.multiply(blk[c], w, out=S["z"])
-            mdct_kernel(S["z"], self._coef[c], p.pre, p.post, p.rev, p.tw, S["fold"], S["work"])
-            self._cod[c] = self._coef[c]
-            thr, en, ton = U["thr"][c, :nb], U["energy"][c, :nb], U["ton"][c, :nb]
-            thresholds(self._coef[c], m.edges, m.spread, m.offset_tonal, m.ath, en, thr, ton)
-            prev = self._thr_prev[c]
-            if prev is not None:
-                np.minimum(thr, PRE_ECHO_RISE * prev, out=thr)
-                np.maximum(thr, POST_DECAY * prev, out=thr)
-                np.maximum(thr, m.ath, out=thr)
-            self._thr_prev[c] = thr.copy()
+        start = k * n - self._base
+        analyse_long(self._buf, start, self._have - start, w, self._coef, self._cod, p.pre, p.post,
+                     p.rev, p.tw, S["z"], S["fold"], S["work"], m.edges, m.spread, m.offset_tonal,
+                     m.ath, U["energy"], U["thr"], U["ton"], self._thr_prev, self._has_prev,
+                     PRE_ECHO_RISE, POST_DECAY)
 
     def _analyse_short(self, blk, attack):
         cfg = self.config
@@ -399,7 +422,7 @@ class Encoder:
                 self._coef[c, j * ns:(j + 1) * ns] = S["outs"]
                 thresholds(S["outs"], m.edges, m.spread, m.offset_tonal, m.ath, en_w[c, j],
                            thr_w[c, j], ton_w[c, j])
-            self._thr_prev[c] = None
+            self._has_prev[c] = 0
         # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
         e = en_w.sum(axis=(0, 2)) + 1e-12
         gflags = 0
