@@ -31,11 +31,20 @@ __all__ = ["allocate", "code_at", "search_offset", "stereo_decision", "RateContr
 PNS_START_HZ = 5000.0
 PNS_TONALITY = 0.35     # units below this tonality may be substituted by noise
 PNS_SMR = 2.0           # ...when their energy is within 3 dB of the allowance
+ENERGY_LO, ENERGY_HI = 10 ** -0.1, 10 ** 0.1   # coded units keep their energy within +-1 dB
+MIN_SNR_LIN = 10 ** -0.6  # a tonal unit above its threshold keeps at least 6 dB SNR
 
 
 @njit
-def _search_sf(c, xa, s, e, allowed, quantizer, mu, q, hint):
-    """Coarsest scalefactor whose noise on c[s:e] stays within ``allowed``.
+def _fits(noise, rec, energy, allowed):
+    """A quantization is acceptable when its noise stays within the allowance and it keeps the
+    unit's energy within ENERGY_TOLERANCE (a coherent level error is not masked like noise)."""
+    return noise <= allowed and rec >= energy * ENERGY_LO and rec <= energy * ENERGY_HI
+
+
+@njit
+def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, hint):
+    """Coarsest scalefactor whose quantization of c[s:e] :func:`_fits` the allowance.
 
     Starts from ``hint`` (the unit's scalefactor at the previous offset of the rate loop, or -1
     for the high-resolution estimate ``delta^2 w / 12 = allowed``) and walks 1.5 dB steps.
@@ -49,22 +58,22 @@ def _search_sf(c, xa, s, e, allowed, quantizer, mu, q, hint):
         if quantizer == QUANT_POWER:
             sf -= 3
     sf = min(255, max(0, sf))
-    noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
-    if noise > allowed:
-        while sf > 0 and noise > allowed:
+    noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+    if not _fits(noise, rec, energy, allowed):
+        while sf > 0 and not _fits(noise, rec, energy, allowed):
             sf -= 1
-            noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+            noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
     else:
         while sf < 255:
-            n2, q2 = quantize_unit_fast(c, xa, s, e, sf + 1, quantizer, mu, q)
-            if n2 > allowed:
-                noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+            n2, q2, r2 = quantize_unit_fast(c, xa, s, e, sf + 1, quantizer, mu, q)
+            if not _fits(n2, r2, energy, allowed):
+                noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
                 break
             sf += 1
             noise, qmax = n2, q2
     while qmax > MAX_QUANT and sf < 255:
         sf += 1
-        noise, qmax = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+        noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
     return sf, qmax
 
 
@@ -106,6 +115,9 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer,
         E = energy[u]
         A = thr[u] * gain
         noisy = b >= pns_band and tonality[u] < PNS_TONALITY
+        if E > thr[u] and not noisy:
+            # audible above its masking threshold: never dropped, whatever the distance
+            A = min(A, E * MIN_SNR_LIN)
         if E <= A:
             if noisy and E > thr[u] and E > 1e-12:
                 books[u] = NOISE_BOOK
@@ -113,7 +125,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer,
         if noisy and E < A * PNS_SMR:
             books[u] = NOISE_BOOK
             continue
-        v, qmax = _search_sf(c, xa, s, e, A, quantizer, mu, q, hint[u])
+        v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, hint[u])
         sf[u] = v
         hint[u] = v
         bk, bits = _best_book(q, s, e, qmax, lengths)
@@ -142,7 +154,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer,
                 if books[u] != NOISE_BOOK:
                     s = ub[u]
                     e = ub[u + 1]
-                    noise, qmax = quantize_unit_fast(c, xa, s, e, v, quantizer, mu, q)
+                    noise, qmax, rec = quantize_unit_fast(c, xa, s, e, v, quantizer, mu, q)
                     if qmax > MAX_QUANT:
                         for i in range(s, e):
                             q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))

@@ -79,12 +79,25 @@ def magnitudes(x, quantizer, out):
 
 @njit
 def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
-    """:func:`quantize_unit` with ``xa = magnitudes(x)`` precomputed (the encoder's hot loop)."""
+    """:func:`quantize_unit` with ``xa = magnitudes(x)`` precomputed (the encoder's hot loop);
+    also returns the energy of the reconstruction."""
     if quantizer != QUANT_POWER:
-        return quantize_unit(x, start, end, sf, quantizer, mu, q)
+        noise, qmax = quantize_unit(x, start, end, sf, quantizer, mu, q)
+        rec = 0.0
+        delta = step(sf)
+        lmu = math.log(1.0 + mu)
+        for i in range(start, end):
+            k = abs(q[i])
+            if quantizer == QUANT_MULAW:
+                r = delta * (MU_K / mu) * (math.exp(lmu * k / MU_K) - 1.0)
+            else:
+                r = delta * k
+            rec += r * r
+        return noise, qmax, rec
     delta = step(sf)
     inv34 = delta ** -0.75
     noise = 0.0
+    rec = 0.0
     qmax = 0
     for i in range(start, end):
         k = int(xa[i] * inv34 + POWER_OFFSET)
@@ -94,10 +107,11 @@ def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
             r = delta * k ** (4.0 / 3.0)
         e = abs(x[i]) - r
         noise += e * e
+        rec += r * r
         if k > qmax:
             qmax = k
         q[i] = -k if x[i] < 0 else k
-    return noise, qmax
+    return noise, qmax, rec
 
 
 @njit
