@@ -32,7 +32,8 @@ PNS_START_HZ = 5000.0
 PNS_TONALITY = 0.35     # units below this tonality may be substituted by noise
 PNS_SMR = 2.0           # ...when their energy is within 3 dB of the allowance
 ENERGY_LO, ENERGY_HI = 10 ** -0.1, 10 ** 0.1   # coded units keep their energy within +-1 dB
-MIN_SNR_LIN = 10 ** -0.6  # a tonal unit above its threshold keeps at least 6 dB SNR
+MIN_SNR_LIN = 10 ** -0.6  # a tonal unit above its threshold keeps at least 6 dB SNR...
+FLOOR_GAIN_INV = 10 ** -1.5   # ...up to a distance offset of 15 dB
 
 
 @njit
@@ -116,8 +117,9 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, gain, quantizer,
         A = thr[u] * gain
         noisy = b >= pns_band and tonality[u] < PNS_TONALITY
         if E > thr[u] and not noisy:
-            # audible above its masking threshold: never dropped, whatever the distance
-            A = min(A, E * MIN_SNR_LIN)
+            # audible above its masking threshold: keeps MIN_SNR, relaxed dB for dB only beyond
+            # FLOOR_OFFSET so the rate loop can always meet its budget
+            A = min(A, E * MIN_SNR_LIN * max(1.0, gain * FLOOR_GAIN_INV))
         if E <= A:
             if noisy and E > thr[u] and E > 1e-12:
                 books[u] = NOISE_BOOK

@@ -184,3 +184,23 @@ def test_transient_switches_to_short_blocks_and_limits_pre_echo(rng):
     burst = x[hit:hit + 1400, 0]
     # pre-echo at least 35 dB below the attack (a long 2048-sample window alone smears ~20 dB)
     assert 10 * np.log10(np.sum(pre ** 2) / np.sum(burst ** 2) + 1e-30) < -35
+
+
+def test_cbr_rate_holds_on_dense_tonal_content_at_a_low_rate():
+    """Many strong tones want more bits than 24 kbit/s: the encoder must still meet the rate."""
+    fs = 44100
+    t = np.arange(3 * fs) / fs
+    x = sum(0.05 * np.sin(2 * np.pi * f * t) for f in np.geomspace(110, 9000, 24))[:, None]
+    data = pacodec.encode(x, fs, bitrate=24)
+    actual = 8 * len(data) / 3 / 1000
+    assert abs(actual / 24 - 1) < 0.05, actual
+
+
+@pytest.mark.parametrize("quality", [0, 3, 6, 9])
+def test_vbr_keeps_the_level_of_a_pure_tone(quality):
+    fs = 48000
+    t = np.arange(fs) / fs
+    x = (0.5 * np.sin(2 * np.pi * 440 * t))[:, None]
+    y, _ = pacodec.decode(pacodec.encode(x, fs, quality=quality))
+    ratio = np.sqrt(np.mean(y ** 2) / np.mean(x ** 2))
+    assert 0.89 < ratio < 1.12          # within 1 dB
