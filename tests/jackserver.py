@@ -329,7 +329,7 @@ class Proc:
         self.stop()
         return None
 
-    def stop(self, grace=5.0):
+    def stop(self, grace=30.0):
         if self.poll() is None:
             self.popen.send_signal(_signal.SIGINT)
             deadline = time.monotonic() + grace
