@@ -162,10 +162,13 @@ def parse_frame_at(buf, pos: int):
     end = pos + FRAME_HEADER_SIZE + length + CRC_SIZE
     if len(buf) < end:
         return None
-    body = bytes(buf[pos + 2:end - CRC_SIZE])
-    if crc16(body) != (buf[end - 2] << 8 | buf[end - 1]):
+    # CRC over a view, copy only a frame that passes: a flood of false sync words claiming long
+    # frames costs one CRC each, not three copies too
+    with memoryview(buf) as view:
+        ok = crc16(view[pos + 2:end - CRC_SIZE]) == (buf[end - 2] << 8 | buf[end - 1])
+    if not ok:
         raise FormatError("frame CRC mismatch")
-    return Frame(ftype, buf[pos + 4], body[3:], end - pos)
+    return Frame(ftype, buf[pos + 4], bytes(buf[pos + FRAME_HEADER_SIZE:end - CRC_SIZE]), end - pos)
 
 
 def find_sync(buf, start: int) -> int:

@@ -92,6 +92,8 @@ def _open_input_audio(path):
             raise CliError(f"{path}: no such file")
         if os.path.isdir(path):
             raise CliError(f"{path} is a directory")
+        with open(path, "rb"):         # a plain OSError (permission denied...), not libsndfile's
+            pass
         src = path
     try:
         return sf.SoundFile(src)

@@ -4,7 +4,10 @@ Byte-stream mode (:meth:`Decoder.feed` / :meth:`Decoder.finish`) reads a ``.pac`
 optional stream header, then frames found by their sync word and checked by their CRC.  Garbage is
 skipped (resync on the next sync word whose frame passes its CRC); frames lost to corruption are
 counted from the 8-bit sequence numbers and concealed; output is trimmed to the input's exact
-length (the leading encoder delay and the padding after the total length are dropped).
+length (the leading encoder delay and the padding after the total length are dropped).  A damaged
+stream header is skipped (the config is repeated in-band); a CRC-valid frame whose payload is
+invalid counts as lost; concealment of a sequence-number gap is bounded by the bytes the lost
+frames could have occupied, so output per input byte stays bounded (FORMAT.md §12).
 
 Packet mode (:meth:`Decoder.decode_packet`) decodes one frame per call, or conceals a lost one
 (``None``), and returns exactly one hop of samples per frame once a config has been seen.
@@ -33,6 +36,13 @@ __all__ = ["Decoder", "reconstruct", "CONCEAL_DECAY"]
 
 CONCEAL_DECAY = 0.6          # gain per consecutive lost frame (about -4.4 dB)
 MAX_CONCEAL = 256            # frames concealed for one gap at most
+# Byte-stream mode: a gap of lost frames is concealed only as far as the bytes between the two
+# accepted frames could have held frames (every frame takes >= MIN_FRAME_BYTES), plus
+# CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
+# a loss: the time line jumps instead, so a few bytes can never expand into 255 frames of audio.
+CONCEAL_FREE = 8
+MIN_FRAME_BYTES = 8
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit
@@ -103,7 +113,14 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, 
             for i in range(2 * n):
                 ola[c, i] += y[i] * win[i]
         for i in range(n):
-            out[i, c] = ola[c, s + i]
+            v = ola[c, s + i]
+            # a valid stream can code values beyond float32 (mu-law with a large mu and |q|):
+            # saturate instead of returning inf (the float64 path cannot overflow)
+            if v > F32_MAX:
+                v = F32_MAX
+            elif v < -F32_MAX:
+                v = -F32_MAX
+            out[i, c] = v
         for i in range(n):
             ola[c, i] = ola[c, n + i]
             ola[c, n + i] = 0.0
@@ -176,6 +193,10 @@ class Decoder:
         self._warned_trunc = False
         self._books = load_codebooks()
         self._rng = np.array([0x9E3779B9], dtype=np.uint32)
+        self._conceal_rng = np.random.default_rng(7919)
+        self._frame_at = 0             # stream offset of the frame being handled
+        self._last_end = None          # stream offset after the last accepted frame
+        self._had_header = False
 
     # ------------------------------------------------------------------ setup
     def _configure(self, cfg: StreamConfig):
@@ -263,9 +284,15 @@ class Decoder:
                         self._header_checked = False
                         return self._empty()
                     raise FormatError("stream header is truncated")
-                hdr = bs.unpack_header(bytes(buf[:bs.HEADER_SIZE]))
-                self._configure(hdr.config)
-                self.total_length = hdr.total_length
+                try:
+                    hdr = bs.unpack_header(bytes(buf[:bs.HEADER_SIZE]))
+                except FormatError as e:
+                    # the in-band config frames make the header redundant: decode without it
+                    self._note(f"{e} (byte offset 0); decoding from the first config frame")
+                else:
+                    self._configure(hdr.config)
+                    self.total_length = hdr.total_length
+                    self._had_header = True
                 pos = bs.HEADER_SIZE
             elif len(buf) >= 2 and buf[0] != bs.SYNC >> 8:
                 if not final and len(buf) < 4:
@@ -296,8 +323,17 @@ class Decoder:
                 pos += 1
                 continue
             if fr is None:
-                break
+                if not final:
+                    break                  # wait for the rest of the frame
+                # the input ends inside this candidate: a truncated last frame, or a damaged
+                # length field / false sync word in front of complete frames -- look further
+                self._note(f"frame at byte offset {self._consumed_bytes + pos} runs past the end "
+                           f"of the input ({len(buf) - pos} bytes left, truncated or damaged)")
+                nxt = bs.find_sync(buf, pos + 1)
+                pos = nxt if nxt >= 0 else len(buf)
+                continue
             try:
+                self._frame_at = self._consumed_bytes + pos
                 out = self._handle(fr, packet=False)
             except FormatError as e:
                 self.crc_errors += 1
@@ -354,7 +390,10 @@ class Decoder:
             self.total_length = n
             if not packet:
                 self._ended = True
-                return self._release()
+                outs = [self._release()]
+                if self._started:      # frames lost just before the end are concealed too
+                    outs.append(self._conceal_gap(fr))
+                return np.concatenate(outs)
             return None
         index = None
         if fr.ftype == bs.FRAME_CONFIG:
@@ -368,24 +407,40 @@ class Decoder:
             payload = payload[bs.CONFIG_SIZE + 4:]
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
+        # parse first: a frame whose payload is invalid changes no state, so it counts as lost
+        # (the next frame's sequence number shows the gap and it is concealed)
+        is_short, ls, rs = self._parse_audio(payload)
         outs = []
         if not self._started:
             self._started = True
-            k0 = index if index is not None else 0
+            # a stream with a header starts at frame 0, so seq = frame index there
+            k0 = index if index is not None else (fr.seq if self._had_header else 0)
             self._pos = k0 * self.config.hop - self.config.delay
             self._next_seq = fr.seq
         elif not packet:
-            gap = (fr.seq - self._next_seq) & 0xFF
-            if gap:
-                self.errors.append(f"{gap} frame(s) missing before byte offset "
-                                   f"{self._consumed_bytes}")
-                outs.append(self._conceal_frames(gap, trim=True))
+            outs.append(self._conceal_gap(fr))
         self._next_seq = (fr.seq + 1) & 0xFF
-        pcm = self._decode_audio(payload)
+        if not packet:
+            self._last_end = self._frame_at + fr.size
+        pcm = self._synth(self._nat, is_short, ls, rs)
         self.frames += 1
         self._lost_run = 0
         outs.append(pcm if packet else self._trim(pcm))
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
+
+    def _conceal_gap(self, fr) -> np.ndarray:
+        """Byte-stream mode: conceal the frames missing before ``fr`` (from the sequence numbers),
+        as many as the bytes since the last accepted frame could have held (see CONCEAL_FREE)."""
+        gap = (fr.seq - self._next_seq) & 0xFF
+        if not gap:
+            return self._empty()
+        self.errors.append(f"{gap} frame(s) missing before byte offset {self._frame_at}")
+        between = self._frame_at - (self._last_end or 0)
+        n = min(gap, CONCEAL_FREE + max(0, between) // MIN_FRAME_BYTES)
+        out = self._conceal_frames(n, trim=True)
+        if n < gap:                    # a splice: skip the time of the frames not concealed
+            self._pos += (gap - n) * self.config.hop
+        return out
 
     def _trim(self, pcm):
         """Byte-stream output: drop samples before the input's start; cut at the total length.
@@ -414,7 +469,8 @@ class Decoder:
             pcm = pcm[:max(0, self.total_length - a)]
         return pcm
 
-    def _decode_audio(self, payload) -> np.ndarray:
+    def _parse_audio(self, payload):
+        """Parse and dequantize an audio payload into ``self._nat``; returns the window flags."""
         cfg = self.config
         lay = self._lay
         buf = np.frombuffer(payload, dtype=np.uint8)
@@ -431,7 +487,7 @@ class Decoder:
         is_short, ls, rs = int(self._hdr[0]), int(self._hdr[1]), int(self._hdr[2])
         if is_short:
             self.short_frames += 1
-        return self._synth(self._nat, is_short, ls, rs)
+        return is_short, ls, rs
 
     def _synth(self, coefs, is_short, ls, rs) -> np.ndarray:
         cfg = self.config
@@ -451,9 +507,11 @@ class Decoder:
             self._lost_run += 1
             self.concealed += 1
             g = CONCEAL_DECAY ** self._lost_run
-            signs = np.where(np.random.default_rng(self._lost_run * 7919 + self.concealed)
-                             .random(self._last.shape) < 0.5, -1.0, 1.0)
-            coefs = self._last * signs * g
+            if g > 1e-9:
+                signs = self._conceal_rng.integers(0, 2, self._last.shape) * 2.0 - 1.0
+                coefs = self._last * signs * g
+            else:                      # faded out: silence (the overlap tail still plays)
+                coefs = np.zeros_like(self._last)
             pcm = self._synth(coefs, 0, int(self._prev_short), 0)
             outs.append(self._trim(pcm) if trim and self._pos is not None else pcm)
         if self._next_seq is not None:

@@ -34,6 +34,9 @@ from .window import block_window
 __all__ = ["Encoder"]
 
 GROUP_SPLIT_DB = 8.0
+#: Largest sample magnitude accepted (2^40): float input beyond +-1.0 is kept, not clipped, up to
+#: here; the scalefactor range (2^-25..2^38.75 steps, |q| <= 8191) codes it with headroom.
+MAX_AMPLITUDE = float(2 ** 40)
 
 
 @njit
@@ -222,6 +225,10 @@ class Encoder:
                 bad = int(np.argmin(np.isfinite(x).all(axis=1)))
                 raise EncoderInputError(f"audio contains NaN or infinite samples (first at frame "
                                         f"{self._consumed + bad})")
+            if x.size and np.max(np.abs(x)) > MAX_AMPLITUDE:
+                bad = int(np.argmax(np.max(np.abs(x), axis=1) > MAX_AMPLITUDE))
+                raise EncoderInputError(f"sample magnitude above {MAX_AMPLITUDE:.3g} at frame "
+                                        f"{self._consumed + bad}: beyond the format's range")
         return x.T
 
     def _append(self, x):

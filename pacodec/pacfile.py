@@ -28,6 +28,9 @@ from .errors import FormatError, PacodecError
 __all__ = ["PacFile", "Info", "info", "atomic_output", "PARTIAL_RE"]
 
 CHUNK = 1 << 16
+# bytes fed to the decoder at a time: bounds the audio one read produces (a frame can be ~15
+# bytes for 2048 x 8 samples, plus bounded concealment), hence the memory of streaming reads
+READ_CHUNK = 1 << 13
 PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.pacodec-partial-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
@@ -71,10 +74,10 @@ def atomic_output(path: str, *, force: bool = False, inputs=()):
         with contextlib.suppress(OSError):
             if os.path.exists(path) and os.path.samefile(src, path):
                 raise PacodecError(f"refusing to overwrite the input file {path}")
-    if os.path.exists(path) and not force:
-        raise PacodecError(f"{path} exists (use --force / force=True to overwrite)")
     if os.path.isdir(path):
         raise PacodecError(f"{path} is a directory")
+    if os.path.exists(path) and not force:
+        raise PacodecError(f"{path} exists (use --force / force=True to overwrite)")
     if not os.path.isdir(directory):
         raise PacodecError(f"directory {directory} does not exist")
     clean_stale_partials(directory)
@@ -160,17 +163,34 @@ class PacFile:
             self._stack.callback(fh.close)
         self._fh = fh
         self._strict = strict
+        self._warned = False
         head = fh.read(bs.HEADER_SIZE)
-        hdr = bs.unpack_header(head)
-        self.config = hdr.config
-        self.samplerate = hdr.config.samplerate
-        self.channels = hdr.config.channels
-        self._total = hdr.total_length
-        self._data_start = bs.HEADER_SIZE
+        try:
+            hdr = bs.unpack_header(head)
+        except FormatError:
+            # a damaged header (or none): the config is repeated in-band, take the first one
+            try:                               # (strict: only a stream without any header)
+                damaged = head[:4] == bs.MAGIC
+                found = None if strict and damaged else self._config_at_or_after(0, config=True)
+            except OSError:                    # not seekable
+                found = None
+            if found is None:
+                raise
+            hdr, cfg, total = None, found[2], None
+        else:
+            cfg, total = hdr.config, hdr.total_length
+        self.config = cfg
+        self.samplerate = cfg.samplerate
+        self.channels = cfg.channels
+        self._total = total
+        self._data_start = bs.HEADER_SIZE if head[:4] == bs.MAGIC else 0
+        if hdr is None:
+            fh.seek(0)
+            head = fh.read(bs.HEADER_SIZE)
         self._restart(head, 0)
 
     def _restart(self, initial: bytes, pos: int):
-        self._dec = Decoder(strict=self._strict)
+        self._new_decoder()
         self._pending = np.zeros((0, self.channels), dtype=np.float32)
         self._eof = False
         self._pos = pos
@@ -186,12 +206,17 @@ class PacFile:
         if len(out):
             self._pending = np.concatenate([self._pending, out]) if len(self._pending) else out
 
+    def _new_decoder(self):
+        self._dec = Decoder(strict=self._strict)
+        self._dec._warned_trunc = self._warned     # one truncation warning per file
+
     def _fill(self, n):
         while (n < 0 or len(self._pending) < n) and not self._eof:
-            chunk = self._fh.read(CHUNK)
+            chunk = self._fh.read(READ_CHUNK)
             if not chunk:
                 self._eof = True
                 self._push(self._dec.finish())
+                self._warned = self._warned or self._dec._warned_trunc
                 if self._dec.total_length is not None:
                     self._total = self._dec.total_length
                 break
@@ -240,31 +265,33 @@ class PacFile:
             frame = min(frame, self._total)
         cfg = self.config
         k = (frame + cfg.delay) // cfg.hop          # frame whose output holds the target
-        if k <= 1:
+        found = self._config_before(k - 1) if k > 1 else None
+        if found is None or found[1] > k - 1:
+            # no config frame before the target (start of the file, or a damaged or spliced
+            # stream whose frame indices do not lead there): decode from the start and skip
             self._fh.seek(0)
             self._restart(self._fh.read(bs.HEADER_SIZE), 0)
             self._skip = frame
             self._pos = frame
             return frame
-        offset, index = self._config_before(k - 1)
+        offset, index = found[:2]
         self._fh.seek(offset)
-        self._dec = Decoder(strict=self._strict)
+        self._new_decoder()
         self._dec._configure(cfg)
         self._dec.total_length = self._total
         self._dec._header_checked = True
         self._pending = np.zeros((0, cfg.channels), dtype=np.float32)
         self._eof = False
         first_out = index * cfg.hop - cfg.delay        # input index of the first output sample
-        # drop the first frame's output (no overlap partner) and everything before the target
-        self._skip = max(frame - first_out, cfg.hop) - max(0, -first_out)
+        # drop the first frame's output (no overlap partner: index <= k - 1 makes
+        # frame - first_out >= hop) and everything before the target
         self._skip = max(0, frame - max(first_out, 0))
-        if frame - first_out < cfg.hop:
-            raise PacodecError("internal seek error")  # k-1 >= index guarantees this never happens
         self._pos = frame
         return frame
 
-    def _config_at_or_after(self, offset):
-        """(byte offset, frame index) of the first valid config frame at/after ``offset``."""
+    def _config_at_or_after(self, offset, config=False):
+        """(byte offset, frame index) of the first valid config frame at/after ``offset``
+        (and its :class:`StreamConfig` third if ``config``; frames with an invalid one are skipped)."""
         fh = self._fh
         while True:
             fh.seek(offset)
@@ -283,7 +310,13 @@ class PacFile:
                 if fr is None and p > CHUNK:
                     break
                 if fr is not None and fr.ftype == bs.FRAME_CONFIG:
-                    return offset + p, int.from_bytes(fr.payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
+                    index = int.from_bytes(fr.payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
+                    if not config:
+                        return offset + p, index
+                    try:
+                        return offset + p, index, bs.unpack_config(fr.payload[:bs.CONFIG_SIZE])
+                    except FormatError:
+                        pass
                 p += 1
             if len(data) < CHUNK * 2:
                 return None
@@ -293,7 +326,7 @@ class PacFile:
         lo = self._data_start
         first = self._config_at_or_after(lo)
         if first is None:
-            raise FormatError("no config frame found: the stream cannot be seeked")
+            return None
         best = first
         hi = self._fh.seek(0, io.SEEK_END)
         while hi - lo > CHUNK:
@@ -365,6 +398,44 @@ class PacFile:
         return False
 
 
+def _next_frame(data, start) -> int:
+    """Offset of the next complete frame that passes its CRC at or after ``start``, or -1."""
+    p = bs.find_sync(data, start)
+    while p >= 0:
+        try:
+            if bs.parse_frame_at(data, p) is not None:
+                return p
+        except FormatError:
+            pass
+        p = bs.find_sync(data, p + 1)
+    return -1
+
+
+def _first_config(data):
+    """The first valid in-band config of ``data`` (a :class:`StreamConfig`), or None."""
+    p = _next_frame(data, 0)
+    while p >= 0:
+        fr = bs.parse_frame_at(data, p)
+        if fr.ftype == bs.FRAME_CONFIG:
+            with contextlib.suppress(FormatError):
+                return bs.unpack_config(fr.payload[:bs.CONFIG_SIZE])
+        p = _next_frame(data, p + 1)
+    return None
+
+
+def _check_frame(fr, cfg):
+    """What a scan can check of a frame beyond its CRC (the payload is not parsed)."""
+    if fr.ftype == bs.FRAME_EOS and len(fr.payload) != 6:
+        raise FormatError("invalid end-of-stream frame")
+    if fr.ftype == bs.FRAME_CONFIG:
+        if len(fr.payload) < bs.CONFIG_SIZE + 4:
+            raise FormatError("config frame is truncated")
+        if bs.unpack_config(fr.payload[:bs.CONFIG_SIZE]) != cfg:
+            raise FormatError("config differs from the stream's")
+        if fr.payload[bs.CONFIG_SIZE + 3] != fr.seq:
+            raise FormatError("config frame index disagrees with its sequence number")
+
+
 def info(file) -> Info:
     """Scan a ``.pac`` file (without decoding audio) and describe it, with any damage found."""
     name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<stream>")
@@ -376,26 +447,67 @@ def info(file) -> Info:
     finally:
         if own:
             fh.close()
-    hdr = bs.unpack_header(data[:bs.HEADER_SIZE])
-    cfg = hdr.config
     problems = []
-    pos = bs.HEADER_SIZE
-    nframes = 0
-    total = hdr.total_length
-    expect = None
+    try:
+        hdr = bs.unpack_header(data[:bs.HEADER_SIZE])
+    except FormatError as e:
+        # damaged (or no) header: describe the stream by its first valid in-band config
+        found = _first_config(data)
+        if found is None:
+            raise
+        cfg, total = found, None
+        if data[:4] == bs.MAGIC:
+            problems.append(f"stream header at byte offset 0: {e} (the in-band config is used)")
+            pos = bs.HEADER_SIZE
+        else:
+            pos = 0            # no header (allowed, e.g. a recorded live stream), or a damaged
+            #                    magic: then its bytes show up as a damaged region at offset 0
+    else:
+        cfg, total = hdr.config, hdr.total_length
+        pos = bs.HEADER_SIZE
+    nframes = 0            # audio frames that pass their CRC
+    expect = None          # sequence number of the next frame
+    bad_at = bad_what = None   # a damaged region: where it starts, what is wrong there
     eos = False
+
+    memo = [len(data) + 1, -1]          # _next_frame(data, s) for s >= memo[0] up to memo[1]
+
+    def next_frame(start):
+        # candidates near the end that claim long lengths are common in damaged tails: answer
+        # them from the last scan instead of rescanning (keeps the scan linear)
+        if start >= memo[0] and (memo[1] < 0 or start <= memo[1]):
+            return memo[1]
+        memo[0], memo[1] = start, _next_frame(data, start)
+        return memo[1]
+
+    def damaged(end):
+        return (f"frame {nframes} at byte offset {bad_at}: {bad_what}; "
+                + (f"{end - bad_at} bytes skipped, resynchronised at byte offset {end}"
+                   if end < len(data) else f"the remaining {end - bad_at} bytes are not frames"))
+
     while pos < len(data):
-        try:
-            fr = bs.parse_frame_at(data, pos)
-        except FormatError as e:
-            problems.append(f"frame {nframes} at byte offset {pos}: {e}")
+        fr = err = None
+        if data[pos:pos + 2] != bs.SYNC_BYTES:
+            err = "not a frame (no sync word)"
+        else:
+            try:
+                fr = bs.parse_frame_at(data, pos)
+                if fr is None and next_frame(pos + 1) >= 0:
+                    raise FormatError("its length runs past the end of the file but frames "
+                                      "follow (damaged length)")
+                if fr is not None:
+                    _check_frame(fr, cfg)
+            except FormatError as e:
+                err = str(e)
+        if err is not None:
+            if bad_at is None:
+                bad_at, bad_what = pos, err
             nxt = bs.find_sync(data, pos + 1)
-            if nxt < 0:
-                problems.append(f"{len(data) - pos} bytes at byte offset {pos} are not frames")
-                break
-            pos = nxt
-            expect = None
+            pos = nxt if nxt >= 0 else len(data)
             continue
+        if bad_at is not None:
+            problems.append(damaged(pos))
+            bad_at = None
         if fr is None:
             problems.append(f"truncated frame {nframes} at byte offset {pos} "
                             f"({len(data) - pos} bytes, file ends early)")
@@ -415,6 +527,8 @@ def info(file) -> Info:
         if eos and pos < len(data):
             problems.append(f"{len(data) - pos} bytes after the end-of-stream frame")
             break
+    if bad_at is not None:
+        problems.append(damaged(len(data)))
     if not eos:
         problems.append("no end-of-stream frame (truncated file?)")
     duration = None if total is None else total / cfg.samplerate

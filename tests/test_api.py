@@ -114,3 +114,13 @@ def test_public_api_is_explicit():
                                     "Encoder", "Decoder", "PacFile", "__version__"}
     for name in pacodec.__all__:
         assert getattr(pacodec, name) is not None
+
+
+def test_values_beyond_the_format_range_are_an_error_not_garbage():
+    x = np.zeros((2000, 1))
+    x[1500] = 2.0 ** 41
+    with pytest.raises(EncoderInputError, match="frame 1500"):
+        pacodec.encode(x, 44100)
+    x[1500] = 1e6                      # large but inside the range: kept
+    y, _ = pacodec.decode(pacodec.encode(x, 44100, bitrate=256))
+    assert np.max(np.abs(y)) > 5e5

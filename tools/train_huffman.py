@@ -58,8 +58,8 @@ def collect(clips, rates, stats):
     from pacodec.decoder import Decoder
 
     class Counting(Decoder):
-        def _decode_audio(self, payload):
-            out = super()._decode_audio(payload)
+        def _parse_audio(self, payload):
+            out = super()._parse_audio(payload)
             is_short, _, _, gflags, ngroups, nbands = (int(v) for v in self._hdr)
             lay = self._lay
             ub = lay.ub_short[gflags] if is_short else lay.ub_long
