@@ -42,6 +42,13 @@ import threading
 import time
 from pathlib import Path
 
+
+def restore_sigint():
+    """``preexec_fn`` for children that stand for a command typed in a terminal: a shell
+    without job control starts background jobs (CI runners, ``cmd &``) with SIGINT ignored and
+    children inherit that, so the test resets SIGINT to its default before exec."""
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -296,7 +303,7 @@ class Proc:
         self.cpu_seconds = None
         self.popen = subprocess.Popen(self.args, env=env, stdin=subprocess.DEVNULL,
                                       stdout=self._out, stderr=self._err,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=restore_sigint)
 
     def poll(self):
         if self.popen.returncode is None:

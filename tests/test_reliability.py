@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 import pytest
+
+from jackserver import restore_sigint
 import soundfile as sf
 
 import pacodec
@@ -323,7 +325,8 @@ def long_wav(tmp_path_factory):
 
 def start_encode(src, out, *extra):
     return subprocess.Popen([sys.executable, "-m", "pacodec", "encode", str(src), "-o", str(out),
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=restore_sigint)
 
 
 def wait_for_partial(proc, directory, min_bytes=4096, timeout=120):

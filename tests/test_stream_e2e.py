@@ -192,10 +192,10 @@ def test_receive_resamples_a_44k1_stream_for_a_48k_server(tmp_path):
     from scipy.signal import resample_poly
     x, sr = sf.read(str(js.TEST_CLIP), dtype="float32", always_2d=True)
     expected = resample_poly(x, 160, 147, axis=0).astype(np.float32)
-    # a second of silence first: the receiver's output ports are connected to the test's
-    # speaker only once they exist, i.e. once it has joined the stream
+    # three seconds of silence first: the receiver's output ports are connected to the test's
+    # speaker only once they exist, i.e. once it has joined the stream (and warmed its codec)
     wav = tmp_path / "clip44.wav"
-    sf.write(str(wav), np.concatenate([np.zeros((sr, x.shape[1]), np.float32), x]), sr)
+    sf.write(str(wav), np.concatenate([np.zeros((3 * sr, x.shape[1]), np.float32), x]), sr)
     port = js.free_udp_port()
     with js.jack_session(tmp_path, max_seconds=30) as (server, client):
         client.start(np.zeros((int(25 * js.RATE), 2), np.float32))

@@ -223,13 +223,13 @@ def test_importing_the_stream_package_does_not_load_portaudio():
 def test_send_file_and_receive_wav_stats_json(tmp_path):
     """The CLI handlers end to end in subprocesses, no audio device involved."""
     import soundfile as sf
-    from jackserver import free_udp_port, pacodec_cmd
+    from jackserver import free_udp_port, pacodec_cmd, restore_sigint
     sf.write(str(tmp_path / "in.wav"), tone(1.0), RATE)
     port = free_udp_port()
     rx = subprocess.Popen(pacodec_cmd("receive", "--port", port, "--bind", "127.0.0.1",
                                       "-o", tmp_path / "out.wav", "--idle-exit", 1,
                                       "--duration", 120, "--stats-json", tmp_path / "rx.json"),
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint)
     try:
         tx = subprocess.run(pacodec_cmd("send", "--to", f"127.0.0.1:{port}", "--file",
                                         tmp_path / "in.wav", "-b", "64", "--stats-json",
