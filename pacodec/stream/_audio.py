@@ -9,6 +9,7 @@ import time
 from ..errors import UnsupportedError
 
 __all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
+           "AudioPipeline",
            "write_stats", "fmt_time", "playable_rate"]
 
 
@@ -111,6 +112,35 @@ def fast_switching(interval=0.001):
         yield
     finally:
         sys.setswitchinterval(old)
+
+
+class AudioPipeline:
+    """The lifecycle the streaming objects share: a context manager around ``start``/``stop``,
+    closing the sounddevice stream, and holding the short GIL switch interval while it runs.
+    Subclasses set ``switch_interval``, ``_stream`` and ``_switch`` in ``__init__``."""
+
+    def _hold_fast_switching(self):
+        self._switch = fast_switching(self.switch_interval)
+        self._switch.__enter__()
+
+    def _release_fast_switching(self):
+        if self._switch is not None:
+            self._switch.__exit__(None, None, None)
+            self._switch = None
+
+    def _close_stream(self):
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            finally:
+                self._stream = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def write_stats(path, stats):

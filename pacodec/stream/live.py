@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ._audio import StatusLine, fast_switching, sounddevice, warm_codec
+from ._audio import AudioPipeline, StatusLine, sounddevice, warm_codec
 from .ringbuffer import RingBuffer
 
 __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
@@ -49,7 +49,7 @@ def default_decoder_factory(**kw):
     return make
 
 
-class LivePipeline:
+class LivePipeline(AudioPipeline):
     """Microphone -> codec -> speakers.
 
     ``LivePipeline(samplerate=48000, channels=2, bitrate=128, low_delay=False, device=None)``;
@@ -213,8 +213,7 @@ class LivePipeline:
         warm_codec(self._make_encoder, self._make_decoder)
         self.encoder = self._make_encoder()
         self.decoder = self._make_decoder()
-        self._switch = fast_switching(self.switch_interval)
-        self._switch.__enter__()
+        self._hold_fast_switching()
         self._thread = threading.Thread(target=self._codec_loop, name="pacodec-live",
                                         daemon=True)
         self._thread.start()
@@ -235,26 +234,13 @@ class LivePipeline:
         return self
 
     def stop(self):
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            finally:
-                self._stream = None
+        self._close_stream()
         self._stop.set()
         self._wake.put_nowait(None)
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
-        if self._switch is not None:
-            self._switch.__exit__(None, None, None)
-            self._switch = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._release_fast_switching()
 
     @property
     def running(self):

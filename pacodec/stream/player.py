@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ._audio import StatusLine, fast_switching, fmt_time, playable_rate, sounddevice
+from ._audio import AudioPipeline, StatusLine, fmt_time, playable_rate, sounddevice
 from .resample import StreamResampler
 from .live import default_decoder_factory
 from .ringbuffer import RingBuffer
@@ -23,7 +23,7 @@ __all__ = ["FilePlayer"]
 CHUNK_BYTES = 4096
 
 
-class FilePlayer:
+class FilePlayer(AudioPipeline):
     def __init__(self, path, *, start=0.0, device=None, blocksize=0, buffer_seconds=0.5,
                  decoder_factory=None, switch_interval=0.001):
         self.path = str(path)
@@ -155,8 +155,7 @@ class FilePlayer:
             if self._pending is not None and self.resampler is not None:
                 self._pending = self.resampler.process(self._pending)
         self._fill(block=False)     # preroll
-        self._switch = fast_switching(self.switch_interval)
-        self._switch.__enter__()
+        self._hold_fast_switching()
         self._thread = threading.Thread(target=self._decode_loop, name="pacodec-play",
                                         daemon=True)
         self._thread.start()
@@ -173,24 +172,11 @@ class FilePlayer:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            finally:
-                self._stream = None
+        self._close_stream()
         if self._f is not None:
             self._f.close()
             self._f = None
-        if self._switch is not None:
-            self._switch.__exit__(None, None, None)
-            self._switch = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._release_fast_switching()
 
     @property
     def finished(self):

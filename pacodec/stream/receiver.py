@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from ..errors import FormatError
-from ._audio import StatusLine, fast_switching, playable_rate, sounddevice, warm_codec
+from ._audio import AudioPipeline, StatusLine, playable_rate, sounddevice, warm_codec
 from .jitter import JitterBuffer
 from .live import default_decoder_factory
 from .resample import StreamResampler
@@ -39,7 +39,7 @@ from .transport import UdpTransport
 __all__ = ["Receiver"]
 
 
-class Receiver:
+class Receiver(AudioPipeline):
     """Receive a pacodec UDP stream on ``bind=(host, port)`` and play it.
 
     ``output=None`` plays to ``device``; ``output="x.wav"`` writes the decoded audio (in real
@@ -272,8 +272,7 @@ class Receiver:
         self._warm_decoder()
         if self.output is None:
             sounddevice()          # fail early (before any packet) if PortAudio is missing
-            self._switch = fast_switching(self.switch_interval)
-            self._switch.__enter__()
+            self._hold_fast_switching()
         self.started_at = time.monotonic()
         for target, name in ((self._net_loop, "pacodec-recv-net"),
                              (self._play_loop, "pacodec-recv")):
@@ -300,26 +299,13 @@ class Receiver:
         for t in self._threads:
             t.join(5.0)
         self._threads = []
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            finally:
-                self._stream = None
+        self._close_stream()
         if self._file is not None:
             self._file.close()
             self._file = None
         if self._own_transport:
             self.transport.close()
-        if self._switch is not None:
-            self._switch.__exit__(None, None, None)
-            self._switch = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._release_fast_switching()
 
     @property
     def done(self):

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._audio import StatusLine, fast_switching, sounddevice, warm_codec
+from ._audio import AudioPipeline, StatusLine, sounddevice, warm_codec
 from .live import default_encoder_factory
 from .ringbuffer import RingBuffer
 from .transport import UdpTransport
@@ -54,7 +54,7 @@ def load_audio(path):
     return data, int(sr)
 
 
-class Sender:
+class Sender(AudioPipeline):
     """Encode live or file audio and send it as UDP packets to ``destination=(host, port)``.
 
     ``source=None`` records from ``device``; ``source=array`` ((n, channels) float) or a path
@@ -208,8 +208,7 @@ class Sender:
             self._thread.start()
             return self
         sd = sounddevice()
-        self._switch = fast_switching(self.switch_interval)
-        self._switch.__enter__()
+        self._hold_fast_switching()
         self._thread = threading.Thread(target=self._run, args=(self._mic_loop,),
                                         name="pacodec-send", daemon=True)
         self._thread.start()
@@ -230,12 +229,7 @@ class Sender:
         return self._finished.is_set()
 
     def stop(self):
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            finally:
-                self._stream = None
+        self._close_stream()
         self._stop.set()
         self._wake.put_nowait(None)
         if self._thread is not None:
@@ -243,15 +237,7 @@ class Sender:
             self._thread = None
         if self._own_transport:
             self.transport.close()
-        if self._switch is not None:
-            self._switch.__exit__(None, None, None)
-            self._switch = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._release_fast_switching()
 
     def stats(self):
         elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
