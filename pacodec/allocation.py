@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ._jit import njit
 from .huffman import BOOK_LAV, unit_bits
 from .quantize import QUANT_POWER, SF_BIAS, quantize_unit_fast

@@ -30,7 +30,7 @@ class _Probe(Encoder):
             self.rows.append(np.full(lay.nb_long, np.nan))
             return frame
         nb = lay.nb_long
-        qi = {"uniform": 0, "mulaw": 1, "power": 2}[self.config.quantizer]
+        qi = self.config.quantizer_code
         nmr = np.zeros((self.channels, nb))
         rec = np.zeros(self.config.hop)
         for c in range(self.channels):

@@ -17,7 +17,7 @@ import numpy as np
 from .decoder import Decoder
 from .encoder import Encoder
 from .errors import EncoderInputError
-from .pacfile import Info, PacFile, atomic_output, info
+from .pacfile import Info, PacFile, info
 
 __all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info"]
 

@@ -18,7 +18,7 @@ from ._jit import njit
 from .bitio import BitReader, BitWriter, get_bits, put_bits
 from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
 from .errors import FormatError, UnsupportedError
-from .huffman import get_symbol, put_symbol, read_unit, unit_bits, write_unit
+from .huffman import get_symbol, put_symbol, read_unit, write_unit
 from .tables import N_BOOKS, NOISE_BOOK, ROW_SF, SF_DELTA_MAX
 
 __all__ = [

@@ -104,6 +104,11 @@ class StreamConfig:
             raise UnsupportedError(f"mu must be an integer in 1..65535, got {self.mu!r}")
 
     @property
+    def quantizer_code(self) -> int:
+        """The 2-bit ``quantizer`` field, also the code the quantize kernels take."""
+        return QUANTIZERS.index(self.quantizer)
+
+    @property
     def short_hop(self) -> int:
         return self.hop // SHORT_BLOCKS
 

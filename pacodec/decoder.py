@@ -25,7 +25,7 @@ from . import bitstream as bs
 from ._jit import njit
 from .bitio import reader_state
 from .bitstream import read_payload
-from .config import SHORT_BLOCKS, StreamConfig
+from .config import StreamConfig
 from .errors import FormatError
 from .mdct import imdct_kernel, plan
 from .quantize import dequantize_unit, step
@@ -224,7 +224,7 @@ class Decoder:
         self._last = np.zeros((ch, n))       # last long spectrum, for concealment
         self._lost_run = 0
         self._prev_short = False
-        self._qi = {"uniform": 0, "mulaw": 1, "power": 2}[cfg.quantizer]
+        self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
                                            cfg.overlap if not rs else ns, cfg.window_shape)
@@ -501,7 +501,6 @@ class Decoder:
 
     def _conceal_frames(self, count: int, trim: bool) -> np.ndarray:
         """Replace ``count`` lost frames: the last long spectrum with random signs, fading out."""
-        cfg = self.config
         outs = []
         for _ in range(min(count, MAX_CONCEAL)):
             self._lost_run += 1

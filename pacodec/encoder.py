@@ -314,7 +314,6 @@ class Encoder:
     def _encode_frame(self) -> bytes:
         cfg = self.config
         k = self._k
-        n, ch = cfg.hop, cfg.channels
         if cfg.short_blocks:
             if self._decided < k:
                 self._attack = self._is_short(k)
@@ -348,7 +347,7 @@ class Encoder:
         nunits = nbands * ngroups
         U = self._units
         pe = prepare_units(self._cod, self._xa, ub, nunits, U["thr"], U["energy"], self._ms_flags,
-                           self._ms_mode, _QUANT[cfg.quantizer])
+                           self._ms_mode, cfg.quantizer_code)
         self._max_band[:] = max_band
         self._hint[:] = -1
         ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
@@ -361,7 +360,7 @@ class Encoder:
         else:
             target = min(limit, int(self.rate.target(pe)) - overhead)
         state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
-                 _QUANT[cfg.quantizer], float(cfg.mu))
+                 cfg.quantizer_code, float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
                self._ms_mode, self._ms_flags, self._max_band, self._ubits)
         offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
@@ -454,5 +453,3 @@ class Encoder:
                 w0 += glen
         return gflags
 
-
-_QUANT = {"uniform": 0, "mulaw": 1, "power": 2}

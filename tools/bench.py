@@ -280,7 +280,6 @@ def bench_rss(pc: Codec, files: dict, outdir: Path, args, sr) -> dict:
 
 def worker(args) -> dict:
     """Runs in a child interpreter (a pacodec crash cannot take the report down with it)."""
-    import numpy as np
     import soundfile as sf
     import pacodec
 

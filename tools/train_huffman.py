@@ -54,7 +54,6 @@ def bootstrap() -> dict:
 def collect(clips, rates, stats):
     import soundfile as sf
     import pacodec
-    from pacodec import bitstream as bs
     from pacodec.decoder import Decoder
 
     class Counting(Decoder):
