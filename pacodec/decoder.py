@@ -25,6 +25,7 @@ from . import bitstream as bs
 from ._jit import njit
 from .bitio import reader_state
 from .bitstream import read_payload
+from .conceal import CONCEAL_DECAY, Concealer
 from .config import StreamConfig
 from .errors import FormatError
 from .mdct import imdct_kernel, plan
@@ -34,8 +35,6 @@ from .window import block_window
 
 __all__ = ["Decoder", "reconstruct", "CONCEAL_DECAY"]
 
-CONCEAL_DECAY = 0.6          # gain per consecutive lost frame (about -4.4 dB)
-MAX_CONCEAL = 256            # frames concealed for one gap at most
 # Byte-stream mode: a gap of lost frames is concealed only as far as the bytes between the two
 # accepted frames could have held frames (every frame takes >= MIN_FRAME_BYTES), plus
 # CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
@@ -129,7 +128,7 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, 
 @njit
 def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm, msf, bk, sf, q,
                    ub_long, ub_short, count, first, offset, symbols, quantizer, mu, rng, cod, nat,
-                   last, perm_short):
+                   perm_short):
     """Parse, dequantize, noise-fill and undo M/S of one payload (natural order into ``nat``).
 
     Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
@@ -161,7 +160,6 @@ def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm,
         for c in range(nch):
             for i in range(n):
                 nat[c, i] = cod[c, i]
-                last[c, i] = cod[c, i]
     return 0
 
 
@@ -177,7 +175,6 @@ class Decoder:
         self.config: StreamConfig | None = None
         self.samplerate = self.channels = self.frame_size = None
         self.total_length: int | None = None
-        self.concealed = 0
         self.crc_errors = 0
         self.frames = 0
         self.short_frames = 0
@@ -193,10 +190,15 @@ class Decoder:
         self._warned_trunc = False
         self._books = load_codebooks()
         self._rng = np.array([0x9E3779B9], dtype=np.uint32)
-        self._conceal_rng = np.random.default_rng(7919)
+        self._concealer: Concealer | None = None
         self._frame_at = 0             # stream offset of the frame being handled
         self._last_end = None          # stream offset after the last accepted frame
         self._had_header = False
+
+    @property
+    def concealed(self) -> int:
+        """Frames replaced by concealment so far."""
+        return self._concealer.concealed if self._concealer is not None else 0
 
     # ------------------------------------------------------------------ setup
     def _configure(self, cfg: StreamConfig):
@@ -221,9 +223,7 @@ class Decoder:
         self._hdr = np.zeros(6, dtype=np.int64)
         self._cod = np.zeros((ch, n))
         self._nat = np.zeros((ch, n))
-        self._last = np.zeros((ch, n))       # last long spectrum, for concealment
-        self._lost_run = 0
-        self._prev_short = False
+        self._concealer = Concealer(ch, n, self._synth)
         self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
@@ -418,17 +418,17 @@ class Decoder:
             self._pos = k0 * self.config.hop - self.config.delay
             self._next_seq = fr.seq
         elif not packet:
-            outs.append(self._conceal_gap(fr))
+            outs.append(self._conceal_gap(fr, following=(self._nat, is_short)))
         self._next_seq = (fr.seq + 1) & 0xFF
         if not packet:
             self._last_end = self._frame_at + fr.size
         pcm = self._synth(self._nat, is_short, ls, rs)
+        self._concealer.observe(self._nat, is_short, rs)
         self.frames += 1
-        self._lost_run = 0
         outs.append(pcm if packet else self._trim(pcm))
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
 
-    def _conceal_gap(self, fr) -> np.ndarray:
+    def _conceal_gap(self, fr, following=None) -> np.ndarray:
         """Byte-stream mode: conceal the frames missing before ``fr`` (from the sequence numbers),
         as many as the bytes since the last accepted frame could have held (see CONCEAL_FREE)."""
         gap = (fr.seq - self._next_seq) & 0xFF
@@ -437,7 +437,7 @@ class Decoder:
         self.errors.append(f"{gap} frame(s) missing before byte offset {self._frame_at}")
         between = self._frame_at - (self._last_end or 0)
         n = min(gap, CONCEAL_FREE + max(0, between) // MIN_FRAME_BYTES)
-        out = self._conceal_frames(n, trim=True)
+        out = self._conceal_frames(n, trim=True, following=following)
         if n < gap:                    # a splice: skip the time of the frames not concealed
             self._pos += (gap - n) * self.config.hop
         return out
@@ -480,7 +480,7 @@ class Decoder:
                              self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
                              self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
                              B.symbols, self._qi, float(cfg.mu), self._rng, self._cod, self._nat,
-                             self._last, lay.perm_short)
+                             lay.perm_short)
         if err:
             raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
                                3: "invalid window switching"}[err])
@@ -496,23 +496,12 @@ class Decoder:
         synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, self._s,
               p.pre, p.post, p.rev, p.tw, ps.pre, ps.post, ps.rev, ps.tw, self._y, self._u,
               self._work, self._ys, self._us, self._works)
-        self._prev_short = bool(rs)
         return out
 
-    def _conceal_frames(self, count: int, trim: bool) -> np.ndarray:
-        """Replace ``count`` lost frames: the last long spectrum with random signs, fading out."""
-        outs = []
-        for _ in range(min(count, MAX_CONCEAL)):
-            self._lost_run += 1
-            self.concealed += 1
-            g = CONCEAL_DECAY ** self._lost_run
-            if g > 1e-9:
-                signs = self._conceal_rng.integers(0, 2, self._last.shape) * 2.0 - 1.0
-                coefs = self._last * signs * g
-            else:                      # faded out: silence (the overlap tail still plays)
-                coefs = np.zeros_like(self._last)
-            pcm = self._synth(coefs, 0, int(self._prev_short), 0)
-            outs.append(self._trim(pcm) if trim and self._pos is not None else pcm)
+    def _conceal_frames(self, count: int, trim: bool, following=None) -> np.ndarray:
+        """Replace ``count`` lost frames (see :mod:`pacodec.conceal`), trimmed in byte-stream mode."""
+        outs = [self._trim(pcm) if trim and self._pos is not None else pcm
+                for pcm in self._concealer.conceal(count, following)]
         if self._next_seq is not None:
             self._next_seq = (self._next_seq + count) & 0xFF
         return np.concatenate(outs) if outs else self._empty()
