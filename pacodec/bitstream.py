@@ -25,7 +25,10 @@ __all__ = [
     "MAGIC", "SYNC", "FORMAT_VERSION", "UNKNOWN_LENGTH", "FRAME_AUDIO", "FRAME_CONFIG", "FRAME_EOS",
     "HEADER_SIZE", "FRAME_HEADER_SIZE", "CRC_SIZE", "MAX_PAYLOAD", "CONFIG_SIZE", "StreamHeader",
     "crc16", "pack_config", "unpack_config", "pack_header", "unpack_header", "pack_frame",
-    "parse_frame_at", "find_sync", "pack_packet", "unpack_packet", "write_payload", "read_payload",
+    "parse_frame_at", "find_sync", "frame_type", "pack_audio_frame", "pack_config_frame",
+    "pack_eos_frame", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
+    "scan_frames", "SCAN_FRAME", "SCAN_GARBAGE", "SCAN_BAD", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
+    "pack_packet", "unpack_packet", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS",
 ]
 
@@ -35,6 +38,8 @@ SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
 CONFIG_SIZE = 8
+CONFIG_PREFIX = CONFIG_SIZE + 4   # config frames: config block + 32-bit frame index (§4.1)
+EOS_SIZE = 6                      # end-of-stream payload: 48-bit total length (§4.1)
 HEADER_SIZE = 4 + CONFIG_SIZE + 6 + 2
 FRAME_HEADER_SIZE = 5
 CRC_SIZE = 2
@@ -175,6 +180,206 @@ def find_sync(buf, start: int) -> int:
     """Offset of the next sync word at or after ``start``, or -1."""
     return bytes(buf).find(SYNC_BYTES, start) if not isinstance(buf, (bytes, bytearray)) \
         else buf.find(SYNC_BYTES, start)
+
+
+def frame_type(frame: bytes) -> int:
+    """The type field of a packed frame (``frame[0:2]`` is the sync word)."""
+    return frame[2] >> 6
+
+
+# ----------------------------------------------------------------------------- frame payloads §4.1
+def pack_audio_frame(seq: int, payload: bytes) -> bytes:
+    return pack_frame(FRAME_AUDIO, seq, payload)
+
+
+def pack_config_frame(cfg: StreamConfig, index: int, payload: bytes = b"") -> bytes:
+    """A config frame: config block, 32-bit frame index, then the audio payload of frame
+    ``index`` (its sequence number is ``index mod 256``)."""
+    return pack_frame(FRAME_CONFIG, index & 0xFF,
+                      pack_config(cfg) + (index & 0xFFFFFFFF).to_bytes(4, "big") + payload)
+
+
+def pack_eos_frame(seq: int, total_length: int) -> bytes:
+    """The end-of-stream frame: the stream's length in samples per channel (48 bits)."""
+    return pack_frame(FRAME_EOS, seq, int(total_length).to_bytes(EOS_SIZE, "big"))
+
+
+def config_frame_index(fr: "Frame") -> int:
+    """The frame index of a config frame, without validating its config block."""
+    if len(fr.payload) < CONFIG_PREFIX:
+        raise FormatError("config frame is truncated")
+    return int.from_bytes(fr.payload[CONFIG_SIZE:CONFIG_PREFIX], "big")
+
+
+def unpack_config_frame(fr: "Frame") -> tuple[StreamConfig, int, bytes]:
+    """``(config, frame index, audio payload)`` of a config frame, validated."""
+    index = config_frame_index(fr)
+    cfg = unpack_config(fr.payload[:CONFIG_SIZE])
+    if index & 0xFF != fr.seq:
+        raise FormatError("config frame index disagrees with its sequence number")
+    return cfg, index, fr.payload[CONFIG_PREFIX:]
+
+
+def unpack_eos_frame(fr: "Frame") -> int:
+    """The total length (samples per channel) an end-of-stream frame carries."""
+    if len(fr.payload) != EOS_SIZE:
+        raise FormatError("invalid end-of-stream frame")
+    return int.from_bytes(fr.payload, "big")
+
+
+# ----------------------------------------------------------------------------- the frame scanner
+SCAN_FRAME, SCAN_GARBAGE, SCAN_BAD, SCAN_TRUNCATED = range(4)
+# A valid stream carries a config frame at least once a second (§4); the densest valid second is
+# 96 kHz / 32-sample hops x 16 390-byte frames = 49 MB.  Input that shows no CRC-valid frame in
+# its first MAX_SYNC_SEARCH bytes is not a pacodec stream: scanners give up instead of reading on
+# (``/dev/zero`` would otherwise be read forever).
+MAX_SYNC_SEARCH = 1 << 26
+
+
+class Scanner:
+    """The one frame scanner (§4): finds frames in a byte stream by sync word, length and CRC and
+    resynchronises after garbage.  The decoder, ``info``, ``PacFile`` seeking and
+    ``pacodecparse`` all read frames through it.
+
+    :meth:`feed` appends bytes; :meth:`events` yields ``(kind, offset, value)`` with ``offset``
+    the stream offset, until it needs more input (or, ``final``, at the end of the input):
+
+    - ``SCAN_FRAME, offset, Frame``: a frame that passes its CRC; the scan resumes after it, or
+      one byte after its start if the caller calls :meth:`reject` (it found the frame invalid);
+    - ``SCAN_GARBAGE, offset, nbytes``: bytes that do not start a frame;
+    - ``SCAN_BAD, offset, message``: a sync word whose frame fails (CRC, reserved type);
+    - ``SCAN_TRUNCATED, offset, nbytes`` (``final`` only): a frame running past the end.
+
+    Memory: the unscanned rest of the input, at most one frame (``MAX_PAYLOAD`` + 7 bytes) plus
+    the last chunk fed.  Before the first CRC-valid frame, more than ``MAX_SYNC_SEARCH`` bytes
+    raise :class:`FormatError`.
+    """
+
+    def __init__(self, offset: int = 0):
+        self.buf = bytearray()
+        self.base = offset           # stream offset of buf[0]
+        self.pos = 0                 # scan position in buf
+        self.synced = False          # a CRC-valid frame was seen
+        self._reject = False
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the scan position."""
+        return self.base + self.pos
+
+    def feed(self, data):
+        if self.pos:
+            del self.buf[:self.pos]
+            self.base += self.pos
+            self.pos = 0
+        self.buf += data
+
+    def reject(self):
+        """The frame just yielded is invalid: resume the scan one byte after its start."""
+        self._reject = True
+
+    def skip(self, nbytes: int):
+        self.pos += nbytes
+
+    def clear(self):
+        """Drop the rest of the buffered input (after an end-of-stream frame)."""
+        self.base += len(self.buf)
+        self.buf.clear()
+        self.pos = 0
+
+    def read_header(self, final: bool):
+        """At the start of a stream: ``None`` (more bytes needed), ``False`` (no header: frames
+        start at once), a :class:`StreamHeader`, or a :class:`FormatError` for a damaged header
+        (its bytes are skipped).  A truncated header at the end of the input raises."""
+        buf = self.buf
+        if len(buf) - self.pos < 4 and not final:
+            return None
+        if bytes(buf[self.pos:self.pos + 4]) != MAGIC:
+            return False
+        if len(buf) - self.pos < HEADER_SIZE:
+            if not final:
+                return None
+            raise FormatError("stream header is truncated")
+        head = bytes(buf[self.pos:self.pos + HEADER_SIZE])
+        self.pos += HEADER_SIZE
+        try:
+            return unpack_header(head)
+        except FormatError as e:
+            return e
+
+    def has_sync(self) -> bool:
+        return self.buf.find(SYNC_BYTES, self.pos) >= 0
+
+    def _give_up(self):
+        if not self.synced and self.base + self.pos > MAX_SYNC_SEARCH:
+            raise FormatError(f"no pacodec frame in the first {MAX_SYNC_SEARCH >> 20} MiB of the "
+                              "input (not a pacodec stream)")
+
+    def events(self, final: bool = False):
+        buf = self.buf
+        hi = SYNC >> 8
+        lo = SYNC & 0xFF
+        while True:
+            pos = self.pos
+            n = len(buf)
+            if pos >= n:
+                return
+            if buf[pos] != hi or (pos + 1 < n and buf[pos + 1] != lo):
+                nxt = buf.find(SYNC_BYTES, pos + 1)
+                if nxt < 0:
+                    # keep a last byte that may begin a sync word
+                    keep = 0 if final or buf[-1] != hi else 1
+                    self.pos = n - keep
+                    if final or n - keep > pos:
+                        yield SCAN_GARBAGE, self.base + pos, n - keep - pos
+                    self._give_up()
+                    return
+                self.pos = nxt
+                yield SCAN_GARBAGE, self.base + pos, nxt - pos
+                self._give_up()
+                continue
+            try:
+                fr = parse_frame_at(buf, pos)
+            except FormatError as e:
+                self.pos = pos + 1
+                yield SCAN_BAD, self.base + pos, str(e)
+                self._give_up()
+                continue
+            if fr is None:
+                if not final:
+                    return                 # wait for the rest of the frame
+                # the input ends inside this candidate: a truncated last frame, or a damaged
+                # length field / false sync word in front of complete frames -- look further
+                nxt = buf.find(SYNC_BYTES, pos + 1)
+                self.pos = nxt if nxt >= 0 else n
+                yield SCAN_TRUNCATED, self.base + pos, n - pos
+                continue
+            self.synced = True
+            self._reject = False
+            yield SCAN_FRAME, self.base + pos, fr
+            self.pos = pos + (1 if self._reject else fr.size)
+            self._reject = False
+
+
+def scan_frames(fh, start: int = 0, stop: int | None = None, chunk: int = 1 << 16):
+    """Yield ``(offset, Frame)`` for every CRC-valid frame of the seekable binary file ``fh``
+    that starts in ``[start, stop)`` (garbage and damaged candidates are skipped)."""
+    fh.seek(start)
+    sc = Scanner(start)
+    sc.synced = True               # a search from the middle of a stream: no give-up bound
+    while True:
+        if stop is not None and sc.offset >= stop:
+            return
+        data = fh.read(chunk)
+        if data:
+            sc.feed(data)
+        for kind, off, val in sc.events(final=not data):
+            if kind == SCAN_FRAME:
+                if stop is not None and off >= stop:
+                    return
+                yield off, val
+        if not data:
+            return
 
 
 # ----------------------------------------------------------------------------- packets §9
