@@ -25,8 +25,8 @@ __all__ = [
     "MAGIC", "SYNC", "FORMAT_VERSION", "UNKNOWN_LENGTH", "FRAME_AUDIO", "FRAME_CONFIG", "FRAME_EOS",
     "HEADER_SIZE", "FRAME_HEADER_SIZE", "CRC_SIZE", "MAX_PAYLOAD", "CONFIG_SIZE", "StreamHeader",
     "crc16", "pack_config", "unpack_config", "pack_header", "unpack_header", "pack_frame",
-    "parse_frame_at", "find_sync", "frame_type", "pack_audio_frame", "pack_config_frame",
-    "pack_eos_frame", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
+    "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
+    "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
     "scan_frames", "SCAN_FRAME", "SCAN_GARBAGE", "SCAN_BAD", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
     "pack_packet", "unpack_packet", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS",
@@ -188,6 +188,11 @@ def frame_type(frame: bytes) -> int:
 
 
 # ----------------------------------------------------------------------------- frame payloads §4.1
+def frame_overhead(ftype: int) -> int:
+    """Bytes a frame of this type takes beyond its audio payload (header, CRC, config prefix)."""
+    return FRAME_HEADER_SIZE + CRC_SIZE + (CONFIG_PREFIX if ftype == FRAME_CONFIG else 0)
+
+
 def pack_audio_frame(seq: int, payload: bytes) -> bytes:
     return pack_frame(FRAME_AUDIO, seq, payload)
 
@@ -202,6 +207,12 @@ def pack_config_frame(cfg: StreamConfig, index: int, payload: bytes = b"") -> by
 def pack_eos_frame(seq: int, total_length: int) -> bytes:
     """The end-of-stream frame: the stream's length in samples per channel (48 bits)."""
     return pack_frame(FRAME_EOS, seq, int(total_length).to_bytes(EOS_SIZE, "big"))
+
+
+def frame_config(fr: "Frame") -> StreamConfig:
+    """The config block of a config frame, validated (the frame index is not checked)."""
+    config_frame_index(fr)
+    return unpack_config(fr.payload[:CONFIG_SIZE])
 
 
 def config_frame_index(fr: "Frame") -> int:
@@ -309,6 +320,12 @@ class Scanner:
 
     def has_sync(self) -> bool:
         return self.buf.find(SYNC_BYTES, self.pos) >= 0
+
+    def looks_like_frames(self) -> bool:
+        """False when the input neither starts with a sync byte nor holds a sync word at all
+        (it is not a pacodec stream); decided from the first 2 bytes on."""
+        buf = self.buf
+        return len(buf) - self.pos < 2 or buf[self.pos] == SYNC >> 8 or self.has_sync()
 
     def _give_up(self):
         if not self.synced and self.base + self.pos > MAX_SYNC_SEARCH:

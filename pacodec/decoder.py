@@ -421,8 +421,7 @@ class Decoder:
             return False
         self._header_checked = True
         if hdr is False:
-            buf = sc.buf
-            if len(buf) >= 2 and buf[0] != bs.SYNC >> 8 and not sc.has_sync():
+            if not sc.looks_like_frames():
                 raise FormatError("not a pacodec stream (no header and no sync word)")
         elif isinstance(hdr, FormatError):
             # the in-band config frames make the header redundant: decode without it

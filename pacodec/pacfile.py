@@ -307,7 +307,7 @@ class PacFile:
                 index = bs.config_frame_index(fr)
                 if not config:
                     return off, index
-                return off, index, bs.unpack_config(fr.payload[:bs.CONFIG_SIZE])
+                return off, index, bs.frame_config(fr)
             except FormatError:
                 pass
         return None
