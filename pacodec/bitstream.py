@@ -27,7 +27,7 @@ __all__ = [
     "crc16", "pack_config", "unpack_config", "pack_header", "unpack_header", "pack_frame",
     "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
     "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
-    "scan_frames", "SCAN_FRAME", "SCAN_GARBAGE", "SCAN_BAD", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
+    "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
     "pack_packet", "unpack_packet", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS",
 ]
@@ -239,7 +239,7 @@ def unpack_eos_frame(fr: "Frame") -> int:
 
 
 # ----------------------------------------------------------------------------- the frame scanner
-SCAN_FRAME, SCAN_GARBAGE, SCAN_BAD, SCAN_TRUNCATED = range(4)
+SCAN_FRAME, SCAN_DAMAGED, SCAN_TRUNCATED = range(3)
 # A valid stream carries a config frame at least once a second (§4); the densest valid second is
 # 96 kHz / 32-sample hops x 16 390-byte frames = 49 MB.  Input that shows no CRC-valid frame in
 # its first MAX_SYNC_SEARCH bytes is not a pacodec stream: scanners give up instead of reading on
@@ -257,13 +257,17 @@ class Scanner:
 
     - ``SCAN_FRAME, offset, Frame``: a frame that passes its CRC; the scan resumes after it, or
       one byte after its start if the caller calls :meth:`reject` (it found the frame invalid);
-    - ``SCAN_GARBAGE, offset, nbytes``: bytes that do not start a frame;
-    - ``SCAN_BAD, offset, message``: a sync word whose frame fails (CRC, reserved type);
+    - ``SCAN_DAMAGED, offset, (nbytes, bad, reason)``: a run of bytes that are not frames, before
+      the next frame (or truncation, or the end): ``bad`` sync words in it whose frame failed,
+      ``reason`` what is wrong at its start ("not a frame (no sync word)", "frame CRC
+      mismatch", "reserved frame type").  A run may span several :meth:`feed` calls;
     - ``SCAN_TRUNCATED, offset, nbytes`` (``final`` only): a frame running past the end.
 
-    Memory: the unscanned rest of the input, at most one frame (``MAX_PAYLOAD`` + 7 bytes) plus
-    the last chunk fed.  Before the first CRC-valid frame, more than ``MAX_SYNC_SEARCH`` bytes
-    raise :class:`FormatError`.
+    Cost: the scan runs in a numba kernel; a sync candidate's CRC is checked in constant time
+    from prefix CRCs, whatever length it claims, so false sync words cost O(1) each.  Memory:
+    the unscanned rest of the input, at most one frame (``MAX_PAYLOAD`` + 7 bytes) plus the last
+    chunk fed (and 4 bytes per buffered byte of prefix CRCs).  Before the first CRC-valid frame,
+    more than ``MAX_SYNC_SEARCH`` bytes raise :class:`FormatError`.
     """
 
     def __init__(self, offset: int = 0):
@@ -272,6 +276,9 @@ class Scanner:
         self.pos = 0                 # scan position in buf
         self.synced = False          # a CRC-valid frame was seen
         self._reject = False
+        self._run = None             # the damaged run being scanned: [offset, bad candidates, reason]
+        self._P = np.zeros(1 << 14, dtype=np.int32)     # prefix CRCs of the buffer
+        self._res = np.zeros(5, dtype=np.int64)
 
     @property
     def offset(self) -> int:
@@ -333,49 +340,173 @@ class Scanner:
                               "input (not a pacodec stream)")
 
     def events(self, final: bool = False):
+        """Yield the scan events up to the end of the buffered input (see the class doc)."""
         buf = self.buf
-        hi = SYNC >> 8
-        lo = SYNC & 0xFF
-        while True:
+        p0 = self.pos
+        n = len(buf)
+        if n - p0 + 1 > len(self._P):
+            self._P = None
+            self._P = np.zeros(n - p0 + 1 + (n - p0) // 4, dtype=np.int32)
+        P = self._P
+        res = self._res
+        # the numpy view pins the bytearray's size: it is dropped before every yield, so a
+        # consumer that stops iterating early can still feed() afterwards
+        view = np.frombuffer(buf, dtype=np.uint8) if n else _EMPTY
+        crc_prefix(view, p0, n, _CRC_TABLE, P)
+        while self.pos < n:
             pos = self.pos
-            n = len(buf)
-            if pos >= n:
-                return
-            if buf[pos] != hi or (pos + 1 < n and buf[pos + 1] != lo):
-                nxt = buf.find(SYNC_BYTES, pos + 1)
-                if nxt < 0:
-                    # keep a last byte that may begin a sync word
-                    keep = 0 if final or buf[-1] != hi else 1
-                    self.pos = n - keep
-                    if final or n - keep > pos:
-                        yield SCAN_GARBAGE, self.base + pos, n - keep - pos
-                    self._give_up()
-                    return
-                self.pos = nxt
-                yield SCAN_GARBAGE, self.base + pos, nxt - pos
-                self._give_up()
-                continue
-            try:
-                fr = parse_frame_at(buf, pos)
-            except FormatError as e:
-                self.pos = pos + 1
-                yield SCAN_BAD, self.base + pos, str(e)
-                self._give_up()
-                continue
-            if fr is None:
-                if not final:
-                    return                 # wait for the rest of the frame
-                # the input ends inside this candidate: a truncated last frame, or a damaged
-                # length field / false sync word in front of complete frames -- look further
-                nxt = buf.find(SYNC_BYTES, pos + 1)
+            _scan(view, pos, n, final, P, p0, _CRC_XPOW, res)
+            status, stop, size, nbad, reason = int(res[0]), int(res[1]), int(res[2]), \
+                int(res[3]), int(res[4])
+            if reason >= 0:                    # damaged bytes in [pos, stop)
+                if self._run is None:
+                    self._run = [self.base + pos, 0, reason]
+                self._run[1] += nbad
+            self.pos = stop
+            if status == _NEED:
+                break
+            if self._run is not None:
+                view = None
+                yield self._close_run()
+                view = np.frombuffer(buf, dtype=np.uint8)
+            if status == SCAN_TRUNCATED:
+                nxt = buf.find(SYNC_BYTES, stop + 1)
                 self.pos = nxt if nxt >= 0 else n
-                yield SCAN_TRUNCATED, self.base + pos, n - pos
+                view = None
+                yield SCAN_TRUNCATED, self.base + stop, n - stop
+                view = np.frombuffer(buf, dtype=np.uint8)
                 continue
             self.synced = True
             self._reject = False
-            yield SCAN_FRAME, self.base + pos, fr
-            self.pos = pos + (1 if self._reject else fr.size)
+            fr = Frame(buf[stop + 2] >> 6, buf[stop + 4],
+                       bytes(buf[stop + FRAME_HEADER_SIZE:stop + size - CRC_SIZE]), size)
+            view = None
+            yield SCAN_FRAME, self.base + stop, fr
+            view = np.frombuffer(buf, dtype=np.uint8)
+            self.pos = stop + (1 if self._reject else size)
             self._reject = False
+        view = None
+        self._give_up()
+        if final and self._run is not None:
+            yield self._close_run()
+
+    def _close_run(self):
+        start, nbad, reason = self._run
+        self._run = None
+        return SCAN_DAMAGED, start, (self.base + self.pos - start, nbad, _REASONS[reason])
+
+
+_NEED = -1
+_REASONS = ("not a frame (no sync word)", "frame CRC mismatch", "reserved frame type")
+_EMPTY = np.zeros(1, dtype=np.uint8)
+
+
+def _crc_table():
+    t = np.zeros(256, dtype=np.int64)
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+        t[i] = c & 0xFFFF
+    return t
+
+
+@njit
+def _mulmod(a, b):
+    """``a * b mod G`` for 16-bit polynomials over GF(2), G = x^16 + x^12 + x^5 + 1 (§4)."""
+    r = 0
+    for i in range(15, -1, -1):
+        r <<= 1
+        if r & 0x10000:
+            r ^= 0x11021
+        if (b >> i) & 1:
+            r ^= a
+    return r
+
+
+def _crc_xpow():
+    """``x^(8 L) mod G`` for every byte length L a frame's CRC can cover."""
+    xp = np.zeros(MAX_PAYLOAD + FRAME_HEADER_SIZE, dtype=np.int64)
+    xp[0] = 1
+    for i in range(1, len(xp)):
+        xp[i] = getattr(_mulmod, "py_func", _mulmod)(int(xp[i - 1]), 0x100)
+    return xp
+
+
+_CRC_TABLE = _crc_table()
+_CRC_XPOW = _crc_xpow()
+
+
+@njit
+def crc_prefix(buf, start, n, table, P):
+    """``P[i - start]`` = the CRC-16/XMODEM register after ``buf[start:i]`` (from 0).  The CRC
+    of ``buf[a:b]`` is then ``P[b] ^ P[a] * x^(8(b - a)) mod G`` (the CRC is linear and starts
+    from 0), so every sync candidate is checked in constant time whatever length it claims."""
+    r = 0
+    P[0] = 0
+    for i in range(start, n):
+        r = ((r << 8) & 0xFFFF) ^ table[((r >> 8) ^ buf[i]) & 0xFF]
+        P[i - start + 1] = r
+
+
+@njit
+def _scan(buf, pos, n, final, P, p0, xpow, res):
+    """Scan ``buf[pos:n]`` up to the next CRC-valid frame (FORMAT.md §4 framing).
+
+    ``res`` receives [status, stop, size, bad candidates, first damage reason or -1]: status
+    SCAN_FRAME (a frame of ``size`` bytes at ``stop``), _NEED (more input needed from ``stop``
+    on; ``stop == n`` when all is consumed) or SCAN_TRUNCATED (``final``: the candidate at
+    ``stop`` runs past the end).  Bytes in ``[pos, stop)`` are damaged: garbage and sync words
+    whose frame fails (reserved type, CRC mismatch)."""
+    nbad = 0
+    reason = -1
+    status = _NEED
+    size = 0
+    while pos < n:
+        if buf[pos] != 0xCA or (pos + 1 < n and buf[pos + 1] != 0x5E):
+            if reason < 0:
+                reason = 0
+            q = pos + 1
+            while q + 1 < n and not (buf[q] == 0xCA and buf[q + 1] == 0x5E):
+                q += 1
+            if q + 1 >= n:
+                # no sync word in the rest: keep a last byte that may begin one
+                pos = n - 1 if (not final and buf[n - 1] == 0xCA) else n
+                break
+            pos = q
+            continue
+        if n - pos < FRAME_HEADER_SIZE:
+            status = SCAN_TRUNCATED if final else _NEED
+            break
+        ftype = buf[pos + 2] >> 6
+        length = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
+        if ftype == 3:
+            nbad += 1
+            if reason < 0:
+                reason = 2
+            pos += 1
+            continue
+        end = pos + FRAME_HEADER_SIZE + length + CRC_SIZE
+        if end > n:
+            status = SCAN_TRUNCATED if final else _NEED
+            break
+        a = pos + 2 - p0
+        b = end - CRC_SIZE - p0
+        crc = P[b] ^ _mulmod(P[a], xpow[b - a])
+        if crc != ((buf[end - 2] << 8) | buf[end - 1]):
+            nbad += 1
+            if reason < 0:
+                reason = 1
+            pos += 1
+            continue
+        status = SCAN_FRAME
+        size = end - pos
+        break
+    res[0] = status
+    res[1] = pos
+    res[2] = size
+    res[3] = nbad
+    res[4] = reason
 
 
 def scan_frames(fh, start: int = 0, stop: int | None = None, chunk: int = 1 << 16):

@@ -327,6 +327,11 @@ class Decoder:
         return self._concealer.concealed if self._concealer is not None else 0
 
     @property
+    def ended(self) -> bool:
+        """Byte-stream mode: the end-of-stream frame was decoded (later input is not)."""
+        return self._ended
+
+    @property
     def total_length(self) -> int | None:
         """Samples per channel of the stream, once known (header or end-of-stream frame)."""
         return self.timeline.total
@@ -393,11 +398,10 @@ class Decoder:
                 warnings.warn("pacodec: stream ended without an end-of-stream frame (truncated?)",
                               RuntimeWarning, stacklevel=3)
         if self._after_end:
-            self.errors.append(f"{self._after_end} bytes after the end-of-stream frame are not "
-                               "decoded (another stream concatenated?)")
-            warnings.warn(f"pacodec: {self._after_end} bytes after the end-of-stream frame are "
-                          "ignored (concatenated streams: only the first is decoded)",
-                          RuntimeWarning, stacklevel=3)
+            msg = (f"data after the end-of-stream frame is not decoded (at least "
+                   f"{self._after_end} bytes; concatenated streams: only the first is decoded)")
+            self.errors.append(msg)
+            warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=3)
         if self.config is None:
             raise FormatError("no pacodec stream found in the input")
         # samples promised by the length but missing from a truncated stream are not invented
@@ -453,12 +457,18 @@ class Decoder:
                     self._after_end += len(sc.buf) - sc.pos - val.size
                     sc.clear()
                     return
-            elif kind == bs.SCAN_GARBAGE:
-                if val > 0 and self._started:
-                    self._note(f"skipped {val} bytes of garbage at byte offset {off}")
-            elif kind == bs.SCAN_BAD:
-                self.crc_errors += 1
-                self._note(f"frame at byte offset {off}: {val}")
+            elif kind == bs.SCAN_DAMAGED:
+                nbytes, nbad, reason = val
+                self.crc_errors += nbad
+                more = f" ({nbad} sync words whose frame fails)" if nbad > 1 else ""
+                if not nbad:
+                    if self._started:
+                        self._note(f"skipped {nbytes} bytes of garbage at byte offset {off}")
+                elif reason.startswith("not a frame"):
+                    self._note(f"skipped {nbytes} bytes of garbage at byte offset {off}{more}")
+                else:
+                    self._note(f"frame at byte offset {off}: {reason}; {nbytes} bytes "
+                               f"skipped{more}")
             else:
                 self._note(f"frame at byte offset {off} runs past the end of the input ({val} "
                            "bytes left, truncated or damaged)")

@@ -11,6 +11,7 @@ and removed by the next write into the same directory.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
@@ -198,12 +199,18 @@ class PacFile:
 
     def _restart(self, initial: bytes, pos: int):
         self._new_decoder()
-        self._pending = np.zeros((0, self.channels), dtype=np.float32)
-        self._eof = False
+        self._reset_output()
         self._pos = pos
         self._skip = 0
         if initial:
             self._push(self._dec.feed(initial))
+
+    def _reset_output(self):
+        self._pending = collections.deque()    # decoded blocks not read yet, oldest first
+        self._npending = 0
+        self._blocks = iter(())        # the decoder's output for the current chunk, frame by frame
+        self._finishing = False
+        self._eof = False
 
     def _push(self, out):
         if self._skip and len(out):
@@ -211,23 +218,56 @@ class PacFile:
             out = out[d:]
             self._skip -= d
         if len(out):
-            self._pending = np.concatenate([self._pending, out]) if len(self._pending) else out
+            self._pending.append(out)
+            self._npending += len(out)
 
     def _new_decoder(self):
         # one truncation warning per file
         self._dec = Decoder(strict=self._strict, warn_truncation=not self._warned)
 
     def _fill(self, n):
-        while (n < 0 or len(self._pending) < n) and not self._eof:
-            chunk = self._fh.read(READ_CHUNK)
-            if not chunk:
+        """Decode until ``n`` samples are pending (all for ``n < 0``).  The decoder's output is
+        pulled frame by frame, so a read holds ``n`` samples plus one gap's concealment at most,
+        whatever one chunk of input expands to."""
+        while (n < 0 or self._npending < n) and not self._eof:
+            blk = next(self._blocks, None)
+            if blk is not None:
+                self._push(blk)
+                continue
+            if self._finishing:
                 self._eof = True
-                self._push(self._dec.finish())
                 self._warned = self._warned or self._dec.truncated
                 if self._dec.total_length is not None:
                     self._total = self._dec.total_length
                 break
-            self._push(self._dec.feed(chunk))
+            # after the end-of-stream frame nothing more is decoded: stop reading (the input
+            # may be endless); the decoder reports what follows in the last chunk
+            chunk = b"" if self._dec.ended else self._fh.read(READ_CHUNK)
+            if chunk:
+                self._blocks = self._dec.feed_blocks(chunk)
+            else:
+                self._blocks = self._dec.finish_blocks()
+                self._finishing = True
+
+    def _take(self, frames):
+        """Remove and return the first ``frames`` pending samples (all for ``frames < 0``)."""
+        if frames < 0 or frames >= self._npending:
+            frames = self._npending
+        out, got = [], 0
+        while got < frames:
+            blk = self._pending[0]
+            need = frames - got
+            if len(blk) <= need:
+                out.append(self._pending.popleft())
+                got += len(blk)
+            else:
+                out.append(blk[:need])
+                self._pending[0] = blk[need:]
+                got += need
+        self._npending -= frames
+        if not out:
+            return np.zeros((0, self.channels), dtype=np.float32)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     @property
     def frames(self):
@@ -241,10 +281,7 @@ class PacFile:
     def read(self, frames: int = -1) -> np.ndarray:
         self._need_mode("r")
         self._fill(frames)
-        if frames < 0 or frames >= len(self._pending):
-            out, self._pending = self._pending, np.zeros((0, self.channels), dtype=np.float32)
-        else:
-            out, self._pending = self._pending[:frames], self._pending[frames:]
+        out = self._take(frames)
         self._pos += len(out)
         return out
 
@@ -285,8 +322,7 @@ class PacFile:
         self._fh.seek(offset)
         self._new_decoder()
         self._dec.join(cfg, self._total)
-        self._pending = np.zeros((0, cfg.channels), dtype=np.float32)
-        self._eof = False
+        self._reset_output()
         first_out = index * cfg.hop - cfg.delay        # input index of the first output sample
         # drop the first frame's output (no overlap partner: index <= k - 1 makes
         # frame - first_out >= hop) and everything before the target
@@ -497,13 +533,9 @@ def _info(fh, name) -> Info:
     try:
         while end_pos is None:
             for kind, off, val in sc.events(final):
-                if kind == bs.SCAN_GARBAGE:
+                if kind == bs.SCAN_DAMAGED:
                     if bad_at is None:
-                        bad_at, bad_what = off, "not a frame (no sync word)"
-                    continue
-                if kind == bs.SCAN_BAD:
-                    if bad_at is None:
-                        bad_at, bad_what = off, val
+                        bad_at, bad_what = off, val[2]
                     continue
                 if kind == bs.SCAN_TRUNCATED:
                     if next_frame(off + 1) >= 0:
