@@ -314,45 +314,55 @@ class Encoder:
         return best
 
     def _encode_frame(self) -> bytes:
-        cfg = self.config
+        """Encode frame ``self._k``: window sequencing, analysis, rate loop, framing."""
         k = self._k
-        if cfg.short_blocks:
-            if self._decided < k:
-                self._attack = self._is_short(k)
-                self._short[1] = self._attack >= 0
-            a_next = self._is_short(k + 1)
-            short_next = a_next >= 0
-            self._decided = k + 1
-            is_short = self._short[1]
-            left_short = self._short[0] or is_short
-            right_short = is_short or short_next
-            attack = self._attack
-            self._short = [is_short, short_next]
-            self._attack = a_next
-        else:
-            is_short = left_short = right_short = False
-            attack = -1
+        is_short, left_short, right_short, attack = self._window_sequence(k)
+        unit = self._analyse(k, is_short, left_short, right_short, attack)
+        ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
+        payload = self._rate_loop(ftype, is_short, left_short, right_short, unit)
+        return self._frame(k, ftype, payload)
+
+    def _window_sequence(self, k):
+        """Long/start/short/stop decision for frame k: ``(is_short, left_short, right_short,
+        attack)`` (the transient detector looks one frame ahead)."""
+        if not self.config.short_blocks:
+            return False, False, False, -1
+        if self._decided < k:
+            self._attack = self._is_short(k)
+            self._short[1] = self._attack >= 0
+        a_next = self._is_short(k + 1)
+        short_next = a_next >= 0
+        self._decided = k + 1
+        is_short = self._short[1]
+        left_short = self._short[0] or is_short
+        right_short = is_short or short_next
+        attack = self._attack
+        self._short = [is_short, short_next]
+        self._attack = a_next
+        return is_short, left_short, right_short, attack
+
+    def _analyse(self, k, is_short, left_short, right_short, attack):
+        """MDCT and masking thresholds of frame k into the coding-order buffers; returns the
+        unit layout ``(gflags, ub, nbands, ngroups, max_band, pns_band)``."""
         lay = self.layout
         if is_short:
             gflags = self._analyse_short(self._block(k), attack)
-            nbands, ngroups = lay.nb_short, len(bs.group_lengths(gflags))
-            ub = lay.ub_short[gflags]
-            max_band = self._max_band_short
-            pns_band = self._pns_short
-        else:
-            gflags = 0
-            self._analyse_long(k, left_short, right_short)
-            nbands, ngroups = lay.nb_long, 1
-            ub = lay.ub_long
-            max_band = self._max_band_long
-            pns_band = self._pns_long
+            return (gflags, lay.ub_short[gflags], lay.nb_short, len(bs.group_lengths(gflags)),
+                    self._max_band_short, self._pns_short)
+        self._analyse_long(k, left_short, right_short)
+        return 0, lay.ub_long, lay.nb_long, 1, self._max_band_long, self._pns_long
+
+    def _rate_loop(self, ftype, is_short, left_short, right_short, unit) -> bytes:
+        """Stereo decision, scalefactors and quantization to the frame's bit budget, Huffman
+        coding: the audio payload (padded in CBR when the reservoir is full)."""
+        cfg = self.config
+        gflags, ub, nbands, ngroups, max_band, pns_band = unit
         nunits = nbands * ngroups
         U = self._units
         pe = prepare_units(self._cod, self._xa, ub, nunits, U["thr"], U["energy"], self._ms_flags,
                            self._ms_mode, cfg.quantizer_code)
         self._max_band[:] = max_band
         self._hint[:] = -1
-        ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
         extra = bs.frame_overhead(ftype) - bs.frame_overhead(bs.FRAME_AUDIO)
         overhead = 8 * bs.frame_overhead(ftype)
         hi, lo = self.rate.budget()
@@ -388,8 +398,12 @@ class Encoder:
             if short > 0:      # reservoir full: stuff zero bytes (ignored by decoders, §5)
                 pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
                 payload += bytes(max(pad, 0))
+        return payload
+
+    def _frame(self, k, ftype, payload) -> bytes:
+        """Framing: the config frame (once a second) or an audio frame; charge the reservoir."""
         if ftype == bs.FRAME_CONFIG:
-            frame = bs.pack_config_frame(cfg, k, payload)
+            frame = bs.pack_config_frame(self.config, k, payload)
         else:
             frame = bs.pack_audio_frame(k, payload)
         self.rate.commit(8 * len(frame))
