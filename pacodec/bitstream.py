@@ -445,7 +445,7 @@ def crc_prefix(buf, start, n, table, P):
     r = 0
     P[0] = 0
     for i in range(start, n):
-        r = ((r << 8) & 0xFFFF) ^ table[((r >> 8) ^ buf[i]) & 0xFF]
+        r = ((r << 8) & 0xFFFF) ^ table[((r >> 8) ^ int(buf[i])) & 0xFF]
         P[i - start + 1] = r
 
 
@@ -478,8 +478,9 @@ def _scan(buf, pos, n, final, P, p0, xpow, res):
         if n - pos < FRAME_HEADER_SIZE:
             status = SCAN_TRUNCATED if final else _NEED
             break
-        ftype = buf[pos + 2] >> 6
-        length = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
+        b2 = int(buf[pos + 2])         # int(): plain-Python runs (.py_func) must not wrap uint8
+        ftype = b2 >> 6
+        length = ((b2 & 0x3F) << 8) | int(buf[pos + 3])
         if ftype == 3:
             nbad += 1
             if reason < 0:
@@ -492,8 +493,8 @@ def _scan(buf, pos, n, final, P, p0, xpow, res):
             break
         a = pos + 2 - p0
         b = end - CRC_SIZE - p0
-        crc = P[b] ^ _mulmod(P[a], xpow[b - a])
-        if crc != ((buf[end - 2] << 8) | buf[end - 1]):
+        crc = int(P[b]) ^ _mulmod(int(P[a]), int(xpow[b - a]))
+        if crc != ((int(buf[end - 2]) << 8) | int(buf[end - 1])):
             nbad += 1
             if reason < 0:
                 reason = 1

@@ -22,6 +22,7 @@ Per frame: payload parse (:func:`.bitstream.read_payload`) → dequantize and no
 from __future__ import annotations
 
 import warnings
+from collections import namedtuple
 
 import numpy as np
 
@@ -94,11 +95,21 @@ def inverse_ms(a, b, ub, nunits, flags):
                 b[i] = (m - s) * 0.7071067811865476
 
 
+#: Scratch of :func:`synth`: long (y, u, work) and short (ys, us, works) IMDCT buffers.
+SynthScratch = namedtuple("SynthScratch", "y u work ys us works")
+#: Per-frame arrays of :func:`decode_payload` (see :func:`~pacodec.bitstream.read_payload`).
+FrameArrays = namedtuple("FrameArrays", "hdr max_band ms_mode ms_flags books sf q cod nat")
+#: Band layout of a configuration, as kernel arguments (see :class:`~pacodec.bitstream.Layout`).
+LayoutArrays = namedtuple("LayoutArrays", "nb_long nb_short ub_long ub_short perm_short")
+#: Canonical-code decoding tables (see :class:`~pacodec.tables.CodebookSet`).
+DecodeBooks = namedtuple("DecodeBooks", "count first offset symbols")
+
+
 @njit
-def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, post_s, rev_s,
-          tw_s, y, u, work, ys, us, works):
+def synth(coefs, is_short, win, wshort, ola, out, s, pl, pls, scr):
     """IMDCT, window and overlap-add one frame of every channel; writes ``n`` samples per channel
-    (padded time ``kN + s`` on, FORMAT.md §6.3) into ``out`` (n, channels) and shifts ``ola``."""
+    (padded time ``kN + s`` on, FORMAT.md §6.3) into ``out`` (n, channels) and shifts ``ola``.
+    ``pl``/``pls``: long/short :class:`~pacodec.mdct.PlanArrays`; ``scr``: :data:`SynthScratch`."""
     nch = coefs.shape[0]
     n = coefs.shape[1]
     for c in range(nch):
@@ -106,15 +117,15 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, 
             ns = n // 8
             off = n // 2 - ns // 2
             for j in range(8):
-                imdct_kernel(coefs[c, j * ns:(j + 1) * ns], ys, pre_s, post_s, rev_s, tw_s, us,
-                             works)
+                imdct_kernel(coefs[c, j * ns:(j + 1) * ns], scr.ys, pls.pre, pls.post, pls.rev,
+                             pls.tw, scr.us, scr.works)
                 base = off + j * ns
                 for i in range(2 * ns):
-                    ola[c, base + i] += ys[i] * wshort[i]
+                    ola[c, base + i] += scr.ys[i] * wshort[i]
         else:
-            imdct_kernel(coefs[c], y, pre, post, rev, tw, u, work)
+            imdct_kernel(coefs[c], scr.y, pl.pre, pl.post, pl.rev, pl.tw, scr.u, scr.work)
             for i in range(2 * n):
-                ola[c, i] += y[i] * win[i]
+                ola[c, i] += scr.y[i] * win[i]
         for i in range(n):
             v = ola[c, s + i]
             # a valid stream can code values beyond float32 (mu-law with a large mu and |q|):
@@ -130,16 +141,20 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, 
 
 
 @njit
-def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm, msf, bk, sf, q,
-                   ub_long, ub_short, count, first, offset, symbols, quantizer, mu, rng, cod, nat,
-                   perm_short):
-    """Parse, dequantize, noise-fill and undo M/S of one payload (natural order into ``nat``).
+def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
+    """Parse, dequantize, noise-fill and undo M/S of one payload (natural order into
+    ``fa.nat``).  ``lay``: :data:`LayoutArrays`; ``books``: :data:`DecodeBooks`; ``fa``:
+    :data:`FrameArrays`.
 
     Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
     window combination.
     """
-    err = read_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm, msf, bk, sf,
-                       q, ub_long, ub_short, count, first, offset, symbols)
+    hdr, msm, msf, bk, sf, q, cod, nat = (fa.hdr, fa.ms_mode, fa.ms_flags, fa.books, fa.sf, fa.q,
+                                          fa.cod, fa.nat)
+    ub_long, ub_short, perm_short = lay.ub_long, lay.ub_short, lay.perm_short
+    err = read_payload(buf, st, nch, short_allowed, lay.nb_long, lay.nb_short, hdr, fa.max_band,
+                       msm, msf, bk, sf, q, ub_long, ub_short, books.count, books.first,
+                       books.offset, books.symbols)
     if err:
         return err
     is_short = hdr[0]
@@ -184,15 +199,18 @@ class FrameDecoder:
         mu_ = self._lay.max_units
         self._ola = np.zeros((ch, 2 * n))
         self._s = (n - cfg.overlap) // 2
-        self._q = np.zeros((ch, n), dtype=np.int64)
-        self._bk = np.zeros((ch, mu_), dtype=np.int64)
-        self._sf = np.zeros((ch, mu_), dtype=np.int64)
-        self._msf = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
-        self._msm = np.zeros(max(ch // 2, 1), dtype=np.int64)
-        self._mb = np.zeros(ch, dtype=np.int64)
-        self._hdr = np.zeros(6, dtype=np.int64)
-        self._cod = np.zeros((ch, n))
         self.spectrum = np.zeros((ch, n))
+        self._fa = FrameArrays(
+            hdr=np.zeros(6, dtype=np.int64), max_band=np.zeros(ch, dtype=np.int64),
+            ms_mode=np.zeros(max(ch // 2, 1), dtype=np.int64),
+            ms_flags=np.zeros((max(ch // 2, 1), mu_), dtype=np.int64),
+            books=np.zeros((ch, mu_), dtype=np.int64), sf=np.zeros((ch, mu_), dtype=np.int64),
+            q=np.zeros((ch, n), dtype=np.int64), cod=np.zeros((ch, n)), nat=self.spectrum)
+        lay = self._lay
+        self._layk = LayoutArrays(lay.nb_long, lay.nb_short, lay.ub_long, lay.ub_short,
+                                  lay.perm_short)
+        B = self._books
+        self._booksk = DecodeBooks(B.count, B.first, B.offset, B.symbols)
         self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
@@ -200,42 +218,33 @@ class FrameDecoder:
                               for ls in (0, 1) for rs in (0, 1)])
         self._wshort = block_window(ns, ns, ns, cfg.window_shape) if cfg.short_blocks \
             else np.zeros(2)
-        self._plan = plan(n)
-        self._plan_s = plan(cfg.short_hop) if cfg.short_blocks else None
-        self._y = np.zeros(2 * n)
-        self._u = np.zeros(n)
-        self._work = np.zeros(n // 2, np.complex128)
+        self._plan = plan(n).arrays
+        self._plan_s = plan(cfg.short_hop).arrays if cfg.short_blocks else self._plan
         ns = cfg.short_hop if cfg.short_blocks else 8
-        self._ys = np.zeros(2 * ns)
-        self._us = np.zeros(ns)
-        self._works = np.zeros(max(ns // 2, 1), np.complex128)
+        self._scr = SynthScratch(y=np.zeros(2 * n), u=np.zeros(n),
+                                 work=np.zeros(n // 2, np.complex128), ys=np.zeros(2 * ns),
+                                 us=np.zeros(ns), works=np.zeros(max(ns // 2, 1), np.complex128))
 
     def parse(self, payload):
         """Parse and dequantize an audio payload into :attr:`spectrum`; returns the window flags
         ``(is_short, left_short, right_short)`` or raises :class:`FormatError`."""
         cfg = self.config
-        lay = self._lay
         buf = np.frombuffer(payload, dtype=np.uint8)
         st = reader_state(len(buf))
-        B = self._books
-        err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, lay.nb_long, lay.nb_short,
-                             self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
-                             self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
-                             B.symbols, self._qi, float(cfg.mu), self._rng, self._cod,
-                             self.spectrum, lay.perm_short)
+        err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, self._layk, self._booksk,
+                             self._fa, self._qi, float(cfg.mu), self._rng)
         if err:
             raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
                                3: "invalid window switching"}[err])
-        return int(self._hdr[0]), int(self._hdr[1]), int(self._hdr[2])
+        hdr = self._fa.hdr
+        return int(hdr[0]), int(hdr[1]), int(hdr[2])
 
     def synth(self, coefs, is_short, ls, rs) -> np.ndarray:
         """One hop of float32 PCM ``(hop, channels)`` from the spectrum ``coefs``."""
         cfg = self.config
-        p, ps = self._plan, self._plan_s or self._plan
         out = np.empty((cfg.hop, cfg.channels), dtype=np.float32)
         synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, self._s,
-              p.pre, p.post, p.rev, p.tw, ps.pre, ps.post, ps.rev, ps.tw, self._y, self._u,
-              self._work, self._ys, self._us, self._works)
+              self._plan, self._plan_s, self._scr)
         return out
 
 

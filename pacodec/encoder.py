@@ -14,6 +14,7 @@ end.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -40,21 +41,32 @@ GROUP_SPLIT_DB = 8.0
 MAX_AMPLITUDE = float(2 ** 40)
 
 
+#: Scratch of :func:`analyse_long`: windowed block, MDCT fold/work, threshold spreading sums.
+AnalysisScratch = namedtuple("AnalysisScratch", "z fold work spread_sum")
+#: The psychoacoustic model's arrays (see :class:`~pacodec.psychoacoustic.BandModel`).
+ModelArrays = namedtuple("ModelArrays", "edges spread offset_tonal ath")
+
+
 @njit
-def analyse_long(buf, start, avail, w, coef, cod, pre, post, rev, tw, z, fold, work, edges, spread,
-                 offset_tonal, ath, energy, thr, ton, thr_prev, has_prev, rise, decay):
+def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, ton, thr_prev,
+                 has_prev, rise, decay):
     """Window + MDCT + masking thresholds (with the temporal terms) of a long frame, all
-    channels.  ``buf[c, start:start + 2N]`` is the block; samples at or past ``avail`` are 0."""
+    channels.  ``buf[c, start:start + 2N]`` is the block; samples at or past ``avail`` are 0.
+    ``pl``: :class:`~pacodec.mdct.PlanArrays`; ``model``: :data:`ModelArrays`; ``scr``:
+    :data:`AnalysisScratch`."""
     nch = coef.shape[0]
     n = coef.shape[1]
+    edges, ath = model.edges, model.ath
+    z = scr.z
     nb = edges.shape[0] - 1
     for c in range(nch):
         for i in range(2 * n):
             z[i] = buf[c, start + i] * w[i] if i < avail else 0.0
-        mdct_kernel(z, coef[c], pre, post, rev, tw, fold, work)
+        mdct_kernel(z, coef[c], pl.pre, pl.post, pl.rev, pl.tw, scr.fold, scr.work)
         for i in range(n):
             cod[c, i] = coef[c, i]
-        thresholds(coef[c], edges, spread, offset_tonal, ath, energy[c], thr[c], ton[c])
+        thresholds(coef[c], edges, model.spread, model.offset_tonal, ath, energy[c], thr[c],
+                   ton[c], scr.spread_sum)
         if has_prev[c]:
             for b in range(nb):
                 t = min(thr[c, b], rise * thr_prev[c, b])
@@ -168,6 +180,10 @@ class Encoder:
             works=np.zeros(max(cfg.short_hop // 2, 1), np.complex128),
             outs=np.zeros(cfg.short_hop) if cfg.short_blocks else None,
         )
+        ml = self._model_long
+        self._model_long_k = ModelArrays(ml.edges, ml.spread, ml.offset_tonal, ml.ath)
+        self._ascr = AnalysisScratch(z=self._scr["z"], fold=self._scr["fold"],
+                                     work=self._scr["work"], spread_sum=np.zeros(mu_))
         self._coef = np.zeros((ch, n))
         self._cod = np.zeros((ch, n))
         self._units = dict(thr=np.zeros((ch, mu_)), energy=np.zeros((ch, mu_)),
@@ -415,15 +431,11 @@ class Encoder:
         L = cfg.short_hop if left_short else cfg.overlap
         R = cfg.short_hop if right_short else cfg.overlap
         w = block_window(n, L, R, cfg.window_shape)
-        p = self._plan_long
-        m = self._model_long
-        S = self._scr
         U = self._units
         start = k * n - self._base
-        analyse_long(self._buf, start, self._have - start, w, self._coef, self._cod, p.pre, p.post,
-                     p.rev, p.tw, S["z"], S["fold"], S["work"], m.edges, m.spread, m.offset_tonal,
-                     m.ath, U["energy"], U["thr"], U["ton"], self._thr_prev, self._has_prev,
-                     PRE_ECHO_RISE, POST_DECAY)
+        analyse_long(self._buf, start, self._have - start, w, self._coef, self._cod,
+                     self._plan_long.arrays, self._model_long_k, self._ascr, U["energy"], U["thr"],
+                     U["ton"], self._thr_prev, self._has_prev, PRE_ECHO_RISE, POST_DECAY)
 
     def _analyse_short(self, blk, attack):
         cfg = self.config
@@ -444,7 +456,7 @@ class Encoder:
                 mdct_kernel(S["zs"], S["outs"], p.pre, p.post, p.rev, p.tw, S["folds"], S["works"])
                 self._coef[c, j * ns:(j + 1) * ns] = S["outs"]
                 thresholds(S["outs"], m.edges, m.spread, m.offset_tonal, m.ath, en_w[c, j],
-                           thr_w[c, j], ton_w[c, j])
+                           thr_w[c, j], ton_w[c, j], self._ascr.spread_sum)
             self._has_prev[c] = 0
         # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
         e = en_w.sum(axis=(0, 2)) + 1e-12

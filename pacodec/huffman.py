@@ -140,22 +140,23 @@ def read_unit(buf, st, q, start, end, book, count, first, offset, symbols):
     lav = BOOK_LAV[book]
     base = lav + 1
     row = ROW_SPECTRAL + book
-    vals = np.zeros(4, dtype=np.int64)
+    # no scratch array: the values go straight into q[i:i + dim] (the part inside the unit)
     i = start
     while i < end:
         sym = get_symbol(buf, st, count, first, offset, symbols, row)
         if st[1] != 0:
             return
         for j in range(dim - 1, -1, -1):
-            vals[j] = sym % base
+            if i + j < end:
+                q[i + j] = sym % base
             sym //= base
         for j in range(dim):
-            if vals[j] != 0 and i + j < end:
+            if i + j < end and q[i + j] != 0:
                 if get_bits(buf, st, 1):
-                    vals[j] = -vals[j]
+                    q[i + j] = -q[i + j]
         if book == ESC_BOOK:
             for j in range(dim):
-                if i + j < end and abs(vals[j]) == ESC_VALUE:
+                if i + j < end and abs(q[i + j]) == ESC_VALUE:
                     nz = 0
                     while get_bits(buf, st, 1) == 0:
                         if st[1] != 0:
@@ -170,10 +171,7 @@ def read_unit(buf, st, q, start, end, book, count, first, offset, symbols):
                     if v > MAX_QUANT:
                         st[1] = 1
                         return
-                    vals[j] = -v if vals[j] < 0 else v
-        for j in range(dim):
-            if i + j < end:
-                q[i + j] = vals[j]
+                    q[i + j] = -v if q[i + j] < 0 else v
         i += dim
 
 

@@ -17,11 +17,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from collections import namedtuple
+
 import numpy as np
 
 from ._jit import njit
 
-__all__ = ["Plan", "plan", "mdct", "imdct", "mdct_direct", "imdct_direct"]
+__all__ = ["Plan", "PlanArrays", "plan", "mdct", "imdct", "mdct_direct", "imdct_direct"]
+
+#: The arrays of a :class:`Plan`, as one argument for kernels (numba reads a namedtuple's fields).
+PlanArrays = namedtuple("PlanArrays", "pre post rev tw")
 
 
 class Plan:
@@ -45,6 +50,7 @@ class Plan:
             rev[i] = r
         self.rev = rev
         self.tw = np.exp(-2j * np.pi * np.arange(max(h // 2, 1)) / h)
+        self.arrays = PlanArrays(self.pre, self.post, self.rev, self.tw)
 
 
 @lru_cache(maxsize=None)

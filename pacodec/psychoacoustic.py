@@ -76,9 +76,9 @@ def band_model(samplerate: int, size: int) -> BandModel:
 
 
 @njit
-def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality):
-    spread_sum = np.empty(edges.shape[0] - 1)
-    """Band energies, tonality and masking threshold (allowed noise energy) of one window."""
+def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality, spread_sum):
+    """Band energies, tonality and masking threshold (allowed noise energy) of one window.
+    ``spread_sum`` is scratch of at least one value per band."""
     nb = edges.shape[0] - 1
     for b in range(nb):
         s = edges[b]

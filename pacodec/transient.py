@@ -25,7 +25,7 @@ def detect_attack(x, start, seg_len, n_seg, short_hop):
     4 segments before ``start``; the caller guarantees the bounds."""
     best = -1
     best_ratio = ATTACK_RATIO
-    hist = np.zeros(4)
+    h0 = h1 = h2 = h3 = 0.0        # energies of the last 4 segments, slot (j + 4) % 4
     for j in range(-4, n_seg):
         s = start + j * seg_len
         e = 0.0
@@ -34,11 +34,19 @@ def detect_attack(x, start, seg_len, n_seg, short_hop):
             e += d * d
         e /= seg_len
         if j >= 0:
-            ref = (hist[0] + hist[1] + hist[2] + hist[3]) * 0.25
+            ref = (h0 + h1 + h2 + h3) * 0.25
             if e > ATTACK_FLOOR and e > best_ratio * (ref + 1e-12):
                 best_ratio = e / (ref + 1e-12)
                 best = j
-        hist[(j + 4) % 4] = e
+        slot = (j + 4) % 4
+        if slot == 0:
+            h0 = e
+        elif slot == 1:
+            h1 = e
+        elif slot == 2:
+            h2 = e
+        else:
+            h3 = e
     if best < 0:
         return -1
     # segment j spans short window (j*seg_len - short_hop/2) // short_hop of the frame's 8 windows

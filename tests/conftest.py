@@ -11,6 +11,40 @@ settings.register_profile("pacodec", deadline=None, derandomize=True, database=N
                           max_examples=60)
 settings.load_profile("pacodec")
 
+# markers (registered in pyproject.toml) given by module, so the fast core is
+#   pytest -m "not slow and not jack and not gst and not e2e"
+MODULE_MARKS = {
+    "test_gst": ("gst",),
+    "test_stream_jack": ("jack",),
+    "test_stream_e2e": ("e2e",),
+}
+
+
+# single tests that take over ~5 s on a loaded 2-core machine, or run the CLI in subprocesses
+TEST_MARKS = {
+    "test_fuzz.py::test_damaged_streams_decode_or_raise_format_error": ("slow",),
+    "test_fuzz.py::test_random_frames_with_valid_crcs_after_a_real_config": ("slow",),
+    "test_fuzz.py::test_packet_mode_survives_lost_duplicated_and_damaged_packets": ("slow",),
+    "test_reliability.py::test_interrupted_encode_leaves_nothing_and_the_input_untouched": ("e2e",),
+    "test_reliability.py::test_interrupted_forced_encode_keeps_the_old_output": ("e2e",),
+    "test_reliability.py::test_stdout_on_a_full_device_is_a_one_line_error": ("e2e",),
+    "test_reliability.py::test_sigkill_leaves_only_a_marked_partial": ("e2e",),
+    "test_cli.py::test_stdin_and_stdout_pipes": ("e2e",),
+    "test_stream_pipeline.py::test_send_file_and_receive_wav_stats_json": ("e2e",),
+    "test_bounds.py::test_cli_on_dev_zero_ends_with_a_one_line_error": ("e2e",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = list(MODULE_MARKS.get(item.module.__name__.rsplit(".", 1)[-1], ()))
+        nodeid = item.nodeid.split("tests/", 1)[-1]
+        for prefix, marks in TEST_MARKS.items():
+            if nodeid.startswith(prefix):
+                names += marks
+        for name in names:
+            item.add_marker(getattr(pytest.mark, name))
+
 
 def load_clip(name: str, seconds: float | None = None):
     with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
