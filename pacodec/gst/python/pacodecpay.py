@@ -1,4 +1,4 @@
-"""gst-python loader entry for the pacodecpay element (code: pacodec/gst/elements.py)."""
+"""gst-python loader entry for the pacodecpay element (code: pacodec/gst/, collected by elements.py)."""
 import os
 import sys
 

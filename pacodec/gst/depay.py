@@ -1,0 +1,73 @@
+"""``pacodecdepay``: pacodec UDP packets unwrapped into frames."""
+from __future__ import annotations
+
+from ._base import (_NOFLAGS, _RW, LATE_WINDOW, PAC_CAPS, PACKET_CAPS, GLib, GObject, Gst, _bs,
+                    _Element, _ns, _pac_caps, _template)
+
+
+class PacodecDepay(_Element):
+    __gtype_name__ = "PacodecDepay"
+    __gstmetadata__ = (
+        "pacodec UDP depayloader", "Codec/Depayloader/Network",
+        "Unwraps pacodec UDP packets into frames; drops late and duplicate packets and frames "
+        "before the first config frame; marks gaps DISCONT (pacodecdec conceals them).",
+        "pacodec")
+    __gsttemplates__ = (_template("sink", Gst.PadDirection.SINK, PACKET_CAPS),
+                        _template("src", Gst.PadDirection.SRC, PAC_CAPS))
+    __gproperties__ = {
+        "stop-at-end": (bool, "Stop at end", "End this pipeline's stream (EOS) when the "
+                        "sender's end-of-stream frame arrives", False, _RW),
+        "dropped": (int, "Dropped", "Packets dropped (late, duplicate, invalid)", 0,
+                    GLib.MAXINT, 0, GObject.ParamFlags.READABLE),
+    }
+
+    def __init__(self):
+        super().__init__()
+        self.stop_at_end = False
+        self.dropped = 0
+        self.reset()
+
+    def do_get_property(self, pspec):
+        return getattr(self, pspec.name.replace("-", "_"))
+
+    def do_set_property(self, pspec, value):
+        setattr(self, pspec.name.replace("-", "_"), value)
+
+    def reset(self):
+        self._last = None
+        self._cfg = None
+
+    def chain(self, data, buf):
+        bs = _bs()
+        try:
+            seq, _, frame = bs.unpack_packet(data)
+            fr = bs.parse_frame_at(frame, 0)
+        except bs.FormatError:
+            fr = None
+        if fr is None:
+            self.dropped += 1
+            return Gst.FlowReturn.OK
+        # packets behind the last one: late or duplicate; far behind: a new sender
+        d = None if self._last is None else ((seq - self._last + 2**31) & 0xFFFFFFFF) - 2**31
+        if d is not None and -LATE_WINDOW <= d <= 0:
+            self.dropped += 1
+            return Gst.FlowReturn.OK
+        if fr.ftype == bs.FRAME_CONFIG:
+            try:
+                self._cfg = bs.unpack_config_frame(fr)[0]
+            except bs.FormatError:
+                self.dropped += 1
+                return Gst.FlowReturn.OK
+            self.set_src_caps(_pac_caps(self._cfg.samplerate, self._cfg.channels))
+        elif self._cfg is None:
+            return Gst.FlowReturn.OK          # joined mid-stream: wait for a config frame
+        flags = Gst.BufferFlags.DISCONT if d != 1 else _NOFLAGS
+        if fr.ftype != bs.FRAME_CONFIG:
+            flags |= Gst.BufferFlags.DELTA_UNIT
+        self._last = seq
+        ret = self.push(frame, buf.pts, _ns(self._cfg.hop, self._cfg.samplerate), flags)
+        if fr.ftype == bs.FRAME_EOS:
+            self.reset()
+            if self.stop_at_end and ret == Gst.FlowReturn.OK:
+                return Gst.FlowReturn.EOS     # the source then sends EOS through us
+        return ret

@@ -1,0 +1,102 @@
+"""``pacodecparse``: a pacodec byte stream (a ``.pac`` file) split into header and frames."""
+from __future__ import annotations
+
+from ._base import (_NOFLAGS, PAC_CAPS, FrameIndex, Gst, _bs, _Element, _ns, _pac_caps, _template)
+
+
+class PacodecParse(_Element):
+    __gtype_name__ = "PacodecParse"
+    __gstmetadata__ = (
+        "pacodec stream parser", "Codec/Parser/Audio",
+        "Splits a pacodec byte stream (a .pac file) into the stream header and one frame per "
+        "buffer, with timestamps; skips damaged bytes (sync word + CRC search).",
+        "pacodec")
+    __gsttemplates__ = (_template("sink", Gst.PadDirection.SINK, "audio/x-pacodec"),
+                        _template("src", Gst.PadDirection.SRC, PAC_CAPS))
+
+    def __init__(self):
+        super().__init__()
+        self._frames = 0
+        self.reset()
+
+    def reset(self):
+        self._scanner = _bs().Scanner()
+        self._at_start = True     # a stream header may come next
+        self._index = FrameIndex()
+        self._cfg = None
+        self._total = None
+        self._discont = True
+        self._ended = False
+
+    def duration_ns(self):
+        if self._cfg is None or self._total is None:
+            return None
+        return _ns(self._total, self._cfg.samplerate)
+
+    def _configure(self, cfg):
+        self._cfg = cfg
+        self.set_src_caps(_pac_caps(cfg.samplerate, cfg.channels))
+
+    def chain(self, data, buf):
+        bs = _bs()
+        if self._ended:
+            return Gst.FlowReturn.OK
+        sc = self._scanner
+        sc.feed(data)
+        if self._at_start:
+            hdr = sc.read_header(final=False)
+            if hdr is None:
+                return Gst.FlowReturn.OK
+            self._at_start = False
+            if isinstance(hdr, bs.FormatError):
+                self.warn(f"pacodecparse: ignoring a bad stream header ({hdr})")
+            elif hdr:
+                self._configure(hdr.config)
+                self._total = hdr.total_length
+                ret = self.push(bytes(sc.buf[sc.pos - bs.HEADER_SIZE:sc.pos]), 0, 0,
+                                Gst.BufferFlags.HEADER)
+                if ret != Gst.FlowReturn.OK:
+                    return ret
+        ret = Gst.FlowReturn.OK
+        try:
+            for kind, off, fr in sc.events():
+                if kind != bs.SCAN_FRAME:
+                    self._discont = True
+                    continue
+                raw = bytes(sc.buf[sc.pos:sc.pos + fr.size])
+                ret = self._frame(fr, raw)
+                if ret != Gst.FlowReturn.OK or self._ended:
+                    break
+        except bs.FormatError as e:       # nothing that syncs in MAX_SYNC_SEARCH bytes
+            self.error(Gst.stream_error_quark, Gst.StreamError.WRONG_TYPE, f"pacodecparse: {e}")
+            return Gst.FlowReturn.ERROR
+        return ret
+
+    def _frame(self, fr, raw):
+        bs = _bs()
+        if fr.ftype == bs.FRAME_CONFIG and self._cfg is None:
+            try:
+                self._configure(bs.unpack_config_frame(fr)[0])
+            except bs.FormatError:
+                return Gst.FlowReturn.OK
+        if self._cfg is None:
+            return Gst.FlowReturn.OK          # joined mid-stream: wait for a config frame
+        self._frames += 1
+        rate, hop = self._cfg.samplerate, self._cfg.hop
+        flags = Gst.BufferFlags.DISCONT if self._discont else _NOFLAGS
+        self._discont = False
+        if fr.ftype == bs.FRAME_EOS:
+            self._ended = True                # like `pacodec decode`: nothing after the end
+            return self.push(raw, None, 0, flags)
+        if fr.ftype != bs.FRAME_CONFIG:
+            flags |= Gst.BufferFlags.DELTA_UNIT
+        k, _ = self._index.locate(fr)
+        pts = None if k is None else _ns(k * hop, rate)
+        return self.push(raw, pts, _ns(hop, rate), flags)
+
+    def on_eos(self):
+        if not self._frames and not self._failed:
+            self.error(Gst.stream_error_quark, Gst.StreamError.WRONG_TYPE,
+                       "pacodecparse: no pacodec frame found in the input (not a .pac stream?)")
+            return Gst.FlowReturn.ERROR
+        return Gst.FlowReturn.OK
