@@ -26,7 +26,7 @@ from ._jit import njit
 from .bitio import reader_state
 from .bitstream import read_payload
 from .config import StreamConfig
-from .errors import FormatError
+from .errors import FormatError, VersionError
 from .mdct import imdct_kernel, plan
 from .quantize import dequantize_unit, step
 from .tables import NOISE_BOOK, load_codebooks
@@ -58,7 +58,9 @@ def _xorshift(state):
 @njit
 def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
     """Dequantize the units of one channel into ``out`` (coding order); noise units (book 7) get
-    uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4)."""
+    uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4): the generator steps,
+    then its new state gives the value; the unit's measured RMS is scaled to ``step(sf)``; before
+    inverse M/S.  ``rng`` was seeded from the frame index (:func:`~pacodec.bitstream.noise_seed`)."""
     for i in range(out.shape[0]):
         out[i] = 0.0
     for u in range(nunits):
@@ -192,7 +194,8 @@ class Decoder:
         self._held = None
         self._warned_trunc = False
         self._books = load_codebooks()
-        self._rng = np.array([0x9E3779B9], dtype=np.uint32)
+        self._rng = np.array([0], dtype=np.uint32)       # reseeded every frame (§8.4)
+        self._index = None             # frame index of the next expected frame (§8.4)
         self._conceal_rng = np.random.default_rng(7919)
         self._frame_at = 0             # stream offset of the frame being handled
         self._last_end = None          # stream offset after the last accepted frame
@@ -286,6 +289,8 @@ class Decoder:
                     raise FormatError("stream header is truncated")
                 try:
                     hdr = bs.unpack_header(bytes(buf[:bs.HEADER_SIZE]))
+                except VersionError:
+                    raise                  # a valid header of another version: not damage
                 except FormatError as e:
                     # the in-band config frames make the header redundant: decode without it
                     self._note(f"{e} (byte offset 0); decoding from the first config frame")
@@ -335,6 +340,8 @@ class Decoder:
             try:
                 self._frame_at = self._consumed_bytes + pos
                 out = self._handle(fr, packet=False)
+            except VersionError:
+                raise
             except FormatError as e:
                 self.crc_errors += 1
                 self._note(f"frame at byte offset {self._consumed_bytes + pos}: {e}")
@@ -368,6 +375,10 @@ class Decoder:
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)
+        except VersionError as e:
+            # packets may come from anyone: report (errors), do not stop a receiver
+            self._note(str(e))
+            return np.zeros((0, 0), dtype=np.float32)
         except FormatError as e:
             self.crc_errors += 1
             self._note(f"bad frame: {e}")
@@ -399,7 +410,12 @@ class Decoder:
         if fr.ftype == bs.FRAME_CONFIG:
             if len(payload) < bs.CONFIG_SIZE + 4:
                 raise FormatError("config frame is truncated")
-            cfg = bs.unpack_config(payload[:bs.CONFIG_SIZE])
+            try:
+                cfg = bs.unpack_config(payload[:bs.CONFIG_SIZE])
+            except VersionError:
+                if self.config is None:    # CRC-valid and nothing decodable yet: refuse
+                    raise
+                raise FormatError("config frame of another format version") from None
             index = int.from_bytes(payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
             if index & 0xFF != fr.seq:
                 raise FormatError("config frame index disagrees with its sequence number")
@@ -407,19 +423,26 @@ class Decoder:
             payload = payload[bs.CONFIG_SIZE + 4:]
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
+        # the frame's index (§8.4): carried by config frames, else counted from the sequence
+        # numbers since the last frame (a stream with a header starts at frame 0)
+        if index is None:
+            if self._index is None:
+                index = fr.seq if self._had_header else 0
+            else:
+                index = self._index + ((fr.seq - self._next_seq) & 0xFF)
         # parse first: a frame whose payload is invalid changes no state, so it counts as lost
         # (the next frame's sequence number shows the gap and it is concealed)
-        is_short, ls, rs = self._parse_audio(payload)
+        is_short, ls, rs = self._parse_audio(payload, index)
         outs = []
         if not self._started:
             self._started = True
             # a stream with a header starts at frame 0, so seq = frame index there
-            k0 = index if index is not None else (fr.seq if self._had_header else 0)
-            self._pos = k0 * self.config.hop - self.config.delay
+            self._pos = index * self.config.hop - self.config.delay
             self._next_seq = fr.seq
         elif not packet:
             outs.append(self._conceal_gap(fr))
         self._next_seq = (fr.seq + 1) & 0xFF
+        self._index = index + 1
         if not packet:
             self._last_end = self._frame_at + fr.size
         pcm = self._synth(self._nat, is_short, ls, rs)
@@ -469,9 +492,11 @@ class Decoder:
             pcm = pcm[:max(0, self.total_length - a)]
         return pcm
 
-    def _parse_audio(self, payload):
-        """Parse and dequantize an audio payload into ``self._nat``; returns the window flags."""
+    def _parse_audio(self, payload, index):
+        """Parse and dequantize the audio payload of frame ``index`` into ``self._nat``; returns
+        the window flags."""
         cfg = self.config
+        self._rng[0] = bs.noise_seed(index)
         lay = self._lay
         buf = np.frombuffer(payload, dtype=np.uint8)
         st = reader_state(len(buf))
@@ -515,4 +540,5 @@ class Decoder:
             outs.append(self._trim(pcm) if trim and self._pos is not None else pcm)
         if self._next_seq is not None:
             self._next_seq = (self._next_seq + count) & 0xFF
+            self._index += count
         return np.concatenate(outs) if outs else self._empty()
