@@ -420,6 +420,8 @@ class Decoder:
             if index & 0xFF != fr.seq:
                 raise FormatError("config frame index disagrees with its sequence number")
             self._configure(cfg)
+            if not self._started:          # adopted even if the audio payload proves invalid:
+                self._index, self._next_seq = index + 1, (fr.seq + 1) & 0xFF   # count on from it
             payload = payload[bs.CONFIG_SIZE + 4:]
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
