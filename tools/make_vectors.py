@@ -19,6 +19,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import struct
 import sys
 import warnings
 from importlib import resources
@@ -475,6 +476,18 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def write_float_wav(path, y, fs):
+    """A minimal 32-bit float WAV (fmt tag 3, fact, data), byte-for-byte reproducible (libsndfile
+    adds a PEAK chunk with a timestamp)."""
+    y = np.ascontiguousarray(y, dtype="<f4")
+    ch = y.shape[1]
+    data = y.tobytes()
+    fmt = struct.pack("<HHIIHH", 3, ch, fs, fs * ch * 4, ch * 4, 32)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, len(y)) + b"data" + struct.pack("<I", len(data)) + data)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
 def reference_decode(data):
     dec = pacodec.Decoder()
     with warnings.catch_warnings():
@@ -511,7 +524,9 @@ def main():
         "reference_format": "WAV, 32-bit IEEE float (format tag 3), channels interleaved",
         "tolerance": 0,
         "rule": "decode the whole .pac as one byte stream (FORMAT.md §4.3); same frames and "
-                "channels as the reference; every sample outside non_normative equals it",
+                "channels as the reference; every sample outside non_normative equals it "
+                "(bit-exact; FORMAT.md §11 also admits one binary32 ulp or 2^-40 for a decoder "
+                "whose IMDCT algorithm is not §6.2.1's)",
         "not_covered": {
             "padded tuples": "cannot occur: every unit is a multiple of 4 coefficients wide "
                              "(FORMAT.md §5.1, §7.3)",
@@ -541,7 +556,7 @@ def main():
             if len(yc) != len(y) or not np.array_equal(y[keep], yc[keep]):
                 raise SystemExit(f"{name}: normative samples differ from the intact stream's")
         ref = OUT / f"{name}.ref.wav"
-        sf.write(ref, y, fs2, subtype="FLOAT")
+        write_float_wav(ref, y, fs2)
         back, _ = sf.read(ref, dtype="float32", always_2d=True)
         assert np.array_equal(back, y)
         manifest["vectors"].append({
