@@ -211,7 +211,8 @@ def parse_payload(p, cfg, codes, stats):
 
 def walk(data):
     """Follow FORMAT.md §4.3 over the whole byte stream (frame acceptance and the time line);
-    returns (config, coverage stats, emitted frames [(position, normative)], total)."""
+    returns (config, coverage stats, emitted frames [[position, normative, cut]]), where ``cut`` is
+    the total length known when the frame's samples were output (None: not cut), §6.3."""
     codes = load_codes()
     st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
@@ -222,7 +223,14 @@ def walk(data):
     had_header = started = False
     next_seq = next_index = None
     pos = last_end = 0
-    emitted = []                 # (output position of the frame's first sample, normative)
+    emitted = []                 # [output position of the frame's first sample, normative, cut]
+
+    def emit(normative):
+        nonlocal pos
+        # §6.3: cut at the total known now; while it is unknown the latest frame is held back
+        # and cut by the total the end-of-stream frame brings, earlier ones are not cut
+        emitted.append([pos, normative, total])
+        pos += cfg["N"]
     after_gap = False
     p = 0
     if data[:4] == b"PACD":
@@ -243,8 +251,7 @@ def walk(data):
             return False
         k = min(g, 8 + max(0, start - last_end) // 8)
         for _ in range(k):
-            emitted.append((pos, False))
-            pos += cfg["N"]
+            emit(False)
         pos += (g - k) * cfg["N"]
         st["concealed"] += k
         st["spliced"] += g - k
@@ -268,6 +275,8 @@ def walk(data):
                 p += 1
                 continue
             total = int.from_bytes(pl, "big")
+            if emitted and emitted[-1][2] is None:
+                emitted[-1][2] = total          # the held frame is released cut at the total
             st["end_of_stream"] = True
             if started:
                 gap(seq, p)
@@ -301,17 +310,16 @@ def walk(data):
         else:
             after_gap = gap(seq, p)
         next_seq, next_index, last_end = (seq + 1) % 256, index + 1, end
-        emitted.append((pos, not after_gap))
-        pos += cfg["N"]
+        emit(not after_gap)
         p = end
-    return cfg, st, emitted, total
+    return cfg, st, emitted
 
 
-def output_ranges(emitted, n, total):
+def output_ranges(emitted, n):
     """Map emitted frames to output sample indices (§6.3 keep rule); returns (length,
     non-normative [first, end) ranges merged)."""
     out, bad = 0, []
-    for p0, normative in emitted:
+    for p0, normative, total in emitted:
         lo = max(p0, 0)
         hi = p0 + n if total is None else min(p0 + n, total)
         if hi <= lo:
@@ -543,8 +551,8 @@ def main():
         pac = OUT / f"{name}.pac"
         pac.write_bytes(data)
         y, fs2 = reference_decode(data)
-        cfg, st, emitted, total = walk(data)
-        n_out, bad = output_ranges(emitted, cfg["N"], total)
+        cfg, st, emitted = walk(data)
+        n_out, bad = output_ranges(emitted, cfg["N"])
         if n_out != len(y):
             raise SystemExit(f"{name}: the walker's time line ({n_out}) disagrees with the "
                              f"decoder ({len(y)}): fix one of them")
