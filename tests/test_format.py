@@ -287,3 +287,25 @@ def test_cli_refuses_an_unknown_version_with_one_line(stream, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "format version 3" in lines[0] and "version 2" in lines[0]
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_a_config_frame_with_an_invalid_payload_still_anchors_the_frame_index(noisy):
+    """Joined at a config frame whose audio payload is invalid (CRC valid): its config and frame
+    index are adopted, so the next frames keep their place in time and their noise (§4.3, §12)."""
+    p, fs, whole = noisy
+    data = p.read_bytes()
+    offs = frame_offsets(data)
+    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == bs.FRAME_CONFIG)
+    pos, fr = offs[i]
+    tail = bytearray(data[pos:])
+    s = bs.FRAME_HEADER_SIZE + bs.CONFIG_SIZE + 4          # first payload byte of the audio
+    nbits = 10 if tail[s] & 0x80 else 3                      # is_short: 7 grouping bits follow
+    v = int.from_bytes(tail[s:s + 4], "big") | (63 << (32 - nbits - 6))   # max_band[0] = 63
+    tail[s:s + 4] = v.to_bytes(4, "big")
+    end = fr.size - bs.CRC_SIZE
+    tail[end:end + 2] = bs.crc16(bytes(tail[2:end])).to_bytes(2, "big")
+    dec = pacodec.Decoder()
+    y = np.concatenate([dec.feed(bytes(tail)), dec.finish()])
+    a = (i + 1) * 1024 - dec.delay                           # frame i + 1 is the first decoded
+    assert len(y) == len(whole) - a
+    assert np.array_equal(y[1024:], whole[a + 1024:])
