@@ -17,7 +17,7 @@ import numpy as np
 from ._jit import njit
 from .bitio import BitReader, BitWriter, get_bits, put_bits
 from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
-from .errors import FormatError, UnsupportedError
+from .errors import FormatError, UnsupportedError, VersionError
 from .huffman import get_symbol, put_symbol, read_unit, write_unit
 from .tables import N_BOOKS, NOISE_BOOK, ROW_SF, SF_DELTA_MAX
 
@@ -29,11 +29,12 @@ __all__ = [
     "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
     "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
     "pack_packet", "unpack_packet", "write_payload", "read_payload",
-    "MS_NONE", "MS_ALL", "MS_BANDS",
+    "MS_NONE", "MS_ALL", "MS_BANDS", "SUPPORTED_VERSIONS", "noise_seed",
 ]
 
 MAGIC = b"PACD"                 # §3
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2             # §3.1; version 2: noise generator reseeded every frame (§8.4)
+SUPPORTED_VERSIONS = (FORMAT_VERSION,)
 SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
@@ -78,8 +79,9 @@ def unpack_config(data: bytes) -> StreamConfig:
         raise FormatError("config block is truncated")
     r = BitReader(data[:CONFIG_SIZE], "config block")
     version = r.read(8)
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported format version {version} (this decoder reads {FORMAT_VERSION})")
+    if version not in SUPPORTED_VERSIONS:
+        raise VersionError(f"unsupported pacodec format version {version} (this decoder reads "
+                           f"version {', '.join(map(str, SUPPORTED_VERSIONS))})")
     rate_i, ch = r.read(4), r.read(4) + 1
     hop_l, ov_l = r.read(4), r.read(4)
     short, shape, quant, reserved = r.read(1), r.read(1), r.read(2), r.read(4)
@@ -529,6 +531,18 @@ def scan_frames(fh, start: int = 0, stop: int | None = None, chunk: int = 1 << 1
                 yield off, val
         if not data:
             return
+
+
+# ----------------------------------------------------------------------------- noise seed §8.4
+NOISE_SEED_MUL = 0x9E3779B9     # odd, so consecutive frame indices give distinct seeds
+NOISE_SEED_ADD = 0x6A09E667
+
+
+def noise_seed(frame_index: int) -> int:
+    """The noise generator's state at the start of frame ``frame_index`` (FORMAT.md §8.4):
+    ``(i * 0x9E3779B9 + 0x6A09E667) mod 2^32`` with ``i = frame_index mod 2^32``, 1 if that is 0."""
+    x = ((frame_index & 0xFFFFFFFF) * NOISE_SEED_MUL + NOISE_SEED_ADD) & 0xFFFFFFFF
+    return x or 1
 
 
 # ----------------------------------------------------------------------------- packets §9

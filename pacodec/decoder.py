@@ -32,7 +32,7 @@ from .bitio import reader_state
 from .bitstream import read_payload
 from .conceal import CONCEAL_DECAY, Concealer
 from .config import StreamConfig
-from .errors import FormatError, ProblemLog
+from .errors import FormatError, ProblemLog, VersionError
 from .mdct import imdct_kernel, plan
 from .quantize import dequantize_unit, step
 from .tables import NOISE_BOOK, load_codebooks
@@ -62,7 +62,9 @@ def _xorshift(state):
 @njit
 def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
     """Dequantize the units of one channel into ``out`` (coding order); noise units (book 7) get
-    uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4)."""
+    uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4): the generator steps,
+    then its new state gives the value; the unit's measured RMS is scaled to ``step(sf)``; before
+    inverse M/S.  ``rng`` was seeded from the frame index (:func:`~pacodec.bitstream.noise_seed`)."""
     for i in range(out.shape[0]):
         out[i] = 0.0
     for u in range(nunits):
@@ -193,7 +195,7 @@ class FrameDecoder:
     def __init__(self, cfg: StreamConfig, books=None):
         self.config = cfg
         self._books = books if books is not None else load_codebooks()
-        self._rng = np.array([0x9E3779B9], dtype=np.uint32)
+        self._rng = np.array([0], dtype=np.uint32)       # reseeded every frame (§8.4)
         self._lay = bs.layout_for(cfg)
         n, ch = cfg.hop, cfg.channels
         mu_ = self._lay.max_units
@@ -225,10 +227,12 @@ class FrameDecoder:
                                  work=np.zeros(n // 2, np.complex128), ys=np.zeros(2 * ns),
                                  us=np.zeros(ns), works=np.zeros(max(ns // 2, 1), np.complex128))
 
-    def parse(self, payload):
-        """Parse and dequantize an audio payload into :attr:`spectrum`; returns the window flags
+    def parse(self, payload, index: int):
+        """Parse and dequantize the audio payload of frame ``index`` (the noise generator is
+        seeded from it, FORMAT.md §8.4) into :attr:`spectrum`; returns the window flags
         ``(is_short, left_short, right_short)`` or raises :class:`FormatError`."""
         cfg = self.config
+        self._rng[0] = bs.noise_seed(index)
         buf = np.frombuffer(payload, dtype=np.uint8)
         st = reader_state(len(buf))
         err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, self._layk, self._booksk,
@@ -320,6 +324,7 @@ class Decoder:
         self._header_checked = False
         self._started = False
         self._next_seq = None
+        self._index = None             # frame index of the next expected frame (§8.4)
         self._ended = False
         self._after_end = 0             # bytes after the end-of-stream frame (not decoded)
         self._books = load_codebooks()
@@ -436,6 +441,8 @@ class Decoder:
         if hdr is False:
             if not sc.looks_like_frames():
                 raise FormatError("not a pacodec stream (no header and no sync word)")
+        elif isinstance(hdr, VersionError):
+            raise hdr                      # a valid header of another version: not damage
         elif isinstance(hdr, FormatError):
             # the in-band config frames make the header redundant: decode without it
             self._note(f"{hdr} (byte offset 0); decoding from the first config frame")
@@ -455,6 +462,8 @@ class Decoder:
                 try:
                     self._frame_at = off
                     out = self._handle(val, packet=False)
+                except VersionError:
+                    raise
                 except FormatError as e:
                     self.crc_errors += 1
                     self._note(f"frame at byte offset {off}: {e}")
@@ -497,6 +506,10 @@ class Decoder:
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)
+        except VersionError as e:
+            # packets may come from anyone: report (errors), do not stop a receiver
+            self._note(str(e))
+            return np.zeros((0, 0), dtype=np.float32)
         except FormatError as e:
             self.crc_errors += 1
             self._note(f"bad frame: {e}")
@@ -526,31 +539,45 @@ class Decoder:
             return None
         index = None
         if fr.ftype == bs.FRAME_CONFIG:
-            cfg, index, payload = bs.unpack_config_frame(fr)
+            try:
+                cfg, index, payload = bs.unpack_config_frame(fr)
+            except VersionError:
+                if self.config is None:    # CRC-valid and nothing decodable yet: refuse
+                    raise
+                raise FormatError("config frame of another format version") from None
             if self._header_config and not self._started and cfg != self.config:
                 # the stream header contradicts the in-band config before any audio: the
                 # in-band one (repeated every second) wins
                 self._note_config_conflict(cfg)
             self.configure(cfg)
             self._header_config = False
+            if not self._started:          # adopted even if the audio payload proves invalid:
+                self._index, self._next_seq = index + 1, (fr.seq + 1) & 0xFF   # count on from it
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
+        # the frame's index (§8.4): carried by config frames, else counted from the sequence
+        # numbers since the last frame (a stream with a header starts at frame 0)
+        if index is None:
+            if self._index is None:
+                index = fr.seq if self._had_header else 0
+            else:
+                index = self._index + ((fr.seq - self._next_seq) & 0xFF)
         # parse first: a frame whose payload is invalid changes no state, so it counts as lost
         # (the next frame's sequence number shows the gap and it is concealed)
         fd = self._fd
-        is_short, ls, rs = fd.parse(payload)
+        is_short, ls, rs = fd.parse(payload, index)
         if is_short:
             self.short_frames += 1
         outs = []
         if not self._started:
             self._started = True
             # a stream with a header starts at frame 0, so seq = frame index there
-            k0 = index if index is not None else (fr.seq if self._had_header else 0)
-            self.timeline.start(k0, self.config.hop, self.config.delay)
+            self.timeline.start(index, self.config.hop, self.config.delay)
             self._next_seq = fr.seq
         elif not packet:
             outs.extend(self._conceal_gap(fr, following=(fd.spectrum, is_short)))
         self._next_seq = (fr.seq + 1) & 0xFF
+        self._index = index + 1
         if not packet:
             self._last_end = self._frame_at + fr.size
         pcm = fd.synth(fd.spectrum, is_short, ls, rs)
@@ -590,3 +617,4 @@ class Decoder:
             yield self.timeline.place(pcm)[0] if trim and self.timeline.pos is not None else pcm
         if self._next_seq is not None:
             self._next_seq = (self._next_seq + count) & 0xFF
+            self._index += count       # lost frames keep their place in the frame count (§8.4)

@@ -4,7 +4,8 @@
 already catches ``ValueError`` around audio I/O keeps working (the python-soundfile convention).
 """
 
-__all__ = ["PacodecError", "FormatError", "UnsupportedError", "EncoderInputError", "ProblemLog"]
+__all__ = ["PacodecError", "FormatError", "VersionError", "UnsupportedError", "EncoderInputError",
+           "ProblemLog"]
 
 
 class PacodecError(Exception):
@@ -13,6 +14,11 @@ class PacodecError(Exception):
 
 class FormatError(PacodecError, ValueError):
     """The input is not a valid pacodec stream (bad magic, CRC, syntax, truncation...)."""
+
+
+class VersionError(FormatError):
+    """A pacodec stream (CRC-valid header or config frame) of a format version this decoder does
+    not implement.  Not damage: decoding cannot go on, so it is never concealed or skipped."""
 
 
 class UnsupportedError(PacodecError, ValueError):

@@ -24,7 +24,7 @@ import numpy as np
 from . import bitstream as bs
 from .decoder import Decoder
 from .encoder import Encoder
-from .errors import FormatError, PacodecError, ProblemLog
+from .errors import FormatError, PacodecError, ProblemLog, VersionError
 
 __all__ = ["PacFile", "Info", "info", "atomic_output", "PARTIAL_RE"]
 
@@ -168,6 +168,8 @@ class PacFile:
         head = fh.read(bs.HEADER_SIZE)
         try:
             hdr = bs.unpack_header(head)
+        except VersionError:
+            raise
         except FormatError:
             # a damaged header (or none): the config is repeated in-band, take the first one
             try:                               # (strict: only a stream without any header)

@@ -40,7 +40,7 @@ def band_edges(samplerate: int, size: int) -> np.ndarray:
 
     Half-critical-band edges (each critical band split at its integer midpoint) are mapped to bins
     by rounding ``f * 2 * size / samplerate`` half up, snapped to multiples of 4 bins, deduplicated,
-    and closed by ``size``.  A last band narrower than 4 bins is merged into its neighbour.
+    and closed by ``size``.
     """
     half = []
     e = CRITICAL_BAND_EDGES_HZ
@@ -56,8 +56,8 @@ def band_edges(samplerate: int, size: int) -> np.ndarray:
             break
         if b - edges[-1] >= 4:
             edges.append(b)
-    if size - edges[-1] < 4 and len(edges) > 1:
-        edges.pop()
+    # every edge is a multiple of 4 below ``size`` (a power of two >= 16), so the last band is
+    # at least 4 bins wide: no edge is ever dropped (FORMAT.md §5.1)
     edges.append(size)
     return np.asarray(edges, dtype=np.int64)
 

@@ -157,3 +157,155 @@ def test_not_a_pac_stream_is_a_clear_error():
         pacodec.decode(b"RIFF....WAVEfmt " + bytes(100))
     with pytest.raises(FormatError):
         pacodec.decode(b"")
+
+
+# ----------------------------------------------------------------------------- format 2
+def _noise_frames(data, cfg):
+    """Frame numbers (0-based, audio frames) whose payload has a noise-substituted unit (book 7)."""
+    from pacodec.bitio import reader_state
+    from pacodec.tables import NOISE_BOOK, load_codebooks
+    lay, B, ch = bs.layout_for(cfg), load_codebooks(), cfg.channels
+    mu_ = lay.max_units
+    out, k = [], 0
+    for _, fr in frame_offsets(data):
+        if fr.ftype == bs.FRAME_EOS:
+            break
+        pl = fr.payload[bs.CONFIG_SIZE + 4:] if fr.ftype == bs.FRAME_CONFIG else fr.payload
+        buf = np.frombuffer(pl, np.uint8)
+        bk = np.zeros((ch, mu_), np.int64)
+        err = bs.read_payload(buf, reader_state(len(buf)), ch, cfg.short_blocks, lay.nb_long,
+                              lay.nb_short, np.zeros(6, np.int64), np.zeros(ch, np.int64),
+                              np.zeros(1, np.int64), np.zeros((1, mu_), np.int64), bk,
+                              np.zeros((ch, mu_), np.int64), np.zeros((ch, cfg.hop), np.int64),
+                              lay.ub_long, lay.ub_short, B.count, B.first, B.offset, B.symbols)
+        assert err == 0
+        if (bk == NOISE_BOOK).any():
+            out.append(k)
+        k += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """3 s of a tone over noise at 64 kbit/s: the encoder substitutes noise in many frames."""
+    fs = 44100
+    r = np.random.default_rng(5)
+    t = np.arange(3 * fs) / fs
+    x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * r.standard_normal(len(t)),
+                  0.2 * r.standard_normal(len(t))], 1)
+    p = tmp_path_factory.mktemp("noisy") / "n.pac"
+    pacodec.write(p, x, fs, bitrate=64)
+    whole, _ = pacodec.read(p)
+    return p, fs, whole
+
+
+def test_seeking_anywhere_equals_the_full_decode_exactly_even_after_noise_units(noisy):
+    """Format 2 reseeds the noise generator from the frame index (§8.4), so seeking gives the
+    samples of a full decode bit for bit (format 1 differed by up to 7e-5 after a noise unit)."""
+    p, fs, whole = noisy
+    cfg = pacodec.PacFile(p).config
+    nf = _noise_frames(p.read_bytes(), cfg)
+    assert len(nf) > 20
+    # a target inside a noise frame whose seek starts decoding at a config frame after frame 0
+    k = next(k for k in nf if k * cfg.hop - cfg.delay > fs * 1.2)
+    positions = [0, 1, 1000, int(1.37 * fs), k * cfg.hop - cfg.delay + 17, len(whole) - 500]
+    with pacodec.PacFile(p) as f:
+        for pos in positions:
+            assert f.seek(pos) == pos
+            got = f.read(3000)
+            assert np.array_equal(got, whole[pos:pos + 3000]), pos
+    for start in (0.5, 1.37, 2.2):
+        got, _ = pacodec.read(p, start=start)
+        assert np.array_equal(got, whole[int(round(start * fs)):]), start
+
+
+def test_a_stream_joined_at_a_config_frame_equals_the_full_decode_after_its_first_frame(noisy):
+    p, fs, whole = noisy
+    data = p.read_bytes()
+    offs = frame_offsets(data)
+    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == bs.FRAME_CONFIG)
+    dec = pacodec.Decoder()
+    y = np.concatenate([dec.feed(data[offs[i][0]:]), dec.finish()])
+    a = i * 1024 - dec.delay            # input sample of the joined decode's first output
+    assert np.array_equal(y[1024:], whole[a + 1024:])
+
+
+def test_noise_seed_is_a_function_of_the_frame_index_only():
+    assert bs.noise_seed(0) == 0x6A09E667
+    assert bs.noise_seed(1) == (0x9E3779B9 + 0x6A09E667) & 0xFFFFFFFF
+    assert bs.noise_seed(2 ** 32 + 5) == bs.noise_seed(5)
+    assert len({bs.noise_seed(i) for i in range(10000)}) == 10000
+    assert all(bs.noise_seed(i) for i in range(10000))
+
+
+def _with_version(data, version):
+    """``data`` with every config block's version byte set (header and config frames re-CRCed)."""
+    out = bytearray(data)
+    out[4] = version
+    out[bs.HEADER_SIZE - 2:bs.HEADER_SIZE] = bs.crc16(bytes(out[:bs.HEADER_SIZE - 2])).to_bytes(2, "big")
+    for pos, fr in frame_offsets(data):
+        if fr.ftype == bs.FRAME_CONFIG:
+            out[pos + bs.FRAME_HEADER_SIZE] = version
+            end = pos + fr.size - bs.CRC_SIZE
+            out[end:end + 2] = bs.crc16(bytes(out[pos + 2:end])).to_bytes(2, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("version", [1, 3, 255])
+def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, tmp_path, version):
+    from pacodec.errors import VersionError
+    x, fs, data = stream
+    old = _with_version(data, version)
+    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 2\\)"
+    with pytest.raises(VersionError, match=msg):
+        pacodec.decode(old)
+    # headerless (a live stream): refused at the first config frame, not skipped as damage
+    with pytest.raises(VersionError, match=msg):
+        pacodec.decode(old[bs.HEADER_SIZE:])
+    p = tmp_path / "old.pac"
+    p.write_bytes(old)
+    with pytest.raises(VersionError, match=msg):
+        pacodec.read(p)
+    with pytest.raises(VersionError, match=msg):
+        pacodec.info(p)
+    # packet mode reports it without stopping the receiver
+    dec = pacodec.Decoder()
+    first = old[bs.HEADER_SIZE:bs.HEADER_SIZE + frame_offsets(data)[0][1].size]
+    assert dec.decode_packet(first).size == 0 and "format version" in dec.errors[-1]
+
+
+def test_cli_refuses_an_unknown_version_with_one_line(stream, tmp_path):
+    import subprocess
+    import sys
+    x, fs, data = stream
+    p = tmp_path / "v3.pac"
+    p.write_bytes(_with_version(data, 3))
+    r = subprocess.run([sys.executable, "-m", "pacodec", "decode", str(p), "-o",
+                        str(tmp_path / "o.wav")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "format version 3" in lines[0] and "version 2" in lines[0]
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_a_config_frame_with_an_invalid_payload_still_anchors_the_frame_index(noisy):
+    """Joined at a config frame whose audio payload is invalid (CRC valid): its config and frame
+    index are adopted, so the next frames keep their place in time and their noise (§4.3, §12)."""
+    p, fs, whole = noisy
+    data = p.read_bytes()
+    offs = frame_offsets(data)
+    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == bs.FRAME_CONFIG)
+    pos, fr = offs[i]
+    tail = bytearray(data[pos:])
+    s = bs.FRAME_HEADER_SIZE + bs.CONFIG_SIZE + 4          # first payload byte of the audio
+    nbits = 10 if tail[s] & 0x80 else 3                      # is_short: 7 grouping bits follow
+    v = int.from_bytes(tail[s:s + 4], "big") | (63 << (32 - nbits - 6))   # max_band[0] = 63
+    tail[s:s + 4] = v.to_bytes(4, "big")
+    end = fr.size - bs.CRC_SIZE
+    tail[end:end + 2] = bs.crc16(bytes(tail[2:end])).to_bytes(2, "big")
+    dec = pacodec.Decoder()
+    y = np.concatenate([dec.feed(bytes(tail)), dec.finish()])
+    a = (i + 1) * 1024 - dec.delay                           # frame i + 1 is the first decoded
+    assert len(y) == len(whole) - a
+    assert np.array_equal(y[1024:], whole[a + 1024:])

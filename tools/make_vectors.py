@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors in bitstreams/vectors/ (FORMAT.md §11).
+"""Make the conformance vectors in bitstreams/vectors/ and their manifest (FORMAT.md §11).
 
-    python tools/make_vectors.py            # rewrite every vector and the manifest
+    python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
 
-Each vector is a small .pac file made from the shipped CC0 clips or a synthetic signal, with its
-reference decoding stored as 16-bit PCM WAV (``NAME.ref.wav``) and listed in ``manifest.json`` with
-the SHA-256 of both files and the tolerance a conforming decoder must meet (max |difference| in
-16-bit LSBs).  Run it only when the format or the normative decoder changes on purpose, and say so
-in FORMAT.md's change log.
+Each vector is a small ``.pac`` byte stream made by the pacodec encoder from the shipped CC0 clips
+or a synthetic signal, sometimes edited afterwards (header removed, bytes corrupted, frames
+removed).  Its reference decoding is the reference decoder's binary32 output, stored as a 32-bit
+float WAV (``NAME.ref.wav``).  ``manifest.json`` is generated here and never edited by hand: it
+records how each vector was made (the exact encoder arguments and edits), what it covers
+(computed by walking its frames with the independent, spec-only parser below, not by the
+decoder), and which output samples are not normative (concealed frames, FORMAT.md §11/§12).
+
+Run it only when the format or the normative decoder changes on purpose, and say so in
+FORMAT.md's change log.  Encoder changes do not require it: the vectors are fixed bitstreams.
 """
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
+import struct
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -26,9 +34,306 @@ sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
 OUT = ROOT / "bitstreams" / "vectors"
-TOLERANCE_LSB = 2
+CODEBOOKS = ROOT / "pacodec" / "data" / "codebooks.json"
+FORMAT_VERSION = 2
 
 
+# ----------------------------------------------------------------------------- a spec-only walker
+# Everything below implements FORMAT.md §4.3, §5 and §7 from the text (no pacodec code), to
+# describe a vector truthfully: which frames are accepted, their indices and output positions,
+# the gaps, and what the payloads use.
+
+RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+ZWICKER = [0, 100, 200, 300, 400, 510, 630, 770, 920, 1080, 1270, 1480, 1720, 2000, 2320, 2700,
+           3150, 3700, 4400, 5300, 6400, 7700, 9500, 12000, 15500, 20500, 27000, 48000]
+BOOKS = {1: (4, 1), 2: (4, 2), 3: (2, 4), 4: (2, 7), 5: (2, 12), 6: (2, 16)}
+
+
+def crc16(b):
+    return binascii.crc_hqx(bytes(b), 0)
+
+
+def canonical(lengths):
+    """{(length, code): symbol} of a canonical code (§7.1)."""
+    order = sorted((l, s) for s, l in enumerate(lengths) if l > 0)
+    table, code, prev = {}, 0, order[0][0]
+    for n, (l, s) in enumerate(order):
+        if n:
+            code = (code + 1) << (l - prev)
+        table[(l, code)] = s
+        prev = l
+    return table
+
+
+def load_codes():
+    d = json.loads(CODEBOOKS.read_text())
+    return {"book": [canonical(r) for r in d["book_index"]], "sf": canonical(d["scalefactor"]),
+            "spec": {int(k): canonical(v) for k, v in d["spectral"].items()}}
+
+
+def band_edges(fs, m):
+    f = []
+    for i in range(27):
+        f += [ZWICKER[i], (ZWICKER[i] + ZWICKER[i + 1]) // 2]
+    f.append(48000)
+    edges = [0]
+    for x in f[1:]:
+        b = (x * 4 * m + fs) // (2 * fs)
+        b = ((b + 2) // 4) * 4
+        if b >= m:
+            break
+        if b - edges[-1] >= 4:
+            edges.append(b)
+    return edges + [m]
+
+
+def parse_config(b):
+    v = b[0]
+    rate_i, ch = b[1] >> 4, (b[1] & 15) + 1
+    hl, ol = b[2] >> 4, b[2] & 15
+    short, shape, quant, res = b[3] >> 7, (b[3] >> 6) & 1, (b[3] >> 4) & 3, b[3] & 15
+    mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
+    n, vv = 1 << hl, 1 << ol
+    ok = (v == FORMAT_VERSION and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+          and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
+          and (not short or (vv == n and n >= 128)))
+    return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
+                    N=n, V=vv, short_blocks=short, window_shape=("sine", "kbd")[shape],
+                    quantizer=("uniform", "mulaw", "power", "?")[quant], mu=mu, delay=delay)
+
+
+class Bits:
+    def __init__(self, data):
+        self.data, self.pos, self.end = data, 0, 8 * len(data)
+
+    def u(self, n):
+        if self.pos + n > self.end:
+            raise ValueError("past the end")
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | ((self.data[self.pos >> 3] >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return v
+
+    def se(self, table):
+        code = 0
+        for l in range(1, 25):
+            code = (code << 1) | self.u(1)
+            if (l, code) in table:
+                return table[(l, code)]
+        raise ValueError("invalid code")
+
+
+def parse_payload(p, cfg, codes, stats):
+    """Parse one audio payload (§5.3); raises ValueError when invalid; fills ``stats``."""
+    r = Bits(p)
+    n, ch = cfg["N"], cfg["channels"]
+    is_short, ls, rs = r.u(1), r.u(1), r.u(1)
+    gflags = r.u(7) if is_short else 0
+    if (is_short or ls or rs) and not cfg["short_blocks"]:
+        raise ValueError("short window without short_blocks")
+    if is_short and not (ls and rs):
+        raise ValueError("short frame without short slopes")
+    if is_short:
+        edges = band_edges(cfg["samplerate"], n // 8)
+        glen = [1]
+        for w in range(1, 8):
+            if (gflags >> (7 - w)) & 1:
+                glen.append(1)
+            else:
+                glen[-1] += 1
+    else:
+        edges, glen = band_edges(cfg["samplerate"], n), [1]
+    nb, G = len(edges) - 1, len(glen)
+    width = [glen[g] * (edges[b + 1] - edges[b]) for g in range(G) for b in range(nb)]
+    mb = [r.u(6) for _ in range(ch)]
+    if max(mb) > nb:
+        raise ValueError("max_band > nbands")
+    modes = []
+    for pp in range(ch // 2):
+        m = r.u(2)
+        if m == 3:
+            raise ValueError("ms_mode 3")
+        modes.append(m)
+        if m == 2:
+            for _ in range(G * max(mb[2 * pp], mb[2 * pp + 1])):
+                r.u(1)
+    books_used, esc, noise, qmax = set(), 0, 0, 0
+    for c in range(ch):
+        units = [g * nb + b for g in range(G) for b in range(mb[c])]
+        ctx, books = 0, {}
+        for u in units:
+            books[u] = ctx = r.se(codes["book"][ctx])
+        first, prev = True, 0
+        for u in units:
+            if books[u]:
+                v = r.u(8) if first else prev + r.se(codes["sf"]) - 60
+                if not 0 <= v <= 255:
+                    raise ValueError("scalefactor out of range")
+                first, prev = False, v
+        for u in units:
+            bk = books[u]
+            books_used.add(bk)
+            noise += bk == 7
+            if not 1 <= bk <= 6:
+                continue
+            dim, lav = BOOKS[bk]
+            for _ in range(width[u] // dim):
+                sym = r.se(codes["spec"][bk])
+                m = [(sym // (lav + 1) ** (dim - 1 - i)) % (lav + 1) for i in range(dim)]
+                for x in m:
+                    if x:
+                        r.u(1)
+                for i in range(dim):
+                    if bk == 6 and m[i] == 16:
+                        nz = 0
+                        while r.u(1) == 0:
+                            nz += 1
+                            if nz > 14:
+                                raise ValueError("escape prefix too long")
+                        m[i] = ((1 << (nz + 2)) | r.u(nz + 2)) - 4 + 16
+                        if m[i] > 8191:
+                            raise ValueError("escape value too large")
+                        esc += 1
+                qmax = max(qmax, *m)
+    stats["frames"] += 1
+    stats["short_frames"] += is_short
+    if is_short:
+        stats["group_patterns"].add(format(gflags, "07b"))
+    stats["window_flags"].add(f"{is_short}{ls}{rs}")
+    stats["ms_modes"].update(modes)
+    stats["books"].update(books_used)
+    stats["escapes"] += esc
+    stats["noise_units"] += noise
+    stats["max_abs_q"] = max(stats["max_abs_q"], qmax)
+    stats["stuffing_frames"] += (len(p) - (r.pos + 7) // 8) > 0
+
+
+def walk(data):
+    """Follow FORMAT.md §4.3 over the whole byte stream (frame acceptance and the time line);
+    returns (config, coverage stats, emitted frames [[position, normative, cut]]), where ``cut`` is
+    the total length known when the frame's samples were output (None: not cut), §6.3."""
+    codes = load_codes()
+    st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
+              ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
+              stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
+              spliced=0, header=False, total_in_header=False, end_of_stream=False,
+              first_index=None)
+    cfg = total = None
+    had_header = started = False
+    next_seq = next_index = None
+    pos = last_end = 0
+    emitted = []                 # [output position of the frame's first sample, normative, cut]
+
+    def emit(normative):
+        nonlocal pos
+        # §6.3: cut at the total known now; while it is unknown the latest frame is held back
+        # and cut by the total the end-of-stream frame brings, earlier ones are not cut
+        emitted.append([pos, normative, total])
+        pos += cfg["N"]
+    after_gap = False
+    p = 0
+    if data[:4] == b"PACD":
+        st["header"] = True
+        if crc16(data[:18]) == int.from_bytes(data[18:20], "big"):
+            ok, c = parse_config(data[4:12])
+            if ok:
+                cfg, had_header = c, True
+                t = int.from_bytes(data[12:18], "big")
+                total = None if t == 2 ** 48 - 1 else t
+                st["total_in_header"] = total is not None
+        p = 20
+
+    def gap(seq, start):
+        nonlocal pos
+        g = (seq - next_seq) % 256
+        if not g:
+            return False
+        k = min(g, 8 + max(0, start - last_end) // 8)
+        for _ in range(k):
+            emit(False)
+        pos += (g - k) * cfg["N"]
+        st["concealed"] += k
+        st["spliced"] += g - k
+        return True
+
+    while p < len(data):
+        if data[p:p + 2] != b"\xca\x5e":
+            q = data.find(b"\xca\x5e", p + 1)
+            p = q if q >= 0 else len(data)
+            continue
+        end = p + 7 + (((data[p + 2] & 63) << 8) | data[p + 3]) if p + 5 <= len(data) else 1 << 62
+        ftype = data[p + 2] >> 6 if p + 2 < len(data) else 3
+        if ftype == 3 or end > len(data) or crc16(data[p + 2:end - 2]) != int.from_bytes(
+                data[end - 2:end], "big"):
+            st["damaged_candidates"] += 1
+            p += 1
+            continue
+        seq, pl = data[p + 4], data[p + 5:end - 2]
+        if ftype == 2:
+            if len(pl) != 6 or (total is not None and int.from_bytes(pl, "big") != total):
+                p += 1
+                continue
+            total = int.from_bytes(pl, "big")
+            if emitted and emitted[-1][2] is None:
+                emitted[-1][2] = total          # the held frame is released cut at the total
+            st["end_of_stream"] = True
+            if started:
+                gap(seq, p)
+            break
+        index = None
+        if ftype == 1:
+            ok, c = parse_config(pl[:8]) if len(pl) >= 12 else (False, None)
+            if not ok or (cfg is not None and c != cfg) or int.from_bytes(pl[8:12], "big") % 256 != seq:
+                p += 1
+                continue
+            cfg, index = c, int.from_bytes(pl[8:12], "big")
+            if not started:
+                next_index, next_seq = index + 1, (seq + 1) % 256
+            pl = pl[12:]
+            st["config_frames"] += 1
+        if cfg is None:
+            p = end
+            continue
+        if index is None:
+            index = (seq if had_header else 0) if next_index is None else \
+                next_index + (seq - next_seq) % 256
+        try:
+            parse_payload(pl, cfg, codes, st)
+        except ValueError:
+            st["invalid_payloads"] += 1
+            p += 1
+            continue
+        if not started:
+            started, pos = True, index * cfg["N"] - cfg["delay"]
+            st["first_index"] = index
+        else:
+            after_gap = gap(seq, p)
+        next_seq, next_index, last_end = (seq + 1) % 256, index + 1, end
+        emit(not after_gap)
+        p = end
+    return cfg, st, emitted
+
+
+def output_ranges(emitted, n):
+    """Map emitted frames to output sample indices (§6.3 keep rule); returns (length,
+    non-normative [first, end) ranges merged)."""
+    out, bad = 0, []
+    for p0, normative, total in emitted:
+        lo = max(p0, 0)
+        hi = p0 + n if total is None else min(p0 + n, total)
+        if hi <= lo:
+            continue
+        if not normative:
+            if bad and bad[-1][1] == out:
+                bad[-1][1] = out + hi - lo
+            else:
+                bad.append([out, out + hi - lo])
+        out += hi - lo
+    return out, bad
+
+
+# ----------------------------------------------------------------------------- signals and edits
 def clip(name, seconds, start=0.0):
     with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
         x, fs = sf.read(p, always_2d=True)
@@ -42,49 +347,236 @@ def resample(x, fs, to):
     return resample_poly(x, to // g, fs // g, axis=0)
 
 
+def frames_of(data, start):
+    """[(offset, size, type)] of an intact stream's frames from ``start``."""
+    out, p = [], start
+    while p < len(data):
+        size = 7 + (((data[p + 2] & 63) << 8) | data[p + 3])
+        out.append((p, size, data[p + 2] >> 6))
+        p += size
+    return out
+
+
+def encode(x, fs, kw):
+    enc = pacodec.Encoder(fs, x.shape[1], total_frames=len(x), **kw)
+    return enc.header() + b"".join(enc.encode(x)) + b"".join(enc.flush())
+
+
+def headerless_from_second_config(data):
+    fr = [f for f in frames_of(data, 20) if f[2] == 1]
+    return data[fr[1][0]:], f"header and the frames before the config frame at byte {fr[1][0]} removed"
+
+
+def damage(data):
+    """Corrupt, drop and forge frames of an intact stream; returns (bytes, description)."""
+    fr = frames_of(data, 20)
+    b = bytearray(data)
+    edits = []
+    # frame 5: one byte of its payload flipped (fails its CRC)
+    off, size, _ = fr[5]
+    b[off + 9] ^= 0x40
+    edits.append(f"frame 5 (byte {off}): payload byte flipped (CRC fails)")
+    # frame 12: CRC-valid but invalid payload (max_band of channel 0 set to 63 > nbands)
+    off, size, t = fr[12]
+    s = off + 5 + (12 if t == 1 else 0)
+    first = b[s] >> 5                   # is_short, left_short, right_short
+    nbits = 3 + (7 if first & 4 else 0)
+    v = int.from_bytes(b[s:s + 4], "big")
+    v |= 63 << (32 - nbits - 6)
+    b[s:s + 4] = v.to_bytes(4, "big")
+    b[off + size - 2:off + size] = crc16(b[off + 2:off + size - 2]).to_bytes(2, "big")
+    edits.append(f"frame 12 (byte {off}): max_band[0] = 63, CRC recomputed (valid CRC, invalid payload)")
+    # frames 18-19 removed (lost), 37 bytes of garbage where they were
+    a, e = fr[18][0], fr[20][0]
+    garbage = bytes(np.random.default_rng(3).integers(0, 256, 37, dtype=np.uint8))
+    b[a:e] = garbage
+    edits.append(f"frames 18-19 (bytes {a}..{e - 1}) replaced by 37 garbage bytes")
+    # the last audio frame before the end-of-stream frame removed
+    off, size, _ = fr[-2]
+    off -= (e - a) - len(garbage)
+    del b[off:off + size]
+    edits.append(f"last audio frame ({len(fr) - 2}) removed")
+    return bytes(b), "; ".join(edits)
+
+
 def vectors():
+    """(name, signal, rate, encoder kwargs, edit or None, signal description)."""
     rng = np.random.default_rng(11)
-    piano, fs = clip("piano.flac", 0.5, 0.2)
-    drums, _ = clip("amen_drums.flac", 0.6, 0.0)
-    t = np.arange(int(0.4 * 22050)) / 22050
+    piano, fs = clip("piano.flac", 0.3, 0.2)
+    drums, _ = clip("amen_drums.flac", 0.4, 0.0)
+    yield "stereo_44k_power", piano, fs, dict(bitrate=128, quantizer="power"), None, \
+        "piano.flac 0.2-0.5 s"
+    yield "stereo_44k_power_short", drums, fs, dict(bitrate=96, quantizer="power"), None, \
+        "amen_drums.flac 0-0.4 s"
+    yield "stereo_44k_uniform_kbd", piano, fs, dict(bitrate=96, quantizer="uniform",
+                                                    window_shape="kbd"), None, "piano.flac 0.2-0.5 s"
+    yield "stereo_48k_mulaw_lowdelay", resample(piano, fs, 48000), 48000, dict(
+        bitrate=128, quantizer="mulaw", low_delay=True), None, "piano.flac 0.2-0.5 s at 48 kHz"
+    p15, _ = clip("piano.flac", 1.5, 0.2)
+    yield "mono_8k_uniform_1s5", resample(p15.mean(1, keepdims=True), fs, 8000), 8000, dict(
+        bitrate=16, quantizer="uniform"), None, "piano.flac 0.2-1.7 s, mono, 8 kHz"
+    yield "mono_96k_power_vbr", resample(drums[:, :1], fs, 96000)[: 96000 // 4], 96000, dict(
+        quality=5, quantizer="power"), None, "amen_drums.flac 0-0.25 s, left, 96 kHz"
+    t = np.arange(int(0.3 * 22050)) / 22050
     three = np.stack([0.3 * np.sin(2 * np.pi * f * t) for f in (330, 550, 880)], 1)
     three += 0.02 * rng.standard_normal(three.shape)
-    yield "stereo_44k_power_long", piano, fs, dict(bitrate=128, quantizer="power")
-    yield "stereo_44k_power_short", drums, fs, dict(bitrate=96, quantizer="power")
-    yield "stereo_44k_uniform_kbd", piano, fs, dict(bitrate=96, quantizer="uniform",
-                                                    window_shape="kbd")
-    yield "stereo_48k_mulaw_lowdelay", resample(piano, fs, 48000), 48000, dict(
-        bitrate=128, quantizer="mulaw", low_delay=True)
-    yield "mono_8k_uniform", resample(piano.mean(1, keepdims=True), fs, 8000), 8000, dict(
-        bitrate=16, quantizer="uniform")
-    yield "mono_96k_power_vbr", resample(drums[:, :1], fs, 96000)[: 96000 // 3], 96000, dict(
-        quality=5, quantizer="power")
-    yield "3ch_22k_mulaw_mu1000", three, 22050, dict(bitrate=96, quantizer="mulaw", mu=1000)
-    yield "stereo_16k_power_abr", resample(drums, fs, 16000), 16000, dict(bitrate=32, mode="abr",
-                                                                            quantizer="power")
+    yield "3ch_22k_mulaw_mu1000", three, 22050, dict(bitrate=96, quantizer="mulaw", mu=1000), \
+        None, "three sines 330/550/880 Hz + noise (seed 11)"
+    d16, _ = clip("amen_drums.flac", 0.5, 0.4)
+    yield "stereo_16k_power_abr", resample(d16, fs, 16000), 16000, dict(
+        bitrate=32, mode="abr", quantizer="power"), None, "amen_drums.flac 0.4-0.9 s at 16 kHz"
+    yield "stereo_16k_ms_all", _tones(rng), 16000, dict(bitrate=64, quantizer="uniform"), None, \
+        "one sine per band (random phases, seed 11), identical in both channels (M/S mode 1)"
+    yield "stereo_32k_grouping", _bursts(rng), 32000, dict(bitrate=96, quantizer="power"), None, \
+        "decaying noise bursts at varied offsets in quiet tones (many short-block groupings)"
+    p15s, _ = clip("piano.flac", 1.3, 0.2)
+    yield "stereo_16k_headerless_joined", resample(p15s, fs, 16000), 16000, dict(
+        bitrate=48, quantizer="uniform"), headerless_from_second_config, \
+        "piano.flac 0.2-1.5 s at 16 kHz"
+    yield "8ch_16k", _eight(rng), 16000, dict(bitrate=160, quantizer="power"), None, \
+        "8 channels: piano, drums and sines, pairs partly correlated, 0.25 s"
+    d1, _ = clip("amen_drums.flac", 1.0, 0.9)
+    yield "stereo_16k_damaged", resample(d1, fs, 16000), 16000, dict(
+        bitrate=48, quantizer="mulaw"), damage, "amen_drums.flac 0.9-1.9 s at 16 kHz"
+    tn = np.arange(int(0.5 * 8000)) / 8000
+    burst = (0.3 * np.sin(2 * np.pi * 300 * tn) * (tn < 0.15))[:, None]
+    yield "mono_8k_cbr_stuffing", burst, 8000, dict(bitrate=32, quantizer="uniform"), None, \
+        "0.15 s of a 300 Hz sine, then digital silence (CBR stuffing bytes, escapes)"
 
 
+def _tones(rng):
+    fs, m = 16000, 512
+    n = int(0.3 * fs)
+    t = np.arange(n) / fs
+    e = band_edges(fs, m)
+    freqs = [(e[b] + e[b + 1]) / 2 * fs / (2 * m) for b in range(len(e) - 1)]
+    w = sum(0.3 / len(freqs) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in freqs)
+    return np.stack([w, w], 1)
+
+
+def _bursts(rng):
+    fs = 32000
+    n = int(0.4 * fs)
+    t = np.arange(n) / fs
+    x = np.stack([0.05 * np.sin(2 * np.pi * 500 * t), 0.05 * np.sin(2 * np.pi * 700 * t)], 1)
+    for k, at in enumerate((1100, 3500, 6000, 7700, 9300, 11000)):
+        length = 200 + 150 * k
+        env = np.exp(-np.arange(length) / (40 + 30 * k))
+        x[at:at + length] += 0.7 * env[:, None] * rng.standard_normal((length, 2))
+    return x
+
+
+def _eight(rng):
+    fs = 16000
+    n = fs // 4
+    p, pfs = clip("piano.flac", 0.25, 0.3)
+    d, _ = clip("amen_drums.flac", 0.25, 0.0)
+    p, d = resample(p, pfs, fs)[:n], resample(d, pfs, fs)[:n]
+    t = np.arange(n) / fs
+    s = [0.2 * np.sin(2 * np.pi * f * t) for f in (220, 1500)]
+    cols = [p[:, 0], p[:, 1], d[:, 0], d[:, 1], s[0], s[0] * 0.9 + 0.01 * rng.standard_normal(n),
+            s[1], 0.1 * rng.standard_normal(n)]
+    return np.stack(cols, 1)
+
+
+# ----------------------------------------------------------------------------- main
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def write_float_wav(path, y, fs):
+    """A minimal 32-bit float WAV (fmt tag 3, fact, data), byte-for-byte reproducible (libsndfile
+    adds a PEAK chunk with a timestamp)."""
+    y = np.ascontiguousarray(y, dtype="<f4")
+    ch = y.shape[1]
+    data = y.tobytes()
+    fmt = struct.pack("<HHIIHH", 3, ch, fs, fs * ch * 4, ch * 4, 32)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, len(y)) + b"data" + struct.pack("<I", len(data)) + data)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def reference_decode(data):
+    dec = pacodec.Decoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = [dec.feed(data), dec.finish()]
+    return np.concatenate(y).astype(np.float32, copy=False), dec.samplerate
+
+
+def covers(cfg, st, data):
+    """The manifest's ``covers`` object: the stream's config and what its frames exercise."""
+    return {
+        "config": {k: cfg[k] for k in ("samplerate", "channels", "N", "V", "short_blocks",
+                                       "window_shape", "quantizer", "mu")},
+        "bytes": len(data), "header": st["header"], "total_length_in_header": st["total_in_header"],
+        "end_of_stream": st["end_of_stream"], "first_frame_index": st["first_index"],
+        "audio_frames": st["frames"], "config_frames": st["config_frames"],
+        "short_frames": st["short_frames"], "group_patterns": sorted(st["group_patterns"]),
+        "window_flags_seen": sorted(st["window_flags"]), "ms_modes": sorted(st["ms_modes"]),
+        "books": sorted(st["books"]), "escapes": st["escapes"], "noise_units": st["noise_units"],
+        "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
+        "rejected_candidates": st["damaged_candidates"],
+        "crc_valid_invalid_payloads": st["invalid_payloads"],
+        "concealed_frames": st["concealed"], "spliced_frames": st["spliced"]}
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    manifest = {"tolerance_lsb": TOLERANCE_LSB, "vectors": []}
-    for name, x, fs, kw in vectors():
-        enc = pacodec.Encoder(fs, x.shape[1], total_frames=len(x), **kw)
-        data = enc.header() + b"".join(enc.encode(x)) + b"".join(enc.flush())
+    for old in list(OUT.glob("*.pac")) + list(OUT.glob("*.ref.wav")):
+        old.unlink()
+    manifest = {
+        "generated_by": "tools/make_vectors.py (do not edit by hand)",
+        "format_version": FORMAT_VERSION,
+        "codebooks": "pacodec/data/codebooks.json", "codebooks_sha256": sha(CODEBOOKS),
+        "reference_format": "WAV, 32-bit IEEE float (format tag 3), channels interleaved",
+        "tolerance": 0,
+        "rule": "decode the whole .pac as one byte stream (FORMAT.md §4.3); same frames and "
+                "channels as the reference; every sample outside non_normative equals it "
+                "(bit-exact; FORMAT.md §11 also admits one binary32 ulp or 2^-40 for a decoder "
+                "whose IMDCT algorithm is not §6.2.1's)",
+        "not_covered": {
+            "padded tuples": "cannot occur: every unit is a multiple of 4 coefficients wide "
+                             "(FORMAT.md §5.1, §7.3)",
+            "concealed samples": "not normative (FORMAT.md §12); see non_normative"},
+        "vectors": []}
+    for name, x, fs, kw, edit, what in vectors():
+        data = encode(x, fs, kw)
+        made = {"signal": what, "samples": int(len(x)), "encoder": dict(
+            samplerate=fs, channels=int(x.shape[1]), total_frames=int(len(x)), **kw)}
+        clean = data
+        if edit is not None:
+            data, how = edit(data)
+            made["edit"] = how
         pac = OUT / f"{name}.pac"
         pac.write_bytes(data)
-        y, fs2 = pacodec.decode(data)
+        y, fs2 = reference_decode(data)
+        cfg, st, emitted = walk(data)
+        n_out, bad = output_ranges(emitted, cfg["N"])
+        if n_out != len(y):
+            raise SystemExit(f"{name}: the walker's time line ({n_out}) disagrees with the "
+                             f"decoder ({len(y)}): fix one of them")
+        if edit is damage:           # outside the non-normative ranges: the intact decode
+            yc, _ = reference_decode(clean)
+            keep = np.ones(len(y), bool)
+            for a, b in bad:
+                keep[a:b] = False
+            if len(yc) != len(y) or not np.array_equal(y[keep], yc[keep]):
+                raise SystemExit(f"{name}: normative samples differ from the intact stream's")
         ref = OUT / f"{name}.ref.wav"
-        sf.write(ref, np.clip(y, -1, 32767 / 32768), fs2, subtype="PCM_16")
+        write_float_wav(ref, y, fs2)
+        back, _ = sf.read(ref, dtype="float32", always_2d=True)
+        assert np.array_equal(back, y)
         manifest["vectors"].append({
-            "name": name, "pac": pac.name, "reference": ref.name, "samplerate": fs2,
-            "channels": int(y.shape[1]), "frames": int(len(y)), "encoder_args": kw,
-            "pac_sha256": sha(pac), "reference_sha256": sha(ref)})
-        print(f"{name}: {len(data)} bytes, {len(y)} x {y.shape[1]} @ {fs2}")
+            "name": name, "pac": pac.name, "reference": ref.name,
+            "pac_sha256": sha(pac), "reference_sha256": sha(ref),
+            "samplerate": fs2, "channels": int(y.shape[1]), "frames": int(len(y)),
+            "made_with": made, "covers": covers(cfg, st, data), "non_normative": bad})
+        print(f"{name}: {len(data)} bytes, {len(y)} x {y.shape[1]} @ {fs2}, "
+              f"{sum(b - a for a, b in bad)} non-normative samples")
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    total = sum(p.stat().st_size for p in OUT.iterdir())
+    print(f"total {total / 1e6:.2f} MB in {OUT}")
 
 
 if __name__ == "__main__":
