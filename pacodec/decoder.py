@@ -45,6 +45,9 @@ __all__ = ["Decoder", "FrameDecoder", "Timeline", "reconstruct", "CONCEAL_DECAY"
 # CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
 # a loss: the time line jumps instead, so a few bytes can never expand into 255 frames of audio.
 CONCEAL_FREE = 8
+# initial state of the noise-substitution generator (FORMAT.md §8.4; the 32-bit golden-ratio
+# constant, any nonzero xorshift state would do but the stream's samples depend on it)
+NOISE_SEED = 0x9E3779B9
 MIN_FRAME_BYTES = 8
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -193,7 +196,7 @@ class FrameDecoder:
     def __init__(self, cfg: StreamConfig, books=None):
         self.config = cfg
         self._books = books if books is not None else load_codebooks()
-        self._rng = np.array([0x9E3779B9], dtype=np.uint32)
+        self._rng = np.array([NOISE_SEED], dtype=np.uint32)
         self._lay = bs.layout_for(cfg)
         n, ch = cfg.hop, cfg.channels
         mu_ = self._lay.max_units
