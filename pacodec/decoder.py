@@ -321,6 +321,7 @@ class Decoder:
         self.timeline = Timeline()
         self._scanner = bs.Scanner()
         self._header_checked = False
+        self._sniff = False
         self._started = False
         self._next_seq = None
         self._ended = False
@@ -437,8 +438,7 @@ class Decoder:
             return False
         self._header_checked = True
         if hdr is False:
-            if not sc.looks_like_frames():
-                raise FormatError("not a pacodec stream (no header and no sync word)")
+            self._sniff = True         # no header: frames must follow (checked in _parse)
         elif isinstance(hdr, FormatError):
             # the in-band config frames make the header redundant: decode without it
             self._note(f"{hdr} (byte offset 0); decoding from the first config frame")
@@ -453,6 +453,14 @@ class Decoder:
         if not self._header_checked and not self._read_header(final):
             return
         sc = self._scanner
+        if self._sniff:
+            # input without a header must show a sync word within one maximal frame
+            if sc.looks_like_frames():
+                self._sniff = False
+            elif final or len(sc.buf) - sc.pos >= bs.MAX_FRAME_SIZE:
+                raise FormatError("not a pacodec stream (no header and no sync word)")
+            else:
+                return
         for kind, off, val in sc.events(final):
             if kind == bs.SCAN_FRAME:
                 try:
