@@ -27,7 +27,7 @@ __all__ = [
     "crc16", "pack_config", "unpack_config", "pack_header", "unpack_header", "pack_frame",
     "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
     "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
-    "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
+    "MAX_FRAME_SIZE", "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
     "pack_packet", "unpack_packet", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS", "SUPPORTED_VERSIONS", "noise_seed",
 ]
@@ -45,6 +45,7 @@ HEADER_SIZE = 4 + CONFIG_SIZE + 6 + 2
 FRAME_HEADER_SIZE = 5
 CRC_SIZE = 2
 MAX_PAYLOAD = (1 << 14) - 1
+MAX_FRAME_SIZE = FRAME_HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 UNKNOWN_LENGTH = (1 << 48) - 1
 PACKET_TAG = 0xA7               # §9
 PACKET_HEADER = struct.Struct(">BII")
@@ -331,10 +332,9 @@ class Scanner:
         return self.buf.find(SYNC_BYTES, self.pos) >= 0
 
     def looks_like_frames(self) -> bool:
-        """False when the input neither starts with a sync byte nor holds a sync word at all
-        (it is not a pacodec stream); decided from the first 2 bytes on."""
+        """True when the buffered input starts with a sync byte or holds a sync word."""
         buf = self.buf
-        return len(buf) - self.pos < 2 or buf[self.pos] == SYNC >> 8 or self.has_sync()
+        return (len(buf) > self.pos and buf[self.pos] == SYNC >> 8) or self.has_sync()
 
     def _give_up(self):
         if not self.synced and self.base + self.pos > MAX_SYNC_SEARCH:

@@ -45,6 +45,8 @@ __all__ = ["Decoder", "FrameDecoder", "Timeline", "reconstruct", "CONCEAL_DECAY"
 # CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
 # a loss: the time line jumps instead, so a few bytes can never expand into 255 frames of audio.
 CONCEAL_FREE = 8
+# the noise-substitution generator's state is set from the frame index before every frame
+# (format 2, FORMAT.md §8.4): see bitstream.noise_seed
 MIN_FRAME_BYTES = 8
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -322,6 +324,7 @@ class Decoder:
         self.timeline = Timeline()
         self._scanner = bs.Scanner()
         self._header_checked = False
+        self._sniff = False
         self._started = False
         self._next_seq = None
         self._index = None             # frame index of the next expected frame (§8.4)
@@ -439,8 +442,7 @@ class Decoder:
             return False
         self._header_checked = True
         if hdr is False:
-            if not sc.looks_like_frames():
-                raise FormatError("not a pacodec stream (no header and no sync word)")
+            self._sniff = True         # no header: frames must follow (checked in _parse)
         elif isinstance(hdr, VersionError):
             raise hdr                      # a valid header of another version: not damage
         elif isinstance(hdr, FormatError):
@@ -457,6 +459,14 @@ class Decoder:
         if not self._header_checked and not self._read_header(final):
             return
         sc = self._scanner
+        if self._sniff:
+            # input without a header must show a sync word within one maximal frame
+            if sc.looks_like_frames():
+                self._sniff = False
+            elif final or len(sc.buf) - sc.pos >= bs.MAX_FRAME_SIZE:
+                raise FormatError("not a pacodec stream (no header and no sync word)")
+            else:
+                return
         for kind, off, val in sc.events(final):
             if kind == bs.SCAN_FRAME:
                 try:

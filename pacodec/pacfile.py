@@ -165,39 +165,72 @@ class PacFile:
         self._fh = fh
         self._strict = strict
         self._warned = False
+        self._version_error = None     # a config frame of another format version seen by a search
         head = fh.read(bs.HEADER_SIZE)
+        try:
+            seekable = fh.seekable()
+        except (AttributeError, OSError, ValueError):
+            seekable = False
         try:
             hdr = bs.unpack_header(head)
         except VersionError:
             raise
         except FormatError:
-            # a damaged header (or none): the config is repeated in-band, take the first one
-            try:                               # (strict: only a stream without any header)
-                damaged = head[:4] == bs.MAGIC
-                found = None if strict and damaged else self._config_at_or_after(0, config=True)
-            except OSError:                    # not seekable
-                found = None
-            if found is None:
-                raise
-            hdr, cfg, total = None, found[2], None
-        else:
-            cfg, total = hdr.config, hdr.total_length
-            try:                               # a header contradicting the in-band config: the
-                found = self._config_at_or_after(bs.HEADER_SIZE, config=True)   # decoder warns
-                fh.seek(bs.HEADER_SIZE)        # and uses the in-band one; so do we
+            hdr = None
+        damaged = hdr is None and head[:4] == bs.MAGIC
+        if seekable:
+            # the first in-band config: the stream's config when the header is damaged or
+            # missing, and the one that wins (with the decoder's warning) when they contradict
+            try:
+                found = self._config_at_or_after(bs.HEADER_SIZE if hdr else 0, config=True)
             except OSError:
                 found = None
-            if found is not None and found[2] != cfg and not strict:
-                cfg = found[2]
+            fh.seek(0)
+            initial = fh.read(bs.HEADER_SIZE)
+        else:
+            # a pipe: read up to the first config frame and decode those bytes first
+            found, initial = self._first_config_in_stream(head)
+        inband = found[2] if found is not None else None
+        if hdr is not None:
+            cfg, total = hdr.config, hdr.total_length
+            if inband is not None and inband != cfg and not strict:
+                cfg = inband
+        else:
+            if inband is None and self._version_error is not None:
+                raise self._version_error       # a stream of another version: not damage
+            if inband is None or (strict and damaged):    # strict: only a stream without any
+                bs.unpack_header(head)                      # header; raises the header's error
+            cfg, total = inband, None
         self.config = cfg
         self.samplerate = cfg.samplerate
         self.channels = cfg.channels
         self._total = total
         self._data_start = bs.HEADER_SIZE if head[:4] == bs.MAGIC else 0
-        if hdr is None:
-            fh.seek(0)
-            head = fh.read(bs.HEADER_SIZE)
-        self._restart(head, 0)
+        self._restart(initial, 0)
+
+    def _first_config_in_stream(self, head):
+        """Unseekable input: read until the first valid config frame (at most MAX_SYNC_SEARCH
+        bytes); returns ``((offset, index, config) or None, the bytes read)``."""
+        sc = bs.Scanner()
+        sc.synced = True
+        sc.feed(head)
+        data = bytearray(head)
+        final = False
+        while True:
+            for kind, off, fr in sc.events(final):
+                if kind == bs.SCAN_FRAME and fr.ftype == bs.FRAME_CONFIG:
+                    try:
+                        return (off, bs.config_frame_index(fr), bs.frame_config(fr)), bytes(data)
+                    except VersionError as e:
+                        self._version_error = self._version_error or e
+                    except FormatError:
+                        pass
+            if final or len(data) > bs.MAX_SYNC_SEARCH:
+                return None, bytes(data)
+            chunk = self._fh.read(READ_CHUNK)
+            final = not chunk
+            data += chunk
+            sc.feed(chunk)
 
     def _restart(self, initial: bytes, pos: int):
         self._new_decoder()
@@ -346,6 +379,8 @@ class PacFile:
                 if not config:
                     return off, index
                 return off, index, bs.frame_config(fr)
+            except VersionError as e:
+                self._version_error = self._version_error or e
             except FormatError:
                 pass
         return None

@@ -206,3 +206,33 @@ def test_a_header_config_contradicting_the_in_band_one_warns_and_the_in_band_one
     assert y2.shape == y.shape
     with pytest.raises(FormatError):
         pacodec.decode(data, strict=True)
+
+
+@pytest.mark.parametrize("cut", ["header", "config", "mid-frame"])
+def test_a_stream_from_a_fifo_decodes_with_or_without_its_header(tmp_path, cut):
+    """Unseekable input: the first in-band config is found by reading ahead (bounded), and a
+    stream that starts inside a frame waits for a sync word instead of being refused."""
+    import os
+    import threading
+    x = np.random.default_rng(3).standard_normal((3 * 48000, 2)) * 0.1
+    data = pacodec.encode(x, 48000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full, _ = pacodec.decode(data)
+        starts = [off for off, fr in bs.scan_frames(io.BytesIO(data), bs.HEADER_SIZE)
+                  if fr.ftype == bs.FRAME_CONFIG]
+        start = {"header": 0, "config": starts[1], "mid-frame": starts[1] - 5}[cut]
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=lambda: fifo.write_bytes(data[start:]))
+        writer.start()
+        try:
+            with pacodec.PacFile(fifo) as f:
+                y = f.read()
+        finally:
+            writer.join(timeout=60)
+    if cut == "header":
+        np.testing.assert_array_equal(y, full)
+    else:
+        assert 0 < len(y) < len(full)
+        assert np.isfinite(y).all()

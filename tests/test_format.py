@@ -1,4 +1,5 @@
 """The framed format: header and config validation, CRC, resync, concealment, truncation."""
+import io
 import warnings
 
 import numpy as np
@@ -251,6 +252,13 @@ def _with_version(data, version):
     return bytes(out)
 
 
+class _Unseekable(io.BytesIO):
+    """A pipe's view of bytes: no seeking."""
+
+    def seekable(self):
+        return False
+
+
 @pytest.mark.parametrize("version", [1, 3, 255])
 def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, tmp_path, version):
     from pacodec.errors import VersionError
@@ -268,6 +276,11 @@ def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, 
         pacodec.read(p)
     with pytest.raises(VersionError, match=msg):
         pacodec.info(p)
+    p.write_bytes(old[bs.HEADER_SIZE:])                  # headerless file, and through a pipe
+    with pytest.raises(VersionError, match=msg):
+        pacodec.read(p)
+    with pytest.raises(VersionError, match=msg):
+        pacodec.PacFile(_Unseekable(old[bs.HEADER_SIZE:]))
     # packet mode reports it without stopping the receiver
     dec = pacodec.Decoder()
     first = old[bs.HEADER_SIZE:bs.HEADER_SIZE + frame_offsets(data)[0][1].size]
