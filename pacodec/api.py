@@ -12,6 +12,8 @@ All of them are thin wrappers over :class:`pacodec.Encoder`, :class:`pacodec.Dec
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .decoder import Decoder
@@ -61,6 +63,10 @@ def decode(data, *, strict: bool = False):
 
 def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = False):
     """Read a ``.pac`` file (path or binary file object) -> ``(data, samplerate)``."""
+    for name, t in (("start", start), ("stop", stop)):
+        if t is not None and not (isinstance(t, (int, float, np.integer, np.floating))
+                                  and math.isfinite(t)):
+            raise ValueError(f"{name} must be a finite number of seconds, got {t!r}")
     with PacFile(file, strict=strict) as f:
         if start:
             f.seek_time(start)

@@ -165,6 +165,15 @@ def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm,
     return 0
 
 
+def _as_bytes(data, what) -> bytes:
+    """``data`` as bytes; an int (``bytes(10**11)`` would allocate that many zeros) or a str is
+    refused with a TypeError naming what is expected."""
+    if isinstance(data, (int, str)):
+        raise TypeError(f"{what}() takes bytes (a pacodec frame or stream), "
+                        f"not {type(data).__name__}")
+    return bytes(data)
+
+
 class Decoder:
     """Decode pacodec streams or packets.  Not thread-safe: one decoder per thread.
 
@@ -244,7 +253,7 @@ class Decoder:
     # ------------------------------------------------------------------ byte-stream mode
     def feed(self, data) -> np.ndarray:
         """Decode what ``data`` completes; returns float32 ``(n, channels)`` (may be empty)."""
-        self._buf += bytes(data)
+        self._buf += _as_bytes(data, "feed")
         return self._parse(final=False)
 
     def finish(self) -> np.ndarray:
@@ -364,7 +373,7 @@ class Decoder:
                 return np.zeros((0, 0), dtype=np.float32)
             return self._conceal_frames(1, trim=False)
         try:
-            fr = bs.parse_frame_at(bytes(frame), 0)
+            fr = bs.parse_frame_at(_as_bytes(frame, "decode_packet"), 0)
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)
