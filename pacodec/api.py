@@ -21,7 +21,7 @@ from .encoder import Encoder
 from .errors import EncoderInputError
 from .pacfile import Info, PacFile, info
 
-__all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info"]
+__all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info", "minimum_bitrate"]
 
 
 def _as_2d(data):
@@ -86,3 +86,18 @@ def blocks(file, blocksize: int = 4096, *, strict: bool = False):
     """Yield decoded blocks of ``blocksize`` frames (the last may be shorter)."""
     with PacFile(file, strict=strict) as f:
         yield from f.blocks(blocksize)
+
+
+def minimum_bitrate(samplerate, channels, *, low_delay=False, **config) -> float:
+    """The lowest CBR/ABR rate (kbit/s) that leaves room for audio in this configuration.
+
+    Every frame carries a header, a CRC and per-band side information even when it codes
+    nothing: 32 kHz stereo spends ~5.8 kbit/s on frames of silence alone, so ``bitrate=6``
+    there decodes to digital silence.  This measures the size of such an empty frame with the
+    real encoder and asks for half as much again for the audio itself, rounded up.
+    """
+    enc = Encoder(samplerate, channels, distance=50.0, low_delay=low_delay, **config)
+    hop = enc.frame_size
+    frames = enc.encode(np.zeros((4 * hop, enc.channels)))
+    empty = min(len(f) for f in frames[1:]) if len(frames) > 1 else len(frames[0])
+    return float(math.ceil(1.5 * 8 * empty * samplerate / hop / 1000))

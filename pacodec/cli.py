@@ -258,6 +258,14 @@ def _encoder_kwargs(args, samplerate, channels):
             _warn(f"{rate:g} kbit/s is more than 16-bit PCM at {samplerate} Hz x {channels} ch "
                   f"({pcm:g} kbit/s); using {pcm:g} kbit/s")
             rate = pcm
+        if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
+            from .api import minimum_bitrate
+            low = minimum_bitrate(samplerate, channels, low_delay=args.low_delay)
+            if rate < low:
+                raise CliError(f"{rate:g} kbit/s is too low for {samplerate} Hz x {channels} ch: "
+                               f"frame headers and side information alone take most of it, "
+                               f"and the audio would decode as silence; use at least {low:g} "
+                               f"kbit/s (or fewer channels, or a lower sample rate)")
         kwargs.update(mode="abr" if abr else "cbr", bitrate=rate)
     return kwargs
 

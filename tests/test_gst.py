@@ -255,3 +255,15 @@ def test_parser_rejects_a_file_that_is_not_pacodec(tmp_path, gst_env):
     junk.write_bytes(bytes(range(256)) * 64)
     p = gst_run(gst_env, f"filesrc location={junk} ! pacodecparse ! pacodecdec ! fakesink")
     assert p.returncode == 1 and "no pacodec frame found" in p.stdout, p.stdout + p.stderr
+
+
+@needs_gst
+def test_pipelines_print_no_gstreamer_critical(gst_env, tmp_path):
+    """Elements are created with the floating reference gst_element_factory_create expects
+    (no "GStreamer-CRITICAL: The created element should be floating")."""
+    r = gst(gst_env, "audiotestsrc", "num-buffers=20", "!", "audioconvert", "!", "pacodecenc",
+            "!", "pacodecparse", "!", "pacodecdec", "!", "audioconvert", "!", "wavenc", "!",
+            "filesink", f"location={tmp_path / 'o.wav'}")
+    assert r.returncode == 0, r.stderr
+    assert "CRITICAL" not in r.stderr and "floating" not in r.stderr
+    assert sf.info(tmp_path / "o.wav").frames > 0

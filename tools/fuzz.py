@@ -4,7 +4,7 @@
     python tools/fuzz.py --cases 100000 --seed 1            # 2 workers, prints the figures
     python tools/fuzz.py --cases 5000 --time-limit 120 --jobs 1 --out /tmp/fuzz
 
-Seeds are real ``.pac`` streams encoded from ``pacodec/data/*.flac`` at many settings (stereo,
+Seeds are real ``.pac`` streams encoded from the CC0 clips (``pacodec/data``, ``tests/data``) at many settings (stereo,
 mono, 3 and 8 channels, 8..96 kHz, low delay, short blocks, every quantizer, CBR/ABR/VBR, sine and
 KBD windows, known and unknown length, no header) plus the conformance vectors.  Each case is
 derived deterministically from ``(seed, index)``: a target (``decode``, ``strict``, ``feed`` in
@@ -82,11 +82,15 @@ SEED_SPECS = [
 ]
 
 
+def clip_path(name) -> Path:
+    """A CC0 clip of the package (``pacodec/data``) or of the tests (``tests/data``)."""
+    p = ROOT / "pacodec" / "data" / name
+    return p if p.exists() else ROOT / "tests" / "data" / name
+
+
 def _clip(name, nsamples, channels):
     import soundfile as sf
-    from importlib import resources
-    with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
-        x, fs = sf.read(p, always_2d=True)
+    x, fs = sf.read(clip_path(name), always_2d=True)
     x = x[int(0.1 * fs):int(0.1 * fs) + nsamples]
     cols = [x[:, 0], x[:, -1], 0.5 * (x[:, 0] - x[:, -1])]
     out = np.stack([cols[c % 3] * (1.0 - 0.1 * (c // 3)) for c in range(channels)], axis=1)
