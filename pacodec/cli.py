@@ -101,6 +101,13 @@ def sniff_audio(head: bytes):
     return None
 
 
+def _refuse_terminal_input():
+    """Like gzip -d: binary input is not read from a terminal (a forgotten redirect)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        raise CliError("refusing to read binary data from a terminal; redirect a file (< FILE) "
+                       "or pipe one in")
+
+
 def _refuse_terminal(force: bool):
     """Like gzip: binary data is not written to a terminal unless forced."""
     if not force and sys.stdout.isatty():
@@ -176,6 +183,7 @@ def _open_input_audio(path):
     import soundfile as sf
     closefd = False
     if path == "-":
+        _refuse_terminal_input()
         src, keep = _stdin_audio_source()
         closefd = isinstance(keep, int)
         name = "<stdin>"
@@ -390,6 +398,7 @@ class _PacInput:
         self.path = path
         self.name = "<stdin>" if path == "-" else path
         if path == "-":
+            _refuse_terminal_input()
             self.fh = sys.stdin.buffer
             self.own = False
         else:

@@ -252,6 +252,17 @@ def test_binary_output_to_a_terminal_is_refused_like_gzip(tmp_path, pac):
     assert status == 1 and "terminal" in one_line(err)
 
 
+def test_binary_input_from_a_terminal_is_refused(tmp_path):
+    for args in (["decode", "-", "-o", tmp_path / "o.wav"], ["encode", "-", "-o", tmp_path / "o.pac"],
+                 ["info", "-"]):
+        master, slave = pty.openpty()
+        proc = popen(*args, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(slave)
+        out, err = proc.communicate(timeout=300)
+        os.close(master)
+        assert proc.returncode == 1 and "terminal" in one_line(err)
+
+
 def test_decode_shows_progress_on_a_terminal_for_long_files(tmp_path, clip):
     x, fs = clip
     pacodec.write(tmp_path / "long.pac", np.concatenate([x] * 9), fs, bitrate=16)   # 27 s
