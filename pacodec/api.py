@@ -75,7 +75,10 @@ def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = 
 
 
 def write(file, data, samplerate, bitrate=None, **kwargs) -> None:
-    """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object)."""
+    """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object).
+
+    Like ``soundfile.write``, an existing file is replaced -- atomically, so the old one stays
+    intact until the new one is complete; ``force=False`` refuses instead."""
     x = _as_2d(data)
     with PacFile(file, "w", samplerate=samplerate, channels=x.shape[1], bitrate=bitrate,
                  total_frames=len(x), **kwargs) as f:
