@@ -7,6 +7,7 @@ The pipeline's audio callback only moves samples between preallocated ring buffe
 codec runs in its own thread.  stats() may be read from this thread while it runs.
 """
 import argparse
+import sys
 import time
 
 from pacodec.stream import LivePipeline
@@ -20,6 +21,15 @@ def main():
     ap.add_argument("--samplerate", type=int, default=48000)
     ap.add_argument("--channels", type=int, default=1)
     args = ap.parse_args()
+    try:
+        run(args)
+    except Exception as e:          # no sound card, busy device...: one line, not a traceback
+        from pacodec.stream.cli import audio_error_text
+        text = audio_error_text(e) if type(e).__name__ == "PortAudioError" else str(e)
+        sys.exit(f"stream_live: {text}")
+
+
+def run(args):
     with LivePipeline(samplerate=args.samplerate, channels=args.channels,
                       bitrate=args.bitrate, low_delay=args.low_delay) as live:
         end = time.monotonic() + args.seconds

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__", "encode", "decode", "read", "write", "info", "blocks", "Encoder", "Decoder",
     "PacFile", "Info", "PacodecError", "FormatError", "UnsupportedError", "EncoderInputError",
-    "SUPPORTED_RATES",
+    "SUPPORTED_RATES", "minimum_bitrate",
 ]
 
 from .errors import EncoderInputError, FormatError, PacodecError, UnsupportedError  # noqa: E402
@@ -27,7 +27,7 @@ from .config import SUPPORTED_RATES  # noqa: E402  (light: no numba)
 _LAZY = {
     "encode": "api", "decode": "api", "read": "api", "write": "api", "info": "pacfile",
     "blocks": "api", "Info": "pacfile", "Encoder": "encoder", "Decoder": "decoder",
-    "PacFile": "pacfile",
+    "PacFile": "pacfile", "minimum_bitrate": "api",
 }
 
 

@@ -6,14 +6,81 @@ place: ``cache=True`` (compiled machine code is kept beside the module in ``__py
 callback thread).  Setting ``NUMBA_DISABLE_JIT=1`` in the environment runs every kernel as plain
 Python, which is how the kernels are debugged and how ``tests/test_kernels.py`` checks that the
 compiled code equals its ``.py_func``.
+
+numba caches in ``$NUMBA_CACHE_DIR``, else beside the package, else in ``~/.cache/numba``; when
+none is writable (a service account, a read-only container) it refuses ``cache=True`` outright.
+Then pacodec caches in a private directory under the system temp dir (created mode 0700 and used
+only if this user owns it: numba's cache holds pickles), or, failing that, not at all -- and says
+so in one line on stderr, naming ``NUMBA_CACHE_DIR``.
 """
+import os
+import sys
+import tempfile
+
 import numba
 
-__all__ = ["njit"]
+__all__ = ["njit", "dispatchers"]
+
+#: every dispatcher made through :func:`njit` (``pacodec demo`` reads their compile statistics)
+dispatchers = []
+_fallback = None          # None: not needed yet; True: temp cache dir in use; False: no cache
+
+
+def _private_cache_dir():
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = os.path.join(tempfile.gettempdir(), f"pacodec-numba-cache-{uid}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+        import stat
+        if (not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != uid)
+                or st.st_mode & 0o022):
+            return None
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return None
+    return path
+
+
+def _use_fallback():
+    global _fallback
+    if _fallback is not None:
+        return _fallback
+    path = _private_cache_dir()
+    if path is not None:
+        numba.config.CACHE_DIR = path
+        msg = (f"numba cannot write its cache beside the package or in ~/.cache; compiled "
+               f"kernels are cached in {path} (set NUMBA_CACHE_DIR to a writable directory)")
+    else:
+        msg = ("numba cannot write its cache anywhere; kernels are compiled on every run "
+               "(set NUMBA_CACHE_DIR to a writable directory)")
+    sys.stderr.write(f"pacodec: warning: {msg}\n")
+    _fallback = path is not None
+    return _fallback
+
+
+def _make(func, args, kwargs):
+    try:
+        d = numba.njit(*args, **kwargs)(func)
+    except RuntimeError as e:
+        if not kwargs.get("cache") or "cannot cache" not in str(e):
+            raise
+        if not _use_fallback():
+            kwargs = dict(kwargs, cache=False)
+        try:
+            d = numba.njit(*args, **kwargs)(func)
+        except RuntimeError as e2:          # the temp dir went away: no cache
+            if "cannot cache" not in str(e2):
+                raise
+            d = numba.njit(*args, **dict(kwargs, cache=False))(func)
+    dispatchers.append(d)
+    return d
 
 
 def njit(*args, **kwargs):
     """``numba.njit`` with the project defaults (``cache=True``, ``nogil=True``)."""
     kwargs.setdefault("cache", True)
     kwargs.setdefault("nogil", True)
-    return numba.njit(*args, **kwargs)
+    if len(args) == 1 and callable(args[0]) and not isinstance(args[0], str):
+        return _make(args[0], (), kwargs)
+    return lambda func: _make(func, args, kwargs)

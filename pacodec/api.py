@@ -12,6 +12,8 @@ All of them are thin wrappers over :class:`pacodec.Encoder`, :class:`pacodec.Dec
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .decoder import Decoder
@@ -20,7 +22,7 @@ from .config import DEFAULT_MU, DEFAULT_QUANTIZER
 from .errors import EncoderInputError
 from .pacfile import Info, PacFile, info
 
-__all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info"]
+__all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info", "minimum_bitrate"]
 
 
 def _as_2d(data):
@@ -62,6 +64,10 @@ def decode(data, *, strict: bool = False):
 
 def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = False):
     """Read a ``.pac`` file (path or binary file object) -> ``(data, samplerate)``."""
+    for name, t in (("start", start), ("stop", stop)):
+        if t is not None and not (isinstance(t, (int, float, np.integer, np.floating))
+                                  and math.isfinite(t)):
+            raise ValueError(f"{name} must be a finite number of seconds, got {t!r}")
     with PacFile(file, strict=strict) as f:
         if start:
             f.seek_time(start)
@@ -70,7 +76,10 @@ def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = 
 
 
 def write(file, data, samplerate, bitrate=None, **kwargs) -> None:
-    """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object)."""
+    """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object).
+
+    Like ``soundfile.write``, an existing file is replaced -- atomically, so the old one stays
+    intact until the new one is complete; ``force=False`` refuses instead."""
     x = _as_2d(data)
     with PacFile(file, "w", samplerate=samplerate, channels=x.shape[1], bitrate=bitrate,
                  total_frames=len(x), **kwargs) as f:
@@ -81,3 +90,18 @@ def blocks(file, blocksize: int = 4096, *, strict: bool = False):
     """Yield decoded blocks of ``blocksize`` frames (the last may be shorter)."""
     with PacFile(file, strict=strict) as f:
         yield from f.blocks(blocksize)
+
+
+def minimum_bitrate(samplerate, channels, *, low_delay=False, **config) -> float:
+    """The lowest CBR/ABR rate (kbit/s) that leaves room for audio in this configuration.
+
+    Every frame carries a header, a CRC and per-band side information even when it codes
+    nothing: 32 kHz stereo spends ~5.8 kbit/s on frames of silence alone, so ``bitrate=6``
+    there decodes to digital silence.  This measures the size of such an empty frame with the
+    real encoder and asks for half as much again for the audio itself, rounded up.
+    """
+    enc = Encoder(samplerate, channels, distance=50.0, low_delay=low_delay, **config)
+    hop = enc.frame_size
+    frames = enc.encode(np.zeros((4 * hop, enc.channels)))
+    empty = min(len(f) for f in frames[1:]) if len(frames) > 1 else len(frames[0])
+    return float(math.ceil(1.5 * 8 * empty * samplerate / hop / 1000))

@@ -54,6 +54,11 @@ def _restore_signal_handlers(old: dict):
         signal.signal(sig, handler)
 
 
+#: one description of low-delay mode for every command (README "How it works")
+LOW_DELAY_HELP = ("low-delay mode: frames a quarter of the normal length (256 samples at "
+                  "32-48 kHz) with a half-overlap window, 8 ms algorithmic delay at 48 kHz")
+
+
 def _derive(path: str, suffix: str) -> str:
     if path == "-":
         return "-"
@@ -82,49 +87,218 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _open_input_audio(path):
-    import io
+#: leading bytes of the audio formats people hand to the wrong command
+_MAGICS = ((b"RIFF", 8, b"WAVE", "WAV"), (b"RF64", 8, b"WAVE", "WAV (RF64)"),
+           (b"fLaC", 0, b"", "FLAC"), (b"OggS", 0, b"", "Ogg"), (b"FORM", 8, b"AIFF", "AIFF"),
+           (b"FORM", 8, b"AIFC", "AIFF"), (b"ID3", 0, b"", "MP3"), (b"caff", 0, b"", "CAF"),
+           (b"riff", 0, b"", "W64"))
 
+
+def sniff_audio(head: bytes):
+    """The name of the audio format ``head`` (a file's first bytes) starts, or None."""
+    for magic, at, sub, name in _MAGICS:
+        if head.startswith(magic) and (not sub or head[at:at + len(sub)] == sub):
+            return name
+    return None
+
+
+def _refuse_terminal_input():
+    """Like gzip -d: binary input is not read from a terminal (a forgotten redirect)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        raise CliError("refusing to read binary data from a terminal; redirect a file (< FILE) "
+                       "or pipe one in")
+
+
+def _refuse_terminal(force: bool):
+    """Like gzip: binary data is not written to a terminal unless forced."""
+    if not force and sys.stdout.isatty():
+        raise CliError("refusing to write binary data to a terminal; redirect it (> FILE) or "
+                       "pipe it, or use -f to force")
+
+
+def _read_head(fd, n):
+    """Up to ``n`` bytes from ``fd`` (fewer only at end of input)."""
+    head = b""
+    while len(head) < n:
+        b = os.read(fd, n - len(head))
+        if not b:
+            break
+        head += b
+    return head
+
+
+def _seekable_fd(fd) -> bool:
+    try:
+        os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return False
+    import stat
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def _stdin_audio_source():
+    """Something libsndfile can open that streams standard input in constant memory.
+
+    A regular file on stdin is opened directly.  From a pipe, the first bytes are read to see
+    the format, then a thread copies them and the rest of stdin into an OS pipe that libsndfile
+    reads as it decodes (64 KB at a time).  FLAC is the exception: libsndfile cannot decode it
+    from a pipe, so it is spooled to an unnamed temporary file first (disk, not memory).
+    """
+    import threading
+    fd = sys.stdin.fileno()
+    if _seekable_fd(fd):
+        return fd, None
+    head = _read_head(fd, 12)
+    if sniff_audio(head) == "FLAC":
+        import tempfile
+        spool = tempfile.TemporaryFile()
+        spool.write(head)
+        while True:
+            b = os.read(fd, 1 << 16)
+            if not b:
+                break
+            spool.write(b)
+        spool.seek(0)
+        return spool, spool
+    r, w = os.pipe()
+
+    def pump():
+        try:
+            os.write(w, head)
+            while True:
+                b = os.read(fd, 1 << 16)
+                if not b:
+                    break
+                while b:
+                    b = b[os.write(w, b):]
+        except OSError:                 # the reader stopped (error or end of what it needs)
+            pass
+        finally:
+            os.close(w)
+
+    threading.Thread(target=pump, name="stdin-pump", daemon=True).start()
+    return r, r
+
+
+def _open_input_audio(path):
     import soundfile as sf
+    closefd = False
     if path == "-":
-        src = io.BytesIO(sys.stdin.buffer.read())
+        _refuse_terminal_input()
+        src, keep = _stdin_audio_source()
+        closefd = isinstance(keep, int)
+        name = "<stdin>"
     else:
         if not os.path.exists(path):
             raise CliError(f"{path}: no such file")
         if os.path.isdir(path):
             raise CliError(f"{path} is a directory")
-        with open(path, "rb"):         # a plain OSError (permission denied...), not libsndfile's
-            pass
-        src = path
+        with open(path, "rb") as fh:     # a plain OSError (permission denied...), not libsndfile's
+            head = fh.read(4)
+        if head == b"PACD":
+            raise CliError(f"{path}: this is a pacodec stream already "
+                           f"(did you mean 'pacodec decode'?)")
+        src, name = path, path
     try:
-        return sf.SoundFile(src)
+        f = sf.SoundFile(src, closefd=closefd) if isinstance(src, int) else sf.SoundFile(src)
     except (RuntimeError, sf.LibsndfileError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CliError(f"{path}: not a readable audio file ({msg})") from None
+        raise CliError(f"{name}: not a readable audio file ({msg})") from None
+    f.display_name = name
+    return f
+
+
+def _wav_trailing_audio(path, block_align) -> int:
+    """Bytes after a WAV file's ``data`` chunk that are not RIFF chunks: audio the header does
+    not count (a header that claims fewer frames than the file holds).  0 if none."""
+    import struct
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            if fh.read(12)[8:12] != b"WAVE":
+                return 0
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                cid, n = struct.unpack("<4sI", fh.read(8))
+                pos += 8 + n + (n & 1)
+                if cid == b"data":
+                    break
+            else:
+                return 0
+            while pos + 8 <= size:          # what follows must be chunks (LIST, id3, ...)
+                fh.seek(pos)
+                cid, n = struct.unpack("<4sI", fh.read(8))
+                if not all(0x20 <= c < 0x7F for c in cid) or pos + 8 + n > size:
+                    break
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return 0
+    rest = size - pos
+    return rest if rest >= max(block_align, 8) else 0
+
+
+def _pcm_kbps(samplerate, channels):
+    return samplerate * channels * 16 / 1000
+
+
+def _encoder_kwargs(args, samplerate, channels):
+    """Encoder options from the command line, with the odd combinations settled (warnings)."""
+    quantizer = args.quantizer
+    if args.mu is not None:
+        if quantizer is None:
+            quantizer = "mulaw"              # --mu alone means mu-law
+        elif quantizer != "mulaw":
+            _warn(f"--mu has no effect with --quantizer {quantizer} (it sets mu-law's parameter)")
+    kwargs = dict(quantizer=quantizer or DEFAULT_QUANTIZER, low_delay=args.low_delay,
+                  window_shape=args.window)
+    if args.mu is not None:
+        kwargs["mu"] = args.mu
+    if args.quality is not None:
+        kwargs["quality"] = args.quality
+    elif args.distance is not None:
+        kwargs["distance"] = args.distance
+    else:
+        abr = args.abr is not None
+        rate = args.abr if abr else (args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
+        pcm = _pcm_kbps(samplerate, channels)
+        from . import SUPPORTED_RATES
+        if rate > pcm and samplerate in SUPPORTED_RATES:
+            _warn(f"{rate:g} kbit/s is more than 16-bit PCM at {samplerate} Hz x {channels} ch "
+                  f"({pcm:g} kbit/s); using {pcm:g} kbit/s")
+            rate = pcm
+        if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
+            from .api import minimum_bitrate
+            low = minimum_bitrate(samplerate, channels, low_delay=args.low_delay)
+            if rate < low:
+                raise CliError(f"{rate:g} kbit/s is too low for {samplerate} Hz x {channels} ch: "
+                               f"frame headers and side information alone take most of it, "
+                               f"and the audio would decode as silence; use at least {low:g} "
+                               f"kbit/s (or fewer channels, or a lower sample rate)")
+        kwargs.update(mode="abr" if abr else "cbr", bitrate=rate)
+    return kwargs
+
+
+def _warn(msg):
+    print(f"pacodec: warning: {msg}", file=sys.stderr)
 
 
 def cmd_encode(args):
-    import numpy as np
+    import soundfile as sf
 
     from .encoder import Encoder
     from .pacfile import atomic_output
     if args.input != "-" and os.path.splitext(args.input)[1].lower() == ".pac":
         raise CliError(f"{args.input} is already a pacodec file (did you mean 'pacodec decode'?)")
     out = args.output or _derive(args.input, ".pac")
+    if out == "-":
+        _refuse_terminal(args.force)
     src = _open_input_audio(args.input)
+    name = src.display_name
     with src:
         total = src.frames if src.seekable() else None
-        kwargs = dict(quantizer=args.quantizer, mu=args.mu, low_delay=args.low_delay,
-                      window_shape=args.window)
-        if args.quality is not None:
-            kwargs["quality"] = args.quality
-        elif args.distance is not None:
-            kwargs["distance"] = args.distance
-        elif args.abr is not None:
-            kwargs.update(mode="abr", bitrate=args.abr)
-        else:
-            kwargs.update(mode="cbr", bitrate=args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
-        enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
+        enc = Encoder(src.samplerate, src.channels, total_frames=total,
+                      **_encoder_kwargs(args, src.samplerate, src.channels))
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16
 
@@ -132,7 +306,12 @@ def cmd_encode(args):
             fh.write(enc.header())
             done = 0
             while True:
-                x = src.read(block, dtype="float64", always_2d=True)
+                try:
+                    x = src.read(block, dtype="float64", always_2d=True)
+                except (RuntimeError, sf.LibsndfileError) as e:
+                    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    raise CliError(f"{name}: cannot read the audio after {done} samples "
+                                   f"(truncated or damaged file? {msg})") from None
                 if not len(x):
                     break
                 for fr in enc.encode(x):
@@ -151,13 +330,18 @@ def cmd_encode(args):
             with _name_write_errors(out), atomic_output(
                     out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
                 done = run(fh)
+        if args.input != "-" and src.format in ("WAV", "WAVEX"):
+            extra = _wav_trailing_audio(args.input, src.channels * 2)
+            if extra:
+                _warn(f"{args.input}: the WAV header declares {done} samples, but {extra} more "
+                      f"bytes follow its data chunk; they were not encoded (the header is "
+                      f"probably wrong)")
         if not args.quiet and out != "-":
             size = os.path.getsize(out)
             secs = done / src.samplerate
             rate = 8 * size / secs / 1000 if secs else 0.0
             print(f"{out}: {secs:.2f} s, {src.samplerate} Hz, {src.channels} ch, {size} bytes, "
                   f"{rate:.1f} kbit/s", file=sys.stderr)
-    del np
     return 0
 
 
@@ -199,58 +383,159 @@ class _WriteGuard:
         return getattr(self._fh, name)
 
 
+#: output formats by extension (libsndfile writes them; see `pacodec decode --help`)
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "aif": "AIFF", "ogg": "OGG",
+                  "rf64": "RF64", "w64": "W64", "caf": "CAF", "au": "AU"}
+
+
+class _PacInput:
+    """Open a ``.pac`` input (path or ``-``) for :class:`PacFile`, with errors that name it.
+
+    The first bytes are looked at before decoding: another audio format gets "this is a WAV
+    file, not a pacodec stream", and a stream without a header on a pipe (which cannot be
+    searched for its in-band configuration) says so instead of "bad magic"."""
+
+    def __init__(self, path):
+        self.path = path
+        self.name = "<stdin>" if path == "-" else path
+        if path == "-":
+            _refuse_terminal_input()
+            self.fh = sys.stdin.buffer
+            self.own = False
+        else:
+            if not os.path.exists(path):
+                raise CliError(f"{path}: no such file")
+            if os.path.isdir(path):
+                raise CliError(f"{path} is a directory")
+            self.fh = open(path, "rb")
+            self.own = True
+        try:
+            head = self.fh.peek(12)[:12]
+        except (AttributeError, OSError):
+            head = b""
+        kind = sniff_audio(head)
+        if kind is not None:
+            self.close()
+            raise CliError(f"{self.name}: this is a{'n' if kind[0] in 'AEIOU' else ''} {kind} "
+                           f"file, not a pacodec stream; did you mean `pacodec encode`?")
+        from . import bitstream as bs
+        try:
+            seekable = self.fh.seekable()
+        except OSError:
+            seekable = False
+        if not seekable and head[:4] != bs.MAGIC and head[:2] == bs.SYNC_BYTES:
+            self.close()
+            raise CliError(f"{self.name}: a pacodec stream without a header (e.g. a recorded "
+                           f"live stream) can only be read from a regular file, not from a "
+                           f"pipe or FIFO; save it to a file first")
+        self.seekable = seekable
+
+    def close(self):
+        if self.own:
+            self.fh.close()
+
+    def named(self, e):
+        """``e`` (a FormatError...) as a CliError that names the input."""
+        msg = str(e)
+        return CliError(msg if msg.startswith(self.name) else f"{self.name}: {msg}")
+
+
 def cmd_decode(args):
-    import io
+    import warnings
 
     import numpy as np
     import soundfile as sf
 
+    from ._wavout import RIFF_LIMIT, WavWriter
+    from .errors import FormatError
     from .pacfile import PacFile, atomic_output
     out = args.output or _derive(args.input, ".wav")
-    if args.input != "-" and not os.path.exists(args.input):
-        raise CliError(f"{args.input}: no such file")
-    src = io.BytesIO(sys.stdin.buffer.read()) if args.input == "-" else args.input
-    ext = os.path.splitext(out)[1].lower().lstrip(".") if out != "-" else "wav"
-    fmt = {"wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "aif": "AIFF", "ogg": "OGG"}.get(ext)
-    if fmt is None:
-        raise CliError(f"cannot write '.{ext}' files; use .wav, .flac, .aiff or .ogg")
+    if out == "-":
+        fmt = "WAV"
+    else:
+        base = os.path.basename(out)
+        ext = os.path.splitext(base)[1].lower().lstrip(".")
+        fmt = OUTPUT_FORMATS.get(ext)
+        if fmt is None:
+            what = f"'.{ext}' files" if ext else f"'{base}': the name has no extension to choose a format by"
+            raise CliError(f"cannot write {what}; use .wav, .flac, .aiff, .ogg "
+                           f"(or .rf64, .w64, .caf, .au)")
+    if fmt in ("FLAC", "OGG") and args.float:
+        raise CliError(f"{fmt} cannot hold float samples; drop --float or write .wav")
+    if out == "-":
+        _refuse_terminal(args.force)
     subtype = "FLOAT" if args.float else ("VORBIS" if fmt == "OGG" else "PCM_16")
-    if fmt == "FLAC" and args.float:
-        raise CliError("FLAC cannot hold float samples; drop --float or write .wav")
-    import warnings
-    with warnings.catch_warnings(record=True) as caught, PacFile(src, strict=args.strict) as f:
-        warnings.simplefilter("always")
-
-        def run(fh):
-            guard = _WriteGuard(fh)
+    # internal: the RIFF size above which WAV output becomes RF64 (tests use a small one)
+    limit = int(os.environ.get("_PACODEC_RF64_ABOVE", RIFF_LIMIT))
+    inp = _PacInput(args.input)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
-                with sf.SoundFile(guard, "w", samplerate=f.samplerate, channels=f.channels,
-                                  format=fmt, subtype=subtype) as snd:
-                    for b in f.blocks(1 << 16):
-                        if subtype != "FLOAT":
-                            b = np.clip(b, -1.0, 32767 / 32768)
-                        snd.write(b)
-            except Exception:
-                if guard.error is not None:
-                    raise guard.error from None
-                raise
-            if guard.error is not None:
-                raise guard.error
-        if out == "-":
-            mem = io.BytesIO()
-            run(mem)
-            sys.stdout.buffer.write(mem.getvalue())
-            sys.stdout.buffer.flush()
-        else:
-            with _name_write_errors(out), atomic_output(
-                    out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
-                run(fh)
-        problems = f.problems
-        for p in problems[:10]:
-            print(f"pacodec: warning: {p}", file=sys.stderr)
-        if len(problems) > 10:
-            print(f"pacodec: warning: ... and {len(problems) - 10} more problems "
-                  f"(see 'pacodec info')", file=sys.stderr)
+                f = PacFile(inp.fh, strict=args.strict)
+            except FormatError as e:
+                raise inp.named(e) from None
+            with f:
+                prog = _Progress(f.frames / f.samplerate if f.frames else None, "decoding",
+                                 args.quiet)
+
+                def blocks():
+                    done = 0
+                    try:
+                        for b in f.blocks(1 << 16):
+                            yield b
+                            done += len(b)
+                            prog.update(done / f.samplerate)
+                    except FormatError as e:
+                        raise inp.named(e) from None
+                    prog.done()
+
+                def run_wav(fh, seekable):
+                    w = WavWriter(fh, f.samplerate, f.channels, float32=args.float,
+                                  frames=f.frames, seekable=seekable, limit=limit,
+                                  warn=lambda m: warnings.warn("pacodec: " + m))
+                    for b in blocks():
+                        w.write(b)
+                    w.close()
+
+                def run_sf(fh):
+                    guard = _WriteGuard(fh)
+                    try:
+                        with sf.SoundFile(guard, "w", samplerate=f.samplerate,
+                                          channels=f.channels, format=fmt, subtype=subtype) as snd:
+                            for b in blocks():
+                                if subtype != "FLOAT":
+                                    b = np.clip(b, -1.0, 32767 / 32768)
+                                snd.write(b)
+                    except Exception:
+                        if guard.error is not None:
+                            raise guard.error from None
+                        raise
+                    if guard.error is not None:
+                        raise guard.error
+
+                if out == "-":
+                    run_wav(sys.stdout.buffer, False)
+                else:
+                    if (fmt in ("AIFF", "AU") and f.frames is not None
+                            and f.frames * f.channels * (4 if args.float else 2) > 0xFFFFFFF0):
+                        raise CliError(f"{out}: {fmt} cannot hold more than 4 GiB; write .wav "
+                                       f"(RF64 beyond 4 GiB), .w64 or .flac")
+                    with _name_write_errors(out), atomic_output(
+                            out, force=args.force,
+                            inputs=[args.input] if args.input != "-" else []) as fh:
+                        if fmt == "WAV":
+                            run_wav(fh, True)
+                        else:
+                            run_sf(fh)
+                problems = f.problems
+                for p in problems[:10]:
+                    print(f"pacodec: warning: {p}", file=sys.stderr)
+                if len(problems) > 10:
+                    print(f"pacodec: warning: ... and {len(problems) - 10} more problems "
+                          f"(see 'pacodec info')", file=sys.stderr)
+    finally:
+        inp.close()
     for w in caught:                   # one line each, not Python's two-line warning format
         msg = str(w.message)
         print(msg.replace("pacodec: ", "pacodec: warning: ", 1) if msg.startswith("pacodec: ")
@@ -261,10 +546,17 @@ def cmd_decode(args):
 def cmd_info(args):
     import json
 
+    from .errors import FormatError
     from .pacfile import info
-    if not os.path.exists(args.input):
-        raise CliError(f"{args.input}: no such file")
-    i = info(args.input)
+    inp = _PacInput(args.input)
+    try:
+        try:
+            i = info(inp.fh)
+        except FormatError as e:
+            raise inp.named(e) from None
+    finally:
+        inp.close()
+    i.path = inp.name
     if args.json:
         print(json.dumps(i.as_dict(), indent=2))
     else:
@@ -319,7 +611,10 @@ def cmd_demo(args):
           f"kbit/s, {len(x) * x.shape[1] * 2 / size:.1f}x smaller than 16-bit PCM "
           f"(DCR {100 * (1 - size / (len(x) * x.shape[1] * 2)):.1f} %)")
     print(f"decoded: {len(y)} samples (input {len(x)}), exact length: {len(y) == len(x)}")
-    print(f"encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s (first run includes numba compilation)")
+    compiled = _kernels_compiled()
+    note = (f" (includes compiling {compiled} numba kernels; later runs load them from the cache)"
+            if compiled else "")
+    print(f"encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s{note}")
     print(f"SNR {snr:.1f} dB (waveform; a perceptual codec is judged by ViSQOL, below)")
     try:
         from .quality import visqol
@@ -327,6 +622,18 @@ def cmd_demo(args):
     except ImportError as e:
         print(f"ViSQOL: not installed ({e}); see README 'Measuring quality'")
     return 0 if len(y) == len(x) else 1
+
+
+def _kernels_compiled() -> int:
+    """How many numba kernels this process compiled (rather than loaded from the cache)."""
+    from ._jit import dispatchers
+    n = 0
+    for d in dispatchers:
+        stats = getattr(d, "stats", None)
+        if stats is not None:
+            n += bool(sum(stats.cache_misses.values())) or (
+                not stats.cache_path and bool(d.signatures))
+    return n
 
 
 def cmd_gst_path(args):
@@ -339,43 +646,65 @@ def cmd_gst_path(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="pacodec", description="pacodec perceptual audio codec")
+    p = argparse.ArgumentParser(
+        prog="pacodec", description="pacodec perceptual audio codec",
+        epilog="encode, decode and the streaming commands take --quiet (no progress or status "
+               "on stderr).  In 'encode', -q is the VBR quality (as in oggenc); in the "
+               "streaming commands -q is short for --quiet.")
     p.add_argument("--version", action="version", version=f"pacodec {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    e = sub.add_parser("encode", help="encode an audio file (WAV, FLAC, OGG, AIFF...) to .pac")
+    e = sub.add_parser("encode", help="encode an audio file (WAV, FLAC, OGG, AIFF...) to .pac",
+                       description="Encode any file libsndfile reads (WAV, FLAC, OGG, AIFF, "
+                                   "...) to a .pac stream.  Without a rate option: CBR 128 kbit/s.")
     e.add_argument("input", help="audio file, or - for stdin")
     e.add_argument("-o", "--output", help="output .pac (default: input name with .pac; - = stdout)")
     g = e.add_mutually_exclusive_group()
-    g.add_argument("-b", "--bitrate", type=float, metavar="KBPS", help="CBR bitrate (default 128)")
-    g.add_argument("--abr", type=float, metavar="KBPS", help="average bitrate")
-    g.add_argument("-q", "--quality", type=float, metavar="Q", help="VBR quality 0..10 (10 best)")
+    g.add_argument("-b", "--bitrate", type=float, metavar="KBPS",
+                   help="CBR bitrate in kbit/s, 6..2048 (default 128; capped at the 16-bit PCM rate)")
+    g.add_argument("--abr", type=float, metavar="KBPS", help="average bitrate in kbit/s")
+    g.add_argument("-q", "--quality", type=float, metavar="Q",
+                   help="VBR quality 0..10 (10 best); not --quiet")
     g.add_argument("-d", "--distance", type=float, metavar="D",
                    help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    e.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default=DEFAULT_QUANTIZER,
-                   help="quantizer (default uniform: best mean ViSQOL on the corpus, see README)")
-    e.add_argument("--mu", type=int, default=DEFAULT_MU, help="mu-law parameter (default 255)")
-    e.add_argument("--window", choices=["sine", "kbd"], default="sine", help="window slope shape")
-    e.add_argument("--low-delay", action="store_true", help="8 ms frames for live use")
-    e.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    e.add_argument("--quiet", action="store_true")
+    e.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default=None,
+                   help="quantizer (default uniform: best mean ViSQOL on the corpus, see README; "
+                        "--mu alone implies mulaw)")
+    e.add_argument("--mu", type=int, default=None, metavar="MU",
+                   help=f"mu-law parameter 1..65535 (default {DEFAULT_MU}); implies --quantizer mulaw")
+    e.add_argument("--window", choices=["sine", "kbd"], default="sine",
+                   help="window slope shape (default sine)")
+    e.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
+    e.add_argument("-f", "--force", action="store_true",
+                   help="overwrite an existing output; write binary to a terminal")
+    e.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     e.set_defaults(func=cmd_encode)
 
-    d = sub.add_parser("decode", help="decode a .pac file to WAV/FLAC")
+    d = sub.add_parser("decode", help="decode a .pac file to WAV, FLAC, AIFF, OGG...",
+                       description="Decode a .pac stream.  The output format follows the "
+                                   "extension: .wav (RF64 beyond 4 GiB), .flac, .aiff/.aif, "
+                                   ".ogg (Vorbis), .rf64, .w64, .caf, .au -- what libsndfile "
+                                   "writes.  -o - streams WAV to stdout.")
     d.add_argument("input", help=".pac file, or - for stdin")
-    d.add_argument("-o", "--output", help="output file (default: input name with .wav; - = stdout)")
-    d.add_argument("--float", action="store_true", help="write 32-bit float WAV (no clipping)")
+    d.add_argument("-o", "--output",
+                   help="output file (default: input name with .wav; - = WAV on stdout)")
+    d.add_argument("--float", action="store_true",
+                   help="write 32-bit float samples (no clipping; WAV, AIFF, CAF...)")
     d.add_argument("--strict", action="store_true", help="fail on damaged frames instead of concealing")
-    d.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    d.add_argument("-f", "--force", action="store_true",
+                   help="overwrite an existing output; write binary to a terminal")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="describe a .pac file and check its integrity")
-    i.add_argument("input")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("input", help=".pac file, or - for stdin")
+    i.add_argument("--json", action="store_true",
+                   help="print everything (every problem found, too) as one JSON object")
     i.set_defaults(func=cmd_info)
 
     m = sub.add_parser("demo", help="encode and decode the shipped clip and report quality")
-    m.add_argument("-b", "--bitrate", type=float, default=128.0)
+    m.add_argument("-b", "--bitrate", type=float, default=128.0, metavar="KBPS",
+                   help="CBR bitrate in kbit/s for the demo (default 128)")
     m.set_defaults(func=cmd_demo)
 
     gp = sub.add_parser("gst-path", help="print the GStreamer plugin directory of the pacodec elements")
@@ -390,6 +719,23 @@ def build_parser():
     if stream_cli is not None and hasattr(stream_cli, "add_subparsers"):
         stream_cli.add_subparsers(sub)
     return p
+
+
+def _die_of_sigpipe():
+    """The reader of our output went away (``pacodec ... | head``): end the Unix way, silently
+    and by SIGPIPE, as cat, gzip and flac do (shell status 141).  Python ignores SIGPIPE and
+    raises BrokenPipeError instead; by the time it reaches here every ``finally`` and
+    ``atomic_output`` has cleaned up, so only the signal's default action is restored."""
+    import signal
+    try:                                  # no "Exception ignored ... BrokenPipeError" at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    if hasattr(signal, "SIGPIPE") and threading_is_main():
+        sys.stderr.flush()
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
 
 
 def threading_is_main() -> bool:
@@ -412,6 +758,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("pacodec: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
+    except BrokenPipeError:
+        _die_of_sigpipe()
+        return 128 + 13                  # not reached where SIGPIPE exists
     except (CliError, PacodecError) as e:
         print(f"pacodec: error: {e}", file=sys.stderr)
         return EXIT_ERROR

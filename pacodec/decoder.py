@@ -186,6 +186,15 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
     return 0
 
 
+def _as_bytes(data, what) -> bytes:
+    """``data`` as bytes; an int (``bytes(10**11)`` would allocate that many zeros) or a str is
+    refused with a TypeError naming what is expected."""
+    if isinstance(data, (int, str)):
+        raise TypeError(f"{what}() takes bytes (a pacodec frame or stream), "
+                        f"not {type(data).__name__}")
+    return bytes(data)
+
+
 class FrameDecoder:
     """The normative decode of one stream configuration: an audio payload to one hop of PCM.
 
@@ -390,7 +399,7 @@ class Decoder:
         if self._ended:
             self._after_end += len(data)
             return iter(())
-        self._scanner.feed(data)
+        self._scanner.feed(_as_bytes(data, "feed"))
         return self._parse(final=False)
 
     def finish(self) -> np.ndarray:
@@ -512,7 +521,7 @@ class Decoder:
                 return np.zeros((0, 0), dtype=np.float32)
             return self._cat(self._conceal(1))
         try:
-            fr = bs.parse_frame_at(bytes(frame), 0)
+            fr = bs.parse_frame_at(_as_bytes(frame, "decode_packet"), 0)
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)

@@ -98,6 +98,15 @@ def prepare_units(cod, xa, ub, nunits, thr, energy, ms_flags, ms_mode, quantizer
     return pe
 
 
+def _plain(v):
+    """A numpy scalar as the Python int/float it holds (anything else unchanged)."""
+    if isinstance(v, np.integer) and not isinstance(v, np.bool_):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
 class Encoder:
     """Encode PCM blocks as they come.
 
@@ -114,6 +123,9 @@ class Encoder:
                  distance=None, quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False,
                  total_frames=None,
                  window_shape="sine"):
+        # numpy scalars (np.float32 bitrate, np.int64 channels or mu...) count as the numbers they are
+        samplerate, channels, bitrate, quality, distance, mu = (
+            _plain(v) for v in (samplerate, channels, bitrate, quality, distance, mu))
         self.config: StreamConfig = stream_config_for(samplerate, channels, quantizer=quantizer,
                                                       mu=mu, low_delay=low_delay,
                                                       window_shape=window_shape)

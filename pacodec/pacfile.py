@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import math
 import os
 import re
 import secrets
@@ -45,8 +46,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _try_lock(fh) -> bool:
+    """Take an exclusive advisory lock on ``fh`` without waiting (True if taken or if the
+    platform has no ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True              # a file system without locks: the pid test alone decides
+    return True
+
+
 def clean_stale_partials(directory: str) -> list[str]:
-    """Remove partial outputs in ``directory`` whose writing process no longer exists."""
+    """Remove partial outputs in ``directory`` left by a writer that is gone.
+
+    A partial is removed only if (1) the pid in its name is not alive here, (2) no process
+    holds the ``flock`` every writer keeps on its partial while writing (a live writer in
+    another PID namespace -- a container on shared storage -- has a pid that looks dead here,
+    but its lock is seen), and (3) it is not an empty file younger than a minute (a writer
+    between creating and locking it).
+    """
+    import time
     removed = []
     try:
         names = os.listdir(directory or ".")
@@ -54,12 +79,32 @@ def clean_stale_partials(directory: str) -> list[str]:
         return removed
     for name in names:
         m = PARTIAL_RE.match(name)
-        if m and not _pid_alive(int(m.group("pid"))):
-            path = os.path.join(directory, name)
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-                removed.append(path)
+        if not m or _pid_alive(int(m.group("pid"))):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if st.st_size == 0 and time.time() - st.st_mtime < 60:
+                    continue
+                if _try_lock(fh):
+                    os.unlink(path)
+                    removed.append(path)
+        except OSError:
+            pass
     return removed
+
+
+NAME_MAX = 255
+
+
+def _partial_name(path: str) -> str:
+    """``.NAME.pacodec-partial-PID-HEX`` beside ``path``; NAME is shortened (in bytes) so the
+    whole name stays within NAME_MAX when the output's own name is long."""
+    directory, base = os.path.split(path)
+    tail = f".pacodec-partial-{os.getpid()}-{secrets.token_hex(4)}".encode()
+    b = os.fsencode(base)[:NAME_MAX - 1 - len(tail)]
+    return os.path.join(directory, os.fsdecode(b"." + b + tail))
 
 
 @contextlib.contextmanager
@@ -82,10 +127,10 @@ def atomic_output(path: str, *, force: bool = False, inputs=()):
     if not os.path.isdir(directory):
         raise PacodecError(f"directory {directory} does not exist")
     clean_stale_partials(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.pacodec-partial-{os.getpid()}-"
-                                  f"{secrets.token_hex(4)}")
+    tmp = _partial_name(os.path.join(directory, os.path.basename(path)))
     fh = open(tmp, "xb")
     try:
+        _try_lock(fh)                # held until closed: see clean_stale_partials
         yield fh
         fh.flush()
         os.fsync(fh.fileno())
@@ -136,10 +181,13 @@ class PacFile:
     Read: ``PacFile(path)``; ``read(frames=-1)``, ``blocks(blocksize)``, ``seek_time(t)``,
     ``seek(frame)``, ``tell()``.  Write: ``PacFile(path, "w", samplerate=..., channels=...,
     bitrate=...)``; ``write(data)``; closing flushes the encoder and publishes the file.
+    Like ``soundfile``, writing replaces an existing file (atomically: the old one stays intact
+    until the new one is complete); ``force=False`` refuses instead.  The command line refuses
+    unless ``--force``.
     """
 
     def __init__(self, file, mode: str = "r", *, samplerate=None, channels=None, strict=False,
-                 force=False, total_frames=None, **encoder_args):
+                 force=True, total_frames=None, **encoder_args):
         if mode not in ("r", "w"):
             raise ValueError("mode must be 'r' or 'w'")
         self.mode = mode
@@ -315,6 +363,9 @@ class PacFile:
 
     def read(self, frames: int = -1) -> np.ndarray:
         self._need_mode("r")
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)):
+            raise TypeError(f"read takes a number of frames (int), got {frames!r}")
+        frames = int(frames)
         self._fill(frames)
         out = self._take(frames)
         self._pos += len(out)
@@ -333,11 +384,23 @@ class PacFile:
         return self._pos
 
     def seek_time(self, seconds: float) -> int:
+        """Position the reader at ``seconds`` (a finite number >= 0); returns the sample index."""
+        try:
+            ok = math.isfinite(seconds)
+        except TypeError:
+            raise TypeError(f"seek_time takes seconds as a number, got {seconds!r}") from None
+        if not ok:
+            raise ValueError(f"cannot seek to {seconds} seconds")
         return self.seek(int(round(seconds * self.samplerate)))
 
     def seek(self, frame: int) -> int:
-        """Position the reader at sample ``frame`` (per channel); returns the new position."""
+        """Position the reader at sample ``frame`` (an int, per channel); returns the new position.
+        Seconds go to :meth:`seek_time`."""
         self._need_mode("r")
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+            raise TypeError(f"seek takes a sample index (int), got {frame!r}; "
+                            f"use seek_time(seconds) to seek by time")
+        frame = int(frame)
         if frame < 0:
             raise ValueError("cannot seek before the start")
         if self._total is not None:

@@ -1,5 +1,6 @@
 """Shared fixtures: the shipped CC0 clips and seeded random generators."""
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,9 +47,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, name))
 
 
+DATA = Path(__file__).resolve().parent / "data"
+
+
 def load_clip(name: str, seconds: float | None = None):
-    with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
-        x, fs = sf.read(p, always_2d=True)
+    """A CC0 clip: ``tests/data/NAME`` (test-only audio) or the package's ``data/NAME``."""
+    if (DATA / name).exists():
+        x, fs = sf.read(DATA / name, always_2d=True)
+    else:
+        with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
+            x, fs = sf.read(p, always_2d=True)
     if seconds is not None:
         x = x[: int(seconds * fs)]
     return x, fs

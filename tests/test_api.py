@@ -63,15 +63,55 @@ def test_read_with_start_and_stop(tmp_path, piano):
     assert len(y) == fs // 2
 
 
-def test_write_refuses_to_overwrite_without_force(tmp_path, piano):
+def test_write_replaces_an_existing_file_like_soundfile_unless_force_is_false(tmp_path, piano):
     x, fs = piano
     p = tmp_path / "exists.pac"
     p.write_bytes(b"precious")
     with pytest.raises(PacodecError, match="exists"):
-        pacodec.write(p, x[:1000], fs)
+        pacodec.write(p, x[:1000], fs, force=False)
     assert p.read_bytes() == b"precious"
-    pacodec.write(p, x[:1000], fs, force=True)
+    pacodec.write(p, x[:1000], fs)               # the default, as soundfile.write
     assert pacodec.info(p).frames == 1000
+    pacodec.write(p, x[:500], fs)                # and again: re-running a script works
+    assert pacodec.info(p).frames == 500
+
+
+def test_numpy_scalars_are_accepted_as_parameters(piano):
+    x, fs = piano
+    x = x[:4000]
+    data = pacodec.encode(x, np.int64(fs), bitrate=np.float32(96.0))
+    assert pacodec.info(io.BytesIO(data)).frames == 4000
+    mono = pacodec.encode(x[:, :1], fs, quantizer="mulaw", mu=np.int64(100))
+    assert pacodec.info(io.BytesIO(mono)).mu == 100
+    enc = pacodec.Encoder(np.int32(fs), np.int64(2), quality=np.float64(5))
+    assert enc.channels == 2 and type(enc.channels) is int
+    with pytest.raises(UnsupportedError):
+        pacodec.Encoder(fs, 2.0)                 # a float channel count stays an error
+
+
+def test_bad_seek_and_read_arguments_are_clear_errors(tmp_path, piano):
+    x, fs = piano
+    p = tmp_path / "a.pac"
+    pacodec.write(p, x[:8000], fs)
+    with pacodec.PacFile(p) as f:
+        with pytest.raises(TypeError, match="seek_time"):
+            f.seek(1.5)
+        with pytest.raises(ValueError, match="seek"):
+            f.seek_time(float("inf"))
+        with pytest.raises(TypeError, match="frames"):
+            f.read(2.5)
+        assert len(f.read(100)) == 100           # still usable after the refusals
+    for kw in (dict(start=float("inf")), dict(start=float("nan")), dict(stop=float("inf"))):
+        with pytest.raises(ValueError, match="finite"):
+            pacodec.read(p, **kw)
+
+
+def test_decode_packet_of_an_int_is_a_type_error_not_a_huge_allocation():
+    dec = pacodec.Decoder()
+    with pytest.raises(TypeError, match="bytes"):
+        dec.decode_packet(10 ** 11)
+    with pytest.raises(TypeError, match="bytes"):
+        dec.feed(10 ** 11)
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path):

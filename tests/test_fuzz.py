@@ -196,3 +196,31 @@ def test_unpack_packet_returns_fields_or_raises_format_error(data):
     except bs.FormatError:
         return
     assert 0 <= seq < 2 ** 32 and 0 <= ts < 2 ** 32 and frame == data[9:]
+
+
+# ----------------------------------------------------------------------------- resource bounds
+@settings(max_examples=150, **FUZZ_SETTINGS)
+@given(stream=streams, target=st.sampled_from(["decode", "feed", "info", "pacfile", "packet"]),
+       ops=pacfile_ops, chunks=st.lists(st.integers(1, 3000), min_size=1, max_size=6))
+def test_damaged_streams_stay_within_the_resource_bounds(seeds, stream, target, ops, chunks):
+    """The fuzzer's bounds, checked by rate (no wall time): output bytes per input byte within
+    the format's worst case (tools/fuzz.py MAX_OUT_PER_BYTE), and a tracemalloc peak that for
+    inputs this small (< 100 KB) stays under 64 MB -- plus 4 bytes per output byte for the
+    targets that return the whole result."""
+    which, edits = stream
+    data = apply(seeds[which % len(seeds)], seeds, edits)
+    if target == "packet":
+        try:
+            case = {"target": "packet", "data": FUZZ.split_frames(data)[1], "ops": []}
+        except Exception:
+            case = {"target": "decode", "data": data, "ops": []}
+    else:
+        extra = {"feed": chunks, "pacfile": [list(o) for o in ops]}.get(target, [])
+        case = {"target": target, "data": data, "ops": extra}
+    FUZZ.run_case(case)                      # first use (tables, caches) is not the case's cost
+    outcome, detail, m = FUZZ.run_measured(case, time_bound=False)
+    assert outcome in FUZZ.OK_OUTCOMES, f"{outcome}\n{detail}"
+    n = max(FUZZ.input_bytes(case), 1)
+    assert m["ob"] <= FUZZ.MAX_OUT_PER_BYTE * n
+    whole = case["target"] in FUZZ.WHOLE_RESULT_TARGETS
+    assert m["m"] <= 64 * 2 ** 20 + (4 * m["ob"] if whole else 0), m

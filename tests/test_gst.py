@@ -273,3 +273,15 @@ def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tm
     ha, hb = bs.unpack_header(a), bs.unpack_header(b)
     assert ha.config == hb.config and ha.total_length == len(x) and hb.total_length is None
     assert a[bs.HEADER_SIZE:] == b[bs.HEADER_SIZE:]
+
+
+@needs_gst
+def test_pipelines_print_no_gstreamer_critical(gst_env, tmp_path):
+    """Elements are created with the floating reference gst_element_factory_create expects
+    (no "GStreamer-CRITICAL: The created element should be floating")."""
+    r = gst(gst_env, "audiotestsrc", "num-buffers=20", "!", "audioconvert", "!", "pacodecenc",
+            "!", "pacodecparse", "!", "pacodecdec", "!", "audioconvert", "!", "wavenc", "!",
+            "filesink", f"location={tmp_path / 'o.wav'}")
+    assert r.returncode == 0, r.stderr
+    assert "CRITICAL" not in r.stderr and "floating" not in r.stderr
+    assert sf.info(tmp_path / "o.wav").frames > 0

@@ -5,6 +5,7 @@ Fuzz findings are stored minimized under ``tests/regressions/*.json`` (target, o
 hex; made with ``python tools/fuzz.py --minimize FINDING.json``) and replayed through the same
 oracle as the fuzzer: the target must return audio / an ``Info`` or raise ``FormatError``.
 """
+import importlib
 import importlib.util
 import io
 import json
@@ -33,11 +34,39 @@ _spec.loader.exec_module(FUZZ)
 FINDINGS = sorted((HERE / "regressions").glob("*.json"))
 
 
+@pytest.fixture(scope="module")
+def warm():
+    """Each target once on a small valid stream, so first-use work (numba cache loading, tables)
+    is not counted in the memory peaks measured below."""
+    data = pacodec.encode(np.zeros((5000, 2)), 44100, bitrate=64)
+    for target, ops in (("decode", []), ("feed", [100]), ("info", []),
+                        ("pacfile", [["blocks", 4096]])):
+        FUZZ.run_case({"target": target, "data": data, "ops": ops})
+
+
 @pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
-def test_fuzz_finding_stays_fixed(path):
+def test_fuzz_finding_stays_fixed(path, warm):
+    """Replayed with the fuzzer's resource bounds (output and memory; not wall time), and the
+    tighter ones a crafted case states: ``bounds`` = {peak_mb, peak_per_input_byte}: the
+    tracemalloc peak may grow with the input only at that rate (0 for streaming targets).
+    ``needs`` names a module attribute the fix lives in: skipped on code from before it."""
     obj = json.loads(path.read_text())
-    outcome, detail = FUZZ.run_case(FUZZ.case_from_json(obj))
+    need = obj.get("needs")
+    if need:
+        mod, _, attr = need.rpartition(".")
+        if not hasattr(importlib.import_module(mod), attr):
+            pytest.skip(f"needs {need} (the bounded scanner and PacFile of branch format2)")
+    case = FUZZ.case_from_json(obj)
+    outcome, detail, m = FUZZ.run_measured(case, time_bound=False)
     assert outcome in FUZZ.OK_OUTCOMES, f"{obj['bug']}: {outcome}\n{detail}"
+    if obj.get("expect"):
+        assert outcome == obj["expect"], f"{obj['bug']}: {outcome}\n{detail}"
+    b = obj.get("bounds")
+    if b:
+        n = FUZZ.input_bytes(case)
+        limit = b["peak_mb"] * 2 ** 20 + b.get("peak_per_input_byte", 0) * n
+        assert m["m"] <= limit, (f"{obj['bug']}: tracemalloc peak {m['m'] / 2**20:.1f} MB for "
+                                 f"{n} input bytes (bound {limit / 2**20:.1f} MB)")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -4,7 +4,7 @@
     python tools/fuzz.py --cases 100000 --seed 1            # 2 workers, prints the figures
     python tools/fuzz.py --cases 5000 --time-limit 120 --jobs 1 --out /tmp/fuzz
 
-Seeds are real ``.pac`` streams encoded from ``pacodec/data/*.flac`` at many settings (stereo,
+Seeds are real ``.pac`` streams encoded from the CC0 clips (``pacodec/data``, ``tests/data``) at many settings (stereo,
 mono, 3 and 8 channels, 8..96 kHz, low delay, short blocks, every quantizer, CBR/ABR/VBR, sine and
 KBD windows, known and unknown length, no header) plus the conformance vectors.  Each case is
 derived deterministically from ``(seed, index)``: a target (``decode``, ``strict``, ``feed`` in
@@ -18,6 +18,11 @@ The contract checked: a target returns float32 audio shaped ``(n, channels)`` wi
 Anything else is a bug: another exception, an unexpected warning, bad output, a crash of the
 process (a signal, e.g. a segfault in a numba kernel), a hang (no answer within ``--timeout``
 seconds) or memory beyond ``--memory-mb`` (address-space limit of each worker).
+
+Resources are measured per case and bounded (see ``check_bounds``; ``--no-bounds`` turns this
+off): output bytes per input byte, the tracemalloc peak, and time linear in input and output.
+A case beyond a bound is a finding ``bound:output``, ``bound:memory`` or ``bound:time``; the
+report gives the largest of each.
 
 Cases run in worker subprocesses; the parent is a watchdog that restarts a worker after a crash or
 hang and records the case.  Every bug's input is written to ``--out`` (default
@@ -82,11 +87,15 @@ SEED_SPECS = [
 ]
 
 
+def clip_path(name) -> Path:
+    """A CC0 clip of the package (``pacodec/data``) or of the tests (``tests/data``)."""
+    p = ROOT / "pacodec" / "data" / name
+    return p if p.exists() else ROOT / "tests" / "data" / name
+
+
 def _clip(name, nsamples, channels):
     import soundfile as sf
-    from importlib import resources
-    with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
-        x, fs = sf.read(p, always_2d=True)
+    x, fs = sf.read(clip_path(name), always_2d=True)
     x = x[int(0.1 * fs):int(0.1 * fs) + nsamples]
     cols = [x[:, 0], x[:, -1], 0.5 * (x[:, 0] - x[:, -1])]
     out = np.stack([cols[c % 3] * (1.0 - 0.1 * (c // 3)) for c in range(channels)], axis=1)
@@ -465,7 +474,11 @@ class BadOutput(AssertionError):
     pass
 
 
+_OUT = [0]          # bytes of audio the current case produced (every array _check_audio sees)
+
+
 def _check_audio(y, channels):
+    _OUT[0] += getattr(y, "nbytes", 0)
     if not isinstance(y, np.ndarray) or y.dtype != np.float32 or y.ndim != 2:
         raise BadOutput(f"output is not a float32 2-D array: {type(y)} {getattr(y, 'dtype', '')} "
                         f"{getattr(y, 'shape', '')}")
@@ -565,6 +578,73 @@ def _run_pacfile(data, ops):
                         raise BadOutput("block larger than blocksize")
 
 
+# --------------------------------------------------------------------------------------- bounds
+#: Resource bounds every case must keep (``run_measured``; the fuzzer fails a case beyond them).
+#: Output: a frame is at least MIN_FRAME_BYTES long and yields at most (1 + CONCEAL_FREE) hops
+#: (itself plus the concealment of the frames its bytes could have held) of at most 2048 samples
+#: x 8 channels of float32 -- the format's own worst case, 73 728 bytes per input byte (a lost
+#: packet counts as MIN_FRAME_BYTES of input).  Memory (tracemalloc peak: Python and numpy
+#: allocations; numba's and LLVM's own are not traced): 300 MB for the streaming targets
+#: (packets, info, PacFile reads, which never hold more than a block), and for the targets that
+#: return everything by design (decode, strict, feed) 300 MB plus 4 bytes per output byte (the
+#: result and the copies of its concatenation).  Time: 50 ms plus 100 us per input byte plus
+#: 0.1 us per output byte of the process's CPU time -- linear in input and output (CPU time, not
+#: wall time, so that a loaded machine does not fail cases; hangs are caught by --timeout).
+from pacodec.decoder import CONCEAL_FREE, MIN_FRAME_BYTES  # noqa: E402
+
+MAX_OUT_PER_BYTE = (1 + CONCEAL_FREE) * 2048 * 8 * 4 // MIN_FRAME_BYTES
+MAX_PEAK = 300 * 2 ** 20
+WHOLE_RESULT_TARGETS = ("decode", "strict", "feed")
+TIME_FIXED, TIME_PER_BYTE, TIME_PER_OUT_BYTE = 0.050, 100e-6, 0.1e-6
+
+
+def input_bytes(case) -> int:
+    """Input size for the bounds: bytes, a lost packet counting as MIN_FRAME_BYTES."""
+    d = case["data"]
+    if isinstance(d, (bytes, bytearray)):
+        return len(d)
+    return sum(max(len(x), MIN_FRAME_BYTES) for x in d)
+
+
+def check_bounds(case, seconds, peak, out_bytes, time_bound=True):
+    """The bound a case passes (outcome ``bound:<what>``, detail), or None."""
+    n = input_bytes(case)
+    if out_bytes > MAX_OUT_PER_BYTE * max(n, 1):
+        return "bound:output", (f"{out_bytes} output bytes from {n} input bytes "
+                                f"(bound {MAX_OUT_PER_BYTE} per byte)")
+    limit = MAX_PEAK + (4 * out_bytes if case["target"] in WHOLE_RESULT_TARGETS else 0)
+    if peak is not None and peak > limit:
+        return "bound:memory", f"peak {peak / 2**20:.1f} MB (bound {limit / 2**20:.1f} MB)"
+    t = TIME_FIXED + TIME_PER_BYTE * n + TIME_PER_OUT_BYTE * out_bytes
+    if time_bound and seconds > t:
+        return "bound:time", f"{seconds * 1000:.1f} ms of CPU (bound {t * 1000:.1f} ms)"
+    return None
+
+
+def run_measured(case, time_bound=True):
+    """``run_case`` with its resources measured and bounded -> (outcome, detail, measures).
+
+    ``measures``: seconds, tracemalloc peak above the start (bytes), output bytes.  A case
+    that is otherwise fine but passes a bound gets the outcome ``bound:<what>``."""
+    import tracemalloc
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()
+    tracemalloc.clear_traces()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    _OUT[0] = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    outcome, detail = run_case(case)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = tracemalloc.get_traced_memory()[1] - base
+    m = {"t": dt, "cpu": cpu, "m": peak, "ob": _OUT[0]}
+    if outcome in OK_OUTCOMES:
+        bad = check_bounds(case, cpu, peak, _OUT[0], time_bound)
+        if bad is not None:
+            outcome, detail = bad
+    return outcome, detail, m
+
+
 def run_case(case) -> tuple[str, str]:
     """Run one case in this process -> (outcome, detail).
 
@@ -627,9 +707,19 @@ def case_to_json(case) -> dict:
 
 
 def case_from_json(obj) -> dict:
-    d = obj["data"]
-    return {"target": obj["target"], "ops": obj.get("ops", []),
-            "data": bytes.fromhex(d) if isinstance(d, str) else [bytes.fromhex(x) for x in d]}
+    """A case from its JSON form: ``data`` as hex (a list of hex strings for packet targets), or
+    ``recipe`` = {head, unit, count, tail} (hex; ``head + unit * count + tail``) for the large
+    crafted inputs of tests/regressions that would not fit a file as hex."""
+    d = obj.get("data")
+    if "recipe" in obj:
+        r = obj["recipe"]
+        d = bytes.fromhex(r.get("head", "")) + bytes.fromhex(r["unit"]) * int(r["count"]) \
+            + bytes.fromhex(r.get("tail", ""))
+    elif isinstance(d, str):
+        d = bytes.fromhex(d)
+    else:
+        d = [bytes.fromhex(x) for x in d]
+    return {"target": obj["target"], "ops": obj.get("ops", []), "data": d}
 
 
 # --------------------------------------------------------------------------------------- minimize
@@ -753,6 +843,9 @@ def worker(args):
     # warm up (kernels, lazy imports, layouts) so start-up is not counted as decode time
     for i in range(40):
         run_case(make_case(args.seed ^ 0x5A5A, i, ctx))
+    if not args.no_bounds:
+        import tracemalloc
+        tracemalloc.start()
     out = sys.stdout
     for index in range(args.start, args.stop):
         case = make_case(args.seed, index, ctx)
@@ -762,11 +855,16 @@ def worker(args):
             os.kill(os.getpid(), __import__("signal").SIGSEGV)
         if index == args.inject_hang:
             time.sleep(10 ** 6)
-        t0 = time.perf_counter()
-        outcome, detail = run_case(case)
-        dt = time.perf_counter() - t0
-        out.write(json.dumps({"i": index, "o": outcome, "t": dt, "n": case_size(case),
-                              "g": case["target"], "d": detail[-2000:]}) + "\n")
+        if args.no_bounds:
+            _OUT[0] = 0
+            t0 = time.perf_counter()
+            outcome, detail = run_case(case)
+            m = {"t": time.perf_counter() - t0, "m": None, "ob": _OUT[0]}
+        else:
+            outcome, detail, m = run_measured(case)
+        out.write(json.dumps({"i": index, "o": outcome, "n": case_size(case), "ni":
+                              input_bytes(case), "g": case["target"], "d": detail[-2000:],
+                              **m}) + "\n")
         out.flush()
 
 
@@ -778,6 +876,10 @@ class Stats:
         self.cases = 0
         self.max_time = (0.0, None, 0)
         self.max_tpb = (0.0, None, 0)       # seconds per byte, inputs >= 256 bytes
+        self.max_peak = (0, None, 0)        # tracemalloc peak (bytes)
+        self.max_peak_stream = (0, None, 0)  # the same, streaming targets only
+        self.max_opb = (0.0, None, 0)       # output bytes per input byte
+        self.out_bytes = 0
         self.bytes = 0
         self.findings = []
         self.lock = threading.Lock()
@@ -794,13 +896,24 @@ class Stats:
                 self.max_time = (rec["t"], rec["i"], rec["n"])
             if rec["n"] >= 256 and rec["t"] / rec["n"] > self.max_tpb[0]:
                 self.max_tpb = (rec["t"] / rec["n"], rec["i"], rec["n"])
+            peak = rec.get("m")
+            if peak is not None:
+                if peak > self.max_peak[0]:
+                    self.max_peak = (peak, rec["i"], rec["n"])
+                if rec["g"] not in WHOLE_RESULT_TARGETS and peak > self.max_peak_stream[0]:
+                    self.max_peak_stream = (peak, rec["i"], rec["n"])
+            ob = rec.get("ob", 0)
+            self.out_bytes += ob
+            ni = max(rec.get("ni", rec["n"]), 1)
+            if ob / ni > self.max_opb[0]:
+                self.max_opb = (ob / ni, rec["i"], rec["n"])
 
 
 def _spawn(args, start, stop):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--seed", str(args.seed),
            "--start", str(start), "--stop", str(stop), "--seed-dir", str(args.seed_dir),
            "--memory-mb", str(args.memory_mb), "--inject-crash", str(args.inject_crash),
-           "--inject-hang", str(args.inject_hang)]
+           "--inject-hang", str(args.inject_hang)] + (["--no-bounds"] if args.no_bounds else [])
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1)
 
@@ -903,6 +1016,8 @@ def main(argv=None):
     ap.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per worker")
     ap.add_argument("--out", default="fuzz-findings", help="directory for the inputs of bugs")
     ap.add_argument("--seed-dir", default=None, help="cache of the seed streams")
+    ap.add_argument("--no-bounds", action="store_true",
+                    help="do not measure memory (tracemalloc) nor enforce the resource bounds")
     ap.add_argument("--replay", metavar="JSON", help="run one finding file in this process")
     ap.add_argument("--minimize", metavar="JSON", help="shrink a finding (same outcome) and "
                     "write it beside as NAME.min.json")
@@ -925,7 +1040,7 @@ def main(argv=None):
         return 0
     if args.replay:
         case = case_from_json(json.loads(Path(args.replay).read_text()))
-        print(run_case(case))
+        print(run_case(case) if args.no_bounds else run_measured(case))
         return 0
     if args.seed_dir is None:
         import tempfile
@@ -990,6 +1105,19 @@ def report(args, stats, elapsed):
     tpb, ti, tn = stats.max_tpb
     print(f"longest time per byte (inputs >= 256 bytes): {tpb * 1e6:.2f} us/byte "
           f"(case {ti}, {tn} bytes)")
+    if stats.max_peak[1] is not None:
+        for label, (pk, pi, pn) in (("all targets", stats.max_peak),
+                                    ("streaming targets", stats.max_peak_stream)):
+            print(f"largest memory peak ({label}, tracemalloc): {pk / 2**20:.1f} MB "
+                  f"(case {pi}, {pn} bytes)")
+    ob, oi, on = stats.max_opb
+    print(f"largest output per input byte: {ob:.0f} bytes/byte (case {oi}, {on} bytes; "
+          f"{stats.out_bytes / 2**20:.0f} MB of audio in all)")
+    if not args.no_bounds:
+        print(f"bounds enforced: output <= {MAX_OUT_PER_BYTE} bytes per input byte; peak <= "
+              f"{MAX_PEAK >> 20} MB (+ 4 x output for decode/strict/feed); time <= "
+              f"{TIME_FIXED * 1000:g} ms + {TIME_PER_BYTE * 1e6:g} us/input byte + "
+              f"{TIME_PER_OUT_BYTE * 1e6:g} us/output byte of CPU time")
     if stats.findings:
         print(f"{len(stats.findings)} finding(s) written to {args.out}/:")
         for o, i, t, n, p in sorted(stats.findings, key=lambda f: f[1]):

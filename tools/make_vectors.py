@@ -22,7 +22,6 @@ import json
 import struct
 import sys
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -335,8 +334,8 @@ def output_ranges(emitted, n):
 
 # ----------------------------------------------------------------------------- signals and edits
 def clip(name, seconds, start=0.0):
-    with resources.as_file(resources.files("pacodec").joinpath(f"data/{name}")) as p:
-        x, fs = sf.read(p, always_2d=True)
+    p = ROOT / "pacodec" / "data" / name          # shipped clips, else the tests' own
+    x, fs = sf.read(p if p.exists() else ROOT / "tests" / "data" / name, always_2d=True)
     a = int(start * fs)
     return x[a:a + int(seconds * fs)], fs
 

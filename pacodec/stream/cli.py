@@ -60,8 +60,8 @@ def _common(p, device=True):
 def _codec_opts(p):
     p.add_argument("-b", "--bitrate", type=_positive, default=128.0, metavar="KBPS",
                    help="total bitrate in kbit/s (default 128)")
-    p.add_argument("--low-delay", action="store_true",
-                   help="low-delay frames (<= 10 ms algorithmic delay at 48 kHz)")
+    from ..cli import LOW_DELAY_HELP
+    p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     p.add_argument("-r", "--samplerate", type=int, metavar="HZ",
                    help="capture rate (default: the input device's default rate)")
     p.add_argument("-c", "--channels", type=int, metavar="N",
@@ -112,7 +112,8 @@ def add_subparsers(subparsers):
                    help="upper bound of the jitter buffer target (seconds, default 0.5)")
     p.add_argument("--idle-exit", type=_positive, metavar="S",
                    help="exit when no packet came for S seconds (after the first one)")
-    p.add_argument("--blocksize", type=int, default=0, metavar="FRAMES")
+    p.add_argument("--blocksize", type=int, default=0, metavar="FRAMES",
+                   help="audio block size for playback (default 0: whatever the device prefers)")
     _common(p)
     p.set_defaults(func=cmd_receive)
 
@@ -129,8 +130,19 @@ def add_subparsers(subparsers):
 # ---------------------------------------------------------------------------- helpers
 def _fail(cmd, exc):
     msg = str(exc) or exc.__class__.__name__
+    if type(exc).__name__ == "PortAudioError":
+        msg = audio_error_text(exc)
     print(f"pacodec {cmd}: error: {msg.splitlines()[0]}", file=sys.stderr)
     return 1
+
+
+def audio_error_text(exc) -> str:
+    """One line for a PortAudio error ("Error querying device -1" means there is no default
+    device: no sound card, or no audio server running)."""
+    msg = (str(exc) or type(exc).__name__).splitlines()[0]
+    if "device -1" in msg:
+        return "no default audio device (no sound card or audio server?); see `pacodec devices`"
+    return f"audio device: {msg} (see `pacodec devices`)"
 
 
 def _guard(cmd):
