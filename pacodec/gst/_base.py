@@ -109,6 +109,13 @@ class _Element(Gst.Element):
 
     def __init__(self):
         super().__init__()
+        # gst_element_factory_create() expects a new element to hold a floating reference, which
+        # the bin it is added to takes over; PyGObject sinks it for the Python wrapper, so
+        # GStreamer printed "The created element should be floating" for every element.  Give
+        # the creator its own floating reference again (the wrapper keeps its own).
+        if not self.is_floating():
+            GObject.Object._ref(self)
+            GObject.Object._force_floating(self)
         templates = {t.name_template: t for t in type(self).__gsttemplates__}
         self.sinkpad = Gst.Pad.new_from_template(templates["sink"], "sink")
         self.sinkpad.set_chain_function_full(self._chain_safe, None)
