@@ -392,8 +392,9 @@ class _PacInput:
     """Open a ``.pac`` input (path or ``-``) for :class:`PacFile`, with errors that name it.
 
     The first bytes are looked at before decoding: another audio format gets "this is a WAV
-    file, not a pacodec stream", and a stream without a header on a pipe (which cannot be
-    searched for its in-band configuration) says so instead of "bad magic"."""
+    file, not a pacodec stream; did you mean `pacodec encode`?" instead of "bad magic".
+    (A stream without a header is read from a pipe or FIFO too: PacFile reads ahead to its
+    first in-band configuration.)"""
 
     def __init__(self, path):
         self.path = path
@@ -418,16 +419,10 @@ class _PacInput:
             self.close()
             raise CliError(f"{self.name}: this is a{'n' if kind[0] in 'AEIOU' else ''} {kind} "
                            f"file, not a pacodec stream; did you mean `pacodec encode`?")
-        from . import bitstream as bs
         try:
             seekable = self.fh.seekable()
         except OSError:
             seekable = False
-        if not seekable and head[:4] != bs.MAGIC and head[:2] == bs.SYNC_BYTES:
-            self.close()
-            raise CliError(f"{self.name}: a pacodec stream without a header (e.g. a recorded "
-                           f"live stream) can only be read from a regular file, not from a "
-                           f"pipe or FIFO; save it to a file first")
         self.seekable = seekable
 
     def close(self):
