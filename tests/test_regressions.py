@@ -5,7 +5,6 @@ Fuzz findings are stored minimized under ``tests/regressions/*.json`` (target, o
 hex; made with ``python tools/fuzz.py --minimize FINDING.json``) and replayed through the same
 oracle as the fuzzer: the target must return audio / an ``Info`` or raise ``FormatError``.
 """
-import importlib
 import importlib.util
 import io
 import json
@@ -48,14 +47,9 @@ def warm():
 def test_fuzz_finding_stays_fixed(path, warm):
     """Replayed with the fuzzer's resource bounds (output and memory; not wall time), and the
     tighter ones a crafted case states: ``bounds`` = {peak_mb, peak_per_input_byte}: the
-    tracemalloc peak may grow with the input only at that rate (0 for streaming targets).
-    ``needs`` names a module attribute the fix lives in: skipped on code from before it."""
+    tracemalloc peak may grow with the input only at that rate (0 for streaming targets);
+    ``expect``: the outcome it must have."""
     obj = json.loads(path.read_text())
-    need = obj.get("needs")
-    if need:
-        mod, _, attr = need.rpartition(".")
-        if not hasattr(importlib.import_module(mod), attr):
-            pytest.skip(f"needs {need} (the bounded scanner and PacFile of branch format2)")
     case = FUZZ.case_from_json(obj)
     outcome, detail, m = FUZZ.run_measured(case, time_bound=False)
     assert outcome in FUZZ.OK_OUTCOMES, f"{obj['bug']}: {outcome}\n{detail}"
