@@ -359,7 +359,10 @@ def _encode_file(job, rec):
     try:
         snd = sf.SoundFile(job["src"])
     except (RuntimeError, TypeError, sf.LibsndfileError) as e:
-        raise _error(f"not a readable audio file ({_short(e)})") from None
+        msg = _short(e)
+        if msg.startswith("Error opening ") and "': " in msg:    # the path is already shown
+            msg = msg.split("': ", 1)[1]
+        raise _error(f"not a readable audio file ({msg.rstrip('.')})") from None
     with snd:
         total = snd.frames if snd.seekable() else None
         enc = Encoder(snd.samplerate, snd.channels, total_frames=total, **_encoder_kwargs(s))
@@ -653,6 +656,7 @@ def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask:
         try:
             for job, rec in it:
                 rec["source"] = job["src"]
+                rec["t"] = round(time.time(), 3)           # when the coordinator got it
                 writer.append(rec)
                 (res.encoded if rec["type"] == "file" else res.failed).append(rec)
                 prog.update(job, rec)
