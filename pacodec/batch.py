@@ -493,26 +493,35 @@ def _run_local(jobs, n):
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(jobs, address, log=None):
+def _dask_connect(address):
+    """(client, cluster or None) for ``tcp://HOST:PORT`` or ``local:N``; one-line errors."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        import dask
+        from dask.distributed import Client, LocalCluster
     except ImportError:
         raise _error('--dask needs dask.distributed: pip install "pacodec[dask]"') from None
     import logging
-    cluster = None
     if address.startswith("local:") or address == "local":
         try:
             n = int(address.partition(":")[2] or os.cpu_count() or 1)
+            if n < 1:
+                raise ValueError
         except ValueError:
-            raise _error(f"--dask local:N needs a number of workers, got {address!r}") from None
+            raise _error(f"--dask local:N needs a positive number of workers, got {address!r}") \
+                from None
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(address, timeout=30)
-        except (OSError, TimeoutError) as e:
-            raise _error(f"cannot reach the Dask scheduler at {address}: {_short(e)}") from None
+        return Client(cluster), cluster
+    try:
+        timeout = dask.config.get("distributed.comm.timeouts.connect")
+        return Client(address, timeout=timeout), None
+    except Exception as e:              # OSError, TimeoutError, ValueError (bad address)...
+        raise _error(f"cannot reach the Dask scheduler at {address}: {_short(e)}") from None
+
+
+def _run_dask(jobs, conn, log=None):
+    from dask.distributed import as_completed
+    client, cluster = conn
     futs = {}
     try:
         if log:
@@ -535,11 +544,16 @@ def _run_dask(jobs, address, log=None):
     finally:
         with contextlib.suppress(Exception):
             client.cancel(list(futs))
+        _dask_close(conn)
+
+
+def _dask_close(conn):
+    client, cluster = conn
+    with contextlib.suppress(Exception):
+        client.close()
+    if cluster is not None:
         with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+            cluster.close()
 
 
 # ---------------------------------------------------------------------------------- progress
@@ -640,8 +654,14 @@ def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask:
     res.todo.sort(key=lambda j: (-j["size"], j["input"]))        # largest first
     if dry_run:
         return res
-    os.makedirs(out_dir, exist_ok=True)
-    writer = _ManifestWriter(res.manifest)
+    conn = _dask_connect(dask) if dask and res.todo else None   # fail before writing anything
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        writer = _ManifestWriter(res.manifest)
+    except BaseException:
+        if conn:
+            _dask_close(conn)
+        raise
     t0 = time.monotonic()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
@@ -652,7 +672,7 @@ def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask:
                        "settings_key": key, "started": started, "backend": backend,
                        "to_do": len(res.todo), "up_to_date": len(res.skipped)})
         prog = _Progress(res.todo, progress)
-        it = _run_dask(res.todo, dask, log) if dask else _run_local(res.todo, workers)
+        it = _run_dask(res.todo, conn, log) if conn else _run_local(res.todo, workers)
         try:
             for job, rec in it:
                 rec["source"] = job["src"]
@@ -681,10 +701,10 @@ def _summary(res, before, wall, backend):
     s = {"type": "summary", "files": len(recs), "processed": len(res.encoded),
          "up_to_date": len(res.skipped), "failed": len(res.failed),
          "failures": [{"input": r["input"], "error": r["error"]} for r in res.failed],
-         "audio_hours": round(sum(r["duration"] for r in recs) / 3600, 6),
+         "audio_hours": round(sum(r["duration"] for r in recs) / 3600, 9),
          "output_bytes": out, "pcm16_bytes": pcm,
          "dcr": round(1 - out / pcm, 6) if pcm else None,
-         "run_audio_hours": round(run_audio / 3600, 6), "wall_seconds": round(wall, 3),
+         "run_audio_hours": round(run_audio / 3600, 9), "wall_seconds": round(wall, 3),
          "files_per_second": round(len(res.encoded) / wall, 4) if wall > 0 else None,
          "audio_hours_per_hour": round(run_audio / wall, 3) if wall > 0 else None,
          "backend": backend, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
