@@ -448,6 +448,15 @@ def run_job(job: dict) -> dict:
     return rec
 
 
+def _pool_job(job):
+    """``run_job`` in a pool worker: a SIGTERM (the coordinator stopping, or dying) ends the
+    process once ``atomic_output`` has removed the partial file, instead of taking more work."""
+    try:
+        return run_job(job)
+    except SystemExit as e:
+        os._exit(e.code if isinstance(e.code, int) else 1)
+
+
 def _clean_partials(out_dir):
     from .pacfile import clean_stale_partials
     removed = []
@@ -473,7 +482,7 @@ def _run_local(jobs, n):
     ok = False
     try:
         for job in jobs:                       # already largest-first: the pool keeps that order
-            futs[ex.submit(run_job, job)] = job
+            futs[ex.submit(_pool_job, job)] = job
         for fut in as_completed(futs):
             job = futs[fut]
             try:
@@ -619,9 +628,12 @@ class BatchResult:
 
 def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask: str | None = None,
               include=(), exclude=(), dry_run=False, verify=False, score=(), score_path=None,
-              progress=False, log=None) -> BatchResult:
+              force=False, progress=False, log=None) -> BatchResult:
     """Encode (``settings`` from :func:`encode_settings`) or decode (:func:`decode_settings`)
-    the tree ``in_dir`` into ``out_dir``; returns a :class:`BatchResult`."""
+    the tree ``in_dir`` into ``out_dir``; returns a :class:`BatchResult`.
+
+    ``out_dir`` is the batch's own: outputs there are replaced when their input or the settings
+    changed.  So a directory that is not empty and has no manifest is refused unless ``force``."""
     in_dir, out_dir = os.path.abspath(in_dir), os.path.abspath(out_dir)
     if not os.path.isdir(in_dir):
         raise _error(f"{in_dir}: not a directory")
@@ -654,6 +666,10 @@ def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask:
     res.todo.sort(key=lambda j: (-j["size"], j["input"]))        # largest first
     if dry_run:
         return res
+    if (not force and not os.path.exists(res.manifest) and os.path.isdir(out_dir)
+            and any(not n.startswith(".") for n in os.listdir(out_dir))):
+        raise _error(f"{out_dir} is not empty and has no {MANIFEST}: refusing to write into it "
+                     f"(its files could be replaced; use --force to go ahead)")
     conn = _dask_connect(dask) if dask and res.todo else None   # fail before writing anything
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -881,6 +897,8 @@ def add_parser(sub):
     b.add_argument("--report", action="store_true",
                    help="write OUT_DIR/report.md and DCR/quality histograms (PNG) from the "
                         "manifest (alone with one DIR: report only)")
+    b.add_argument("-f", "--force", action="store_true",
+                   help="write into an OUT_DIR that has files but no manifest")
     b.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     b.set_defaults(func=cmd_batch)
     return b
@@ -919,7 +937,8 @@ def cmd_batch(args):
     tty = sys.stderr.isatty() and not args.quiet
     res = run_batch(in_dir, out_dir, settings, jobs=args.jobs, dask=args.dask,
                     include=args.include, exclude=args.exclude, dry_run=args.dry_run,
-                    verify=args.verify, score=score, score_path=args.score_path, progress=tty,
+                    verify=args.verify, score=score, score_path=args.score_path,
+                    force=args.force, progress=tty,
                     log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
     verb = "decode" if args.decode else "encode"
     if args.dry_run:

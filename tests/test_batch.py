@@ -178,6 +178,20 @@ def test_include_exclude_dry_run_and_name_collisions(tmp_path, tree, rng, capsys
     assert sorted(pac_tree(out)) == ["speech/set0/clip1.pac"]
 
 
+def test_a_foreign_non_empty_output_directory_is_refused_without_force(tmp_path, tree, capsys):
+    src, files = tree
+    out = tmp_path / "out"
+    (out / "music" / "set0").mkdir(parents=True)
+    mine = out / "music" / "set0" / "clip0.pac"
+    mine.write_bytes(b"my own file")
+    assert cli(src, out, "-d", "1", "-j", "1") == 1
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err and err.count("\n") == 1
+    assert mine.read_bytes() == b"my own file" and not (out / batch.MANIFEST).exists()
+    assert cli(src, out, "-d", "1", "-j", "1", "--force") == 1          # broken.wav
+    assert mine.read_bytes()[:4] == b"PACD"
+
+
 def test_a_torn_manifest_line_is_cut_off_and_the_run_goes_on(tmp_path, tree):
     src, _ = tree
     out = tmp_path / "out"
