@@ -571,6 +571,10 @@ def _hms(s):
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _audio(seconds):
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
 class _Progress:
     """files, audio hours, ETA on one rewritten stderr line (terminals only)."""
 
@@ -599,10 +603,10 @@ class _Progress:
         frac = self.bytes / self.total_bytes
         eta = el * (1 - frac) / frac if frac > 0 else 0
         bar = "#" * int(24 * frac)
-        est = self.audio / frac / 3600 if frac > 0 else 0
+        est = self.audio / frac if frac > 0 else 0
         fail = f", {self.failed} failed" if self.failed else ""
         sys.stderr.write(f"\r[{bar:<24}] {self.done}/{self.n} files{fail}, "
-                         f"{self.audio / 3600:.2f}/~{est:.2f} h audio, ETA {_hms(eta)} ")
+                         f"{_audio(self.audio)} of ~{_audio(est)} audio, ETA {_hms(eta)}   ")
         sys.stderr.flush()
 
     def close(self):

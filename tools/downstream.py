@@ -196,7 +196,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="/tmp/downstream")
     ap.add_argument("--corpus", default=os.path.join(HERE, "..", "..", "shared", "corpus"))
-    ap.add_argument("-d", "--distances", type=float, nargs="+", default=[1, 2, 4, 8, 12, 16])
+    ap.add_argument("-d", "--distances", type=float, nargs="+", default=[0.25, 0.5, 1, 2, 4, 8, 16])
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--plot", help="save accuracy against DCR here (PNG)")
     ap.add_argument("--json", help="save the table here")
