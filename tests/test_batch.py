@@ -230,6 +230,18 @@ def test_report_writes_markdown_and_histograms(tmp_path, tree, capsys):
     assert (out / "report-dcr.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_without_matplotlib_still_writes_markdown_and_says_why(tmp_path, tree, monkeypatch,
+                                                                      capsys):
+    src, _ = tree
+    out = tmp_path / "out"
+    cli(src, out, "-d", "1", "-j", "1")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # as if not installed
+    assert cli("--report", out) == 0
+    err = capsys.readouterr().err
+    assert "matplotlib is not installed" in err and 'pip install "pacodec[plot]"' in err
+    assert (out / "report.md").exists() and not (out / "report-dcr.png").exists()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["only-one-dir"], "needs IN_DIR and OUT_DIR"),
     (["{src}", "{out}", "-j", "0"], "-j needs"),
