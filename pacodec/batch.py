@@ -327,7 +327,11 @@ def _scorers(names, path):
             out[name] = mod.score
         elif name == "2f":
             try:
+                import importlib.util
                 import mushra2f as mod
+                for dep in ("seabass", "resampy"):
+                    if importlib.util.find_spec(dep) is None:
+                        raise ImportError(dep)
                 out[name] = mod.score2f
             except ImportError:
                 raise ImportError("the 2f-model is not available: pip install seabass-2f resampy "
