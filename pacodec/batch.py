@@ -21,8 +21,9 @@ settings, the input still has the recorded size and modification time (or, if on
 changed, the same SHA-256), and the output exists with the recorded size (``--verify``: and the
 recorded SHA-256).  Anything else is encoded again; names on disk are never trusted on their own.
 
-**Workers.**  ``-j N`` runs N worker processes (spawned, each warmed once so numba's kernels are
-loaded before the first file) fed largest-first; ``-j 1`` runs in-process.  ``--dask ADDRESS``
+**Workers.**  ``-j N`` runs N worker processes, warm before their first file (on Linux forked
+from the coordinator after it loaded numba's kernels; elsewhere spawned, each warming itself),
+fed largest-first; ``-j 1`` runs in-process.  ``--dask ADDRESS``
 sends the same per-file tasks to a ``dask.distributed`` scheduler; the workers must see the
 input and output directories under the same absolute paths (shared storage).  ``--dask local:N``
 starts a ``LocalCluster`` of N single-threaded worker processes.  Only the coordinator writes
@@ -481,7 +482,13 @@ def _run_local(jobs, n):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
-    ex = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    # Linux: fork from this process once its kernels are loaded, so workers start warm; other
+    # systems spawn, and each worker warms itself in _worker_init
+    fork = sys.platform.startswith("linux")
+    if fork:
+        _warm()
+    ex = ProcessPoolExecutor(n, mp_context=mp.get_context("fork" if fork else "spawn"),
+                             initializer=_worker_init)
     futs = {}
     ok = False
     try:
