@@ -83,15 +83,52 @@ def test_jitter_buffer_puts_reordered_packets_back_in_order():
 
 
 def test_jitter_buffer_reports_a_missing_packet_as_lost_and_a_later_arrival_as_late():
-    jb, clock = make_jb(min_delay=0.05)
+    jb, clock = make_jb(min_delay=0.02)      # 2 frames: 3 and 4 waited that long, 2 is lost
+    out = []
     for s in [0, 1, 3, 4]:
         clock.t = s * 0.010
         jb.insert(s, s * 10, s)
-    out = [jb.pop() for _ in range(5)]
+        if s:
+            out.append(jb.pop())
+    out += [jb.pop() for _ in range(2)]
     assert [o.kind for o in out] == ["frame", "frame", "lost", "frame", "frame"]
     assert out[2].seq == 2
     assert jb.insert(2, 20, 2) == "late"
     assert jb.lost == 1 and jb.late == 1
+
+
+def test_jitter_buffer_does_not_give_up_a_packet_before_its_deadline():
+    # target 5 frames: when 2 is missing only 3 and 4 are buffered behind it, so its deadline
+    # has not passed -- stretch (conceal without giving it up) and play it when it comes
+    jb, clock = make_jb(min_delay=0.05)
+    for s in [0, 1, 3, 4, 5]:
+        jb.insert(s, s * 10, s)
+    out = [jb.pop() for _ in range(3)]
+    assert [o.kind for o in out] == ["frame", "frame", "underrun"]
+    assert jb.insert(2, 20, 2) == "ok"
+    assert [jb.pop().payload for _ in range(4)] == [2, 3, 4, 5]
+    assert jb.lost == 0 and jb.late == 0
+
+
+def test_jitter_buffer_target_grows_after_a_late_packet():
+    jb, clock = make_jb(min_delay=0.01)
+    for s in [0, 1, 2, 3, 5, 6]:
+        clock.t = s * 0.010
+        jb.insert(s, s * 10, s)
+        if s < 4:
+            jb.pop()
+    assert jb.target_frames == 1
+    assert jb.pop().kind == "lost"          # 4 is missing, 5 and 6 waited the target
+    assert jb.insert(4, 40, 4) == "late"
+    assert jb.target_frames >= 2            # it missed by one frame: hold one more
+
+
+def test_jitter_buffer_refuses_packets_far_ahead_of_the_playout_point():
+    jb, clock = make_jb(capacity=64)
+    jb.insert(0, 0, 0)
+    assert jb.pop().kind == "frame"
+    assert jb.insert(1 + 64, 0, 0) == "overflow"
+    assert jb.insert(1, 10, 1) == "ok" and jb.pop().payload == 1
 
 
 def test_jitter_buffer_counts_duplicates():

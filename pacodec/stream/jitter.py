@@ -54,7 +54,7 @@ Playout = collections.namedtuple("Playout", "kind seq payload")
 class JitterBuffer:
     def __init__(self, *, clock_rate=None, frame_samples=None, min_delay=0.0, max_delay=1.0,
                  margin=0.010, quantile=0.97, low_quantile=0.1, window=2.0, seq_bits=32, capacity=1024,
-                 rebuffer_after=0.5, clock=time.monotonic):
+                 rebuffer_after=0.5, boost_hold=10.0, clock=time.monotonic):
         if not 0 <= min_delay <= max_delay:
             raise ValueError("need 0 <= min_delay <= max_delay")
         self.min_delay = float(min_delay)
@@ -63,7 +63,7 @@ class JitterBuffer:
         self.quantile = float(quantile)
         self.low_quantile = float(low_quantile)
         self.window = float(window)
-        self.seq_modulus = 1 << int(seq_bits)
+        self.seq_modulus = None if seq_bits is None else 1 << int(seq_bits)
         self.capacity = int(capacity)
         self.rebuffer_after = float(rebuffer_after)
         self._clock = clock
@@ -75,12 +75,15 @@ class JitterBuffer:
         self._first_arrival = None    # arrival time of the oldest packet while buffering
         self._given_up = collections.OrderedDict()  # recently given-up seqs (to tell late from dup)
         self._played = collections.OrderedDict()    # recently played seqs
-        self._delays = collections.deque()          # relative transit delays, recent window
-        self._depth_window = collections.deque()    # recent buffered spans seen by pop()
+        self._delays = collections.deque(maxlen=512)  # relative transit delays, recent window
+        self._depth_window = collections.deque(maxlen=4096)  # recent buffered spans seen by pop()
         self._underrun_run = 0
         self._catch_up = False
         self._skip_budget = 0
-        self._last_ts = None
+        self._last_arrival = 0.0
+        self._boost = 0                # target frames a late packet asked for ...
+        self._boost_at = 0.0           # ... at this arrival time
+        self.boost_hold = float(boost_hold)
         self.clock_rate = None
         self.frame_samples = None
         self.frame_duration = None
@@ -119,6 +122,8 @@ class JitterBuffer:
     # ------------------------------------------------------------------ network side
     def _unwrap(self, seq):
         m = self.seq_modulus
+        if m is None:                  # the caller hands extended sequence numbers already
+            return seq
         seq %= m
         if self._high is None:
             return seq
@@ -139,8 +144,17 @@ class JitterBuffer:
             if ext in self._given_up or (self._next is not None and ext < self._next):
                 self._given_up.pop(ext, None)
                 self.late += 1
+                if self._next is not None and self._state == "play" and self.frame_duration:
+                    # it missed its deadline by this many frames: hold that much more for a
+                    # while (reordering of this depth is then absorbed, not lost)
+                    self._boost = min(max(self._boost, self._next - ext + 1),
+                                      self._max_frames())
+                    self._boost_at = arrival
+                    self._update_target()
                 return "late"
-            if len(self._packets) >= self.capacity:
+            lowest = self._next if self._next is not None else (
+                min(self._packets) if self._packets else ext)
+            if len(self._packets) >= self.capacity or ext >= lowest + self.capacity:
                 self.overflowed += 1
                 return "overflow"
             self.received += 1
@@ -149,17 +163,11 @@ class JitterBuffer:
                 self._high = ext
             if self._first_arrival is None:
                 self._first_arrival = arrival
-            # timestamps are 32-bit sample counts: unwrap them like the sequence numbers
-            if self._last_ts is None:
-                ts_ext = int(timestamp)
-            else:
-                delta = (int(timestamp) - self._last_ts) % (1 << 32)
-                if delta >= 1 << 31:
-                    delta -= 1 << 32
-                ts_ext = self._last_ts + delta
-            self._last_ts = ts_ext
-            if self.clock_rate:
-                self._delays.append((arrival, arrival - ts_ext / self.clock_rate))
+            # transit delay relative to the frame's place in the stream: from the sequence
+            # number, not the timestamp (a forged timestamp must not move the target)
+            self._last_arrival = arrival
+            if self.frame_duration:
+                self._delays.append((arrival, arrival - ext * self.frame_duration))
                 while self._delays and arrival - self._delays[0][0] > self.window:
                     self._delays.popleft()
                 self._update_target()
@@ -176,6 +184,13 @@ class JitterBuffer:
             self.jitter = float(hi - lo)
         delay = min(max(self.jitter + self.margin, self.min_delay), self.max_delay)
         self.target_frames = max(1, math.ceil(delay / self.frame_duration - 1e-9))
+        if self._boost and self._last_arrival - self._boost_at < self.boost_hold:
+            self.target_frames = max(self.target_frames, self._boost)
+        else:
+            self._boost = 0
+
+    def _max_frames(self):
+        return max(1, math.ceil(self.max_delay / self.frame_duration - 1e-9))
 
     # ------------------------------------------------------------------ playout side
     def _span(self):
@@ -235,7 +250,7 @@ class JitterBuffer:
             if self._catch_up:
                 # more than the target piled up before playback (re)started (e.g. while the
                 # receiver was joining): drop the surplus at once rather than one per window
-                if span > self.target_frames and self._next in self._packets:
+                if len(self._packets) > self.target_frames and self._next in self._packets:
                     return self._take("skip")
                 self._catch_up = False
             if self.frame_duration:
@@ -258,6 +273,13 @@ class JitterBuffer:
             if self._next in self._packets:
                 self._underrun_run = 0
                 return self._take("frame")
+            if 0 < span < self.target_frames and self._underrun_run < self.target_frames:
+                # later packets are here but this one's deadline has not passed yet: they have
+                # not waited the target depth, so it may still come (reordering).  Stretch
+                # (conceal without giving it up), which also deepens the buffer to its target.
+                self._underrun_run += 1
+                self.underruns += 1
+                return Playout("underrun", self._next, None)
             if span > 0:   # later packets are here, this one is missing
                 lowest = min(self._packets)
                 gap_limit = (max(1, int(self.rebuffer_after / self.frame_duration))
@@ -286,6 +308,22 @@ class JitterBuffer:
                 return Playout("wait", None, None)
             self.underruns += 1
             return Playout("underrun", self._next, None)
+
+    def reset(self):
+        """Forget every buffered packet and the sequence position (a new session, or a
+        sequence restart): the next packets start like the first ones.  Counters and the
+        measured jitter stay."""
+        with self._lock:
+            self._packets.clear()
+            self._given_up.clear()
+            self._played.clear()
+            self._high = None
+            self._next = None
+            self._state = "wait"
+            self._first_arrival = None
+            self._underrun_run = 0
+            self._skip_budget = 0
+            self._depth_window.clear()
 
     def end_of_stream(self):
         """The sender said the stream ended: stop playing (no concealment) until packets come
