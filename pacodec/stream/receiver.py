@@ -121,6 +121,7 @@ class Receiver(AudioPipeline):
         self._gen_lock = threading.Lock()
         self._gen = 0                 # bumped by the network thread for each new session
         self._dec_gen = 0
+        self._preroll = None          # audio decoded while joining, played first
         self._threads = []
         self._stream = None
         self._file = None
@@ -239,7 +240,9 @@ class Receiver(AudioPipeline):
                 self._arrived.wait(0.05)
                 self._arrived.clear()
                 continue
-            self._decode(p.payload)   # output before a config is empty
+            pcm = self._decode(p.payload)   # output before a config is empty
+            if pcm.size:
+                self._preroll = pcm           # the first frame: played by the first step
         return False
 
     def _check_params(self):
@@ -255,6 +258,11 @@ class Receiver(AudioPipeline):
         and time-compressed into the next frame's output (:func:`.timescale.compress`), so they
         cost no playout time and make no whole-frame jump.
         """
+        if self._preroll is not None:
+            pcm, self._preroll = self._preroll, None
+            if self.playing_since is None:
+                self.playing_since = time.monotonic()
+            return "frame", pcm
         t0 = time.perf_counter()
         pending = None
         try:
@@ -272,9 +280,11 @@ class Receiver(AudioPipeline):
                     if not len(pcm) and self.decoder.samplerate is not None:
                         # only the end-of-stream frame decodes to nothing once configured
                         if self.jitter.depth > 0:
-                            # later packets of the session are here: not the end (forged)
+                            # later packets of the session are here: not the end (forged);
+                            # its place in the stream is concealed
                             self.eos_ignored += 1
-                            continue
+                            pcm = self.decoder.decode_packet(None)
+                            break
                         self.jitter.end_of_stream()
                         self.session.end_current()
                         self.streams_ended += 1
@@ -308,6 +318,7 @@ class Receiver(AudioPipeline):
                     return
                 except _Reconfigure:
                     self.reconfigured += 1
+                    self._preroll = None
                     self._close_output(discard=True)
         except BaseException as exc:
             self.error = exc
@@ -504,10 +515,10 @@ class Receiver(AudioPipeline):
 
     def run(self, duration=None, status=None):
         status = status or StatusLine()
-        if self.started_at is None:
-            self.start()
-        deadline = None if duration is None else time.monotonic() + duration
         try:
+            if self.started_at is None:
+                self.start()
+            deadline = None if duration is None else time.monotonic() + duration
             while (deadline is None or time.monotonic() < deadline) and not self.done:
                 status.update(self.status_text())
                 time.sleep(0.25 if deadline is None else

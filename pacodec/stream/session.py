@@ -36,6 +36,12 @@ __all__ = ["SessionFilter", "Accepted"]
 
 MOD = 1 << 32
 REPLAY_WINDOW = 128
+PROBATION_SPAN = 8      # a new session's first packets must lie this close together
+
+
+def _signed(delta):
+    delta %= MOD
+    return delta - MOD if delta >= MOD // 2 else delta
 
 # event: None (packets of the current session), "new" (a new session starts with these
 # packets: reset the jitter buffer and the decoder), "restart" (the sequence jumped: reset the
@@ -149,34 +155,39 @@ class SessionFilter:
             self._candidates[key] = src
             while len(self._candidates) > self.max_candidates:
                 self._candidates.popitem(last=False)
-        elif p.seq == (src.max_seq + 1) % MOD:
-            src.max_seq = p.seq
-        else:                          # not consecutive: probation starts again here
-            src.max_seq = p.seq
-            src.held = []
-            src.probation = self.probation
+        else:
+            ref = src.held[0][0]
+            d = _signed(p.seq - ref)
+            if any(q == p.seq for q, _, _ in src.held):
+                self.replayed += 1
+                return _NOTHING
+            if abs(d) > PROBATION_SPAN:        # not near the others: probation starts again
+                src.held = []
+                src.probation = self.probation
         self._candidates.move_to_end(key)
         src.held.append((p.seq, p.timestamp, p.frame))
         src.probation -= 1
         if src.probation > 0:
             return _NOTHING
-        # valid: this is the session now
+        # valid: this is the session now (its held packets are handed on, in seq order)
         del self._candidates[key]
         if self.current is not None:
             self._retired.append(self.current.session)
-        self._candidates.clear()
-        if self.current is not None:
             self._ext_base = max(self._ext_base, self.current.max_ext)
+        self._candidates.clear()
         base = self._next_base()
-        first = src.held[0][0]
-        out = [(base + first + i, ts, fr) for i, (_, ts, fr) in enumerate(src.held)]
-        src.max_seq = p.seq
-        src.max_ext = out[-1][0]
-        src.seen = (1 << len(out)) - 1
+        ref = src.held[0][0]
+        out = sorted((base + ref + _signed(q - ref), ts, fr) for q, ts, fr in src.held)
+        top = out[-1][0]
+        src.max_ext = top
+        src.max_seq = top % MOD
+        src.seen = 0
+        for ext, _, _ in out:
+            src.seen |= 1 << (top - ext)
         src.held = []
         src.valid = True
         src.last_valid = now
-        self._ext_base = out[-1][0]
+        self._ext_base = top
         self.current = src
         self._ended = False
         self.sessions += 1
