@@ -22,7 +22,7 @@ __all__ = [
 
 from .errors import EncoderInputError, FormatError, PacodecError, UnsupportedError  # noqa: E402
 
-SUPPORTED_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+from .config import SUPPORTED_RATES  # noqa: E402  (light: no numba)
 
 _LAZY = {
     "encode": "api", "decode": "api", "read": "api", "write": "api", "info": "pacfile",

@@ -16,6 +16,7 @@ import numpy as np
 
 from .decoder import Decoder
 from .encoder import Encoder
+from .config import DEFAULT_MU, DEFAULT_QUANTIZER
 from .errors import EncoderInputError
 from .pacfile import Info, PacFile, info
 
@@ -32,7 +33,7 @@ def _as_2d(data):
 
 
 def encode(data, samplerate, bitrate=None, *, mode=None, quality=None, distance=None,
-           quantizer="uniform", mu=255, low_delay=False) -> bytes:
+           quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False) -> bytes:
     """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
 
     ``bitrate`` is in kbit/s for all channels (default 128, CBR); ``mode="abr"`` averages it;

@@ -25,7 +25,10 @@ __all__ = [
     "MAGIC", "SYNC", "FORMAT_VERSION", "UNKNOWN_LENGTH", "FRAME_AUDIO", "FRAME_CONFIG", "FRAME_EOS",
     "HEADER_SIZE", "FRAME_HEADER_SIZE", "CRC_SIZE", "MAX_PAYLOAD", "CONFIG_SIZE", "StreamHeader",
     "crc16", "pack_config", "unpack_config", "pack_header", "unpack_header", "pack_frame",
-    "parse_frame_at", "find_sync", "pack_packet", "unpack_packet", "write_payload", "read_payload",
+    "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
+    "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
+    "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
+    "pack_packet", "unpack_packet", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS",
 ]
 
@@ -35,6 +38,8 @@ SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
 CONFIG_SIZE = 8
+CONFIG_PREFIX = CONFIG_SIZE + 4   # config frames: config block + 32-bit frame index (§4.1)
+EOS_SIZE = 6                      # end-of-stream payload: 48-bit total length (§4.1)
 HEADER_SIZE = 4 + CONFIG_SIZE + 6 + 2
 FRAME_HEADER_SIZE = 5
 CRC_SIZE = 2
@@ -175,6 +180,354 @@ def find_sync(buf, start: int) -> int:
     """Offset of the next sync word at or after ``start``, or -1."""
     return bytes(buf).find(SYNC_BYTES, start) if not isinstance(buf, (bytes, bytearray)) \
         else buf.find(SYNC_BYTES, start)
+
+
+def frame_type(frame: bytes) -> int:
+    """The type field of a packed frame (``frame[0:2]`` is the sync word)."""
+    return frame[2] >> 6
+
+
+# ----------------------------------------------------------------------------- frame payloads §4.1
+def frame_overhead(ftype: int) -> int:
+    """Bytes a frame of this type takes beyond its audio payload (header, CRC, config prefix)."""
+    return FRAME_HEADER_SIZE + CRC_SIZE + (CONFIG_PREFIX if ftype == FRAME_CONFIG else 0)
+
+
+def pack_audio_frame(seq: int, payload: bytes) -> bytes:
+    return pack_frame(FRAME_AUDIO, seq, payload)
+
+
+def pack_config_frame(cfg: StreamConfig, index: int, payload: bytes = b"") -> bytes:
+    """A config frame: config block, 32-bit frame index, then the audio payload of frame
+    ``index`` (its sequence number is ``index mod 256``)."""
+    return pack_frame(FRAME_CONFIG, index & 0xFF,
+                      pack_config(cfg) + (index & 0xFFFFFFFF).to_bytes(4, "big") + payload)
+
+
+def pack_eos_frame(seq: int, total_length: int) -> bytes:
+    """The end-of-stream frame: the stream's length in samples per channel (48 bits)."""
+    return pack_frame(FRAME_EOS, seq, int(total_length).to_bytes(EOS_SIZE, "big"))
+
+
+def frame_config(fr: "Frame") -> StreamConfig:
+    """The config block of a config frame, validated (the frame index is not checked)."""
+    config_frame_index(fr)
+    return unpack_config(fr.payload[:CONFIG_SIZE])
+
+
+def config_frame_index(fr: "Frame") -> int:
+    """The frame index of a config frame, without validating its config block."""
+    if len(fr.payload) < CONFIG_PREFIX:
+        raise FormatError("config frame is truncated")
+    return int.from_bytes(fr.payload[CONFIG_SIZE:CONFIG_PREFIX], "big")
+
+
+def unpack_config_frame(fr: "Frame") -> tuple[StreamConfig, int, bytes]:
+    """``(config, frame index, audio payload)`` of a config frame, validated."""
+    index = config_frame_index(fr)
+    cfg = unpack_config(fr.payload[:CONFIG_SIZE])
+    if index & 0xFF != fr.seq:
+        raise FormatError("config frame index disagrees with its sequence number")
+    return cfg, index, fr.payload[CONFIG_PREFIX:]
+
+
+def unpack_eos_frame(fr: "Frame") -> int:
+    """The total length (samples per channel) an end-of-stream frame carries."""
+    if len(fr.payload) != EOS_SIZE:
+        raise FormatError("invalid end-of-stream frame")
+    return int.from_bytes(fr.payload, "big")
+
+
+# ----------------------------------------------------------------------------- the frame scanner
+SCAN_FRAME, SCAN_DAMAGED, SCAN_TRUNCATED = range(3)
+# A valid stream carries a config frame at least once a second (§4); the densest valid second is
+# 96 kHz / 32-sample hops x 16 390-byte frames = 49 MB.  Input that shows no CRC-valid frame in
+# its first MAX_SYNC_SEARCH bytes is not a pacodec stream: scanners give up instead of reading on
+# (``/dev/zero`` would otherwise be read forever).
+MAX_SYNC_SEARCH = 1 << 26
+
+
+class Scanner:
+    """The one frame scanner (§4): finds frames in a byte stream by sync word, length and CRC and
+    resynchronises after garbage.  The decoder, ``info``, ``PacFile`` seeking and
+    ``pacodecparse`` all read frames through it.
+
+    :meth:`feed` appends bytes; :meth:`events` yields ``(kind, offset, value)`` with ``offset``
+    the stream offset, until it needs more input (or, ``final``, at the end of the input):
+
+    - ``SCAN_FRAME, offset, Frame``: a frame that passes its CRC; the scan resumes after it, or
+      one byte after its start if the caller calls :meth:`reject` (it found the frame invalid);
+    - ``SCAN_DAMAGED, offset, (nbytes, bad, reason)``: a run of bytes that are not frames, before
+      the next frame (or truncation, or the end): ``bad`` sync words in it whose frame failed,
+      ``reason`` what is wrong at its start ("not a frame (no sync word)", "frame CRC
+      mismatch", "reserved frame type").  A run may span several :meth:`feed` calls;
+    - ``SCAN_TRUNCATED, offset, nbytes`` (``final`` only): a frame running past the end.
+
+    Cost: the scan runs in a numba kernel; a sync candidate's CRC is checked in constant time
+    from prefix CRCs, whatever length it claims, so false sync words cost O(1) each.  Memory:
+    the unscanned rest of the input, at most one frame (``MAX_PAYLOAD`` + 7 bytes) plus the last
+    chunk fed (and 4 bytes per buffered byte of prefix CRCs).  Before the first CRC-valid frame,
+    more than ``MAX_SYNC_SEARCH`` bytes raise :class:`FormatError`.
+    """
+
+    def __init__(self, offset: int = 0):
+        self.buf = bytearray()
+        self.base = offset           # stream offset of buf[0]
+        self.pos = 0                 # scan position in buf
+        self.synced = False          # a CRC-valid frame was seen
+        self._reject = False
+        self._run = None             # the damaged run being scanned: [offset, bad candidates, reason]
+        self._P = np.zeros(1 << 14, dtype=np.int32)     # prefix CRCs of the buffer
+        self._res = np.zeros(5, dtype=np.int64)
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the scan position."""
+        return self.base + self.pos
+
+    def feed(self, data):
+        if self.pos:
+            del self.buf[:self.pos]
+            self.base += self.pos
+            self.pos = 0
+        self.buf += data
+
+    def reject(self):
+        """The frame just yielded is invalid: resume the scan one byte after its start."""
+        self._reject = True
+
+    def skip(self, nbytes: int):
+        self.pos += nbytes
+
+    def clear(self):
+        """Drop the rest of the buffered input (after an end-of-stream frame)."""
+        self.base += len(self.buf)
+        self.buf.clear()
+        self.pos = 0
+
+    def read_header(self, final: bool):
+        """At the start of a stream: ``None`` (more bytes needed), ``False`` (no header: frames
+        start at once), a :class:`StreamHeader`, or a :class:`FormatError` for a damaged header
+        (its bytes are skipped).  A truncated header at the end of the input raises."""
+        buf = self.buf
+        if len(buf) - self.pos < 4 and not final:
+            return None
+        if bytes(buf[self.pos:self.pos + 4]) != MAGIC:
+            return False
+        if len(buf) - self.pos < HEADER_SIZE:
+            if not final:
+                return None
+            raise FormatError("stream header is truncated")
+        head = bytes(buf[self.pos:self.pos + HEADER_SIZE])
+        self.pos += HEADER_SIZE
+        try:
+            return unpack_header(head)
+        except FormatError as e:
+            return e
+
+    def has_sync(self) -> bool:
+        return self.buf.find(SYNC_BYTES, self.pos) >= 0
+
+    def looks_like_frames(self) -> bool:
+        """False when the input neither starts with a sync byte nor holds a sync word at all
+        (it is not a pacodec stream); decided from the first 2 bytes on."""
+        buf = self.buf
+        return len(buf) - self.pos < 2 or buf[self.pos] == SYNC >> 8 or self.has_sync()
+
+    def _give_up(self):
+        if not self.synced and self.base + self.pos > MAX_SYNC_SEARCH:
+            raise FormatError(f"no pacodec frame in the first {MAX_SYNC_SEARCH >> 20} MiB of the "
+                              "input (not a pacodec stream)")
+
+    def events(self, final: bool = False):
+        """Yield the scan events up to the end of the buffered input (see the class doc)."""
+        buf = self.buf
+        p0 = self.pos
+        n = len(buf)
+        if n - p0 + 1 > len(self._P):
+            self._P = None
+            self._P = np.zeros(n - p0 + 1 + (n - p0) // 4, dtype=np.int32)
+        P = self._P
+        res = self._res
+        # the numpy view pins the bytearray's size: it is dropped before every yield, so a
+        # consumer that stops iterating early can still feed() afterwards
+        view = np.frombuffer(buf, dtype=np.uint8) if n else _EMPTY
+        crc_prefix(view, p0, n, _CRC_TABLE, P)
+        while self.pos < n:
+            pos = self.pos
+            _scan(view, pos, n, final, P, p0, _CRC_XPOW, res)
+            status, stop, size, nbad, reason = int(res[0]), int(res[1]), int(res[2]), \
+                int(res[3]), int(res[4])
+            if reason >= 0:                    # damaged bytes in [pos, stop)
+                if self._run is None:
+                    self._run = [self.base + pos, 0, reason]
+                self._run[1] += nbad
+            self.pos = stop
+            if status == _NEED:
+                break
+            if self._run is not None:
+                view = None
+                yield self._close_run()
+                view = np.frombuffer(buf, dtype=np.uint8)
+            if status == SCAN_TRUNCATED:
+                nxt = buf.find(SYNC_BYTES, stop + 1)
+                self.pos = nxt if nxt >= 0 else n
+                view = None
+                yield SCAN_TRUNCATED, self.base + stop, n - stop
+                view = np.frombuffer(buf, dtype=np.uint8)
+                continue
+            self.synced = True
+            self._reject = False
+            fr = Frame(buf[stop + 2] >> 6, buf[stop + 4],
+                       bytes(buf[stop + FRAME_HEADER_SIZE:stop + size - CRC_SIZE]), size)
+            view = None
+            yield SCAN_FRAME, self.base + stop, fr
+            view = np.frombuffer(buf, dtype=np.uint8)
+            self.pos = stop + (1 if self._reject else size)
+            self._reject = False
+        view = None
+        self._give_up()
+        if final and self._run is not None:
+            yield self._close_run()
+
+    def _close_run(self):
+        start, nbad, reason = self._run
+        self._run = None
+        return SCAN_DAMAGED, start, (self.base + self.pos - start, nbad, _REASONS[reason])
+
+
+_NEED = -1
+_REASONS = ("not a frame (no sync word)", "frame CRC mismatch", "reserved frame type")
+_EMPTY = np.zeros(1, dtype=np.uint8)
+
+
+def _crc_table():
+    t = np.zeros(256, dtype=np.int64)
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+        t[i] = c & 0xFFFF
+    return t
+
+
+@njit
+def _mulmod(a, b):
+    """``a * b mod G`` for 16-bit polynomials over GF(2), G = x^16 + x^12 + x^5 + 1 (§4)."""
+    r = 0
+    for i in range(15, -1, -1):
+        r <<= 1
+        if r & 0x10000:
+            r ^= 0x11021
+        if (b >> i) & 1:
+            r ^= a
+    return r
+
+
+def _crc_xpow():
+    """``x^(8 L) mod G`` for every byte length L a frame's CRC can cover."""
+    xp = np.zeros(MAX_PAYLOAD + FRAME_HEADER_SIZE, dtype=np.int64)
+    xp[0] = 1
+    for i in range(1, len(xp)):
+        xp[i] = getattr(_mulmod, "py_func", _mulmod)(int(xp[i - 1]), 0x100)
+    return xp
+
+
+_CRC_TABLE = _crc_table()
+_CRC_XPOW = _crc_xpow()
+
+
+@njit
+def crc_prefix(buf, start, n, table, P):
+    """``P[i - start]`` = the CRC-16/XMODEM register after ``buf[start:i]`` (from 0).  The CRC
+    of ``buf[a:b]`` is then ``P[b] ^ P[a] * x^(8(b - a)) mod G`` (the CRC is linear and starts
+    from 0), so every sync candidate is checked in constant time whatever length it claims."""
+    r = 0
+    P[0] = 0
+    for i in range(start, n):
+        r = ((r << 8) & 0xFFFF) ^ table[((r >> 8) ^ buf[i]) & 0xFF]
+        P[i - start + 1] = r
+
+
+@njit
+def _scan(buf, pos, n, final, P, p0, xpow, res):
+    """Scan ``buf[pos:n]`` up to the next CRC-valid frame (FORMAT.md §4 framing).
+
+    ``res`` receives [status, stop, size, bad candidates, first damage reason or -1]: status
+    SCAN_FRAME (a frame of ``size`` bytes at ``stop``), _NEED (more input needed from ``stop``
+    on; ``stop == n`` when all is consumed) or SCAN_TRUNCATED (``final``: the candidate at
+    ``stop`` runs past the end).  Bytes in ``[pos, stop)`` are damaged: garbage and sync words
+    whose frame fails (reserved type, CRC mismatch)."""
+    nbad = 0
+    reason = -1
+    status = _NEED
+    size = 0
+    while pos < n:
+        if buf[pos] != 0xCA or (pos + 1 < n and buf[pos + 1] != 0x5E):
+            if reason < 0:
+                reason = 0
+            q = pos + 1
+            while q + 1 < n and not (buf[q] == 0xCA and buf[q + 1] == 0x5E):
+                q += 1
+            if q + 1 >= n:
+                # no sync word in the rest: keep a last byte that may begin one
+                pos = n - 1 if (not final and buf[n - 1] == 0xCA) else n
+                break
+            pos = q
+            continue
+        if n - pos < FRAME_HEADER_SIZE:
+            status = SCAN_TRUNCATED if final else _NEED
+            break
+        ftype = buf[pos + 2] >> 6
+        length = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
+        if ftype == 3:
+            nbad += 1
+            if reason < 0:
+                reason = 2
+            pos += 1
+            continue
+        end = pos + FRAME_HEADER_SIZE + length + CRC_SIZE
+        if end > n:
+            status = SCAN_TRUNCATED if final else _NEED
+            break
+        a = pos + 2 - p0
+        b = end - CRC_SIZE - p0
+        crc = P[b] ^ _mulmod(P[a], xpow[b - a])
+        if crc != ((buf[end - 2] << 8) | buf[end - 1]):
+            nbad += 1
+            if reason < 0:
+                reason = 1
+            pos += 1
+            continue
+        status = SCAN_FRAME
+        size = end - pos
+        break
+    res[0] = status
+    res[1] = pos
+    res[2] = size
+    res[3] = nbad
+    res[4] = reason
+
+
+def scan_frames(fh, start: int = 0, stop: int | None = None, chunk: int = 1 << 16):
+    """Yield ``(offset, Frame)`` for every CRC-valid frame of the seekable binary file ``fh``
+    that starts in ``[start, stop)`` (garbage and damaged candidates are skipped)."""
+    fh.seek(start)
+    sc = Scanner(start)
+    sc.synced = True               # a search from the middle of a stream: no give-up bound
+    while True:
+        if stop is not None and sc.offset >= stop:
+            return
+        data = fh.read(chunk)
+        if data:
+            sc.feed(data)
+        for kind, off, val in sc.events(final=not data):
+            if kind == SCAN_FRAME:
+                if stop is not None and off >= stop:
+                    return
+                yield off, val
+        if not data:
+            return
 
 
 # ----------------------------------------------------------------------------- packets §9

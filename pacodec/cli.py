@@ -11,6 +11,7 @@ import os
 import sys
 
 from . import __version__
+from .config import DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUANTIZER
 from .errors import PacodecError
 
 EXIT_ERROR = 1
@@ -122,7 +123,7 @@ def cmd_encode(args):
         elif args.abr is not None:
             kwargs.update(mode="abr", bitrate=args.abr)
         else:
-            kwargs.update(mode="cbr", bitrate=args.bitrate if args.bitrate is not None else 128.0)
+            kwargs.update(mode="cbr", bitrate=args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
         enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16
@@ -351,9 +352,9 @@ def build_parser():
     g.add_argument("-q", "--quality", type=float, metavar="Q", help="VBR quality 0..10 (10 best)")
     g.add_argument("-d", "--distance", type=float, metavar="D",
                    help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    e.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default="uniform",
+    e.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default=DEFAULT_QUANTIZER,
                    help="quantizer (default uniform: best mean ViSQOL on the corpus, see README)")
-    e.add_argument("--mu", type=int, default=255, help="mu-law parameter (default 255)")
+    e.add_argument("--mu", type=int, default=DEFAULT_MU, help="mu-law parameter (default 255)")
     e.add_argument("--window", choices=["sine", "kbd"], default="sine", help="window slope shape")
     e.add_argument("--low-delay", action="store_true", help="8 ms frames for live use")
     e.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")

@@ -14,7 +14,8 @@ from .errors import UnsupportedError
 
 __all__ = [
     "SUPPORTED_RATES", "QUANTIZERS", "WINDOW_SHAPES", "MAX_CHANNELS", "StreamConfig",
-    "EncoderSettings", "default_hop", "stream_config_for",
+    "EncoderSettings", "default_hop", "stream_config_for", "DEFAULT_QUANTIZER", "DEFAULT_MU",
+    "DEFAULT_BITRATE",
 ]
 
 #: Sample rates the format can signal (index = the 4-bit ``rate_index`` of the header).
@@ -24,6 +25,10 @@ QUANTIZERS = ("uniform", "mulaw", "power")
 #: Window slope shapes (index = the 1-bit ``window_shape`` field).
 WINDOW_SHAPES = ("sine", "kbd")
 MAX_CHANNELS = 8
+#: Defaults of every front end (API, CLI, GStreamer element): one place.
+DEFAULT_QUANTIZER = "uniform"
+DEFAULT_MU = 255
+DEFAULT_BITRATE = 128.0          # kbit/s, CBR, when no quality/distance is given
 #: Number of short blocks in a short frame.
 SHORT_BLOCKS = 8
 
@@ -80,8 +85,8 @@ class StreamConfig:
     overlap: int             # long-window slope length (power of two, <= hop)
     short_blocks: bool       # frames may switch to SHORT_BLOCKS short transforms
     window_shape: str = "sine"
-    quantizer: str = "uniform"
-    mu: int = 255            # mu-law parameter (only used by the mulaw quantizer)
+    quantizer: str = DEFAULT_QUANTIZER
+    mu: int = DEFAULT_MU     # mu-law parameter (only used by the mulaw quantizer)
     version: int = 1
 
     def __post_init__(self):
@@ -122,7 +127,8 @@ class StreamConfig:
         return self.samplerate / self.hop
 
 
-def stream_config_for(samplerate, channels, *, quantizer="uniform", mu=255, low_delay=False,
+def stream_config_for(samplerate, channels, *, quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU,
+                      low_delay=False,
                       window_shape="sine") -> StreamConfig:
     """The :class:`StreamConfig` the encoder uses for these user-facing choices."""
     rate = _check_rate(samplerate)
@@ -142,7 +148,7 @@ class EncoderSettings:
     """
 
     mode: str = "cbr"
-    bitrate: float | None = 128.0
+    bitrate: float | None = DEFAULT_BITRATE
     distance: float | None = None
 
     def __post_init__(self):

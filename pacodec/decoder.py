@@ -12,6 +12,10 @@ frames could have occupied, so output per input byte stays bounded (FORMAT.md §
 Packet mode (:meth:`Decoder.decode_packet`) decodes one frame per call, or conceals a lost one
 (``None``), and returns exactly one hop of samples per frame once a config has been seen.
 
+The jobs are separate pieces: frame scanning is :class:`.bitstream.Scanner`; the normative decode
+of one frame is :class:`FrameDecoder`; the time line (encoder delay, end trimming, gaps) is
+:class:`Timeline`; concealment is :class:`.conceal.Concealer`.  :class:`Decoder` runs them.
+
 Per frame: payload parse (:func:`.bitstream.read_payload`) → dequantize and noise substitution
 (:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.
 """
@@ -25,17 +29,16 @@ from . import bitstream as bs
 from ._jit import njit
 from .bitio import reader_state
 from .bitstream import read_payload
+from .conceal import CONCEAL_DECAY, Concealer
 from .config import StreamConfig
-from .errors import FormatError
+from .errors import FormatError, ProblemLog
 from .mdct import imdct_kernel, plan
 from .quantize import dequantize_unit, step
 from .tables import NOISE_BOOK, load_codebooks
 from .window import block_window
 
-__all__ = ["Decoder", "reconstruct", "CONCEAL_DECAY"]
+__all__ = ["Decoder", "FrameDecoder", "Timeline", "reconstruct", "CONCEAL_DECAY"]
 
-CONCEAL_DECAY = 0.6          # gain per consecutive lost frame (about -4.4 dB)
-MAX_CONCEAL = 256            # frames concealed for one gap at most
 # Byte-stream mode: a gap of lost frames is concealed only as far as the bytes between the two
 # accepted frames could have held frames (every frame takes >= MIN_FRAME_BYTES), plus
 # CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
@@ -129,7 +132,7 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pre, post, rev, tw, pre_s, 
 @njit
 def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm, msf, bk, sf, q,
                    ub_long, ub_short, count, first, offset, symbols, quantizer, mu, rng, cod, nat,
-                   last, perm_short):
+                   perm_short):
     """Parse, dequantize, noise-fill and undo M/S of one payload (natural order into ``nat``).
 
     Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
@@ -161,52 +164,21 @@ def decode_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, mb, msm,
         for c in range(nch):
             for i in range(n):
                 nat[c, i] = cod[c, i]
-                last[c, i] = cod[c, i]
     return 0
 
 
-class Decoder:
-    """Decode pacodec streams or packets.  Not thread-safe: one decoder per thread.
+class FrameDecoder:
+    """The normative decode of one stream configuration: an audio payload to one hop of PCM.
 
-    ``strict=True`` turns a damaged frame (CRC mismatch, invalid syntax) into a
-    :class:`~pacodec.errors.FormatError` instead of concealing it.
+    :meth:`parse` parses and dequantizes a payload into :attr:`spectrum` (natural order) and
+    returns its window flags; :meth:`synth` runs IMDCT, window and overlap-add on any spectrum
+    (the decoded one, or a concealment's).  All arrays are allocated here, once.
     """
 
-    def __init__(self, *, strict: bool = False):
-        self.strict = strict
-        self.config: StreamConfig | None = None
-        self.samplerate = self.channels = self.frame_size = None
-        self.total_length: int | None = None
-        self.concealed = 0
-        self.crc_errors = 0
-        self.frames = 0
-        self.short_frames = 0
-        self.errors: list[str] = []
-        self._buf = bytearray()
-        self._consumed_bytes = 0       # stream offset of _buf[0]
-        self._started = False
-        self._header_checked = False
-        self._next_seq = None
-        self._pos = None               # input-sample index of the next output sample
-        self._ended = False
-        self._held = None
-        self._warned_trunc = False
-        self._books = load_codebooks()
-        self._rng = np.array([0x9E3779B9], dtype=np.uint32)
-        self._conceal_rng = np.random.default_rng(7919)
-        self._frame_at = 0             # stream offset of the frame being handled
-        self._last_end = None          # stream offset after the last accepted frame
-        self._had_header = False
-
-    # ------------------------------------------------------------------ setup
-    def _configure(self, cfg: StreamConfig):
-        if self.config is not None:
-            if cfg != self.config:
-                raise FormatError("stream configuration changed mid-stream")
-            return
+    def __init__(self, cfg: StreamConfig, books=None):
         self.config = cfg
-        self.samplerate, self.channels, self.frame_size = cfg.samplerate, cfg.channels, cfg.hop
-        self.delay = cfg.delay
+        self._books = books if books is not None else load_codebooks()
+        self._rng = np.array([0x9E3779B9], dtype=np.uint32)
         self._lay = bs.layout_for(cfg)
         n, ch = cfg.hop, cfg.channels
         mu_ = self._lay.max_units
@@ -220,10 +192,7 @@ class Decoder:
         self._mb = np.zeros(ch, dtype=np.int64)
         self._hdr = np.zeros(6, dtype=np.int64)
         self._cod = np.zeros((ch, n))
-        self._nat = np.zeros((ch, n))
-        self._last = np.zeros((ch, n))       # last long spectrum, for concealment
-        self._lost_run = 0
-        self._prev_short = False
+        self.spectrum = np.zeros((ch, n))
         self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
@@ -241,117 +210,268 @@ class Decoder:
         self._us = np.zeros(ns)
         self._works = np.zeros(max(ns // 2, 1), np.complex128)
 
+    def parse(self, payload):
+        """Parse and dequantize an audio payload into :attr:`spectrum`; returns the window flags
+        ``(is_short, left_short, right_short)`` or raises :class:`FormatError`."""
+        cfg = self.config
+        lay = self._lay
+        buf = np.frombuffer(payload, dtype=np.uint8)
+        st = reader_state(len(buf))
+        B = self._books
+        err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, lay.nb_long, lay.nb_short,
+                             self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
+                             self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
+                             B.symbols, self._qi, float(cfg.mu), self._rng, self._cod,
+                             self.spectrum, lay.perm_short)
+        if err:
+            raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
+                               3: "invalid window switching"}[err])
+        return int(self._hdr[0]), int(self._hdr[1]), int(self._hdr[2])
+
+    def synth(self, coefs, is_short, ls, rs) -> np.ndarray:
+        """One hop of float32 PCM ``(hop, channels)`` from the spectrum ``coefs``."""
+        cfg = self.config
+        p, ps = self._plan, self._plan_s or self._plan
+        out = np.empty((cfg.hop, cfg.channels), dtype=np.float32)
+        synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, self._s,
+              p.pre, p.post, p.rev, p.tw, ps.pre, ps.post, ps.rev, ps.tw, self._y, self._u,
+              self._work, self._ys, self._us, self._works)
+        return out
+
+
+class Timeline:
+    """Where decoded samples lie in the encoder's input (FORMAT.md §6.3): the samples before
+    input sample 0 (the encoder delay) are dropped and the stream is cut at its total length.
+
+    While the total length is unknown (no header length, no end-of-stream frame yet) the latest
+    frame's output is held back, because only the last frame carries padding past the end;
+    :meth:`release` returns it once the end is known.  :meth:`place` takes the PCM of one frame
+    and the input index of its first sample (default: right after the previous frame) and returns
+    ``(pcm, index)`` of what may be output now.
+    """
+
+    def __init__(self, channels: int = 0):
+        self.total: int | None = None    # samples per channel of the input, when known
+        self.pos: int | None = None      # input index of the next frame's first sample
+        self._held = None
+        self._channels = channels
+
+    def start(self, frame_index: int, hop: int, delay: int):
+        """The next frame placed is frame ``frame_index`` of the stream."""
+        self.pos = frame_index * hop - delay
+
+    def skip(self, nsamples: int):
+        """Jump over ``nsamples`` of input (a gap that is not concealed)."""
+        self.pos += nsamples
+
+    def place(self, pcm, at: int | None = None):
+        if at is None:
+            at = self.pos
+        self.pos = at + len(pcm)
+        lo = max(0, -at)
+        pcm, at = pcm[lo:], at + lo
+        if self.total is not None:
+            return pcm[:max(0, self.total - at)], at
+        held, self._held = self._held, (pcm, at)
+        return held if held is not None else (pcm[:0], at)
+
+    def release(self):
+        """The held-back output ``(pcm, index)``, cut at the total length if known now, or
+        ``None``."""
+        if self._held is None:
+            return None
+        (pcm, at), self._held = self._held, None
+        if self.total is not None:
+            pcm = pcm[:max(0, self.total - at)]
+        return pcm, at
+
+
+class Decoder:
+    """Decode pacodec streams or packets.  Not thread-safe: one decoder per thread.
+
+    ``strict=True`` turns a damaged frame (CRC mismatch, invalid syntax) into a
+    :class:`~pacodec.errors.FormatError` instead of concealing it.  ``warn_truncation=False``
+    keeps :meth:`finish` from warning about a missing end-of-stream frame (``truncated`` still
+    tells).  ``errors`` lists the problems found (bounded: the first and last ones, with the
+    total in ``errors.count``).
+    """
+
+    def __init__(self, *, strict: bool = False, warn_truncation: bool = True):
+        self.strict = strict
+        self.warn_truncation = warn_truncation
+        self.config: StreamConfig | None = None
+        self.samplerate = self.channels = self.frame_size = None
+        self.crc_errors = 0
+        self.frames = 0
+        self.short_frames = 0
+        self.truncated = False          # finish() found no end-of-stream frame
+        self.errors = ProblemLog()
+        self.timeline = Timeline()
+        self._scanner = bs.Scanner()
+        self._header_checked = False
+        self._started = False
+        self._next_seq = None
+        self._ended = False
+        self._after_end = 0             # bytes after the end-of-stream frame (not decoded)
+        self._books = load_codebooks()
+        self._fd: FrameDecoder | None = None
+        self._concealer: Concealer | None = None
+        self._frame_at = 0             # stream offset of the frame being handled
+        self._last_end = None          # stream offset after the last accepted frame
+        self._had_header = False
+        self._header_config = False    # the config came from the stream header only
+
+    @property
+    def concealed(self) -> int:
+        """Frames replaced by concealment so far."""
+        return self._concealer.concealed if self._concealer is not None else 0
+
+    @property
+    def ended(self) -> bool:
+        """Byte-stream mode: the end-of-stream frame was decoded (later input is not)."""
+        return self._ended
+
+    @property
+    def total_length(self) -> int | None:
+        """Samples per channel of the stream, once known (header or end-of-stream frame)."""
+        return self.timeline.total
+
+    @total_length.setter
+    def total_length(self, n):
+        self.timeline.total = n
+
+    # ------------------------------------------------------------------ setup
+    def configure(self, cfg: StreamConfig):
+        """Set the stream configuration (from a header or config frame, or known out of band).
+        A different one later raises :class:`FormatError`."""
+        if self.config is not None:
+            if cfg != self.config:
+                raise FormatError("stream configuration changed mid-stream")
+            return
+        self.config = cfg
+        self.samplerate, self.channels, self.frame_size = cfg.samplerate, cfg.channels, cfg.hop
+        self.delay = cfg.delay
+        self.timeline._channels = cfg.channels
+        self._fd = FrameDecoder(cfg, self._books)
+        self._concealer = Concealer(cfg.channels, cfg.hop, self._fd.synth)
+
+    def join(self, cfg: StreamConfig, total_length: int | None = None):
+        """Byte-stream mode from a frame boundary in the middle of a stream (a seek): no stream
+        header follows; ``cfg`` and ``total_length`` are already known."""
+        self.configure(cfg)
+        self.total_length = total_length
+        self._header_checked = True
+
     # ------------------------------------------------------------------ byte-stream mode
     def feed(self, data) -> np.ndarray:
         """Decode what ``data`` completes; returns float32 ``(n, channels)`` (may be empty)."""
-        self._buf += bytes(data)
+        return self._cat(self.feed_blocks(data))
+
+    def feed_blocks(self, data):
+        """Like :meth:`feed`, but yields the output frame by frame (bounded memory per step
+        whatever the concealment produces).  Exhaust it before the next call."""
+        if self._ended:
+            self._after_end += len(data)
+            return iter(())
+        self._scanner.feed(data)
         return self._parse(final=False)
 
     def finish(self) -> np.ndarray:
         """End of input: decode the rest and report truncation (a warning, once)."""
-        out = self._parse(final=True)
-        if self._held is not None:
-            out = np.concatenate([out, self._release()]) if len(out) else self._release()
-        if self._buf and not self._ended:
-            self._note(f"{len(self._buf)} trailing bytes at offset {self._consumed_bytes} are not "
+        return self._cat(self.finish_blocks())
+
+    def finish_blocks(self):
+        """Like :meth:`finish`, yielding the output in pieces."""
+        yield from self._parse(final=True)
+        held = self.timeline.release()
+        if held is not None and len(held[0]):
+            yield held[0]
+        sc = self._scanner
+        rest = len(sc.buf) - sc.pos
+        if rest and not self._ended:
+            self._note(f"{rest} trailing bytes at offset {sc.offset} are not "
                        "a complete frame (truncated stream)")
-        if not self._ended and self.config is not None and not self._warned_trunc:
-            self._warned_trunc = True
-            warnings.warn("pacodec: stream ended without an end-of-stream frame (truncated?)",
-                          RuntimeWarning, stacklevel=2)
+        if not self._ended and self.config is not None:
+            self.truncated = True
+            if self.warn_truncation:
+                self.warn_truncation = False
+                warnings.warn("pacodec: stream ended without an end-of-stream frame (truncated?)",
+                              RuntimeWarning, stacklevel=3)
+        if self._after_end:
+            msg = (f"data after the end-of-stream frame is not decoded (at least "
+                   f"{self._after_end} bytes; concatenated streams: only the first is decoded)")
+            self.errors.append(msg)
+            warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=3)
         if self.config is None:
             raise FormatError("no pacodec stream found in the input")
         # samples promised by the length but missing from a truncated stream are not invented
-        self._buf.clear()
-        return out
+        sc.clear()
+
+    def _cat(self, blocks):
+        outs = [b for b in blocks if len(b)]
+        if not outs:
+            return self._empty()
+        return np.concatenate(outs) if len(outs) > 1 else outs[0]
 
     def _note(self, msg):
         self.errors.append(msg)
         if self.strict:
             raise FormatError(msg)
 
-    def _parse(self, final: bool) -> np.ndarray:
-        outs = []
-        buf = self._buf
-        pos = 0
-        if not self._header_checked:
-            if len(buf) < 4 and not final:
-                return self._empty()
-            self._header_checked = True
-            if bytes(buf[:4]) == bs.MAGIC:
-                if len(buf) < bs.HEADER_SIZE:
-                    if not final:
-                        self._header_checked = False
-                        return self._empty()
-                    raise FormatError("stream header is truncated")
-                try:
-                    hdr = bs.unpack_header(bytes(buf[:bs.HEADER_SIZE]))
-                except FormatError as e:
-                    # the in-band config frames make the header redundant: decode without it
-                    self._note(f"{e} (byte offset 0); decoding from the first config frame")
-                else:
-                    self._configure(hdr.config)
-                    self.total_length = hdr.total_length
-                    self._had_header = True
-                pos = bs.HEADER_SIZE
-            elif len(buf) >= 2 and buf[0] != bs.SYNC >> 8:
-                if not final and len(buf) < 4:
-                    return self._empty()
-                if bs.find_sync(buf, 0) < 0:
-                    raise FormatError("not a pacodec stream (no header and no sync word)")
-        while not self._ended:
-            if pos >= len(buf):
-                break
-            if buf[pos] != bs.SYNC >> 8 or (pos + 1 < len(buf) and buf[pos + 1] != bs.SYNC & 0xFF):
-                nxt = bs.find_sync(buf, pos + 1)
-                skipped = (nxt if nxt >= 0 else len(buf)) - pos
-                if nxt < 0:
-                    # keep a possible partial sync byte
-                    keep = 1 if buf[-1] == bs.SYNC >> 8 else 0
-                    if final or skipped - keep > 0:
-                        self._note_garbage(pos, skipped - (0 if final else keep))
-                    pos = len(buf) - (0 if final else keep)
-                    break
-                self._note_garbage(pos, skipped)
-                pos = nxt
-                continue
-            try:
-                fr = bs.parse_frame_at(buf, pos)
-            except FormatError as e:
-                self.crc_errors += 1
-                self._note(f"frame at byte offset {self._consumed_bytes + pos}: {e}")
-                pos += 1
-                continue
-            if fr is None:
-                if not final:
-                    break                  # wait for the rest of the frame
-                # the input ends inside this candidate: a truncated last frame, or a damaged
-                # length field / false sync word in front of complete frames -- look further
-                self._note(f"frame at byte offset {self._consumed_bytes + pos} runs past the end "
-                           f"of the input ({len(buf) - pos} bytes left, truncated or damaged)")
-                nxt = bs.find_sync(buf, pos + 1)
-                pos = nxt if nxt >= 0 else len(buf)
-                continue
-            try:
-                self._frame_at = self._consumed_bytes + pos
-                out = self._handle(fr, packet=False)
-            except FormatError as e:
-                self.crc_errors += 1
-                self._note(f"frame at byte offset {self._consumed_bytes + pos}: {e}")
-                pos += 1
-                continue
-            if out is not None and len(out):
-                outs.append(out)
-            pos += fr.size
-        del buf[:pos]
-        self._consumed_bytes += pos
-        if self._ended:
-            self._buf.clear()
-        return np.concatenate(outs) if outs else self._empty()
+    def _read_header(self, final):
+        sc = self._scanner
+        hdr = sc.read_header(final)
+        if hdr is None:
+            return False
+        self._header_checked = True
+        if hdr is False:
+            if not sc.looks_like_frames():
+                raise FormatError("not a pacodec stream (no header and no sync word)")
+        elif isinstance(hdr, FormatError):
+            # the in-band config frames make the header redundant: decode without it
+            self._note(f"{hdr} (byte offset 0); decoding from the first config frame")
+        else:
+            self.configure(hdr.config)
+            self.total_length = hdr.total_length
+            self._had_header = True
+            self._header_config = True
+        return True
 
-    def _note_garbage(self, pos, nbytes):
-        if nbytes > 0 and self._started:
-            self._note(f"skipped {nbytes} bytes of garbage at byte offset {self._consumed_bytes + pos}")
+    def _parse(self, final: bool):
+        if not self._header_checked and not self._read_header(final):
+            return
+        sc = self._scanner
+        for kind, off, val in sc.events(final):
+            if kind == bs.SCAN_FRAME:
+                try:
+                    self._frame_at = off
+                    out = self._handle(val, packet=False)
+                except FormatError as e:
+                    self.crc_errors += 1
+                    self._note(f"frame at byte offset {off}: {e}")
+                    sc.reject()
+                    continue
+                if out:
+                    yield from out
+                if self._ended:
+                    self._after_end += len(sc.buf) - sc.pos - val.size
+                    sc.clear()
+                    return
+            elif kind == bs.SCAN_DAMAGED:
+                nbytes, nbad, reason = val
+                self.crc_errors += nbad
+                more = f" ({nbad} sync words whose frame fails)" if nbad > 1 else ""
+                if not nbad:
+                    if self._started:
+                        self._note(f"skipped {nbytes} bytes of garbage at byte offset {off}")
+                elif reason.startswith("not a frame"):
+                    self._note(f"skipped {nbytes} bytes of garbage at byte offset {off}{more}")
+                else:
+                    self._note(f"frame at byte offset {off}: {reason}; {nbytes} bytes "
+                               f"skipped{more}")
+            else:
+                self._note(f"frame at byte offset {off} runs past the end of the input ({val} "
+                           "bytes left, truncated or damaged)")
 
     def _empty(self):
         return np.zeros((0, self.channels or 0), dtype=np.float32)
@@ -362,7 +482,7 @@ class Decoder:
         if frame is None:
             if self.config is None:
                 return np.zeros((0, 0), dtype=np.float32)
-            return self._conceal_frames(1, trim=False)
+            return self._cat(self._conceal(1))
         try:
             fr = bs.parse_frame_at(bytes(frame), 0)
             if fr is None:
@@ -373,146 +493,91 @@ class Decoder:
             self._note(f"bad frame: {e}")
             if self.config is None:
                 return np.zeros((0, 0), dtype=np.float32)
-            return self._conceal_frames(1, trim=False)
+            return self._cat(self._conceal(1))
         if out is None:
             return np.zeros((0, self.channels or 0), dtype=np.float32)
-        return out
+        return self._cat(out)
 
     # ------------------------------------------------------------------ frames
     def _handle(self, fr, packet: bool):
+        """Decode one CRC-valid frame; returns a list of output blocks (or None)."""
         payload = fr.payload
         if fr.ftype == bs.FRAME_EOS:
-            if len(payload) != 6:
-                raise FormatError("invalid end-of-stream frame")
-            n = int.from_bytes(payload, "big")
+            n = bs.unpack_eos_frame(fr)
             if self.total_length is not None and n != self.total_length:
                 raise FormatError("end-of-stream length disagrees with the header")
             self.total_length = n
             if not packet:
                 self._ended = True
-                outs = [self._release()]
+                held = self.timeline.release()
+                outs = [held[0]] if held is not None else []
                 if self._started:      # frames lost just before the end are concealed too
-                    outs.append(self._conceal_gap(fr))
-                return np.concatenate(outs)
+                    outs.extend(self._conceal_gap(fr))
+                return outs
             return None
         index = None
         if fr.ftype == bs.FRAME_CONFIG:
-            if len(payload) < bs.CONFIG_SIZE + 4:
-                raise FormatError("config frame is truncated")
-            cfg = bs.unpack_config(payload[:bs.CONFIG_SIZE])
-            index = int.from_bytes(payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
-            if index & 0xFF != fr.seq:
-                raise FormatError("config frame index disagrees with its sequence number")
-            self._configure(cfg)
-            payload = payload[bs.CONFIG_SIZE + 4:]
+            cfg, index, payload = bs.unpack_config_frame(fr)
+            if self._header_config and not self._started and cfg != self.config:
+                # the stream header contradicts the in-band config before any audio: the
+                # in-band one (repeated every second) wins
+                self._note_config_conflict(cfg)
+            self.configure(cfg)
+            self._header_config = False
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
         # parse first: a frame whose payload is invalid changes no state, so it counts as lost
         # (the next frame's sequence number shows the gap and it is concealed)
-        is_short, ls, rs = self._parse_audio(payload)
+        fd = self._fd
+        is_short, ls, rs = fd.parse(payload)
+        if is_short:
+            self.short_frames += 1
         outs = []
         if not self._started:
             self._started = True
             # a stream with a header starts at frame 0, so seq = frame index there
             k0 = index if index is not None else (fr.seq if self._had_header else 0)
-            self._pos = k0 * self.config.hop - self.config.delay
+            self.timeline.start(k0, self.config.hop, self.config.delay)
             self._next_seq = fr.seq
         elif not packet:
-            outs.append(self._conceal_gap(fr))
+            outs.extend(self._conceal_gap(fr, following=(fd.spectrum, is_short)))
         self._next_seq = (fr.seq + 1) & 0xFF
         if not packet:
             self._last_end = self._frame_at + fr.size
-        pcm = self._synth(self._nat, is_short, ls, rs)
+        pcm = fd.synth(fd.spectrum, is_short, ls, rs)
+        self._concealer.observe(fd.spectrum, is_short, rs)
         self.frames += 1
-        self._lost_run = 0
-        outs.append(pcm if packet else self._trim(pcm))
-        return np.concatenate(outs) if len(outs) > 1 else outs[0]
+        outs.append(pcm if packet else self.timeline.place(pcm)[0])
+        return outs
 
-    def _conceal_gap(self, fr) -> np.ndarray:
+    def _note_config_conflict(self, cfg):
+        def describe(c):
+            return f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
+        msg = (f"the stream header's configuration ({describe(self.config)}) contradicts the "
+               f"in-band one ({describe(cfg)}); using the in-band one")
+        self.errors.append(msg)
+        if self.strict:
+            raise FormatError(msg)
+        warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=4)
+        self.config = None
+
+    def _conceal_gap(self, fr, following=None):
         """Byte-stream mode: conceal the frames missing before ``fr`` (from the sequence numbers),
         as many as the bytes since the last accepted frame could have held (see CONCEAL_FREE)."""
         gap = (fr.seq - self._next_seq) & 0xFF
         if not gap:
-            return self._empty()
+            return
         self.errors.append(f"{gap} frame(s) missing before byte offset {self._frame_at}")
         between = self._frame_at - (self._last_end or 0)
         n = min(gap, CONCEAL_FREE + max(0, between) // MIN_FRAME_BYTES)
-        out = self._conceal_frames(n, trim=True)
+        yield from self._conceal(n, trim=True, following=following)
         if n < gap:                    # a splice: skip the time of the frames not concealed
-            self._pos += (gap - n) * self.config.hop
-        return out
+            self.timeline.skip((gap - n) * self.config.hop)
 
-    def _trim(self, pcm):
-        """Byte-stream output: drop samples before the input's start; cut at the total length.
-
-        While the total length is unknown (no header length, no end-of-stream frame yet) the
-        latest frame's output is held back, because only the last frame carries padding past the
-        end; the end-of-stream frame or :meth:`finish` releases it.
-        """
-        n = len(pcm)
-        a = self._pos
-        self._pos += n
-        lo = max(0, -a)
-        pcm, a = pcm[lo:], a + lo
-        if self.total_length is not None:
-            return pcm[:max(0, self.total_length - a)]
-        held, self._held = self._held, (pcm, a)
-        return held[0] if held is not None else pcm[:0]
-
-    def _release(self):
-        """The held-back output, cut at the total length if it is known now."""
-        if self._held is None:
-            return self._empty()
-        pcm, a = self._held
-        self._held = None
-        if self.total_length is not None:
-            pcm = pcm[:max(0, self.total_length - a)]
-        return pcm
-
-    def _parse_audio(self, payload):
-        """Parse and dequantize an audio payload into ``self._nat``; returns the window flags."""
-        cfg = self.config
-        lay = self._lay
-        buf = np.frombuffer(payload, dtype=np.uint8)
-        st = reader_state(len(buf))
-        B = self._books
-        err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, lay.nb_long, lay.nb_short,
-                             self._hdr, self._mb, self._msm, self._msf, self._bk, self._sf,
-                             self._q, lay.ub_long, lay.ub_short, B.count, B.first, B.offset,
-                             B.symbols, self._qi, float(cfg.mu), self._rng, self._cod, self._nat,
-                             self._last, lay.perm_short)
-        if err:
-            raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
-                               3: "invalid window switching"}[err])
-        is_short, ls, rs = int(self._hdr[0]), int(self._hdr[1]), int(self._hdr[2])
-        if is_short:
-            self.short_frames += 1
-        return is_short, ls, rs
-
-    def _synth(self, coefs, is_short, ls, rs) -> np.ndarray:
-        cfg = self.config
-        p, ps = self._plan, self._plan_s or self._plan
-        out = np.empty((cfg.hop, cfg.channels), dtype=np.float32)
-        synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, self._s,
-              p.pre, p.post, p.rev, p.tw, ps.pre, ps.post, ps.rev, ps.tw, self._y, self._u,
-              self._work, self._ys, self._us, self._works)
-        self._prev_short = bool(rs)
-        return out
-
-    def _conceal_frames(self, count: int, trim: bool) -> np.ndarray:
-        """Replace ``count`` lost frames: the last long spectrum with random signs, fading out."""
-        outs = []
-        for _ in range(min(count, MAX_CONCEAL)):
-            self._lost_run += 1
-            self.concealed += 1
-            g = CONCEAL_DECAY ** self._lost_run
-            if g > 1e-9:
-                signs = self._conceal_rng.integers(0, 2, self._last.shape) * 2.0 - 1.0
-                coefs = self._last * signs * g
-            else:                      # faded out: silence (the overlap tail still plays)
-                coefs = np.zeros_like(self._last)
-            pcm = self._synth(coefs, 0, int(self._prev_short), 0)
-            outs.append(self._trim(pcm) if trim and self._pos is not None else pcm)
+    def _conceal(self, count: int, trim: bool = False, following=None):
+        """Replace ``count`` lost frames (see :mod:`pacodec.conceal`), trimmed in byte-stream
+        mode; yields the output frame by frame."""
+        for pcm in self._concealer.conceal(count, following):
+            yield self.timeline.place(pcm)[0] if trim and self.timeline.pos is not None else pcm
         if self._next_seq is not None:
             self._next_seq = (self._next_seq + count) & 0xFF
-        return np.concatenate(outs) if outs else self._empty()

@@ -21,7 +21,8 @@ from . import bitstream as bs
 from .allocation import (PNS_START_HZ, RateControl, bandwidth_hz, code_at, search_offset,
                          stereo_decision)
 from .bitio import writer_state
-from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, stream_config_for
+from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
+                     stream_config_for)
 from ._jit import njit
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, plan
@@ -98,7 +99,8 @@ class Encoder:
     """
 
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
-                 distance=None, quantizer="uniform", mu=255, low_delay=False, total_frames=None,
+                 distance=None, quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False,
+                 total_frames=None,
                  window_shape="sine"):
         self.config: StreamConfig = stream_config_for(samplerate, channels, quantizer=quantizer,
                                                       mu=mu, low_delay=low_delay,
@@ -202,7 +204,7 @@ class Encoder:
             raise PacodecError(f"total_frames was {self.total_frames} but "
                                f"{self._consumed} frames were encoded")
         frames = self._drain(final=True)
-        eos = bs.pack_frame(bs.FRAME_EOS, self._k, self._consumed.to_bytes(6, "big"))
+        eos = bs.pack_eos_frame(self._k, self._consumed)
         self._finished = True
         return frames + [eos]
 
@@ -351,8 +353,8 @@ class Encoder:
         self._max_band[:] = max_band
         self._hint[:] = -1
         ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
-        extra = bs.CONFIG_SIZE + 4 if ftype == bs.FRAME_CONFIG else 0
-        overhead = 8 * (bs.FRAME_HEADER_SIZE + bs.CRC_SIZE + extra)
+        extra = bs.frame_overhead(ftype) - bs.frame_overhead(bs.FRAME_AUDIO)
+        overhead = 8 * bs.frame_overhead(ftype)
         hi, lo = self.rate.budget()
         limit = 8 * bs.MAX_PAYLOAD - 8 * extra
         if hi is None:
@@ -387,8 +389,9 @@ class Encoder:
                 pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
                 payload += bytes(max(pad, 0))
         if ftype == bs.FRAME_CONFIG:
-            payload = bs.pack_config(cfg) + (k & 0xFFFFFFFF).to_bytes(4, "big") + payload
-        frame = bs.pack_frame(ftype, k, payload)
+            frame = bs.pack_config_frame(cfg, k, payload)
+        else:
+            frame = bs.pack_audio_frame(k, payload)
         self.rate.commit(8 * len(frame))
         return frame
 

@@ -11,6 +11,7 @@ and removed by the next write into the same directory.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
@@ -23,7 +24,7 @@ import numpy as np
 from . import bitstream as bs
 from .decoder import Decoder
 from .encoder import Encoder
-from .errors import FormatError, PacodecError
+from .errors import FormatError, PacodecError, ProblemLog
 
 __all__ = ["PacFile", "Info", "info", "atomic_output", "PARTIAL_RE"]
 
@@ -179,6 +180,13 @@ class PacFile:
             hdr, cfg, total = None, found[2], None
         else:
             cfg, total = hdr.config, hdr.total_length
+            try:                               # a header contradicting the in-band config: the
+                found = self._config_at_or_after(bs.HEADER_SIZE, config=True)   # decoder warns
+                fh.seek(bs.HEADER_SIZE)        # and uses the in-band one; so do we
+            except OSError:
+                found = None
+            if found is not None and found[2] != cfg and not strict:
+                cfg = found[2]
         self.config = cfg
         self.samplerate = cfg.samplerate
         self.channels = cfg.channels
@@ -191,12 +199,18 @@ class PacFile:
 
     def _restart(self, initial: bytes, pos: int):
         self._new_decoder()
-        self._pending = np.zeros((0, self.channels), dtype=np.float32)
-        self._eof = False
+        self._reset_output()
         self._pos = pos
         self._skip = 0
         if initial:
             self._push(self._dec.feed(initial))
+
+    def _reset_output(self):
+        self._pending = collections.deque()    # decoded blocks not read yet, oldest first
+        self._npending = 0
+        self._blocks = iter(())        # the decoder's output for the current chunk, frame by frame
+        self._finishing = False
+        self._eof = False
 
     def _push(self, out):
         if self._skip and len(out):
@@ -204,23 +218,56 @@ class PacFile:
             out = out[d:]
             self._skip -= d
         if len(out):
-            self._pending = np.concatenate([self._pending, out]) if len(self._pending) else out
+            self._pending.append(out)
+            self._npending += len(out)
 
     def _new_decoder(self):
-        self._dec = Decoder(strict=self._strict)
-        self._dec._warned_trunc = self._warned     # one truncation warning per file
+        # one truncation warning per file
+        self._dec = Decoder(strict=self._strict, warn_truncation=not self._warned)
 
     def _fill(self, n):
-        while (n < 0 or len(self._pending) < n) and not self._eof:
-            chunk = self._fh.read(READ_CHUNK)
-            if not chunk:
+        """Decode until ``n`` samples are pending (all for ``n < 0``).  The decoder's output is
+        pulled frame by frame, so a read holds ``n`` samples plus one gap's concealment at most,
+        whatever one chunk of input expands to."""
+        while (n < 0 or self._npending < n) and not self._eof:
+            blk = next(self._blocks, None)
+            if blk is not None:
+                self._push(blk)
+                continue
+            if self._finishing:
                 self._eof = True
-                self._push(self._dec.finish())
-                self._warned = self._warned or self._dec._warned_trunc
+                self._warned = self._warned or self._dec.truncated
                 if self._dec.total_length is not None:
                     self._total = self._dec.total_length
                 break
-            self._push(self._dec.feed(chunk))
+            # after the end-of-stream frame nothing more is decoded: stop reading (the input
+            # may be endless); the decoder reports what follows in the last chunk
+            chunk = b"" if self._dec.ended else self._fh.read(READ_CHUNK)
+            if chunk:
+                self._blocks = self._dec.feed_blocks(chunk)
+            else:
+                self._blocks = self._dec.finish_blocks()
+                self._finishing = True
+
+    def _take(self, frames):
+        """Remove and return the first ``frames`` pending samples (all for ``frames < 0``)."""
+        if frames < 0 or frames >= self._npending:
+            frames = self._npending
+        out, got = [], 0
+        while got < frames:
+            blk = self._pending[0]
+            need = frames - got
+            if len(blk) <= need:
+                out.append(self._pending.popleft())
+                got += len(blk)
+            else:
+                out.append(blk[:need])
+                self._pending[0] = blk[need:]
+                got += need
+        self._npending -= frames
+        if not out:
+            return np.zeros((0, self.channels), dtype=np.float32)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     @property
     def frames(self):
@@ -234,10 +281,7 @@ class PacFile:
     def read(self, frames: int = -1) -> np.ndarray:
         self._need_mode("r")
         self._fill(frames)
-        if frames < 0 or frames >= len(self._pending):
-            out, self._pending = self._pending, np.zeros((0, self.channels), dtype=np.float32)
-        else:
-            out, self._pending = self._pending[:frames], self._pending[frames:]
+        out = self._take(frames)
         self._pos += len(out)
         return out
 
@@ -277,11 +321,8 @@ class PacFile:
         offset, index = found[:2]
         self._fh.seek(offset)
         self._new_decoder()
-        self._dec._configure(cfg)
-        self._dec.total_length = self._total
-        self._dec._header_checked = True
-        self._pending = np.zeros((0, cfg.channels), dtype=np.float32)
-        self._eof = False
+        self._dec.join(cfg, self._total)
+        self._reset_output()
         first_out = index * cfg.hop - cfg.delay        # input index of the first output sample
         # drop the first frame's output (no overlap partner: index <= k - 1 makes
         # frame - first_out >= hop) and everything before the target
@@ -289,40 +330,28 @@ class PacFile:
         self._pos = frame
         return frame
 
-    def _config_at_or_after(self, offset, config=False):
-        """(byte offset, frame index) of the first valid config frame at/after ``offset``
-        (and its :class:`StreamConfig` third if ``config``; frames with an invalid one are skipped)."""
-        fh = self._fh
-        while True:
-            fh.seek(offset)
-            data = fh.read(CHUNK * 2)
-            if len(data) < bs.FRAME_HEADER_SIZE:
-                return None
-            p = 0
-            while True:
-                p = bs.find_sync(data, p)
-                if p < 0 or p + bs.FRAME_HEADER_SIZE + bs.CONFIG_SIZE + 4 + bs.CRC_SIZE > len(data):
-                    break
-                try:
-                    fr = bs.parse_frame_at(data, p)
-                except FormatError:
-                    fr = None
-                if fr is None and p > CHUNK:
-                    break
-                if fr is not None and fr.ftype == bs.FRAME_CONFIG:
-                    index = int.from_bytes(fr.payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
-                    if not config:
-                        return offset + p, index
-                    try:
-                        return offset + p, index, bs.unpack_config(fr.payload[:bs.CONFIG_SIZE])
-                    except FormatError:
-                        pass
-                p += 1
-            if len(data) < CHUNK * 2:
-                return None
-            offset += max(p, CHUNK) if p > 0 else CHUNK
+    def _config_at_or_after(self, offset, config=False, stop=None):
+        """(byte offset, frame index) of the first valid config frame starting in
+        ``[offset, stop)`` (and its :class:`StreamConfig` third if ``config``; frames with an
+        invalid one are skipped).  The search ends after ``MAX_SYNC_SEARCH`` bytes."""
+        limit = offset + bs.MAX_SYNC_SEARCH
+        stop = limit if stop is None else min(stop, limit)
+        for off, fr in bs.scan_frames(self._fh, offset, stop):
+            if fr.ftype != bs.FRAME_CONFIG:
+                continue
+            try:
+                index = bs.config_frame_index(fr)
+                if not config:
+                    return off, index
+                return off, index, bs.frame_config(fr)
+            except FormatError:
+                pass
+        return None
 
     def _config_before(self, k):
+        """(byte offset, frame index) of the last config frame with index <= ``k`` (found by
+        bisection: every probe scans only up to the upper bound, so the total work is linear in
+        the file size even when the frame indices are not increasing), else the first one."""
         lo = self._data_start
         first = self._config_at_or_after(lo)
         if first is None:
@@ -331,21 +360,24 @@ class PacFile:
         hi = self._fh.seek(0, io.SEEK_END)
         while hi - lo > CHUNK:
             mid = (lo + hi) // 2
-            found = self._config_at_or_after(mid)
+            found = self._config_at_or_after(mid, stop=hi)
             if found is None or found[1] > k:
                 hi = mid
             else:
                 if found[1] >= best[1]:
                     best = found
                 lo = found[0] + 1
-        # linear scan of the final window
-        off = lo
-        while True:
-            found = self._config_at_or_after(off)
-            if found is None or found[1] > k:
+        # one linear pass from the final window on
+        for off, fr in bs.scan_frames(self._fh, lo):
+            if fr.ftype != bs.FRAME_CONFIG:
+                continue
+            try:
+                index = bs.config_frame_index(fr)
+            except FormatError:
+                continue
+            if index > k:
                 break
-            best = found
-            off = found[0] + 1
+            best = (off, index)
         return best
 
     # ------------------------------------------------------------------ write
@@ -400,142 +432,179 @@ class PacFile:
 
 def _next_frame(data, start) -> int:
     """Offset of the next complete frame that passes its CRC at or after ``start``, or -1."""
-    p = bs.find_sync(data, start)
-    while p >= 0:
-        try:
-            if bs.parse_frame_at(data, p) is not None:
-                return p
-        except FormatError:
-            pass
-        p = bs.find_sync(data, p + 1)
+    sc = bs.Scanner()
+    sc.synced = True
+    sc.feed(bytes(data[start:]))
+    for kind, off, _ in sc.events(final=True):
+        if kind == bs.SCAN_FRAME:
+            return start + off
     return -1
 
 
-def _first_config(data):
-    """The first valid in-band config of ``data`` (a :class:`StreamConfig`), or None."""
-    p = _next_frame(data, 0)
-    while p >= 0:
-        fr = bs.parse_frame_at(data, p)
-        if fr.ftype == bs.FRAME_CONFIG:
-            with contextlib.suppress(FormatError):
-                return bs.unpack_config(fr.payload[:bs.CONFIG_SIZE])
-        p = _next_frame(data, p + 1)
-    return None
-
-
 def _check_frame(fr, cfg):
-    """What a scan can check of a frame beyond its CRC (the payload is not parsed)."""
-    if fr.ftype == bs.FRAME_EOS and len(fr.payload) != 6:
-        raise FormatError("invalid end-of-stream frame")
+    """What a scan can check of a frame beyond its CRC (the payload is not parsed); returns the
+    config of a config frame."""
+    if fr.ftype == bs.FRAME_EOS:
+        bs.unpack_eos_frame(fr)
     if fr.ftype == bs.FRAME_CONFIG:
-        if len(fr.payload) < bs.CONFIG_SIZE + 4:
-            raise FormatError("config frame is truncated")
-        if bs.unpack_config(fr.payload[:bs.CONFIG_SIZE]) != cfg:
+        c = bs.unpack_config_frame(fr)[0]
+        if cfg is not None and c != cfg:
             raise FormatError("config differs from the stream's")
-        if fr.payload[bs.CONFIG_SIZE + 3] != fr.seq:
-            raise FormatError("config frame index disagrees with its sequence number")
+        return c
+    return cfg
 
 
 def info(file) -> Info:
-    """Scan a ``.pac`` file (without decoding audio) and describe it, with any damage found."""
+    """Scan a ``.pac`` file (without decoding audio) and describe it, with any damage found.
+
+    The file is read in chunks through :class:`~pacodec.bitstream.Scanner`: memory stays
+    constant and the time is linear in the file size.  Input without a valid frame in its first
+    ``MAX_SYNC_SEARCH`` bytes is refused; the problem list keeps the first and last problems.
+    """
     name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<stream>")
-    fh, own = _open(file, "rb") if isinstance(file, (str, os.PathLike)) else (file, False)
     try:
-        data = fh.read()
+        fh, own = _open(file, "rb") if isinstance(file, (str, os.PathLike)) else (file, False)
+    except OSError as e:
+        raise PacodecError(f"cannot open {name}: {e.strerror or e}") from None
+    try:
+        return _info(fh, name)
     except OSError as e:
         raise PacodecError(f"cannot read {name}: {e.strerror or e}") from None
     finally:
         if own:
             fh.close()
-    problems = []
-    try:
-        hdr = bs.unpack_header(data[:bs.HEADER_SIZE])
-    except FormatError as e:
-        # damaged (or no) header: describe the stream by its first valid in-band config
-        found = _first_config(data)
-        if found is None:
-            raise
-        cfg, total = found, None
-        if data[:4] == bs.MAGIC:
-            problems.append(f"stream header at byte offset 0: {e} (the in-band config is used)")
-            pos = bs.HEADER_SIZE
-        else:
-            pos = 0            # no header (allowed, e.g. a recorded live stream), or a damaged
-            #                    magic: then its bytes show up as a damaged region at offset 0
+
+
+def _info(fh, name) -> Info:
+    problems = ProblemLog()
+    sc = bs.Scanner()
+    nread = 0
+
+    def read():
+        nonlocal nread
+        data = fh.read(CHUNK)
+        nread += len(data)
+        return data
+
+    data = read()
+    while len(data) < bs.HEADER_SIZE:
+        more = read()
+        if not more:
+            break
+        data += more
+    sc.feed(data)
+    head = sc.read_header(final=True)
+    header_error = None
+    cfg = total = None
+    if isinstance(head, FormatError):
+        # damaged header: describe the stream by its first valid in-band config
+        header_error = head
+        problems.append(f"stream header at byte offset 0: {head} (the in-band config is used)")
+    elif head is False:
+        # no header (allowed, e.g. a recorded live stream), or a damaged magic: then its bytes
+        # show up as a damaged region at offset 0
+        header_error = FormatError("not a pacodec stream (bad magic)")
     else:
-        cfg, total = hdr.config, hdr.total_length
-        pos = bs.HEADER_SIZE
+        cfg, total = head.config, head.total_length
     nframes = 0            # audio frames that pass their CRC
     expect = None          # sequence number of the next frame
     bad_at = bad_what = None   # a damaged region: where it starts, what is wrong there
     eos = False
-
-    memo = [len(data) + 1, -1]          # _next_frame(data, s) for s >= memo[0] up to memo[1]
+    end_pos = None         # where the scan stopped (after the end-of-stream frame, truncation)
+    memo = [None, -1]      # _next_frame(tail, s) for s >= memo[0] up to memo[1]
 
     def next_frame(start):
         # candidates near the end that claim long lengths are common in damaged tails: answer
         # them from the last scan instead of rescanning (keeps the scan linear)
-        if start >= memo[0] and (memo[1] < 0 or start <= memo[1]):
+        if memo[0] is not None and start >= memo[0] and (memo[1] < 0 or start <= memo[1]):
             return memo[1]
-        memo[0], memo[1] = start, _next_frame(data, start)
+        local = start - sc.base
+        memo[0], memo[1] = start, _next_frame(sc.buf, local)
+        if memo[1] >= 0:
+            memo[1] += sc.base
         return memo[1]
 
-    def damaged(end):
+    def damaged(end, at_end):
         return (f"frame {nframes} at byte offset {bad_at}: {bad_what}; "
                 + (f"{end - bad_at} bytes skipped, resynchronised at byte offset {end}"
-                   if end < len(data) else f"the remaining {end - bad_at} bytes are not frames"))
+                   if not at_end else f"the remaining {end - bad_at} bytes are not frames"))
 
-    while pos < len(data):
-        fr = err = None
-        if data[pos:pos + 2] != bs.SYNC_BYTES:
-            err = "not a frame (no sync word)"
-        else:
-            try:
-                fr = bs.parse_frame_at(data, pos)
-                if fr is None and next_frame(pos + 1) >= 0:
-                    raise FormatError("its length runs past the end of the file but frames "
-                                      "follow (damaged length)")
-                if fr is not None:
-                    _check_frame(fr, cfg)
-            except FormatError as e:
-                err = str(e)
-        if err is not None:
-            if bad_at is None:
-                bad_at, bad_what = pos, err
-            nxt = bs.find_sync(data, pos + 1)
-            pos = nxt if nxt >= 0 else len(data)
-            continue
-        if bad_at is not None:
-            problems.append(damaged(pos))
-            bad_at = None
-        if fr is None:
-            problems.append(f"truncated frame {nframes} at byte offset {pos} "
-                            f"({len(data) - pos} bytes, file ends early)")
-            break
-        if expect is not None and fr.seq != expect:
-            problems.append(f"{(fr.seq - expect) & 0xFF} frame(s) missing before byte offset {pos}")
-        expect = (fr.seq + 1) & 0xFF
-        if fr.ftype == bs.FRAME_EOS:
-            eos = True
-            n = int.from_bytes(fr.payload[:6], "big")
-            if total is not None and n != total:
-                problems.append(f"end-of-stream length {n} disagrees with the header ({total})")
-            total = n
-        else:
-            nframes += 1
-        pos += fr.size
-        if eos and pos < len(data):
-            problems.append(f"{len(data) - pos} bytes after the end-of-stream frame")
-            break
-    if bad_at is not None:
-        problems.append(damaged(len(data)))
+    final = False
+    try:
+        while end_pos is None:
+            for kind, off, val in sc.events(final):
+                if kind == bs.SCAN_DAMAGED:
+                    if bad_at is None:
+                        bad_at, bad_what = off, val[2]
+                    continue
+                if kind == bs.SCAN_TRUNCATED:
+                    if next_frame(off + 1) >= 0:
+                        if bad_at is None:
+                            bad_at, bad_what = off, ("its length runs past the end of the file "
+                                                     "but frames follow (damaged length)")
+                        continue
+                    if bad_at is not None:
+                        problems.append(damaged(off, False))
+                        bad_at = None
+                    problems.append(f"truncated frame {nframes} at byte offset {off} "
+                                    f"({val} bytes, file ends early)")
+                    end_pos = off
+                    break
+                fr = val
+                try:
+                    cfg = _check_frame(fr, cfg)
+                except FormatError as e:
+                    if bad_at is None:
+                        bad_at, bad_what = off, str(e)
+                    sc.reject()
+                    continue
+                if bad_at is not None:
+                    problems.append(damaged(off, False))
+                    bad_at = None
+                if expect is not None and fr.seq != expect:
+                    problems.append(f"{(fr.seq - expect) & 0xFF} frame(s) missing before byte "
+                                    f"offset {off}")
+                expect = (fr.seq + 1) & 0xFF
+                if fr.ftype == bs.FRAME_EOS:
+                    eos = True
+                    n = bs.unpack_eos_frame(fr)
+                    if total is not None and n != total:
+                        problems.append(f"end-of-stream length {n} disagrees with the header "
+                                        f"({total})")
+                    total = n
+                    end_pos = off + fr.size
+                    break
+                nframes += 1
+            if end_pos is not None or final:
+                break
+            data = read()
+            if data:
+                sc.feed(data)
+            else:
+                final = True
+    except FormatError:
+        if sc.synced or header_error is None:
+            raise
+        raise header_error from None
+    if cfg is None:
+        raise header_error or FormatError("no pacodec config found in the input")
+    if eos:
+        # count what follows the end-of-stream frame without keeping it (bounded read)
+        while len(data) and nread - end_pos <= bs.MAX_SYNC_SEARCH:
+            data = read()
+        if nread > end_pos:
+            more = "more than " if nread - end_pos > bs.MAX_SYNC_SEARCH else ""
+            problems.append(f"{more}{nread - end_pos} bytes after the end-of-stream frame")
+    elif end_pos is None and bad_at is not None:
+        problems.append(damaged(nread, True))
     if not eos:
         problems.append("no end-of-stream frame (truncated file?)")
+    size = nread
     duration = None if total is None else total / cfg.samplerate
-    bitrate = None if not duration else 8 * len(data) / duration / 1000
-    dcr = None if total is None or total == 0 else 1 - len(data) / (total * cfg.channels * 2)
+    bitrate = None if not duration else 8 * size / duration / 1000
+    dcr = None if total is None or total == 0 else 1 - size / (total * cfg.channels * 2)
     return Info(path=name, samplerate=cfg.samplerate, channels=cfg.channels, frames=total,
                 duration=duration, quantizer=cfg.quantizer, mu=cfg.mu, frame_size=cfg.hop,
                 overlap=cfg.overlap, low_delay=not cfg.short_blocks, window_shape=cfg.window_shape,
-                delay=cfg.delay, codec_frames=nframes, file_bytes=len(data), bitrate_kbps=bitrate,
-                dcr=dcr, problems=problems)
+                delay=cfg.delay, codec_frames=nframes, file_bytes=size, bitrate_kbps=bitrate,
+                dcr=dcr, problems=list(problems))

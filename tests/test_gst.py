@@ -255,3 +255,21 @@ def test_parser_rejects_a_file_that_is_not_pacodec(tmp_path, gst_env):
     junk.write_bytes(bytes(range(256)) * 64)
     p = gst_run(gst_env, f"filesrc location={junk} ! pacodecparse ! pacodecdec ! fakesink")
     assert p.returncode == 1 and "no pacodec frame found" in p.stdout, p.stdout + p.stderr
+
+
+@needs_gst
+def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tmp_path, gst_env):
+    """pacodecenc's defaults (quantizer, mu, bitrate, mode) are the CLI's: the same input gives
+    the same frames (the header differs only in the length field: a pipeline cannot rewrite it)."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((44100, 2)) * 0.1).astype(np.float32)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, x, 44100, subtype="FLOAT")
+    ok(cli("encode", wav, "-o", tmp_path / "cli.pac"))
+    ok(gst(gst_env, "filesrc", f"location={wav}", "!", "wavparse", "!", "pacodecenc", "!",
+           "filesink", f"location={tmp_path / 'gst.pac'}"))
+    a = (tmp_path / "cli.pac").read_bytes()
+    b = (tmp_path / "gst.pac").read_bytes()
+    ha, hb = bs.unpack_header(a), bs.unpack_header(b)
+    assert ha.config == hb.config and ha.total_length == len(x) and hb.total_length is None
+    assert a[bs.HEADER_SIZE:] == b[bs.HEADER_SIZE:]

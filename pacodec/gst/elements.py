@@ -20,7 +20,9 @@ from gi.repository import GLib, GObject, Gst  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ..config import MAX_CHANNELS, SUPPORTED_RATES  # noqa: E402  (light: no numba)
+from ..conceal import MAX_CONCEAL  # noqa: E402  (light: numpy only)
+from ..config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUANTIZER, MAX_CHANNELS,  # noqa: E402
+                      QUANTIZERS, SUPPORTED_RATES)
 
 Gst.init(None)
 
@@ -34,7 +36,6 @@ PAC_CAPS = f"audio/x-pacodec, framed=(boolean)true, rate=(int){_RATES}, channels
 PAC_ANY_CAPS = "audio/x-pacodec, framed=(boolean)true"
 PACKET_CAPS = "application/x-pacodec-packet"
 
-MAX_CONCEAL = 256      # lost frames concealed one by one; a longer outage is a timestamp jump
 LATE_WINDOW = 64       # a frame/packet at most this far behind is late; further: a new stream
 _RW = GObject.ParamFlags.READWRITE
 _NOFLAGS = Gst.BufferFlags(0)
@@ -81,7 +82,10 @@ class FrameIndex:
         bs = _bs()
         restarted = False
         if fr.ftype == bs.FRAME_CONFIG:
-            k = int.from_bytes(fr.payload[bs.CONFIG_SIZE:bs.CONFIG_SIZE + 4], "big")
+            try:
+                k = bs.config_frame_index(fr)
+            except bs.FormatError:
+                return None, False
             if self.next is not None and k < self.next:
                 if self.next - k <= LATE_WINDOW:
                     return None, False        # late or duplicate
@@ -239,15 +243,16 @@ class _Element(Gst.Element):
 _ENC_PROPS = {      # pygobject consumes __gproperties__; the defaults are read from here
     "bitrate": (float, "Bitrate", "Target bitrate in kbit/s for all channels (CBR, or ABR "
                 "with abr=true); used when quality and distance are unset", 6.0, 2048.0,
-                128.0, _RW),
+                DEFAULT_BITRATE, _RW),
     "abr": (bool, "ABR", "Average bitrate (large bit reservoir) instead of constant bitrate",
             False, _RW),
     "quality": (float, "Quality", "VBR quality 0..10 (10 best); -1 = unset (use bitrate)",
                 -1.0, 10.0, -1.0, _RW),
     "distance": (float, "Distance", "VBR perceptual distance 0.05..50 (1.0 = noise at the "
                  "masking threshold); 0 = unset; overrides quality", 0.0, 50.0, 0.0, _RW),
-    "quantizer": (str, "Quantizer", "Quantizer: power, uniform or mulaw", "power", _RW),
-    "mu": (int, "Mu", "mu-law parameter (quantizer=mulaw)", 1, 65535, 255, _RW),
+    "quantizer": (str, "Quantizer", f"Quantizer: {', '.join(QUANTIZERS)}", DEFAULT_QUANTIZER,
+                  _RW),
+    "mu": (int, "Mu", "mu-law parameter (quantizer=mulaw)", 1, 65535, DEFAULT_MU, _RW),
     "low-delay": (bool, "Low delay", "Low-delay mode: quarter-size frames, half overlap, no "
                   "block switching (8 ms algorithmic delay at 48 kHz)", False, _RW),
 }
@@ -353,7 +358,7 @@ class PacodecEnc(_Element):
         bs = _bs()
         rate, hop = self._enc.samplerate, self._enc.frame_size
         for f in frames:
-            ftype = f[2] >> 6
+            ftype = bs.frame_type(f)
             flags = Gst.BufferFlags.DISCONT if self._k == 0 else _NOFLAGS
             if ftype != bs.FRAME_CONFIG:
                 flags |= Gst.BufferFlags.DELTA_UNIT
@@ -410,10 +415,9 @@ class PacodecDec(_Element):
     def reset(self):
         import pacodec
         self._dec = pacodec.Decoder()
+        self._tl = self._dec.timeline   # delay and end trimming, held last frame (§6.3)
         self._index = FrameIndex()
         self._next = None         # index of the frame expected next
-        self._total = None        # samples in the stream, from the header or the end frame
-        self._held = None         # latest (pcm, position) while the total length is unknown
         self._origin = None       # timestamp of input sample 0 of this stream (ns, may be < 0)
         self._pos = None          # input position of the next output sample
 
@@ -422,7 +426,7 @@ class PacodecDec(_Element):
         self._seen += 1
         if data[:4] == bs.MAGIC:
             try:
-                self._total = bs.unpack_header(data).total_length
+                self._tl.total = bs.unpack_header(data).total_length
             except bs.FormatError as e:
                 self.warn(f"pacodecdec: ignoring a bad stream header ({e})")
             return Gst.FlowReturn.OK
@@ -434,16 +438,18 @@ class PacodecDec(_Element):
             self.damaged += 1       # its loss shows as a sequence gap at the next good frame
             return Gst.FlowReturn.OK
         if fr.ftype == bs.FRAME_EOS:
-            if len(fr.payload) == 6:
-                self._total = int.from_bytes(fr.payload, "big")
-            ret = self._out([self._release()])
+            try:
+                self._tl.total = bs.unpack_eos_frame(fr)
+            except bs.FormatError:
+                pass
+            ret = self._out([self._tl.release()])
             self.reset()            # a new stream may follow (a restarted sender)
             return ret
         k, restarted = self._index.locate(fr)
         if k is None:
             return Gst.FlowReturn.OK
         if restarted:
-            ret = self._out([self._release()])
+            ret = self._out([self._tl.release()])
             self.reset()
             k, _ = self._index.locate(fr)
             if ret != Gst.FlowReturn.OK:
@@ -452,11 +458,11 @@ class PacodecDec(_Element):
         if self._next is not None and k > self._next:
             lost = k - self._next
             if lost <= MAX_CONCEAL:
-                outs.extend(self._trim(self._next + j, dec.decode_packet(None))
+                outs.extend(self._place(self._next + j, dec.decode_packet(None))
                             for j in range(lost))
                 self.concealed += lost
             else:                   # too long to conceal: a timestamp jump
-                outs.append(self._release())
+                outs.append(self._tl.release())
         self._next = k + 1
         pcm = dec.decode_packet(data)
         if not len(pcm):
@@ -468,26 +474,14 @@ class PacodecDec(_Element):
                 self._origin = buf.pts - _sns(n, dec.samplerate)
             else:
                 self._origin = (self._end or 0) - _sns(max(0, n - dec.delay), dec.samplerate)
-        outs.append(self._trim(k, pcm))
+        outs.append(self._place(k, pcm))
         return self._out(outs)
 
-    def _trim(self, k, pcm):
-        """Keep the samples of frame ``k`` that lie in ``[0, total)`` of the input (§6.3); while
-        the total is unknown, hold the latest frame back (only the last one is padded)."""
+    def _place(self, k, pcm):
+        """The samples of frame ``k`` that lie in ``[0, total)`` of the input, by the decoder's
+        time line (the latest frame is held back while the total is unknown)."""
         dec = self._dec
-        a = k * dec.frame_size - dec.delay
-        lo = max(0, -a)
-        pcm, a = pcm[lo:], a + lo
-        if self._total is not None:
-            return pcm[:max(0, self._total - a)], a
-        held, self._held = self._held, (pcm, a)
-        return held
-
-    def _release(self):
-        if self._held is None:
-            return None
-        (pcm, a), self._held = self._held, None
-        return (pcm if self._total is None else pcm[:max(0, self._total - a)]), a
+        return self._tl.place(pcm, k * dec.frame_size - dec.delay)
 
     def _out(self, chunks):
         dec = self._dec
@@ -510,7 +504,7 @@ class PacodecDec(_Element):
         return Gst.FlowReturn.OK
 
     def on_eos(self):
-        ret = self._out([self._release()])
+        ret = self._out([self._tl.release()])
         if self._seen and not self._decoded:
             self.error(Gst.stream_error_quark, Gst.StreamError.DECODE,
                        "pacodecdec: no decodable pacodec frame arrived (no config frame)")
@@ -539,7 +533,7 @@ class PacodecParse(_Element):
         self.reset()
 
     def reset(self):
-        self._buf = bytearray()
+        self._scanner = _bs().Scanner()
         self._at_start = True     # a stream header may come next
         self._index = FrameIndex()
         self._cfg = None
@@ -560,55 +554,42 @@ class PacodecParse(_Element):
         bs = _bs()
         if self._ended:
             return Gst.FlowReturn.OK
-        b = self._buf
-        b += data
-        pos = 0
+        sc = self._scanner
+        sc.feed(data)
         if self._at_start:
-            if len(b) < 4:
+            hdr = sc.read_header(final=False)
+            if hdr is None:
                 return Gst.FlowReturn.OK
-            if b[:4] == bs.MAGIC:
-                if len(b) < bs.HEADER_SIZE:
-                    return Gst.FlowReturn.OK
-                try:
-                    hdr = bs.unpack_header(bytes(b[:bs.HEADER_SIZE]))
-                except bs.FormatError as e:
-                    self.warn(f"pacodecparse: ignoring a bad stream header ({e})")
-                else:
-                    self._configure(hdr.config)
-                    self._total = hdr.total_length
-                    ret = self.push(b[:bs.HEADER_SIZE], 0, 0, Gst.BufferFlags.HEADER)
-                    if ret != Gst.FlowReturn.OK:
-                        return ret
-                    pos = bs.HEADER_SIZE
             self._at_start = False
+            if isinstance(hdr, bs.FormatError):
+                self.warn(f"pacodecparse: ignoring a bad stream header ({hdr})")
+            elif hdr:
+                self._configure(hdr.config)
+                self._total = hdr.total_length
+                ret = self.push(bytes(sc.buf[sc.pos - bs.HEADER_SIZE:sc.pos]), 0, 0,
+                                Gst.BufferFlags.HEADER)
+                if ret != Gst.FlowReturn.OK:
+                    return ret
         ret = Gst.FlowReturn.OK
-        while ret == Gst.FlowReturn.OK and not self._ended:
-            nxt = bs.find_sync(b, pos)
-            if nxt < 0:         # keep a last byte that may begin a sync word
-                end = len(b) - (1 if b and b[-1] == bs.SYNC >> 8 else 0)
-                self._discont |= end > pos
-                pos = max(pos, end)
-                break
-            self._discont |= nxt > pos
-            pos = nxt
-            try:
-                fr = bs.parse_frame_at(b, pos)
-            except bs.FormatError:
-                pos += 1
-                self._discont = True
-                continue
-            if fr is None:
-                break
-            ret = self._frame(fr, bytes(b[pos:pos + fr.size]))
-            pos += fr.size
-        del b[:pos]
+        try:
+            for kind, off, fr in sc.events():
+                if kind != bs.SCAN_FRAME:
+                    self._discont = True
+                    continue
+                raw = bytes(sc.buf[sc.pos:sc.pos + fr.size])
+                ret = self._frame(fr, raw)
+                if ret != Gst.FlowReturn.OK or self._ended:
+                    break
+        except bs.FormatError as e:       # nothing that syncs in MAX_SYNC_SEARCH bytes
+            self.error(Gst.stream_error_quark, Gst.StreamError.WRONG_TYPE, f"pacodecparse: {e}")
+            return Gst.FlowReturn.ERROR
         return ret
 
     def _frame(self, fr, raw):
         bs = _bs()
         if fr.ftype == bs.FRAME_CONFIG and self._cfg is None:
             try:
-                self._configure(bs.unpack_config(fr.payload[:bs.CONFIG_SIZE]))
+                self._configure(bs.unpack_config_frame(fr)[0])
             except bs.FormatError:
                 return Gst.FlowReturn.OK
         if self._cfg is None:
@@ -690,7 +671,10 @@ class PacodecPay(_Element):
             self._index = FrameIndex()
         else:
             if fr.ftype == bs.FRAME_CONFIG:
-                self._hop = bs.unpack_config(fr.payload[:bs.CONFIG_SIZE]).hop
+                try:
+                    self._hop = bs.unpack_config_frame(fr)[0].hop
+                except bs.FormatError:
+                    return Gst.FlowReturn.OK
             k, _ = self._index.locate(fr)
         if k is None or self._hop is None:
             return Gst.FlowReturn.OK
@@ -764,7 +748,7 @@ class PacodecDepay(_Element):
             return Gst.FlowReturn.OK
         if fr.ftype == bs.FRAME_CONFIG:
             try:
-                self._cfg = bs.unpack_config(fr.payload[:bs.CONFIG_SIZE])
+                self._cfg = bs.unpack_config_frame(fr)[0]
             except bs.FormatError:
                 self.dropped += 1
                 return Gst.FlowReturn.OK
