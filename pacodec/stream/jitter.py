@@ -11,16 +11,21 @@ Each ``pop`` returns a :class:`Playout` whose ``kind`` says what the decoder mus
 ``"frame"``
     decode ``payload`` (the packet for ``seq``).
 ``"lost"``
-    the packet for ``seq`` is missing while later packets are already here: conceal one frame
+    the packet for ``seq`` is missing, later packets are here and its *deadline* has passed:
+    its expected arrival (estimated from the later packets' arrival times, one frame duration
+    per sequence number) plus the target delay.  Conceal one frame
     (``Decoder.decode_packet(None)``); the packet is given up, so if it still comes it counts
-    as *late*.
+    as *late* — and the target grows to cover that lateness for ``boost_hold`` seconds.
 ``"underrun"``
     nothing at all is buffered ahead of the playout point (a delay spike, or the sender
-    paused): conceal one frame but do **not** give up the packet — playout is stretched by one
-    frame and the latency grows, which is how the buffer adapts upwards.
+    paused), or the packet is missing but its deadline has not passed (reordering while the
+    buffer holds less than its target): conceal one frame but do **not** give up the packet —
+    playout is stretched by one frame and the latency grows, which is how the buffer adapts
+    upwards.
 ``"skip"``
     the buffer has stayed deeper than its target (plus one frame) for a whole adaptation
-    window: decode ``payload`` to keep the decoder's state continuous but drop its output.
+    window: decode ``payload`` to keep the decoder's state continuous; the consumer
+    time-compresses its output into the next frame's (the receiver does) or drops it.
     The surplus is skipped frame after frame on the following pops, which shortens the
     latency (adaptation downwards); consumers should pop again at once after a skip.
 ``"wait"``
@@ -28,13 +33,16 @@ Each ``pop`` returns a :class:`Playout` whose ``kind`` says what the decoder mus
     output silence, no decoder call.
 
 Target depth.  The relative transit delay of packet *i* is ``d_i = arrival_i -
-timestamp_i / clock_rate``; its spread over the recent window (its ``quantile``-th value minus its
+seq_i * frame_duration`` (from the sequence number: a forged timestamp moves nothing); its spread over the recent window (its ``quantile``-th value minus its
 ``low_quantile``-th value) is the jitter the buffer must absorb.  The target delay is that spread plus
 ``margin``, clamped to ``[min_delay, max_delay]``, and rounded up to whole frames (at least
 one).  Playback starts once the buffered span reaches the target (or the oldest packet has
 waited the target delay).
 
-Sequence numbers are unwrapped modulo ``2**seq_bits`` so that a long stream keeps counting.
+Sequence numbers are unwrapped modulo ``2**seq_bits`` so that a long stream keeps counting
+(``seq_bits=None``: the caller gives extended numbers, as the receiver's session filter does).
+Packets more than ``capacity`` ahead of the playout point are refused (``overflow``); every
+structure is bounded.
 
 Threading: ``insert`` and ``pop`` may be called from different threads; each holds an internal
 lock for a few microseconds and does no I/O.  Do not call either from an audio callback.
@@ -158,7 +166,7 @@ class JitterBuffer:
                 self.overflowed += 1
                 return "overflow"
             self.received += 1
-            self._packets[ext] = (timestamp, payload)
+            self._packets[ext] = (timestamp, payload, arrival)
             if self._high is None or ext > self._high:
                 self._high = ext
             if self._first_arrival is None:
@@ -203,6 +211,15 @@ class JitterBuffer:
         od[key] = True
         if len(od) > limit:
             od.popitem(last=False)
+
+    def _deadline(self, seq):
+        """When the missing packet ``seq`` is due for playout at the latest: its expected arrival
+        (from the packets after it that came: the earliest estimate) plus the target delay."""
+        fd = self.frame_duration
+        if not fd:
+            return -math.inf
+        expected = min(v[2] - (k - seq) * fd for k, v in self._packets.items() if k > seq)
+        return expected + self.target_frames * fd
 
     def _take(self, kind):
         seq = self._next
@@ -273,10 +290,11 @@ class JitterBuffer:
             if self._next in self._packets:
                 self._underrun_run = 0
                 return self._take("frame")
-            if 0 < span < self.target_frames and self._underrun_run < self.target_frames:
-                # later packets are here but this one's deadline has not passed yet: they have
-                # not waited the target depth, so it may still come (reordering).  Stretch
-                # (conceal without giving it up), which also deepens the buffer to its target.
+            if span > 0 and self._underrun_run < self.target_frames and \
+                    now < self._deadline(self._next):
+                # later packets are here but this one's deadline has not passed yet (the
+                # buffer holds less than the target delay): it may still come (reordering).
+                # Stretch (conceal without giving it up), which deepens the buffer to its target.
                 self._underrun_run += 1
                 self.underruns += 1
                 return Playout("underrun", self._next, None)
