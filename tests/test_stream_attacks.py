@@ -122,6 +122,10 @@ def check_played(run, stream, code, stats, replaced=0):
     # a lost or replaced frame (21 ms) spoils at most 2 blocks of 100 ms
     assert blocks >= 20 and bad <= 2 * replaced, (blocks, bad, snrs, stats)
     assert stats["lost"] <= replaced, stats
+    keys = ("packets", "lost", "late", "underruns", "skipped", "concealed", "foreign", "jumps",
+            "replayed", "restarts", "sessions", "unauthenticated", "eos_ignored", "clipped")
+    print("\nattack result:", json.dumps({"blocks": blocks, "bad_blocks": bad,
+                                          **{k: stats[k] for k in keys}}))
     return out
 
 
