@@ -246,3 +246,26 @@ def test_send_file_and_receive_wav_stats_json(tmp_path):
     r = json.loads((tmp_path / "rx.json").read_text())
     assert r["packets"] == t["packets"] and r["lost"] == 0 and r["late"] == 0
     assert "loss 0" in err and "buffer" in err
+
+
+def test_receiver_limits_a_loud_stream_to_full_scale(tmp_path):
+    """A sender's input of amplitude 2**40 arrives at the speaker/file limited to +-1.0."""
+    import soundfile as sf
+    x = tone(1.0) * float(2 ** 38)
+    with Receiver(("127.0.0.1", 0), output=tmp_path / "loud.wav", idle_timeout=3.0) as rx:
+        with Sender(rx.address, source=x, samplerate=RATE, bitrate=96) as tx:
+            assert wait_until(lambda: tx.finished, timeout=60)
+        assert wait_until(lambda: rx.done, timeout=30)
+    stats = rx.stats()
+    y, _ = sf.read(str(tmp_path / "loud.wav"), dtype="float32", always_2d=True)
+    assert len(y) > RATE // 2 and np.max(np.abs(y)) == 1.0
+    assert stats["clipped"] > 0 and np.isfinite(y).all()
+
+
+def test_receiver_keeps_an_existing_output_file_without_force(tmp_path):
+    from pacodec.errors import PacodecError
+    out = tmp_path / "x.wav"
+    out.write_text("mine")
+    with pytest.raises(PacodecError, match="exists"):
+        Receiver(("127.0.0.1", 0), output=out)
+    assert out.read_text() == "mine"
