@@ -9,7 +9,7 @@ packets, a Receiver puts them back in order, conceals the lost ones and writes a
 import argparse
 import time
 
-from pacodec.bitstream import unpack_packet
+from pacodec.stream.packet import unpack as unpack_packet
 from pacodec.stream import LossyRelay, Receiver, Sender
 
 
@@ -24,7 +24,7 @@ def main():
 
     with Receiver(("127.0.0.1", 0), output=args.output, idle_timeout=1.0) as rx:
         with LossyRelay(rx.address, loss=args.loss, reorder=0.02, seed=1,
-                        seq_of=lambda d: unpack_packet(d)[0]) as relay:
+                        seq_of=lambda d: unpack_packet(d).seq) as relay:
             with Sender(relay.address, source=args.input, bitrate=args.bitrate,
                         low_delay=args.low_delay) as tx:
                 while not tx.finished:

@@ -707,6 +707,9 @@ def build_parser():
                     help="print export lines for GST_PLUGIN_PATH and PYTHONPATH instead")
     gp.set_defaults(func=cmd_gst_path)
 
+    from . import batch                    # stdlib-only at import; work modules load on use
+    batch.add_parser(sub)
+
     try:
         from .stream import cli as stream_cli
     except ImportError:

@@ -379,7 +379,8 @@ class Decoder:
         self.delay = cfg.delay
         self.timeline._channels = cfg.channels
         self._fd = FrameDecoder(cfg, self._books)
-        self._concealer = Concealer(cfg.channels, cfg.hop, self._fd.synth)
+        self._concealer = Concealer(cfg.channels, cfg.hop, self._fd.synth, windows=self._fd._win,
+                                    offset=self._fd._s, samplerate=cfg.samplerate)
 
     def join(self, cfg: StreamConfig, total_length: int | None = None):
         """Byte-stream mode from a frame boundary in the middle of a stream (a seek): no stream
@@ -600,7 +601,7 @@ class Decoder:
         if not packet:
             self._last_end = self._frame_at + fr.size
         pcm = fd.synth(fd.spectrum, is_short, ls, rs)
-        self._concealer.observe(fd.spectrum, is_short, rs)
+        self._concealer.observe(fd.spectrum, is_short, rs, pcm)
         self.frames += 1
         outs.append(pcm if packet else self.timeline.place(pcm)[0])
         return outs

@@ -633,7 +633,7 @@ def run_send_receive(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0,
     the source is a file as well).  Returns latency, quality, counters of both processes and
     of the relay."""
     import soundfile as sf
-    from pacodec.bitstream import unpack_packet
+    from pacodec.stream.packet import unpack as unpack_packet
     from pacodec.stream.relay import LossyRelay
 
     tmp_path = Path(tmp_path)
@@ -649,7 +649,7 @@ def run_send_receive(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0,
     dest = port
     if loss or reorder:
         relay = LossyRelay(("127.0.0.1", port), loss=loss, reorder=reorder, reorder_depth=2,
-                           seed=seed, seq_of=lambda d: unpack_packet(d)[0],
+                           seed=seed, seq_of=lambda d: unpack_packet(d).seq,
                            duration=startup_timeout + 120).start()
         dest = relay.address[1]
     rx_args = ["receive", "--port", port, "--bind", "127.0.0.1", "--stats-json", rx_stats,

@@ -20,6 +20,7 @@ import jackserver as js
 
 ok, why = js.jack_available()
 needs_jack = pytest.mark.skipif(not ok, reason=why)
+pytestmark = pytest.mark.e2e
 
 
 def report(record_property, name, result):
@@ -55,6 +56,7 @@ def check_loss_accounting(result):
 
 
 @needs_jack
+@pytest.mark.jack
 @pytest.mark.parametrize("low_delay", [False, True], ids=["normal", "low-delay"])
 def test_live_passes_the_microphone_through_the_codec_to_the_speaker(tmp_path, low_delay,
                                                                       record_property):
@@ -69,6 +71,7 @@ def test_live_passes_the_microphone_through_the_codec_to_the_speaker(tmp_path, l
 
 
 @needs_jack
+@pytest.mark.jack
 def test_send_and_receive_carry_the_microphone_to_the_speaker(tmp_path, record_property):
     result = js.run_send_receive(tmp_path, source="mic", receiver_output="device",
                                  low_delay=True)
@@ -82,6 +85,7 @@ def test_send_and_receive_carry_the_microphone_to_the_speaker(tmp_path, record_p
 
 
 @needs_jack
+@pytest.mark.jack
 @pytest.mark.parametrize("loss,cor_floor,good_floor", [(0.05, 0.8, 0.7), (0.20, 0.5, 0.5)],
                          ids=["5%", "20%"])
 def test_receiver_conceals_packets_a_lossy_relay_drops(tmp_path, loss, cor_floor, good_floor,
@@ -110,6 +114,7 @@ def test_receiver_writes_a_lossy_stream_to_a_wav_file(tmp_path, loss, cor_floor,
 
 
 @needs_jack
+@pytest.mark.jack
 def test_devices_lists_the_jack_device(tmp_path):
     with js.JackServer(log_dir=tmp_path) as server:
         with js.Proc(js.pacodec_cmd("devices"), server.env, tmp_path, "devices") as proc:
@@ -119,6 +124,7 @@ def test_devices_lists_the_jack_device(tmp_path):
 
 
 @needs_jack
+@pytest.mark.jack
 def test_play_starts_at_the_requested_time(tmp_path, record_property):
     import pacodec.api as api
 
@@ -159,6 +165,7 @@ def test_play_starts_at_the_requested_time(tmp_path, record_property):
 
 
 @needs_jack
+@pytest.mark.jack
 def test_play_resamples_a_44k1_file_for_a_48k_server(tmp_path):
     import soundfile as sf
     import pacodec.api as api
@@ -187,6 +194,7 @@ def test_play_resamples_a_44k1_file_for_a_48k_server(tmp_path):
 
 
 @needs_jack
+@pytest.mark.jack
 def test_receive_resamples_a_44k1_stream_for_a_48k_server(tmp_path):
     import soundfile as sf
     from scipy.signal import resample_poly

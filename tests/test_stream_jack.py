@@ -10,7 +10,7 @@ import pytest
 import jackserver as js
 
 ok, why = js.jack_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)
+pytestmark = [pytest.mark.skipif(not ok, reason=why), pytest.mark.jack]
 
 PASSTHROUGH = textwrap.dedent("""
     import sys, time

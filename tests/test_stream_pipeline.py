@@ -77,11 +77,11 @@ def test_live_pipeline_output_equals_offline_packet_decoding(low_delay):
 
 def test_sender_to_receiver_in_process_through_a_lossy_relay(tmp_path):
     import soundfile as sf
-    from pacodec.bitstream import unpack_packet
+    from pacodec.stream.packet import unpack as unpack_packet
     x = tone(2.0)
     with Receiver(("127.0.0.1", 0), output=tmp_path / "out.wav", idle_timeout=1.0) as rx:
         relay = LossyRelay(rx.address, loss=0.1, reorder=0.05, seed=4,
-                           seq_of=lambda d: unpack_packet(d)[0], duration=60)
+                           seq_of=lambda d: unpack_packet(d).seq, duration=60)
         with relay:
             with Sender(relay.address, source=x, samplerate=RATE, bitrate=96) as tx:
                 assert wait_until(lambda: tx.finished, timeout=60)
@@ -110,14 +110,14 @@ def test_receiver_counts_garbage_datagrams_and_keeps_listening(tmp_path):
 
 def test_sender_stop_flushes_the_end_of_stream_frame():
     from pacodec.stream import UdpTransport
-    from pacodec.bitstream import unpack_packet
+    from pacodec.stream.packet import unpack as unpack_packet
     with UdpTransport(bind=("127.0.0.1", 0)) as sink:
         tx = Sender(sink.address, source=tone(0.3), samplerate=RATE).start()
         assert wait_until(lambda: tx.finished, timeout=60)
         tx.stop()
         frames = []
         while (d := sink.recv(0.2)) is not None:
-            frames.append(unpack_packet(d))
+            frames.append(unpack_packet(d)[1:4])
     seqs = [f[0] for f in frames]
     assert seqs == list(range(len(seqs))) and len(seqs) == tx.seq
     hop = tx.encoder.frame_size
@@ -246,3 +246,26 @@ def test_send_file_and_receive_wav_stats_json(tmp_path):
     r = json.loads((tmp_path / "rx.json").read_text())
     assert r["packets"] == t["packets"] and r["lost"] == 0 and r["late"] == 0
     assert "loss 0" in err and "buffer" in err
+
+
+def test_receiver_limits_a_loud_stream_to_full_scale(tmp_path):
+    """A sender's input of amplitude 2**40 arrives at the speaker/file limited to +-1.0."""
+    import soundfile as sf
+    x = tone(1.0) * float(2 ** 38)
+    with Receiver(("127.0.0.1", 0), output=tmp_path / "loud.wav", idle_timeout=3.0) as rx:
+        with Sender(rx.address, source=x, samplerate=RATE, bitrate=96) as tx:
+            assert wait_until(lambda: tx.finished, timeout=60)
+        assert wait_until(lambda: rx.done, timeout=30)
+    stats = rx.stats()
+    y, _ = sf.read(str(tmp_path / "loud.wav"), dtype="float32", always_2d=True)
+    assert len(y) > RATE // 2 and np.max(np.abs(y)) == 1.0
+    assert stats["clipped"] > 0 and np.isfinite(y).all()
+
+
+def test_receiver_keeps_an_existing_output_file_without_force(tmp_path):
+    from pacodec.errors import PacodecError
+    out = tmp_path / "x.wav"
+    out.write_text("mine")
+    with pytest.raises(PacodecError, match="exists"):
+        Receiver(("127.0.0.1", 0), output=out)
+    assert out.read_text() == "mine"

@@ -83,15 +83,52 @@ def test_jitter_buffer_puts_reordered_packets_back_in_order():
 
 
 def test_jitter_buffer_reports_a_missing_packet_as_lost_and_a_later_arrival_as_late():
-    jb, clock = make_jb(min_delay=0.05)
+    jb, clock = make_jb(min_delay=0.02)      # 2 frames: 3 and 4 waited that long, 2 is lost
+    out = []
     for s in [0, 1, 3, 4]:
         clock.t = s * 0.010
         jb.insert(s, s * 10, s)
-    out = [jb.pop() for _ in range(5)]
+        if s:
+            out.append(jb.pop())
+    out += [jb.pop() for _ in range(2)]
     assert [o.kind for o in out] == ["frame", "frame", "lost", "frame", "frame"]
     assert out[2].seq == 2
     assert jb.insert(2, 20, 2) == "late"
     assert jb.lost == 1 and jb.late == 1
+
+
+def test_jitter_buffer_does_not_give_up_a_packet_before_its_deadline():
+    # target 5 frames: when 2 is missing only 3 and 4 are buffered behind it, so its deadline
+    # has not passed -- stretch (conceal without giving it up) and play it when it comes
+    jb, clock = make_jb(min_delay=0.05)
+    for s in [0, 1, 3, 4, 5]:
+        jb.insert(s, s * 10, s)
+    out = [jb.pop() for _ in range(3)]
+    assert [o.kind for o in out] == ["frame", "frame", "underrun"]
+    assert jb.insert(2, 20, 2) == "ok"
+    assert [jb.pop().payload for _ in range(4)] == [2, 3, 4, 5]
+    assert jb.lost == 0 and jb.late == 0
+
+
+def test_jitter_buffer_target_grows_after_a_late_packet():
+    jb, clock = make_jb(min_delay=0.01)
+    for s in [0, 1, 2, 3, 5, 6]:
+        clock.t = s * 0.010
+        jb.insert(s, s * 10, s)
+        if s < 4:
+            jb.pop()
+    assert jb.target_frames == 1
+    assert jb.pop().kind == "lost"          # 4 is missing, 5 and 6 waited the target
+    assert jb.insert(4, 40, 4) == "late"
+    assert jb.target_frames >= 2            # it missed by one frame: hold one more
+
+
+def test_jitter_buffer_refuses_packets_far_ahead_of_the_playout_point():
+    jb, clock = make_jb(capacity=64)
+    jb.insert(0, 0, 0)
+    assert jb.pop().kind == "frame"
+    assert jb.insert(1 + 64, 0, 0) == "overflow"
+    assert jb.insert(1, 10, 1) == "ok" and jb.pop().payload == 1
 
 
 def test_jitter_buffer_counts_duplicates():
@@ -368,3 +405,116 @@ def test_stream_resampler_downsamples_too():
     x = np.ones((4800, 1))
     y = StreamResampler(48000, 32000, 1).process(x)
     assert len(y) == 3200 and abs(float(y[1000, 0]) - 1.0) < 1e-3
+
+
+# ---------------------------------------------------------------------------- packets, sessions
+from pacodec.errors import FormatError  # noqa: E402
+from pacodec.stream import packet as pk  # noqa: E402
+from pacodec.stream.session import SessionFilter  # noqa: E402
+
+FRAME = b"\xca\x5e" + bytes(10)
+KEY = bytes(range(32))
+
+
+def test_packet_round_trip_with_and_without_a_key():
+    d = pk.pack(5, 7, 100, FRAME)
+    assert len(d) == pk.HEADER.size + len(FRAME) and d[0] == 0xA8 and d[1] == 0
+    assert pk.unpack(d) == (5, 7, 100, FRAME, False)
+    m = pk.pack(5, 7, 100, FRAME, KEY)
+    assert len(m) == len(d) + pk.MAC_SIZE and m[1] == pk.FLAG_MAC
+    assert pk.unpack(m, KEY) == (5, 7, 100, FRAME, True)
+    assert pk.unpack(m).frame == FRAME          # without a key the MAC is skipped
+
+
+@pytest.mark.parametrize("bad,why", [
+    (lambda m: m[:-1] + bytes([m[-1] ^ 1]), "bad MAC"),
+    (lambda m: m[:20] + bytes([m[20] ^ 1]) + m[21:], "bad MAC"),
+    (lambda m: pk.pack(5, 7, 100, FRAME), "unauthenticated"),
+    (lambda m: pk.pack(5, 7, 100, FRAME, bytes(32)), "bad MAC"),
+    (lambda m: b"\xa7" + m[1:], "version 1"),
+    (lambda m: m[:10], "too short"),
+])
+def test_packet_with_a_key_rejects_anything_not_signed_by_it(bad, why):
+    m = pk.pack(5, 7, 100, FRAME, KEY)
+    with pytest.raises(FormatError, match=why):
+        pk.unpack(bad(m), KEY)
+
+
+def test_key_files(tmp_path):
+    p = tmp_path / "k"
+    p.write_text("# comment\n\n  " + "0f" * 32 + "  \n")
+    assert pk.load_key(p) == bytes([15] * 32)
+    for text in ("", "zz" * 16, "ab" * 8, "ab" * 65, "ab" * 16 + "\n" + "cd" * 16):
+        p.write_text(text)
+        with pytest.raises(ValueError):
+            pk.load_key(p)
+    with pytest.raises(ValueError, match="cannot read"):
+        pk.load_key(tmp_path / "missing")
+
+
+def feed(f, session, seqs, addr=("127.0.0.1", 1), now=0.0, key=None):
+    got = []
+    for s in seqs:
+        acc = f.accept(pk.pack(session, s, 0, FRAME, key), addr, now)
+        got += [e % 2 ** 32 for e, _, _ in acc.packets]
+    return got
+
+
+def test_session_needs_probation_then_locks_to_its_source():
+    f = SessionFilter()
+    assert feed(f, 9, [0, 1]) == []                      # probation
+    assert feed(f, 9, [2, 3]) == [0, 1, 2, 3]            # held packets handed on
+    assert feed(f, 10, [4, 5, 6]) == []                  # another session: foreign
+    assert feed(f, 9, [4], addr=("127.0.0.1", 2)) == []  # same session, other port: foreign
+    assert f.foreign == 4 and f.sessions == 1
+
+
+def test_sequence_jumps_need_confirmation_and_replays_are_dropped():
+    f = SessionFilter()
+    feed(f, 9, range(10))
+    assert feed(f, 9, [2 ** 30, 12345, 12345 + 2 ** 31]) == []
+    assert feed(f, 9, [10, 11, 5, 11]) == [10, 11]       # 5 and 11 again: replays
+    assert f.jumps == 3 and f.replayed == 2 and f.restarts == 0
+    assert feed(f, 9, [500, 501, 502]) == [500, 501, 502]   # confirmed: a restart
+    assert f.restarts == 1
+    assert feed(f, 9, [503, 560]) == [503, 560]          # a gap within max_dropout
+
+
+def test_a_new_session_only_after_the_old_one_ended_or_went_silent():
+    f = SessionFilter(silence=2.0)
+    feed(f, 9, range(5), now=0.0)
+    assert feed(f, 10, range(5), now=1.0) == []
+    assert feed(f, 10, range(5, 10), now=3.5) == [5, 6, 7, 8, 9]   # silent > 2 s: takes over
+    assert f.session_id == 10
+    f.end_current()
+    assert feed(f, 10, [10, 11, 12], now=3.6) == []      # ended sessions are not accepted again
+    assert feed(f, 11, [0, 1, 2], now=3.7) == [0, 1, 2]
+
+
+def test_a_keyed_filter_counts_unauthenticated_packets_and_changes_nothing():
+    f = SessionFilter(KEY)
+    assert feed(f, 9, range(3), key=KEY) == [0, 1, 2]
+    state = (f.current.max_ext, f.current.seen, f.sessions)
+    assert feed(f, 9, [3, 2 ** 30, 2 ** 30 + 1, 2 ** 30 + 2]) == []
+    assert feed(f, 10, range(5), key=bytes(32)) == []
+    assert f.unauthenticated == 9 and (f.current.max_ext, f.current.seen, f.sessions) == state
+
+
+def test_session_filter_state_is_bounded_under_a_flood():
+    f = SessionFilter()
+    rng = random.Random(1)
+    for _ in range(5000):
+        f.accept(pk.pack(rng.getrandbits(31) + 1, rng.getrandbits(32), 0, FRAME),
+                 ("127.0.0.1", rng.randrange(1, 65535)), 0.0)
+    assert len(f._candidates) <= f.max_candidates and f.sessions == 0
+
+
+def test_time_compression_joins_two_frames_without_a_jump():
+    from pacodec.stream.timescale import compress
+    t = np.arange(2048) / 48000.0
+    x = (0.5 * np.sin(2 * np.pi * 440.0 * t))[:, None].astype(np.float32)
+    y = compress(x[:1024], x[1024:])
+    assert 1024 <= len(y) <= 1024 + 256
+    step = np.abs(np.diff(y[:, 0])).max()
+    assert step <= 1.2 * np.abs(np.diff(x[:, 0])).max()     # no click at the splice
+    np.testing.assert_array_equal(y[-100:], x[-100:])         # ends where the next frame starts

@@ -7,8 +7,8 @@ pacodec.stream.cli ...`` runs the same commands stand-alone.
 
     pacodec devices
     pacodec live    [-b KBPS] [--low-delay] [--device IN[,OUT]] [-r RATE] [-c CH] [--duration S]
-    pacodec send    --to HOST:PORT [--file F] [-b KBPS] [--low-delay] [--device D] [--duration S]
-    pacodec receive --port PORT [-o FILE.wav] [--device D] [--duration S] [--idle-exit S]
+    pacodec send    --to HOST:PORT [--key-file K] [--file F] [-b KBPS] [--low-delay] [--device D]
+    pacodec receive --port PORT [--key-file K] [-o FILE.wav [--force]] [--device D] [--idle-exit S]
     pacodec play    FILE.pac [--start TIME] [--device D] [--duration S]
 
 Every command accepts ``--stats-json PATH`` (final counters as JSON) and ``--quiet``.
@@ -70,6 +70,19 @@ def _codec_opts(p):
                    help="audio block size (default 0: whatever the device prefers)")
 
 
+def _key_opt(p):
+    p.add_argument("--key-file", metavar="PATH",
+                   help="pre-shared key (one line of 32-128 hex digits): every packet carries "
+                        "a MAC and only packets with a valid MAC are accepted")
+
+
+def _load_key(args):
+    if not args.key_file:
+        return None
+    from .packet import load_key
+    return load_key(args.key_file)
+
+
 def add_subparsers(subparsers):
     """Add ``devices``, ``live``, ``send``, ``receive`` and ``play`` to an argparse
     ``subparsers`` object (from ``parser.add_subparsers()``)."""
@@ -93,6 +106,7 @@ def add_subparsers(subparsers):
     p.add_argument("--file", metavar="FILE",
                    help="send this audio file (wav/flac/.pac ...) in real time instead")
     p.add_argument("--loop", action="store_true", help="with --file: repeat it")
+    _key_opt(p)
     _codec_opts(p)
     _common(p)
     p.set_defaults(func=cmd_send)
@@ -106,6 +120,11 @@ def add_subparsers(subparsers):
                    help="local address to listen on (default all)")
     p.add_argument("-o", "--output", metavar="FILE.wav",
                    help="write the received audio here instead of playing it")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="with -o: replace an existing file")
+    p.add_argument("--silence", type=_positive, default=2.0, metavar="S",
+                   help="a stream quiet this long may be replaced by another (default 2)")
+    _key_opt(p)
     p.add_argument("--min-delay", type=float, default=0.0, metavar="S",
                    help="lower bound of the jitter buffer target (seconds)")
     p.add_argument("--max-delay", type=float, default=0.5, metavar="S",
@@ -235,13 +254,17 @@ def cmd_send(args):
     from .sender import Sender
     from .transport import parse_hostport
     dest = parse_hostport(args.to)
+    key = _load_key(args)
+    if key is None:
+        print("pacodec send: warning: no --key-file: packets are not authenticated (anyone on "
+              "the network can inject audio into the receiver)", file=sys.stderr)
     if args.file:
         sender = Sender(dest, source=args.file, bitrate=args.bitrate, low_delay=args.low_delay,
-                        loop=args.loop, samplerate=args.samplerate)
+                        loop=args.loop, samplerate=args.samplerate, key=key)
     else:
         rate, ch, dev = _capture_params(args, output=False)
         sender = Sender(dest, samplerate=rate, channels=ch, bitrate=args.bitrate,
-                        low_delay=args.low_delay, device=dev, blocksize=args.blocksize)
+                        low_delay=args.low_delay, device=dev, blocksize=args.blocksize, key=key)
     stats = sender.run(args.duration, status=_status(args))
     write_stats(args.stats_json, stats)
     return 0
@@ -253,11 +276,20 @@ def cmd_receive(args):
     from .receiver import Receiver
     if not 0 <= args.port <= 65535:
         raise ValueError(f"port out of range: {args.port}")
+    key = _load_key(args)
     rx = Receiver((args.bind, args.port), output=args.output, device=parse_device(args.device),
                   blocksize=args.blocksize, min_delay=args.min_delay, max_delay=args.max_delay,
-                  idle_timeout=args.idle_exit)
-    stats = rx.run(args.duration, status=_status(args))
-    write_stats(args.stats_json, stats)
+                  idle_timeout=args.idle_exit, key=key, force=args.force, silence=args.silence)
+    if key is None:
+        print(f"pacodec receive: warning: no --key-file: anyone who can send UDP to port "
+              f"{rx.address[1]} can inject audio into this stream", file=sys.stderr)
+    try:
+        stats = rx.run(args.duration, status=_status(args))
+    finally:
+        write_stats(args.stats_json, rx.stats())
+    if args.output and rx.written is None and not args.quiet:
+        print(f"pacodec receive: no stream received; {args.output} not written", file=sys.stderr)
+    del stats
     return 0
 
 

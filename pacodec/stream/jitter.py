@@ -11,16 +11,21 @@ Each ``pop`` returns a :class:`Playout` whose ``kind`` says what the decoder mus
 ``"frame"``
     decode ``payload`` (the packet for ``seq``).
 ``"lost"``
-    the packet for ``seq`` is missing while later packets are already here: conceal one frame
+    the packet for ``seq`` is missing, later packets are here and its *deadline* has passed:
+    its expected arrival (estimated from the later packets' arrival times, one frame duration
+    per sequence number) plus the target delay.  Conceal one frame
     (``Decoder.decode_packet(None)``); the packet is given up, so if it still comes it counts
-    as *late*.
+    as *late* — and the target grows to cover that lateness for ``boost_hold`` seconds.
 ``"underrun"``
     nothing at all is buffered ahead of the playout point (a delay spike, or the sender
-    paused): conceal one frame but do **not** give up the packet — playout is stretched by one
-    frame and the latency grows, which is how the buffer adapts upwards.
+    paused), or the packet is missing but its deadline has not passed (reordering while the
+    buffer holds less than its target): conceal one frame but do **not** give up the packet —
+    playout is stretched by one frame and the latency grows, which is how the buffer adapts
+    upwards.
 ``"skip"``
     the buffer has stayed deeper than its target (plus one frame) for a whole adaptation
-    window: decode ``payload`` to keep the decoder's state continuous but drop its output.
+    window: decode ``payload`` to keep the decoder's state continuous; the consumer
+    time-compresses its output into the next frame's (the receiver does) or drops it.
     The surplus is skipped frame after frame on the following pops, which shortens the
     latency (adaptation downwards); consumers should pop again at once after a skip.
 ``"wait"``
@@ -28,13 +33,16 @@ Each ``pop`` returns a :class:`Playout` whose ``kind`` says what the decoder mus
     output silence, no decoder call.
 
 Target depth.  The relative transit delay of packet *i* is ``d_i = arrival_i -
-timestamp_i / clock_rate``; its spread over the recent window (its ``quantile``-th value minus its
+seq_i * frame_duration`` (from the sequence number: a forged timestamp moves nothing); its spread over the recent window (its ``quantile``-th value minus its
 ``low_quantile``-th value) is the jitter the buffer must absorb.  The target delay is that spread plus
 ``margin``, clamped to ``[min_delay, max_delay]``, and rounded up to whole frames (at least
 one).  Playback starts once the buffered span reaches the target (or the oldest packet has
 waited the target delay).
 
-Sequence numbers are unwrapped modulo ``2**seq_bits`` so that a long stream keeps counting.
+Sequence numbers are unwrapped modulo ``2**seq_bits`` so that a long stream keeps counting
+(``seq_bits=None``: the caller gives extended numbers, as the receiver's session filter does).
+Packets more than ``capacity`` ahead of the playout point are refused (``overflow``); every
+structure is bounded.
 
 Threading: ``insert`` and ``pop`` may be called from different threads; each holds an internal
 lock for a few microseconds and does no I/O.  Do not call either from an audio callback.
@@ -54,7 +62,7 @@ Playout = collections.namedtuple("Playout", "kind seq payload")
 class JitterBuffer:
     def __init__(self, *, clock_rate=None, frame_samples=None, min_delay=0.0, max_delay=1.0,
                  margin=0.010, quantile=0.97, low_quantile=0.1, window=2.0, seq_bits=32, capacity=1024,
-                 rebuffer_after=0.5, clock=time.monotonic):
+                 rebuffer_after=0.5, boost_hold=10.0, clock=time.monotonic):
         if not 0 <= min_delay <= max_delay:
             raise ValueError("need 0 <= min_delay <= max_delay")
         self.min_delay = float(min_delay)
@@ -63,7 +71,7 @@ class JitterBuffer:
         self.quantile = float(quantile)
         self.low_quantile = float(low_quantile)
         self.window = float(window)
-        self.seq_modulus = 1 << int(seq_bits)
+        self.seq_modulus = None if seq_bits is None else 1 << int(seq_bits)
         self.capacity = int(capacity)
         self.rebuffer_after = float(rebuffer_after)
         self._clock = clock
@@ -75,12 +83,15 @@ class JitterBuffer:
         self._first_arrival = None    # arrival time of the oldest packet while buffering
         self._given_up = collections.OrderedDict()  # recently given-up seqs (to tell late from dup)
         self._played = collections.OrderedDict()    # recently played seqs
-        self._delays = collections.deque()          # relative transit delays, recent window
-        self._depth_window = collections.deque()    # recent buffered spans seen by pop()
+        self._delays = collections.deque(maxlen=512)  # relative transit delays, recent window
+        self._depth_window = collections.deque(maxlen=4096)  # recent buffered spans seen by pop()
         self._underrun_run = 0
         self._catch_up = False
         self._skip_budget = 0
-        self._last_ts = None
+        self._last_arrival = 0.0
+        self._boost = 0                # target frames a late packet asked for ...
+        self._boost_at = 0.0           # ... at this arrival time
+        self.boost_hold = float(boost_hold)
         self.clock_rate = None
         self.frame_samples = None
         self.frame_duration = None
@@ -119,6 +130,8 @@ class JitterBuffer:
     # ------------------------------------------------------------------ network side
     def _unwrap(self, seq):
         m = self.seq_modulus
+        if m is None:                  # the caller hands extended sequence numbers already
+            return seq
         seq %= m
         if self._high is None:
             return seq
@@ -139,27 +152,30 @@ class JitterBuffer:
             if ext in self._given_up or (self._next is not None and ext < self._next):
                 self._given_up.pop(ext, None)
                 self.late += 1
+                if self._next is not None and self._state == "play" and self.frame_duration:
+                    # it missed its deadline by this many frames: hold that much more for a
+                    # while (reordering of this depth is then absorbed, not lost)
+                    self._boost = min(max(self._boost, self._next - ext + 1),
+                                      self._max_frames())
+                    self._boost_at = arrival
+                    self._update_target()
                 return "late"
-            if len(self._packets) >= self.capacity:
+            lowest = self._next if self._next is not None else (
+                min(self._packets) if self._packets else ext)
+            if len(self._packets) >= self.capacity or ext >= lowest + self.capacity:
                 self.overflowed += 1
                 return "overflow"
             self.received += 1
-            self._packets[ext] = (timestamp, payload)
+            self._packets[ext] = (timestamp, payload, arrival)
             if self._high is None or ext > self._high:
                 self._high = ext
             if self._first_arrival is None:
                 self._first_arrival = arrival
-            # timestamps are 32-bit sample counts: unwrap them like the sequence numbers
-            if self._last_ts is None:
-                ts_ext = int(timestamp)
-            else:
-                delta = (int(timestamp) - self._last_ts) % (1 << 32)
-                if delta >= 1 << 31:
-                    delta -= 1 << 32
-                ts_ext = self._last_ts + delta
-            self._last_ts = ts_ext
-            if self.clock_rate:
-                self._delays.append((arrival, arrival - ts_ext / self.clock_rate))
+            # transit delay relative to the frame's place in the stream: from the sequence
+            # number, not the timestamp (a forged timestamp must not move the target)
+            self._last_arrival = arrival
+            if self.frame_duration:
+                self._delays.append((arrival, arrival - ext * self.frame_duration))
                 while self._delays and arrival - self._delays[0][0] > self.window:
                     self._delays.popleft()
                 self._update_target()
@@ -176,6 +192,13 @@ class JitterBuffer:
             self.jitter = float(hi - lo)
         delay = min(max(self.jitter + self.margin, self.min_delay), self.max_delay)
         self.target_frames = max(1, math.ceil(delay / self.frame_duration - 1e-9))
+        if self._boost and self._last_arrival - self._boost_at < self.boost_hold:
+            self.target_frames = max(self.target_frames, self._boost)
+        else:
+            self._boost = 0
+
+    def _max_frames(self):
+        return max(1, math.ceil(self.max_delay / self.frame_duration - 1e-9))
 
     # ------------------------------------------------------------------ playout side
     def _span(self):
@@ -188,6 +211,15 @@ class JitterBuffer:
         od[key] = True
         if len(od) > limit:
             od.popitem(last=False)
+
+    def _deadline(self, seq):
+        """When the missing packet ``seq`` is due for playout at the latest: its expected arrival
+        (from the packets after it that came: the earliest estimate) plus the target delay."""
+        fd = self.frame_duration
+        if not fd:
+            return -math.inf
+        expected = min(v[2] - (k - seq) * fd for k, v in self._packets.items() if k > seq)
+        return expected + self.target_frames * fd
 
     def _take(self, kind):
         seq = self._next
@@ -235,7 +267,7 @@ class JitterBuffer:
             if self._catch_up:
                 # more than the target piled up before playback (re)started (e.g. while the
                 # receiver was joining): drop the surplus at once rather than one per window
-                if span > self.target_frames and self._next in self._packets:
+                if len(self._packets) > self.target_frames and self._next in self._packets:
                     return self._take("skip")
                 self._catch_up = False
             if self.frame_duration:
@@ -258,6 +290,14 @@ class JitterBuffer:
             if self._next in self._packets:
                 self._underrun_run = 0
                 return self._take("frame")
+            if span > 0 and self._underrun_run < self.target_frames and \
+                    now < self._deadline(self._next):
+                # later packets are here but this one's deadline has not passed yet (the
+                # buffer holds less than the target delay): it may still come (reordering).
+                # Stretch (conceal without giving it up), which deepens the buffer to its target.
+                self._underrun_run += 1
+                self.underruns += 1
+                return Playout("underrun", self._next, None)
             if span > 0:   # later packets are here, this one is missing
                 lowest = min(self._packets)
                 gap_limit = (max(1, int(self.rebuffer_after / self.frame_duration))
@@ -286,6 +326,22 @@ class JitterBuffer:
                 return Playout("wait", None, None)
             self.underruns += 1
             return Playout("underrun", self._next, None)
+
+    def reset(self):
+        """Forget every buffered packet and the sequence position (a new session, or a
+        sequence restart): the next packets start like the first ones.  Counters and the
+        measured jitter stay."""
+        with self._lock:
+            self._packets.clear()
+            self._given_up.clear()
+            self._played.clear()
+            self._high = None
+            self._next = None
+            self._state = "wait"
+            self._first_arrival = None
+            self._underrun_run = 0
+            self._skip_budget = 0
+            self._depth_window.clear()
 
     def end_of_stream(self):
         """The sender said the stream ended: stop playing (no concealment) until packets come

@@ -1,70 +1,113 @@
-"""``Receiver``: UDP packets -> adaptive jitter buffer -> Decoder (with concealment) -> speakers
-or a WAV file.
+"""``Receiver``: UDP packets -> session filter -> adaptive jitter buffer -> Decoder (with
+concealment) -> speakers or a WAV file.
 
 Threads:
 
-* **network thread** (``pacodec-recv-net``): ``recvfrom`` with a 0.1 s timeout, unpacks with
-  ``pacodec.bitstream.unpack_packet`` and inserts into the :class:`~.jitter.JitterBuffer`
-  (bad packets are counted and dropped);
+* **network thread** (``pacodec-recv-net``): ``recvfrom`` with a 0.1 s timeout; every datagram
+  goes through the :class:`~.session.SessionFilter` (MAC with a key, session and source lock,
+  RFC 3550-style sequence checks; everything else is counted and dropped) and what it accepts
+  is inserted into the :class:`~.jitter.JitterBuffer`;
 * **playout thread** (``pacodec-recv``): first *joins* the stream — hands packets to the
-  decoder as they come until it has seen a configuration (at most one second of stream) —
-  then opens the output at the stream's rate and channels and runs the playout clock:
-  with a sound card, it tops the output ring up to its target whenever the audio callback has
-  consumed a block; with ``output=PATH`` it follows the wall clock.  Each playout step pops
-  one frame from the jitter buffer and decodes it, or conceals it
-  (``Decoder.decode_packet(None)``) when it is lost or has not arrived;
+  decoder as they come until it has seen a configuration — then opens the output at the
+  stream's rate and channels and runs the playout clock: with a sound card, it tops the output
+  ring up to its target whenever the audio callback has consumed a block; with ``output=PATH``
+  it follows the wall clock.  Each playout step pops one frame from the jitter buffer and
+  decodes it, or conceals it (``Decoder.decode_packet(None)``) when its deadline has passed or
+  nothing has arrived.  Decoded audio is limited to full scale (+-1.0) before it is played or
+  written;
 * **audio callback** (sound card only): copies from the output ring into the block, zero-fills
   what is missing, counts, and posts a wake-up token — nothing else;
 * the caller's thread: ``start``/``stop``/``stats``/``run``.
 
-Counters: ``lost`` (a packet missing when later ones were already here: concealed), ``late``
-(arrived after its turn: dropped), ``underruns`` (nothing to play: concealed while waiting,
-which stretches the latency), ``skipped`` (decoded but dropped to shorten the latency),
-``concealed`` (the decoder's own count: lost + underruns + corrupt frames), ``depth``.
+A new session (accepted by the session filter after the old one ended or went silent) gets a
+fresh decoder; if its rate, channels or frame size differ from the open output, the output is
+reopened (a file output starts again: what the earlier session wrote is discarded).
+
+``output=PATH`` is written like ``pacodec decode`` writes: to a temporary file beside it,
+renamed into place when the receiver stops; an existing file (or symbolic link) is refused
+unless ``force=True``, and a link is replaced, never written through.  No file is made when no
+stream came.
+
+Counters: ``lost`` (a packet whose deadline passed: concealed), ``late`` (arrived after its
+turn: dropped), ``underruns`` (nothing to play yet: concealed while waiting, which stretches the
+latency), ``skipped`` (frames time-compressed away to shorten the latency), ``concealed`` (the
+decoders' own count: lost + underruns + corrupt frames), ``depth``; the session filter's
+``unauthenticated``, ``malformed``, ``foreign``, ``replayed``, ``jumps``, ``restarts``,
+``sessions``; ``clipped`` (samples limited to full scale).
 """
+import os
 import queue
 import threading
 import time
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import PacodecError
 from ._audio import AudioPipeline, StatusLine, playable_rate, sounddevice, warm_codec
 from .jitter import JitterBuffer
 from .live import default_decoder_factory
 from .resample import StreamResampler
 from .ringbuffer import RingBuffer
+from .session import SessionFilter
+from .timescale import compress
 from .transport import UdpTransport
 
-__all__ = ["Receiver"]
+__all__ = ["Receiver", "check_output"]
+
+MAX_ERRORS = 8          # decoder messages kept (the count is in crc_errors)
+
+
+class _Reconfigure(Exception):
+    """The new session's stream parameters differ from the open output."""
+
+
+class _Discard(Exception):
+    """Abandon a partial output file."""
+
+
+def check_output(path, force=False):
+    """Refuse an output path that exists (a file, a directory, a link) unless ``force``."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise PacodecError(f"{path} is a directory")
+    if os.path.lexists(path) and not force:
+        raise PacodecError(f"{path} exists (use --force / force=True to overwrite)")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise PacodecError(f"directory {directory} does not exist")
 
 
 class Receiver(AudioPipeline):
     """Receive a pacodec UDP stream on ``bind=(host, port)`` and play it.
 
     ``output=None`` plays to ``device``; ``output="x.wav"`` writes the decoded audio (in real
-    time, silence where playback waited).  With a device, the playout thread keeps one frame
-    plus one audio block plus ``ring_margin`` seconds in the output ring.  ``min_delay``/``max_delay`` bound the jitter
-    buffer's target (seconds).
+    time, silence where playback waited; see the module docstring for how).  ``key`` (bytes,
+    see :func:`.packet.load_key`) accepts only packets carrying its MAC.  With a device, the
+    playout thread keeps one frame plus one audio block plus ``ring_margin`` seconds in the
+    output ring.  ``min_delay``/``max_delay`` bound the jitter buffer's target (seconds);
+    ``silence`` is how long a session may be quiet before another may take over.
     """
 
     def __init__(self, bind=("0.0.0.0", 0), *, output=None, device=None, blocksize=0,
                  min_delay=0.0, max_delay=0.5, margin=0.010, decoder_factory=None,
-                 transport=None, unpack=None, switch_interval=0.001, idle_timeout=None,
-                 ring_margin=0.005):
+                 transport=None, key=None, force=False, silence=2.0, switch_interval=0.001,
+                 idle_timeout=None, ring_margin=0.005):
+        if output is not None:
+            check_output(output, force)
         self.output = output
+        self.force = bool(force)
         self.device = device
         self.blocksize = int(blocksize)
         self.switch_interval = switch_interval
         self.idle_timeout = idle_timeout
         self.ring_margin = float(ring_margin)
         self._make_decoder = decoder_factory or default_decoder_factory()
-        if unpack is None:
-            from ..bitstream import unpack_packet as unpack
-        self._unpack = unpack
+        self.key = key
+        self.session = SessionFilter(key, silence=silence)
         self.transport = transport or UdpTransport(bind=bind, timeout=0.1)
         self._own_transport = transport is None
-        self.jitter = JitterBuffer(min_delay=min_delay, max_delay=max_delay, margin=margin)
+        self.jitter = JitterBuffer(min_delay=min_delay, max_delay=max_delay, margin=margin,
+                                   seq_bits=None)
         self.decoder = None
         self.samplerate = None
         self.channels = None
@@ -75,12 +118,19 @@ class Receiver(AudioPipeline):
         self._wake = queue.SimpleQueue()
         self._arrived = threading.Event()
         self._stop = threading.Event()
+        self._gen_lock = threading.Lock()
+        self._gen = 0                 # bumped by the network thread for each new session
+        self._dec_gen = 0
+        self._preroll = None          # audio decoded while joining, played first
         self._threads = []
         self._stream = None
         self._file = None
+        self._out_cm = None
         self._switch = None
-        self.bad_packets = 0
         self.streams_ended = 0
+        self.eos_ignored = 0
+        self.reconfigured = 0
+        self.clipped = 0
         self.packets = 0
         self.bytes = 0
         self.last_packet_at = None
@@ -94,31 +144,43 @@ class Receiver(AudioPipeline):
         self.error = None
         self.started_at = None
         self.idle = False
+        self.written = None           # the output path once the file is complete
+        self._old_concealed = 0       # counts of the decoders of earlier sessions
+        self._old_crc = 0
         self._device_latency = 0.0
 
     @property
     def address(self):
         return self.transport.address
 
+    @property
+    def bad_packets(self):
+        s = self.session
+        return s.malformed + s.unauthenticated
+
     # ------------------------------------------------------------------ network thread
     def _net_loop(self):
         try:
             while not self._stop.is_set():
-                data = self.transport.recv()
+                data, addr = self.transport.recv_from()
                 if data is None:
                     continue
                 now = time.monotonic()
-                try:
-                    seq, ts, frame = self._unpack(data)
-                except (FormatError, ValueError):
-                    self.bad_packets += 1
+                acc = self.session.accept(data, addr, now)
+                if not acc.packets:
                     continue
-                self.packets += 1
-                self.bytes += len(data)
+                with self._gen_lock:
+                    if acc.event == "new":
+                        self._gen += 1
+                    if acc.event is not None:
+                        self.jitter.reset()
+                    for seq, ts, frame in acc.packets:
+                        self.jitter.insert(seq, ts, frame, now)
+                self.packets += len(acc.packets)
+                self.bytes += len(data) * len(acc.packets)
                 self.last_packet_at = now
                 if self.first_packet_at is None:
                     self.first_packet_at = now
-                self.jitter.insert(seq, ts, frame, now)
                 self._arrived.set()
         except BaseException as exc:
             self.error = exc
@@ -137,40 +199,100 @@ class Receiver(AudioPipeline):
         self._wake.put_nowait(frames)
 
     # ------------------------------------------------------------------ playout thread
+    def _fresh_decoder(self):
+        """A new session: a new decoder (its counts are carried over)."""
+        old = self.decoder
+        if old is not None:
+            self._old_concealed += old.concealed
+            self._old_crc += old.crc_errors
+        self.decoder = self._make_decoder()
+        return self.decoder
+
+    def _pop(self, join=False):
+        with self._gen_lock:
+            if self._dec_gen != self._gen:
+                self._dec_gen = self._gen
+                self._fresh_decoder()
+            return self.jitter.pop_any() if join else self.jitter.pop()
+
+    def _decode(self, payload):
+        dec = self.decoder
+        pcm = dec.decode_packet(payload)
+        errs = dec.errors
+        if isinstance(errs, list) and len(errs) > MAX_ERRORS:   # (a bounded log needs nothing)
+            del errs[:-MAX_ERRORS]
+        if pcm.size:
+            # bound what reaches the speaker or file: full scale, no NaN/inf
+            big = np.abs(pcm) > 1.0
+            n = int(np.count_nonzero(big))
+            if n or not np.isfinite(pcm).all():
+                np.nan_to_num(pcm, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+                np.clip(pcm, -1.0, 1.0, out=pcm)
+                self.clipped += n
+        return pcm
+
     def _join(self):
         """Feed packets to the decoder until it knows the stream parameters."""
-        dec = self.decoder
-        while not self._stop.is_set() and dec.samplerate is None:
-            p = self.jitter.pop_any()
+        while not self._stop.is_set():
+            if self.decoder is not None and self.decoder.samplerate is not None:
+                return True
+            p = self._pop(join=True)
             if p is None:
                 self._arrived.wait(0.05)
                 self._arrived.clear()
                 continue
-            dec.decode_packet(p.payload)   # output before a config is empty
-        return dec.samplerate is not None
+            pcm = self._decode(p.payload)   # output before a config is empty
+            if pcm.size:
+                self._preroll = pcm           # the first frame: played by the first step
+        return False
+
+    def _check_params(self):
+        dec = self.decoder
+        if dec.samplerate is not None and (dec.samplerate, dec.channels, dec.frame_size) != (
+                self.samplerate, self.channels, self.frame_size):
+            raise _Reconfigure()
 
     def _step(self):
         """One playout step: ``(kind, samples)``; samples is None when playback waits.
 
-        Frames the jitter buffer skips (to shorten the latency) are decoded and dropped
-        within the same step, so they cost no playout time.
+        Frames the jitter buffer skips (to shorten the latency) are decoded in the same step
+        and time-compressed into the next frame's output (:func:`.timescale.compress`), so they
+        cost no playout time and make no whole-frame jump.
         """
-        dec = self.decoder
+        if self._preroll is not None:
+            pcm, self._preroll = self._preroll, None
+            if self.playing_since is None:
+                self.playing_since = time.monotonic()
+            return "frame", pcm
         t0 = time.perf_counter()
+        pending = None
         try:
             while True:
-                p = self.jitter.pop()
+                p = self._pop()
                 if p.kind == "skip":
-                    dec.decode_packet(p.payload)
+                    pcm = self._decode(p.payload)
+                    self._check_params()
+                    if pcm.size and self.playing_since is not None:
+                        pending = pcm if pending is None else compress(pending, pcm)
                     continue
                 if p.kind == "frame":
-                    pcm = dec.decode_packet(p.payload)
-                    if not len(pcm) and dec.samplerate is not None:
+                    pcm = self._decode(p.payload)
+                    self._check_params()
+                    if not len(pcm) and self.decoder.samplerate is not None:
                         # only the end-of-stream frame decodes to nothing once configured
+                        if self.jitter.depth > 0:
+                            # later packets of the session are here: not the end (forged);
+                            # its place in the stream is concealed
+                            self.eos_ignored += 1
+                            pcm = self.decoder.decode_packet(None)
+                            break
                         self.jitter.end_of_stream()
+                        self.session.end_current()
                         self.streams_ended += 1
+                    elif pending is not None and len(pcm):
+                        pcm = compress(pending, pcm)
                 elif p.kind in ("lost", "underrun"):
-                    pcm = dec.decode_packet(None)
+                    pcm = self.decoder.decode_packet(None)
                 else:       # "wait"
                     pcm = None
                 break
@@ -182,16 +304,23 @@ class Receiver(AudioPipeline):
 
     def _play_loop(self):
         try:
-            if not self._join():
-                return
-            dec = self.decoder
-            self.samplerate, self.channels = dec.samplerate, dec.channels
-            self.frame_size = dec.frame_size
-            self.jitter.configure(self.samplerate, self.frame_size)
-            if self.output is not None:
-                self._file_loop()
-            else:
-                self._device_loop()
+            while not self._stop.is_set():
+                if not self._join():
+                    return
+                dec = self.decoder
+                self.samplerate, self.channels = dec.samplerate, dec.channels
+                self.frame_size = dec.frame_size
+                self.jitter.configure(self.samplerate, self.frame_size)
+                try:
+                    if self.output is not None:
+                        self._file_loop()
+                    else:
+                        self._device_loop()
+                    return
+                except _Reconfigure:
+                    self.reconfigured += 1
+                    self._preroll = None
+                    self._close_output(discard=True)
         except BaseException as exc:
             self.error = exc
             self._stop.set()
@@ -204,11 +333,39 @@ class Receiver(AudioPipeline):
             return True
         return False
 
-    def _file_loop(self):
+    def _open_file(self):
         import soundfile as sf
+        from ..pacfile import atomic_output
+        cm = atomic_output(self.output, force=self.force)
+        fh = cm.__enter__()
+        self._out_cm = cm
+        try:
+            self._file = sf.SoundFile(fh, "w", samplerate=self.samplerate,
+                                      channels=self.channels, subtype="FLOAT", format="WAV")
+        except BaseException:
+            self._close_output(discard=True)
+            raise
+
+    def _close_output(self, discard=False):
+        """Close the audio stream or the file: publish the file, or drop it (``discard``)."""
+        self._close_stream()
+        f, self._file = self._file, None
+        cm, self._out_cm = self._out_cm, None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:
+                discard = True
+        if cm is not None:
+            if discard:
+                cm.__exit__(_Discard, _Discard(), None)
+            else:
+                cm.__exit__(None, None, None)
+                self.written = os.fspath(self.output)
+
+    def _file_loop(self):
         hop = self.frame_size
-        self._file = sf.SoundFile(str(self.output), "w", samplerate=self.samplerate,
-                                  channels=self.channels, subtype="FLOAT")
+        self._open_file()
         silence = np.zeros((hop, self.channels), np.float32)
         t0 = time.monotonic()
         steps = 0
@@ -230,6 +387,7 @@ class Receiver(AudioPipeline):
     def _device_loop(self):
         sd = sounddevice()
         rate = playable_rate(sd, self.device, self.samplerate, self.channels)
+        self.resampler = None
         if rate != self.samplerate:
             self.resampler = StreamResampler(self.samplerate, rate, self.channels)
         self.device_rate = rate
@@ -254,7 +412,7 @@ class Receiver(AudioPipeline):
             except queue.Empty:
                 pass
             target = hop + period + self._ring_margin
-            while self.ring.available < target and self.ring.free >= hop:
+            while self.ring.available < target and self.ring.free >= 2 * hop:
                 kind, pcm = self._step()
                 if pcm is None:
                     if kind == "wait":
@@ -297,12 +455,13 @@ class Receiver(AudioPipeline):
         self._arrived.set()
         self._wake.put_nowait(0)
         for t in self._threads:
-            t.join(5.0)
+            t.join(10.0)
+        alive = any(t.is_alive() for t in self._threads)
         self._threads = []
-        self._close_stream()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if alive:      # the playout thread is stuck: do not publish a file it may still write
+            self._close_output(discard=True)
+        else:
+            self._close_output()
         if self._own_transport:
             self.transport.close()
         self._release_fast_switching()
@@ -320,8 +479,12 @@ class Receiver(AudioPipeline):
         ring_ms = (1000.0 * self.ring.available / self.device_rate
                    if self.ring is not None and self.device_rate else 0.0)
         expected = jb["played"] + jb["skipped"] + jb["lost"]
+        for k in ("first_seq", "last_seq"):     # the sender's own numbers
+            if jb[k] is not None:
+                jb[k] &= 0xFFFFFFFF
         return {
             "elapsed": round(elapsed, 3), "packets": self.packets, "bad_packets": self.bad_packets,
+            "datagrams": self.transport.received,
             "bitrate_kbps": round(8.0 * self.bytes / active / 1000.0, 2) if active > 0 else 0.0,
             "samplerate": self.samplerate, "channels": self.channels,
             "frame_size": self.frame_size, **jb,
@@ -331,8 +494,11 @@ class Receiver(AudioPipeline):
             "output_ring_ms": round(ring_ms, 1),
             "device_latency_ms": round(1000.0 * self._device_latency, 2),
             "device_rate": self.device_rate,
-            "concealed": self.decoder.concealed if self.decoder is not None else 0,
-            "crc_errors": self.decoder.crc_errors if self.decoder is not None else 0,
+            "concealed": self._old_concealed + (self.decoder.concealed if self.decoder else 0),
+            "crc_errors": self._old_crc + (self.decoder.crc_errors if self.decoder else 0),
+            **self.session.stats(), "authenticated": self.key is not None,
+            "eos_ignored": self.eos_ignored, "reconfigured": self.reconfigured,
+            "clipped": self.clipped, "output": self.written,
             "ring_underruns": self.ring_underruns, "output_underflows": self.output_underflows,
             "seconds_out": round(self.samples_out / self.samplerate, 3) if self.samplerate else 0.0,
             "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
@@ -350,10 +516,10 @@ class Receiver(AudioPipeline):
 
     def run(self, duration=None, status=None):
         status = status or StatusLine()
-        if self.started_at is None:
-            self.start()
-        deadline = None if duration is None else time.monotonic() + duration
         try:
+            if self.started_at is None:
+                self.start()
+            deadline = None if duration is None else time.monotonic() + duration
             while (deadline is None or time.monotonic() < deadline) and not self.done:
                 status.update(self.status_text())
                 time.sleep(0.25 if deadline is None else

@@ -1,9 +1,9 @@
 """``Sender``: microphone (or a file paced in real time) -> Encoder -> UDP packets.
 
-Each codec frame goes out in one datagram made by ``pacodec.bitstream.pack_packet(seq,
-timestamp, frame)``: ``seq`` counts frames from 0, ``timestamp`` is the frame's first sample
+Each codec frame goes out in one datagram made by :func:`.packet.pack` (FORMAT.md §9): a random
+``session`` id chosen per stream, ``seq`` counting frames from 0, ``timestamp`` is the frame's first sample
 index in samples at the stream rate (``seq * frame_size``, plus any microphone samples dropped
-because the codec fell more than ``max_backlog`` seconds behind).  The stream parameters travel
+because the codec fell more than ``max_backlog`` seconds behind), and with ``key`` a MAC.  The stream parameters travel
 in-band (the encoder repeats its configuration at least once a second), so a receiver can join
 at any time and nothing is agreed out of band.
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from ._audio import AudioPipeline, StatusLine, sounddevice, warm_codec
 from .live import default_encoder_factory
+from .packet import new_session_id, pack
 from .ringbuffer import RingBuffer
 from .transport import UdpTransport
 
@@ -59,11 +60,12 @@ class Sender(AudioPipeline):
 
     ``source=None`` records from ``device``; ``source=array`` ((n, channels) float) or a path
     streams that audio in real time (``samplerate`` is then the array's rate, or the file's).
+    ``key`` (bytes, see :func:`.packet.load_key`) authenticates every packet.
     """
 
     def __init__(self, destination, *, source=None, samplerate=None, channels=None,
                  bitrate=128, low_delay=False, device=None, blocksize=0,
-                 encoder_factory=None, transport=None, pack=None, loop=False,
+                 encoder_factory=None, transport=None, key=None, session=None, loop=False,
                  switch_interval=0.001, max_backlog=0.1):
         self.destination = destination
         self.loop = bool(loop)
@@ -90,9 +92,8 @@ class Sender(AudioPipeline):
         self.low_delay = bool(low_delay)
         self._make_encoder = encoder_factory or default_encoder_factory(
             self.samplerate, self.channels, bitrate=bitrate, low_delay=self.low_delay)
-        if pack is None:
-            from ..bitstream import pack_packet as pack
-        self._pack = pack
+        self.key = key
+        self.session = int(session) if session else new_session_id()
         self.transport = transport or UdpTransport(peer=destination)
         self._own_transport = transport is None
         self.ring = RingBuffer(max(self.samplerate, 8192), self.channels)
@@ -128,7 +129,7 @@ class Sender(AudioPipeline):
         hop = self.encoder.frame_size
         for frame in packets:
             ts = self.seq * hop + self.input_dropped
-            data = self._pack(self.seq, ts & 0xFFFFFFFF, frame)
+            data = pack(self.session, self.seq, ts, frame, self.key)
             self.transport.send(data, self.destination)
             self.seq += 1
             self.bytes += len(data)
@@ -249,6 +250,7 @@ class Sender(AudioPipeline):
             "send_errors": self.transport.send_errors,
             "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
             "frame_size": self.encoder.frame_size if self.encoder else None,
+            "session": f"{self.session:08x}", "authenticated": self.key is not None,
             "error": None if self.error is None else repr(self.error),
         }
 

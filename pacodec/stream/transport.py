@@ -66,11 +66,17 @@ class UdpTransport:
         self.bytes_received = 0
         self.last_sender = None
         self._closed = False
+        self._address = self._sock.getsockname()[:2]
 
     @property
     def address(self):
-        """The local ``(host, port)`` actually bound."""
-        return self._sock.getsockname()[:2]
+        """The local ``(host, port)`` actually bound (still known after :meth:`close`)."""
+        if not self._closed:
+            try:
+                self._address = self._sock.getsockname()[:2]
+            except OSError:
+                pass
+        return getattr(self, "_address", None) or ("", 0)
 
     def send(self, data, peer=None):
         """Send one datagram; return True if the OS took it (errors are counted, not raised)."""
@@ -95,23 +101,26 @@ class UdpTransport:
 
     def recv(self, timeout=None):
         """Return one datagram's bytes, or ``None`` after ``timeout`` seconds (or when closed)."""
+        return self.recv_from(timeout)[0]
+
+    def recv_from(self, timeout=None):
+        """``(bytes, (host, port))`` of one datagram, or ``(None, None)`` after ``timeout``
+        seconds (or when closed)."""
         if self._closed:
-            return None
+            return None, None
         try:
             if timeout is not None:
                 self._sock.settimeout(timeout)
             data, addr = self._sock.recvfrom(MAX_DATAGRAM)
         except (socket.timeout, BlockingIOError):
-            return None
+            return None, None
         except OSError:
-            if self._closed:
-                return None
-            # a stale ICMP error from an earlier send: not fatal for a receiver
-            return None
+            # closed under us, or a stale ICMP error from an earlier send: not fatal
+            return None, None
         self.received += 1
         self.bytes_received += len(data)
         self.last_sender = addr
-        return data
+        return data, addr[:2]
 
     def close(self):
         self._closed = True
