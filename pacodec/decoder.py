@@ -99,6 +99,8 @@ def inverse_ms(a, b, ub, nunits, flags):
                 b[i] = (m - s) * 0.7071067811865476
 
 
+# Kernel argument bundles: built with these namedtuples, passed as plain tuples (see
+# mdct.PlanArrays) and unpacked by name at the top of the kernel.
 #: Scratch of :func:`synth`: long (y, u, work) and short (ys, us, works) IMDCT buffers.
 SynthScratch = namedtuple("SynthScratch", "y u work ys us works")
 #: Per-frame arrays of :func:`decode_payload` (see :func:`~pacodec.bitstream.read_payload`).
@@ -114,6 +116,9 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pl, pls, scr):
     """IMDCT, window and overlap-add one frame of every channel; writes ``n`` samples per channel
     (padded time ``kN + s`` on, FORMAT.md §6.3) into ``out`` (n, channels) and shifts ``ola``.
     ``pl``/``pls``: long/short :class:`~pacodec.mdct.PlanArrays`; ``scr``: :data:`SynthScratch`."""
+    pre, post, rev, tw = pl
+    pre_s, post_s, rev_s, tw_s = pls
+    y, u, work, ys, us, works = scr
     nch = coefs.shape[0]
     n = coefs.shape[1]
     for c in range(nch):
@@ -121,15 +126,15 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pl, pls, scr):
             ns = n // 8
             off = n // 2 - ns // 2
             for j in range(8):
-                imdct_kernel(coefs[c, j * ns:(j + 1) * ns], scr.ys, pls.pre, pls.post, pls.rev,
-                             pls.tw, scr.us, scr.works)
+                imdct_kernel(coefs[c, j * ns:(j + 1) * ns], ys, pre_s, post_s, rev_s, tw_s, us,
+                             works)
                 base = off + j * ns
                 for i in range(2 * ns):
-                    ola[c, base + i] += scr.ys[i] * wshort[i]
+                    ola[c, base + i] += ys[i] * wshort[i]
         else:
-            imdct_kernel(coefs[c], scr.y, pl.pre, pl.post, pl.rev, pl.tw, scr.u, scr.work)
+            imdct_kernel(coefs[c], y, pre, post, rev, tw, u, work)
             for i in range(2 * n):
-                ola[c, i] += scr.y[i] * win[i]
+                ola[c, i] += y[i] * win[i]
         for i in range(n):
             v = ola[c, s + i]
             # a valid stream can code values beyond float32 (mu-law with a large mu and |q|):
@@ -153,12 +158,11 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
     Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
     window combination.
     """
-    hdr, msm, msf, bk, sf, q, cod, nat = (fa.hdr, fa.ms_mode, fa.ms_flags, fa.books, fa.sf, fa.q,
-                                          fa.cod, fa.nat)
-    ub_long, ub_short, perm_short = lay.ub_long, lay.ub_short, lay.perm_short
-    err = read_payload(buf, st, nch, short_allowed, lay.nb_long, lay.nb_short, hdr, fa.max_band,
-                       msm, msf, bk, sf, q, ub_long, ub_short, books.count, books.first,
-                       books.offset, books.symbols)
+    hdr, max_band, msm, msf, bk, sf, q, cod, nat = fa
+    nb_long, nb_short, ub_long, ub_short, perm_short = lay
+    count, first, offset, symbols = books
+    err = read_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, max_band, msm, msf,
+                       bk, sf, q, ub_long, ub_short, count, first, offset, symbols)
     if err:
         return err
     is_short = hdr[0]
@@ -213,17 +217,18 @@ class FrameDecoder:
         self._ola = np.zeros((ch, 2 * n))
         self._s = (n - cfg.overlap) // 2
         self.spectrum = np.zeros((ch, n))
-        self._fa = FrameArrays(
-            hdr=np.zeros(6, dtype=np.int64), max_band=np.zeros(ch, dtype=np.int64),
+        self._hdr = np.zeros(6, dtype=np.int64)
+        self._fa = tuple(FrameArrays(
+            hdr=self._hdr, max_band=np.zeros(ch, dtype=np.int64),
             ms_mode=np.zeros(max(ch // 2, 1), dtype=np.int64),
             ms_flags=np.zeros((max(ch // 2, 1), mu_), dtype=np.int64),
             books=np.zeros((ch, mu_), dtype=np.int64), sf=np.zeros((ch, mu_), dtype=np.int64),
-            q=np.zeros((ch, n), dtype=np.int64), cod=np.zeros((ch, n)), nat=self.spectrum)
+            q=np.zeros((ch, n), dtype=np.int64), cod=np.zeros((ch, n)), nat=self.spectrum))
         lay = self._lay
-        self._layk = LayoutArrays(lay.nb_long, lay.nb_short, lay.ub_long, lay.ub_short,
-                                  lay.perm_short)
+        self._layk = tuple(LayoutArrays(lay.nb_long, lay.nb_short, lay.ub_long, lay.ub_short,
+                                        lay.perm_short))
         B = self._books
-        self._booksk = DecodeBooks(B.count, B.first, B.offset, B.symbols)
+        self._booksk = tuple(DecodeBooks(B.count, B.first, B.offset, B.symbols))
         self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
@@ -234,9 +239,9 @@ class FrameDecoder:
         self._plan = plan(n).arrays
         self._plan_s = plan(cfg.short_hop).arrays if cfg.short_blocks else self._plan
         ns = cfg.short_hop if cfg.short_blocks else 8
-        self._scr = SynthScratch(y=np.zeros(2 * n), u=np.zeros(n),
-                                 work=np.zeros(n // 2, np.complex128), ys=np.zeros(2 * ns),
-                                 us=np.zeros(ns), works=np.zeros(max(ns // 2, 1), np.complex128))
+        self._scr = tuple(SynthScratch(
+            y=np.zeros(2 * n), u=np.zeros(n), work=np.zeros(n // 2, np.complex128),
+            ys=np.zeros(2 * ns), us=np.zeros(ns), works=np.zeros(max(ns // 2, 1), np.complex128)))
 
     def parse(self, payload, index: int):
         """Parse and dequantize the audio payload of frame ``index`` (the noise generator is
@@ -251,7 +256,7 @@ class FrameDecoder:
         if err:
             raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
                                3: "invalid window switching"}[err])
-        hdr = self._fa.hdr
+        hdr = self._hdr
         return int(hdr[0]), int(hdr[1]), int(hdr[2])
 
     def synth(self, coefs, is_short, ls, rs) -> np.ndarray:

@@ -54,19 +54,20 @@ def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, t
     channels.  ``buf[c, start:start + 2N]`` is the block; samples at or past ``avail`` are 0.
     ``pl``: :class:`~pacodec.mdct.PlanArrays`; ``model``: :data:`ModelArrays`; ``scr``:
     :data:`AnalysisScratch`."""
+    pre, post, rev, tw = pl
+    edges, spread, offset_tonal, ath = model
+    z, fold, work, spread_sum = scr
     nch = coef.shape[0]
     n = coef.shape[1]
-    edges, ath = model.edges, model.ath
-    z = scr.z
     nb = edges.shape[0] - 1
     for c in range(nch):
         for i in range(2 * n):
             z[i] = buf[c, start + i] * w[i] if i < avail else 0.0
-        mdct_kernel(z, coef[c], pl.pre, pl.post, pl.rev, pl.tw, scr.fold, scr.work)
+        mdct_kernel(z, coef[c], pre, post, rev, tw, fold, work)
         for i in range(n):
             cod[c, i] = coef[c, i]
-        thresholds(coef[c], edges, model.spread, model.offset_tonal, ath, energy[c], thr[c],
-                   ton[c], scr.spread_sum)
+        thresholds(coef[c], edges, spread, offset_tonal, ath, energy[c], thr[c], ton[c],
+                   spread_sum)
         if has_prev[c]:
             for b in range(nb):
                 t = min(thr[c, b], rise * thr_prev[c, b])
@@ -193,9 +194,10 @@ class Encoder:
             outs=np.zeros(cfg.short_hop) if cfg.short_blocks else None,
         )
         ml = self._model_long
-        self._model_long_k = ModelArrays(ml.edges, ml.spread, ml.offset_tonal, ml.ath)
+        self._model_long_k = tuple(ModelArrays(ml.edges, ml.spread, ml.offset_tonal, ml.ath))
         self._ascr = AnalysisScratch(z=self._scr["z"], fold=self._scr["fold"],
                                      work=self._scr["work"], spread_sum=np.zeros(mu_))
+        self._ascr_k = tuple(self._ascr)
         self._coef = np.zeros((ch, n))
         self._cod = np.zeros((ch, n))
         self._units = dict(thr=np.zeros((ch, mu_)), energy=np.zeros((ch, mu_)),
@@ -446,8 +448,9 @@ class Encoder:
         U = self._units
         start = k * n - self._base
         analyse_long(self._buf, start, self._have - start, w, self._coef, self._cod,
-                     self._plan_long.arrays, self._model_long_k, self._ascr, U["energy"], U["thr"],
-                     U["ton"], self._thr_prev, self._has_prev, PRE_ECHO_RISE, POST_DECAY)
+                     self._plan_long.arrays, self._model_long_k, self._ascr_k, U["energy"],
+                     U["thr"], U["ton"], self._thr_prev, self._has_prev, PRE_ECHO_RISE,
+                     POST_DECAY)
 
     def _analyse_short(self, blk, attack):
         cfg = self.config

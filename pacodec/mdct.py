@@ -25,7 +25,9 @@ from ._jit import njit
 
 __all__ = ["Plan", "PlanArrays", "plan", "mdct", "imdct", "mdct_direct", "imdct_direct"]
 
-#: The arrays of a :class:`Plan`, as one argument for kernels (numba reads a namedtuple's fields).
+#: The arrays of a :class:`Plan`, as one argument for kernels.  Bundles are built with their
+#: namedtuple (the field names) and passed as plain tuples, which the kernel unpacks by name:
+#: numba dispatches a plain tuple of arrays ~3x faster than a namedtuple (type fingerprint).
 PlanArrays = namedtuple("PlanArrays", "pre post rev tw")
 
 
@@ -50,7 +52,7 @@ class Plan:
             rev[i] = r
         self.rev = rev
         self.tw = np.exp(-2j * np.pi * np.arange(max(h // 2, 1)) / h)
-        self.arrays = PlanArrays(self.pre, self.post, self.rev, self.tw)
+        self.arrays = tuple(PlanArrays(self.pre, self.post, self.rev, self.tw))
 
 
 @lru_cache(maxsize=None)

@@ -596,6 +596,8 @@ def _info(fh, name) -> Info:
     head = sc.read_header(final=True)
     header_error = None
     cfg = total = None
+    if isinstance(head, VersionError):
+        raise head             # a CRC-valid header of another format version: not damage
     if isinstance(head, FormatError):
         # damaged header: describe the stream by its first valid in-band config
         header_error = head

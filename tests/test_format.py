@@ -276,6 +276,11 @@ def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, 
         pacodec.read(p)
     with pytest.raises(VersionError, match=msg):
         pacodec.info(p)
+    p.write_bytes(old[:bs.HEADER_SIZE] + data[bs.HEADER_SIZE:])   # only the header's version
+    with pytest.raises(VersionError, match=msg):
+        pacodec.info(p)
+    with pytest.raises(VersionError, match=msg):
+        pacodec.read(p)
     p.write_bytes(old[bs.HEADER_SIZE:])                  # headerless file, and through a pipe
     with pytest.raises(VersionError, match=msg):
         pacodec.read(p)
