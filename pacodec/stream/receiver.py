@@ -512,7 +512,8 @@ class Receiver(AudioPipeline):
         return (f"receive {s['bitrate_kbps']:6.1f} kbit/s  loss {s['lost']} "
                 f"({s['loss_percent']:.1f}%)  late {s['late']}  buffer {s['buffer_ms']} ms "
                 f"(target {s['target_ms']})  concealed {s['concealed']}  "
-                f"underruns {s['underruns'] + s['ring_underruns']}")
+                f"underruns {s['underruns'] + s['ring_underruns']}  ignored "
+                f"{s['foreign'] + s['unauthenticated'] + s['malformed'] + s['jumps'] + s['replayed']}")
 
     def run(self, duration=None, status=None):
         status = status or StatusLine()
