@@ -38,7 +38,7 @@ DEFAULT_METHOD = "pitch"
 PITCH_FIRST = 0.8            # "pitch": gain at the end of the first lost frame ...
 PITCH_DECAY = 0.8            # ... and per further consecutive lost frame (about -1.9 dB)
 PITCH_MIN, PITCH_MAX = 0.0025, 0.020    # period search range, seconds
-PITCH_FLO, PITCH_FHI = 2000.0, 4000.0   # periodic below, noise above, a crossfade between (Hz)
+PITCH_FLO, PITCH_FHI = 1000.0, 2000.0   # periodic below, noise above, a crossfade between (Hz)
 HISTORY = 4096               # output samples kept (>= 2 * PITCH_MAX at 96 kHz)
 
 # synth(coefs (channels, hop), is_short, left_short, right_short) -> pcm (hop, channels) float32
