@@ -35,9 +35,10 @@ MAX_CONCEAL = 256            # frames concealed for one gap at most
 CONCEAL_SEED = 7919          # seed of the sign generator (any fixed value: output is reproducible)
 FADED = 1e-9                 # gain below which a concealed frame is silence (-180 dB)
 DEFAULT_METHOD = "pitch"
-PITCH_DECAY = 0.8            # "pitch": gain per further consecutive lost frame (about -1.9 dB)
+PITCH_FIRST = 0.8            # "pitch": gain at the end of the first lost frame ...
+PITCH_DECAY = 0.8            # ... and per further consecutive lost frame (about -1.9 dB)
 PITCH_MIN, PITCH_MAX = 0.0025, 0.020    # period search range, seconds
-PITCH_FLO, PITCH_FHI = 2000.0, 4000.0   # periodic below, noise above, a crossfade between (Hz)
+PITCH_FLO, PITCH_FHI = 1000.0, 2000.0   # periodic below, noise above, a crossfade between (Hz)
 HISTORY = 4096               # output samples kept (>= 2 * PITCH_MAX at 96 kHz)
 
 # synth(coefs (channels, hop), is_short, left_short, right_short) -> pcm (hop, channels) float32
@@ -179,8 +180,8 @@ class Concealer:
 
     def _pitch_coefs(self):
         k = self._lost_run
-        g0 = PITCH_DECAY ** max(0, k - 1)
-        g1 = PITCH_DECAY ** k
+        g0 = PITCH_FIRST * PITCH_DECAY ** max(0, k - 2) if k > 1 else 1.0
+        g1 = PITCH_FIRST * PITCH_DECAY ** (k - 1)
         if g1 <= FADED:
             return np.zeros_like(self._last)
         periodic, weight = self._pitch_frame(g0, g1)

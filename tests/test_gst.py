@@ -194,11 +194,17 @@ def test_parse_and_decode_a_cli_file_matches_cli_decode(tmp_path, gst_env, cli_p
 
 
 @needs_gst
-def test_udp_stream_between_two_pipelines(tmp_path, gst_env):
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "key-file"])
+def test_udp_stream_between_two_pipelines(tmp_path, gst_env, keyed):
     port, out = free_udp_port(), tmp_path / "udp.wav"
+    key = []
+    if keyed:       # pay and depay share a key: every packet carries a MAC and is checked
+        (tmp_path / "k.key").write_text("5a" * 32 + "\n")
+        key = [f"key-file={tmp_path / 'k.key'}"]
     recv = subprocess.Popen(
         ["gst-launch-1.0", "-e", "udpsrc", f"port={port}", "address=127.0.0.1",
-         "caps=application/x-pacodec-packet", "!", "pacodecdepay", "stop-at-end=true", "!",
+         "caps=application/x-pacodec-packet", "!", "pacodecdepay", "stop-at-end=true", *key,
+         "!",
          "pacodecdec", "!", "wavenc", "!", "filesink", f"location={out}"],
         env=gst_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = queue.Queue()
@@ -214,7 +220,7 @@ def test_udp_stream_between_two_pipelines(tmp_path, gst_env):
         nbuf, spb = 100, 480                             # one second at 48 kHz
         ok(gst(gst_env, "audiotestsrc", f"num-buffers={nbuf}", f"samplesperbuffer={spb}", "!",
                "audio/x-raw,rate=48000,channels=2", "!", "pacodecenc", "low-delay=true", "!",
-               "pacodecpay", "!", "udpsink", "host=127.0.0.1", f"port={port}"))
+               "pacodecpay", *key, "!", "udpsink", "host=127.0.0.1", f"port={port}"))
         try:        # the end-of-stream frame ends the receiver; if it was lost, stop it
             recv.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -253,10 +253,13 @@ def test_receiver_limits_a_loud_stream_to_full_scale(tmp_path):
     import soundfile as sf
     x = tone(1.0) * float(2 ** 38)
     with Receiver(("127.0.0.1", 0), output=tmp_path / "loud.wav", idle_timeout=3.0) as rx:
-        with Sender(rx.address, source=x, samplerate=RATE, bitrate=96) as tx:
-            assert wait_until(lambda: tx.finished, timeout=60)
-        assert wait_until(lambda: rx.done, timeout=30)
+        # a lossy relay: the concealed frames must be limited too
+        with LossyRelay(rx.address, loss=0.2, seed=3, duration=60) as relay:
+            with Sender(relay.address, source=x, samplerate=RATE, bitrate=96) as tx:
+                assert wait_until(lambda: tx.finished, timeout=60)
+            assert wait_until(lambda: rx.done, timeout=30)
     stats = rx.stats()
+    assert relay.dropped > 0 and stats["concealed"] > 0
     y, _ = sf.read(str(tmp_path / "loud.wav"), dtype="float32", always_2d=True)
     assert len(y) > RATE // 2 and np.max(np.abs(y)) == 1.0
     assert stats["clipped"] > 0 and np.isfinite(y).all()

@@ -216,6 +216,7 @@ class Receiver(AudioPipeline):
             return self.jitter.pop_any() if join else self.jitter.pop()
 
     def _decode(self, payload):
+        """Decode one packet's frame (``None``: conceal one frame), limited to full scale."""
         dec = self.decoder
         pcm = dec.decode_packet(payload)
         errs = dec.errors
@@ -284,7 +285,7 @@ class Receiver(AudioPipeline):
                             # later packets of the session are here: not the end (forged);
                             # its place in the stream is concealed
                             self.eos_ignored += 1
-                            pcm = self.decoder.decode_packet(None)
+                            pcm = self._decode(None)
                             break
                         self.jitter.end_of_stream()
                         self.session.end_current()
@@ -292,7 +293,7 @@ class Receiver(AudioPipeline):
                     elif pending is not None and len(pcm):
                         pcm = compress(pending, pcm)
                 elif p.kind in ("lost", "underrun"):
-                    pcm = self.decoder.decode_packet(None)
+                    pcm = self._decode(None)
                 else:       # "wait"
                     pcm = None
                 break
@@ -512,7 +513,8 @@ class Receiver(AudioPipeline):
         return (f"receive {s['bitrate_kbps']:6.1f} kbit/s  loss {s['lost']} "
                 f"({s['loss_percent']:.1f}%)  late {s['late']}  buffer {s['buffer_ms']} ms "
                 f"(target {s['target_ms']})  concealed {s['concealed']}  "
-                f"underruns {s['underruns'] + s['ring_underruns']}")
+                f"underruns {s['underruns'] + s['ring_underruns']}  ignored "
+                f"{s['foreign'] + s['unauthenticated'] + s['malformed'] + s['jumps'] + s['replayed']}")
 
     def run(self, duration=None, status=None):
         status = status or StatusLine()
