@@ -362,12 +362,12 @@ def test_dask_scheduler_and_worker_processes(tmp_path, rng):
              str(port), "--no-dashboard"], stdout=subprocess.DEVNULL,
             stderr=open(logs / "scheduler.log", "w"), cwd=tmp_path))
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "dask", "worker", addr, "--nworkers", "2", "--nthreads", "1",
+            [sys.executable, "-m", "dask", "worker", addr, "--nworkers", "1", "--nthreads", "1",
              "--no-dashboard", "--local-directory", str(tmp_path / "dask-worker")],
             stdout=subprocess.DEVNULL, stderr=open(logs / "worker.log", "w"), cwd=tmp_path))
         from dask.distributed import Client
-        with Client(addr, timeout=120) as c:         # wait (bounded) for both workers
-            c.wait_for_workers(2, timeout=300)
+        with Client(addr, timeout=120) as c:         # wait (bounded) for the worker
+            c.wait_for_workers(1, timeout=300)
         out = tmp_path / "out"
         p = subprocess.run(pac_cmd(src, out, "-d", "1", "--dask", addr), capture_output=True,
                            text=True, timeout=600)

@@ -260,6 +260,9 @@ def main():
         if size < sizes[0]:
             print(f"pacodec -d {d:g}: {size} bytes is below Opus's smallest size at 6 kbit/s "
                   f"({sizes[0]:.0f} bytes); Opus row at 6 kbit/s", flush=True)
+        if size > sizes[-1]:
+            print(f"pacodec -d {d:g}: {size} bytes is above Opus's size at {grid[-1]} kbit/s "
+                  f"({sizes[-1]:.0f} bytes); Opus row at {grid[-1]} kbit/s", flush=True)
         k = float(np.exp(np.interp(np.log(size), np.log(sizes), np.log(grid))))
         total, ys = opus_copy(items, orig, os.path.join(a.work, f"opus_{k:.1f}"), k)
         F, G = feats(ys)
