@@ -42,6 +42,8 @@ import socket
 import sys
 import time
 
+from .config import DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUANTIZER
+
 __all__ = ["MANIFEST", "encode_settings", "scan", "load_manifest", "run_batch", "run_job",
            "report", "add_parser", "cmd_batch", "BatchResult"]
 
@@ -63,8 +65,9 @@ def _error(msg):
 
 
 # ---------------------------------------------------------------------------------- settings
-def encode_settings(*, bitrate=None, abr=None, quality=None, distance=None, quantizer="uniform",
-                    mu=255, window="sine", low_delay=False) -> dict:
+def encode_settings(*, bitrate=None, abr=None, quality=None, distance=None,
+                    quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, window="sine",
+                    low_delay=False) -> dict:
     """The canonical settings record of an encode (what resume compares)."""
     from . import __version__
     given = [v is not None for v in (bitrate, abr, quality, distance)]
@@ -77,7 +80,7 @@ def encode_settings(*, bitrate=None, abr=None, quality=None, distance=None, quan
     elif abr is not None:
         rate = {"mode": "abr", "bitrate": float(abr)}
     else:
-        rate = {"mode": "cbr", "bitrate": float(128.0 if bitrate is None else bitrate)}
+        rate = {"mode": "cbr", "bitrate": float(DEFAULT_BITRATE if bitrate is None else bitrate)}
     return {"kind": "encode", **rate, "quantizer": quantizer, "mu": int(mu),
             "window": window, "low_delay": bool(low_delay), "pacodec": __version__}
 
@@ -875,16 +878,8 @@ def add_parser(sub):
                     "(OUT_DIR/pacodec-manifest.jsonl) that a rerun resumes from.  "
                     "'pacodec batch --report DIR' summarises a finished tree.")
     b.add_argument("paths", nargs="+", metavar="DIR", help="IN_DIR OUT_DIR (--report: DIR)")
-    g = b.add_mutually_exclusive_group()
-    g.add_argument("-b", "--bitrate", type=float, metavar="KBPS", help="CBR bitrate (default 128)")
-    g.add_argument("--abr", type=float, metavar="KBPS", help="average bitrate")
-    g.add_argument("-q", "--quality", type=float, metavar="Q", help="VBR quality 0..10 (10 best)")
-    g.add_argument("-d", "--distance", type=float, metavar="D",
-                   help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    b.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default="uniform")
-    b.add_argument("--mu", type=int, default=255, help="mu-law parameter (default 255)")
-    b.add_argument("--window", choices=["sine", "kbd"], default="sine")
-    b.add_argument("--low-delay", action="store_true")
+    from .cli import add_coding_options
+    add_coding_options(b)
     b.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="worker processes (default: all cores; 1 = in this process)")
     b.add_argument("--dask", metavar="ADDRESS",
@@ -943,8 +938,10 @@ def cmd_batch(args):
             raise _error("FLAC cannot hold float samples; drop --float or use --format wav")
         settings = decode_settings(fmt=args.format, float_=args.float, strict=args.strict)
     else:
+        quantizer = args.quantizer or ("mulaw" if args.mu is not None else DEFAULT_QUANTIZER)
         settings = encode_settings(bitrate=args.bitrate, abr=args.abr, quality=args.quality,
-                                   distance=args.distance, quantizer=args.quantizer, mu=args.mu,
+                                   distance=args.distance, quantizer=quantizer,
+                                   mu=DEFAULT_MU if args.mu is None else args.mu,
                                    window=args.window, low_delay=args.low_delay)
         _check_settings(settings)
     score = [s.strip() for s in args.score.split(",") if s.strip()] if args.score else []

@@ -640,6 +640,26 @@ def cmd_gst_path(args):
     return 0
 
 
+def add_coding_options(p):
+    """The coding options shared by ``encode`` and ``batch`` (one definition, one help text)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-b", "--bitrate", type=float, metavar="KBPS",
+                   help="CBR bitrate in kbit/s, 6..2048 (default 128; capped at the 16-bit PCM rate)")
+    g.add_argument("--abr", type=float, metavar="KBPS", help="average bitrate in kbit/s")
+    g.add_argument("-q", "--quality", type=float, metavar="Q",
+                   help="VBR quality 0..10 (10 best); not --quiet")
+    g.add_argument("-d", "--distance", type=float, metavar="D",
+                   help="VBR perceptual distance (1.0 = noise at the masking threshold)")
+    p.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default=None,
+                   help="quantizer (default uniform: best mean ViSQOL on the corpus, see README; "
+                        "--mu alone implies mulaw)")
+    p.add_argument("--mu", type=int, default=None, metavar="MU",
+                   help=f"mu-law parameter 1..65535 (default {DEFAULT_MU}); implies --quantizer mulaw")
+    p.add_argument("--window", choices=["sine", "kbd"], default="sine",
+                   help="window slope shape (default sine)")
+    p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="pacodec", description="pacodec perceptual audio codec",
@@ -654,22 +674,7 @@ def build_parser():
                                    "...) to a .pac stream.  Without a rate option: CBR 128 kbit/s.")
     e.add_argument("input", help="audio file, or - for stdin")
     e.add_argument("-o", "--output", help="output .pac (default: input name with .pac; - = stdout)")
-    g = e.add_mutually_exclusive_group()
-    g.add_argument("-b", "--bitrate", type=float, metavar="KBPS",
-                   help="CBR bitrate in kbit/s, 6..2048 (default 128; capped at the 16-bit PCM rate)")
-    g.add_argument("--abr", type=float, metavar="KBPS", help="average bitrate in kbit/s")
-    g.add_argument("-q", "--quality", type=float, metavar="Q",
-                   help="VBR quality 0..10 (10 best); not --quiet")
-    g.add_argument("-d", "--distance", type=float, metavar="D",
-                   help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    e.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default=None,
-                   help="quantizer (default uniform: best mean ViSQOL on the corpus, see README; "
-                        "--mu alone implies mulaw)")
-    e.add_argument("--mu", type=int, default=None, metavar="MU",
-                   help=f"mu-law parameter 1..65535 (default {DEFAULT_MU}); implies --quantizer mulaw")
-    e.add_argument("--window", choices=["sine", "kbd"], default="sine",
-                   help="window slope shape (default sine)")
-    e.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
+    add_coding_options(e)
     e.add_argument("-f", "--force", action="store_true",
                    help="overwrite an existing output; write binary to a terminal")
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
