@@ -19,7 +19,7 @@ import numpy as np
 
 from . import bitstream as bs
 from .allocation import (PNS_START_HZ, RateControl, bandwidth_hz, code_at, search_offset,
-                         stereo_decision)
+                         band_weights, stereo_decision)
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, stream_config_for
 from ._jit import njit
@@ -156,6 +156,8 @@ class Encoder:
             self._max_band_short = min(int(np.searchsorted(es[1:] * fs_bin, bw) + 1),
                                        self.layout.nb_short)
             self._pns_short = int(np.searchsorted(es[:-1] * fs_bin, PNS_START_HZ))
+        self._floor_long = band_weights(self._model_long.z)
+        self._floor_short = band_weights(self._model_short.z) if cfg.short_blocks else self._floor_long
         self._config_interval = max(1, int(cfg.samplerate // cfg.hop))   # <= 1 s
         # scratch
         mu_ = self.layout.max_units
@@ -359,7 +361,8 @@ class Encoder:
             target = limit
         else:
             target = min(limit, int(self.rate.target(pe)) - overhead)
-        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
+        floor = self._floor_short if is_short else self._floor_long
+        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"], floor,
                  cfg.quantizer_code, float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
                self._ms_mode, self._ms_flags, self._max_band, self._ubits)
