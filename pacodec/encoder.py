@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (PNS_START_HZ, RateControl, bandwidth_hz, code_at, search_offset,
+from .allocation import (PNS_START_HZ, SEARCH_MIN, RateControl, bandwidth_hz, code_at, search_offset,
                          band_weights, stereo_decision)
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, stream_config_for
@@ -384,11 +384,18 @@ class Encoder:
             raise PacodecError("internal error: payload size mismatch")
         payload_len = (nbits + 7) // 8
         payload = buf[:payload_len].tobytes()
+        short = 0
         if lo is not None and self.settings.mode == "cbr":
             short = int(lo) - overhead - 8 * payload_len
-            if short > 0:      # reservoir full: stuff zero bytes (ignored by decoders, §5)
-                pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
-                payload += bytes(max(pad, 0))
+        elif self.settings.mode == "abr" and offset <= SEARCH_MIN:
+            # ABR with nothing left to spend bits on (finest offset): stuff down to the bucket's
+            # middle, so a sparse or quiet file still averages its nominal rate (was up to -15 %)
+            short = int(self.rate.fill + self.rate.bits_per_frame - 0.5 * self.rate.capacity) \
+                - overhead - 8 * payload_len
+        if short > 0:
+            # stuff zero bytes (ignored by decoders, §5)
+            pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
+            payload += bytes(max(pad, 0))
         if ftype == bs.FRAME_CONFIG:
             payload = bs.pack_config(cfg) + (k & 0xFFFFFFFF).to_bytes(4, "big") + payload
         frame = bs.pack_frame(ftype, k, payload)
