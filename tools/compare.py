@@ -572,7 +572,8 @@ def run_job(job):
         score, _ = load_scorer(job.get("visqol"))
         mos = score(ref, sr, deg, sr2)
         score2f, _ = load_scorer2f(job.get("mushra2f"))
-        mms = float(score2f(ref, sr, deg, sr2)) if score2f is not None else None
+        # copies: seabass scales its input arrays in place (seen on 48 kHz input, which it does not resample)
+        mms = float(score2f(ref.copy(), sr, deg.copy(), sr2)) if score2f is not None else None
         duration = frames / sr
         actual = 8.0 * nbytes / duration / 1000.0
         row.update({
