@@ -19,8 +19,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (PNS_START_HZ, RateControl, bandwidth_hz, code_at, search_offset,
-                         stereo_decision)
+from .allocation import (PNS_START_HZ, SEARCH_MIN, RateControl, bandwidth_hz, code_at, search_offset,
+                         band_weights, stereo_decision)
 from .bitio import writer_state
 from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
                      stream_config_for)
@@ -183,6 +183,8 @@ class Encoder:
             self._max_band_short = min(int(np.searchsorted(es[1:] * fs_bin, bw) + 1),
                                        self.layout.nb_short)
             self._pns_short = int(np.searchsorted(es[:-1] * fs_bin, PNS_START_HZ))
+        self._floor_long = band_weights(self._model_long.z)
+        self._floor_short = band_weights(self._model_short.z) if cfg.short_blocks else self._floor_long
         self._config_interval = max(1, int(cfg.samplerate // cfg.hop))   # <= 1 s
         # scratch
         mu_ = self.layout.max_units
@@ -401,7 +403,8 @@ class Encoder:
             target = limit
         else:
             target = min(limit, int(self.rate.target(pe)) - overhead)
-        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
+        floor = self._floor_short if is_short else self._floor_long
+        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"], floor,
                  cfg.quantizer_code, float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
                self._ms_mode, self._ms_flags, self._max_band, self._ubits)
@@ -423,11 +426,18 @@ class Encoder:
             raise PacodecError("internal error: payload size mismatch")
         payload_len = (nbits + 7) // 8
         payload = buf[:payload_len].tobytes()
+        short = 0
         if lo is not None and self.settings.mode == "cbr":
             short = int(lo) - overhead - 8 * payload_len
-            if short > 0:      # reservoir full: stuff zero bytes (ignored by decoders, §5)
-                pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
-                payload += bytes(max(pad, 0))
+        elif self.settings.mode == "abr" and offset <= SEARCH_MIN:
+            # ABR with nothing left to spend bits on (finest offset): stuff down to the bucket's
+            # middle, so a sparse or quiet file still averages its nominal rate (was up to -15 %)
+            short = int(self.rate.fill + self.rate.bits_per_frame - 0.5 * self.rate.capacity) \
+                - overhead - 8 * payload_len
+        if short > 0:
+            # stuff zero bytes (ignored by decoders, §5)
+            pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
+            payload += bytes(max(pad, 0))
         return payload
 
     def _frame(self, k, ftype, payload) -> bytes:

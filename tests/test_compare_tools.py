@@ -200,11 +200,51 @@ def test_summary_reports_bd_rate_of_pacodec_against_each_peer(cmp):
             rows.append({"codec": codec, "clip": "a", "nominal_kbps": float(nominal),
                          "stereo_kbps": nominal * factor, "visqol": q, "dcr": 0.9})
     means, curve, interp, bd, bdq = cmp.summarise(rows)
-    assert set(bd) == {"pacodec"}
-    assert bd["pacodec"]["opus"] == pytest.approx(-10.0, abs=1e-9)
-    assert bd["pacodec"]["lame"] == pytest.approx(100 * (0.9 / 1.2 - 1), abs=1e-9)
-    assert set(interp) == {"pchip", "linear"}
-    assert set(interp["pchip"]["opus"]) == {"64", "96", "128"}
+    assert set(bd) == {"visqol"}          # no row has a 2f score: that metric is left out
+    assert set(bd["visqol"]) == {"pacodec"}
+    assert bd["visqol"]["pacodec"]["opus"] == pytest.approx(-10.0, abs=1e-9)
+    assert bd["visqol"]["pacodec"]["lame"] == pytest.approx(100 * (0.9 / 1.2 - 1), abs=1e-9)
+    assert set(interp["visqol"]) == {"pchip", "linear"}
+    assert set(interp["visqol"]["pchip"]["opus"]) == {"64", "96", "128"}
+
+
+def test_summary_reports_both_metrics_each_with_its_own_bd_rate(cmp):
+    # each metric's curve is linear in log-rate; pacodec's ViSQOL curve is opus16's shifted to 10 % fewer
+    # bits, its 2f curve to 50 % more bits: BD-rate must report -10 % on one and +50 % on the other
+    q = linear_in_log(RATES, 1.0, 0.5)
+    m = linear_in_log(RATES, -100.0, 35.0)
+    rows = [{"codec": "opus16", "clip": "a", "nominal_kbps": float(r), "stereo_kbps": float(r),
+             "visqol": float(qq), "mms": float(mm), "dcr": 0.9} for r, qq, mm in zip(RATES, q, m)]
+    # pacodec at the same rates: ViSQOL as opus at rate/0.9 (needs 10 % fewer bits), 2f as opus at rate/1.5
+    rows += [{"codec": "pacodec", "clip": "a", "nominal_kbps": float(r), "stereo_kbps": float(r),
+              "visqol": float(linear_in_log(r / 0.9, 1.0, 0.5)), "mms": float(linear_in_log(r / 1.5, -100.0, 35.0)),
+              "dcr": 0.9} for r in RATES]
+    means, curve, interp, bd, bdq = cmp.summarise(rows)
+    assert set(bd) == {"visqol", "mms"}
+    assert bd["visqol"]["pacodec"]["opus16"] == pytest.approx(-10.0, abs=1e-6)
+    assert bd["mms"]["pacodec"]["opus16"] == pytest.approx(50.0, abs=1e-6)
+    assert interp["mms"]["pchip"]["opus16"]["64"] == pytest.approx(float(linear_in_log(64.0, -100.0, 35.0)))
+    assert {m["codec"]: m["mms"] for m in means if m["nominal_kbps"] == 64.0}["opus16"] == pytest.approx(
+        float(linear_in_log(64.0, -100.0, 35.0)))
+
+
+def test_means_leave_out_a_metric_some_rows_lack(cmp):
+    rows = [{"codec": "opus", "clip": c, "nominal_kbps": 64, "stereo_kbps": 64.0, "visqol": 4.0, "dcr": 0.9,
+             "mms": mms} for c, mms in (("a", 70.0), ("b", None))]
+    (m,) = cmp.mean_rows(rows)
+    assert m["visqol"] == pytest.approx(4.0)
+    assert m["mms"] is None
+
+
+def test_per_clip_matrix_and_plot_of_both_metrics(cmp, tmp_path):
+    rows = [{"codec": c, "clip": "a", "nominal_kbps": float(r), "stereo_kbps": float(r) * f, "visqol": 4.0 + r / 1000,
+             "mms": 50 + r / 10, "dcr": 0.9} for c, f in (("pacodec", 1.0), ("opus16", 1.1)) for r in RATES]
+    mat = cmp.clip_matrix(rows, "mms", 64.0)
+    assert mat == {"a": {"pacodec": pytest.approx(56.4), "opus16": pytest.approx(56.4)}}
+    means, curve, interp, bd, bdq = cmp.summarise(rows)
+    out = tmp_path / "plot.png"
+    assert cmp.write_plot(out, curve, interp)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_help_runs_without_codecs_or_metric(cmp, capsys):

@@ -76,16 +76,19 @@ DEFAULT_CORPUS = SHARED / "corpus"
 SHARED_VISQOL = SHARED / "tools" / "visqol.py"
 DEFAULT_RATES = (48, 64, 80, 96, 128, 160)
 REPORT_RATES = (64.0, 96.0, 128.0)
-PEERS = ("opus", "vorbis", "aac", "lame")
+SHARED_MUSHRA2F = SHARED / "tools" / "mushra2f.py"
+PEERS = ("opus16", "opus", "fdkaac", "vorbis", "aac", "lame")
+METRICS = ("visqol", "mms")  # ViSQOL MOS-LQO (1..5); 2f-model estimated MUSHRA score (0..100)
+METRIC_LABEL = {"visqol": "ViSQOL", "mms": "2f"}
 ALL_CODECS = ("pacodec",) + PEERS
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".aiff", ".aif")
-CACHE_VERSION = 1  # bump when the way a row is produced changes
+CACHE_VERSION = 2  # bump when the way a row is produced changes
 
 # tool -> Debian package, for the "missing tool" message
 APT_PACKAGE = {"lame": "lame", "opusenc": "opus-tools", "opusdec": "opus-tools", "oggenc": "vorbis-tools",
-               "oggdec": "vorbis-tools", "ffmpeg": "ffmpeg", "sox": "sox"}
+               "oggdec": "vorbis-tools", "ffmpeg": "ffmpeg", "sox": "sox", "fdkaac": "fdkaac (Debian non-free)"}
 CODEC_TOOLS = {"opus": ("opusenc", "opusdec"), "vorbis": ("oggenc", "oggdec"), "aac": ("ffmpeg",),
-               "lame": ("lame", "sox"), "pacodec": ()}
+               "lame": ("lame", "sox"), "fdkaac": ("fdkaac", "ffmpeg"), "opus16": (), "pacodec": ()}
 VISQOL_INSTALL = ("pip download --no-deps --only-binary=:all: -d wheels audio-samples-qoe==0.1.2",
                   "pip install --no-deps wheels/audio_samples_qoe-0.1.2-*.whl")
 
@@ -232,7 +235,8 @@ def align(deg, length, lag):
 
 
 def mean_rows(rows):
-    """Mean per (codec, nominal rate) over the clips: stereo-equivalent kbps, ViSQOL, DCR."""
+    """Mean per (codec, nominal rate) over the clips: stereo-equivalent kbps, each metric, DCR. A metric
+    a row lacks (2f-model not installed) is left out of that metric's mean; `clips` counts scored rows."""
     groups = {}
     for r in rows:
         if r.get("error") or r.get("visqol") is None:
@@ -240,21 +244,23 @@ def mean_rows(rows):
         groups.setdefault((r["codec"], r["nominal_kbps"]), []).append(r)
     out = []
     for (codec, nominal), rs in groups.items():
-        out.append({
-            "codec": codec, "nominal_kbps": nominal, "clips": len(rs),
-            "kbps": float(np.mean([r["stereo_kbps"] for r in rs])),
-            "visqol": float(np.mean([r["visqol"] for r in rs])),
-            "dcr": float(np.mean([r["dcr"] for r in rs])),
-        })
+        m = {"codec": codec, "nominal_kbps": nominal, "clips": len(rs),
+             "kbps": float(np.mean([r["stereo_kbps"] for r in rs])),
+             "dcr": float(np.mean([r["dcr"] for r in rs]))}
+        for metric in METRICS:
+            vals = [r[metric] for r in rs if r.get(metric) is not None]
+            m[metric] = float(np.mean(vals)) if len(vals) == len(rs) else None
+        out.append(m)
     out.sort(key=lambda m: (codec_order(m["codec"]), m["nominal_kbps"]))
     return out
 
 
-def curves(means):
-    """codec -> (kbps array, visqol array) sorted by rate."""
+def curves(means, metric="visqol"):
+    """codec -> (kbps array, metric array) sorted by rate (codecs without that metric are left out)."""
     by = {}
     for m in means:
-        by.setdefault(m["codec"], []).append((m["kbps"], m["visqol"]))
+        if m.get(metric) is not None:
+            by.setdefault(m["codec"], []).append((m["kbps"], m[metric]))
     return {c: tuple(np.array(v) for v in zip(*sorted(pts))) for c, pts in by.items()}
 
 
@@ -319,6 +325,68 @@ def load_scorer(path=None):
     return _SCORER
 
 
+_SCORER_2F = None
+
+
+def _import_seabass_with_numba_cache():
+    """seabass compiles its numba kernels without cache=True: 2-4 minutes in every worker process of
+    every run. Importing it while numba.njit/jit default to cache=True keeps the compiled kernels on
+    disk (numba's usual __pycache__ or $NUMBA_CACHE_DIR), so later processes load them in seconds."""
+    if "seabass.core.models.mms" in sys.modules:
+        return
+    import functools
+    import warnings
+    try:
+        import numba
+    except ImportError:
+        return
+    saved = numba.njit, numba.jit
+
+    def caching(dec):
+        @functools.wraps(dec)
+        def wrapper(*args, **kw):
+            kw.setdefault("cache", True)
+            return dec(*args, **kw)
+        return wrapper
+
+    numba.njit, numba.jit = caching(saved[0]), caching(saved[1])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importlib.import_module("seabass.core.models.mms")
+    except Exception:  # noqa: BLE001 - scoring will report the real error
+        pass
+    finally:
+        numba.njit, numba.jit = saved
+
+
+def load_scorer2f(path=None):
+    """Return (score2f function, description) of the 2f-model (../shared/tools/mushra2f.py, or `path`,
+    or $PACODEC_MUSHRA2F), or (None, reason) when it or seabass-2f is not installed: the 2f column is
+    then left empty with a note rather than failing the run."""
+    global _SCORER_2F
+    if _SCORER_2F is not None and path is None:
+        return _SCORER_2F
+    candidate = Path(path) if path else (Path(os.environ["PACODEC_MUSHRA2F"]) if os.environ.get("PACODEC_MUSHRA2F")
+                                         else SHARED_MUSHRA2F)
+    if importlib.util.find_spec("seabass") is None:
+        _SCORER_2F = (None, "seabass-2f not installed (pip install seabass-2f)")
+    elif not candidate.is_file():
+        _SCORER_2F = (None, f"{candidate} not found")
+    else:
+        spec = importlib.util.spec_from_file_location("_compare_shared_mushra2f", candidate)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _import_seabass_with_numba_cache()
+        try:
+            from importlib.metadata import version
+            ver = version("seabass-2f")
+        except Exception:  # metadata missing: still usable
+            ver = "?"
+        _SCORER_2F = (module.score2f, f"seabass-2f {ver} via {candidate}")
+    return _SCORER_2F
+
+
 # ---------------------------------------------------------------------------------------------------
 # running codecs
 
@@ -377,6 +445,20 @@ def encode_decode(job, ref_wav, sr, channels, kbps, work):
     elif codec == "lame":
         run(["lame", "--quiet", "--abr", f"{kbps:g}", *job["args"], ref_wav, enc])
         run(["lame", "--quiet", "--decode", enc, dec])
+    elif codec == "opus16":
+        cmds.append(f"PyAV libopus {kbps:g} kbit/s VBR (48 kHz), decoded back to {sr} Hz")
+        opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps)
+    elif codec == "fdkaac":
+        profile = "5" if job["nominal"] <= 80 else "2"  # HE-AAC at low rates, LC above (stereo-equivalent)
+        try:
+            run(["fdkaac", "--silent", "-p", profile, "-b", f"{kbps:g}k", *job["args"], "-o", enc, ref_wav])
+        except RuntimeError:
+            if profile != "5":
+                raise
+            cmds.pop()  # HE-AAC refuses some rate/samplerate pairs (16 kHz mono): LC instead
+            run(["fdkaac", "--silent", "-p", "2", "-b", f"{kbps:g}k", *job["args"], "-o", enc, ref_wav])
+        run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", enc,
+             "-ar", str(sr), "-ac", str(channels), "-c:a", "pcm_s16le", dec])
     elif codec == "pacodec":
         rate_flag = "--abr" if job["mode"] == "abr" else "-b"
         run([*job["pacodec_cmd"], "encode", ref_wav, "-o", enc, rate_flag, f"{kbps:g}", "--force", *job["args"]])
@@ -384,6 +466,56 @@ def encode_decode(job, ref_wav, sr, channels, kbps, work):
     else:
         raise ValueError(f"unknown codec {codec!r}")
     return enc, dec, used, cmds
+
+
+def opus16_available():
+    """(True, libopus description) when PyAV with a libopus encoder is importable, else (False, why)."""
+    try:
+        import av
+        av.codec.Codec("libopus", "w")
+    except Exception as exc:  # ImportError, or a PyAV build without libopus
+        return False, f"PyAV with libopus not available ({type(exc).__name__}: {exc}; pip install av)"
+    return True, f"PyAV {av.__version__} libopus"
+
+
+def opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps):
+    """Encode with the libopus that PyAV's wheel bundles (VBR, application audio, 48 kHz), into Ogg;
+    decode with PyAV and resample back to the source rate."""
+    import av
+    import soundfile as sf
+
+    layout = "mono" if channels == 1 else "stereo"
+    data, _ = sf.read(str(ref_wav), dtype="float32", always_2d=True)
+    with av.open(str(enc), "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=48000, layout=layout)
+        stream.bit_rate = int(round(kbps * 1000))
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=48000)
+        step = 4096
+        pts = 0
+        for start in range(0, data.shape[0], step):
+            block = np.ascontiguousarray(data[start:start + step])
+            # packed float: one plane of interleaved samples
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout=layout)
+            frame.sample_rate = sr
+            frame.pts = pts
+            pts += block.shape[0]
+            for f48 in resampler.resample(frame):
+                for packet in stream.encode(f48):
+                    out.mux(packet)
+        for f48 in resampler.resample(None):
+            for packet in stream.encode(f48):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    pieces = []
+    with av.open(str(enc)) as inp:
+        back = av.AudioResampler(format="flt", layout=layout, rate=sr)
+        for frame in inp.decode(audio=0):
+            for f in back.resample(frame):
+                pieces.append(f.to_ndarray().reshape(-1, channels))
+        for f in back.resample(None):
+            pieces.append(f.to_ndarray().reshape(-1, channels))
+    sf.write(str(dec), np.concatenate(pieces) if pieces else np.zeros((0, channels)), sr, subtype="FLOAT")
 
 
 def file_digest(path):
@@ -408,11 +540,15 @@ def run_job(job):
             return row
         except (OSError, ValueError):
             pass
+    if job.get("cache_only"):
+        return None  # --pacodec-only: a peer row not in the cache is left out
     row = {"codec": job["name"], "clip": Path(job["clip"]).stem, "nominal_kbps": job["nominal"],
            "cached": False}
     t0 = time.perf_counter()
     try:
         ref, sr = sf.read(job["clip"], dtype="float64", always_2d=True)
+        if job.get("excerpt"):
+            ref = ref[:max(1, int(round(job["excerpt"] * sr)))]
         frames, channels = ref.shape
         kbps = job["nominal"] / 2.0 if channels == 1 else float(job["nominal"])
         with tempfile.TemporaryDirectory(prefix="pacodec-compare-") as tmp:
@@ -428,18 +564,23 @@ def run_job(job):
                 _run(["sox", dec, "-r", str(sr), back])
                 dec = back
             deg, sr2 = sf.read(dec, dtype="float64", always_2d=True)
+            if channels == 1 and deg.shape[1] > 1:  # a decoder that upmixes mono (HE-AAC with PS)
+                deg = deg.mean(axis=1, keepdims=True)
         decoded_frames = deg.shape[0]
         lag = best_lag(ref, deg, job["max_lag"])
         deg = align(deg, frames, lag)
         score, _ = load_scorer(job.get("visqol"))
         mos = score(ref, sr, deg, sr2)
+        score2f, _ = load_scorer2f(job.get("mushra2f"))
+        # copies: seabass scales its input arrays in place (seen on 48 kHz input, which it does not resample)
+        mms = float(score2f(ref.copy(), sr, deg.copy(), sr2)) if score2f is not None else None
         duration = frames / sr
         actual = 8.0 * nbytes / duration / 1000.0
         row.update({
             "samplerate": sr, "channels": channels, "frames": frames, "duration_s": duration,
             "requested_kbps": kbps, "used_kbps": used, "bytes": nbytes, "kbps": actual,
             "stereo_kbps": stereo_equivalent(actual, channels), "dcr": dcr(nbytes, frames, channels),
-            "visqol": float(mos), "lag": lag, "decoded_frames": decoded_frames,
+            "visqol": float(mos), "mms": mms, "lag": lag, "decoded_frames": decoded_frames,
             "decoded_samplerate": dec_sr, "commands": cmds,
         })
     except Exception as exc:  # one failed row must not stop the run
@@ -474,8 +615,9 @@ def _json_safe(obj):
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python tools/compare.py",
-        description="Compare pacodec with lame, opusenc, oggenc and ffmpeg AAC on a corpus: ViSQOL against "
-                    "actual bitrate, interpolated quality at 64/96/128 kbps and BD-rate.",
+        description="Compare pacodec with Opus 1.6 (PyAV), opusenc, FDK AAC, oggenc, ffmpeg AAC and LAME on a "
+                    "corpus: ViSQOL and the 2f-model against actual bitrate, interpolated quality at 64/96/128 "
+                    "kbps and BD-rate on each.",
         epilog="Example: python tools/compare.py --codecs pacodec,opus --cache /work/compare_cache -j 2 "
                "--json out.json --plot out.png")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of clips (default %(default)s)")
@@ -484,7 +626,7 @@ def build_parser():
                    help="comma-separated codecs from %s (default all)" % ",".join(ALL_CODECS))
     p.add_argument("-b", "--bitrates", default=" ".join(map(str, DEFAULT_RATES)),
                    help="nominal stereo kbps list; mono clips get half (default: %(default)s)")
-    p.add_argument("-j", "--jobs", type=int, default=2, help="parallel worker processes (default 2)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--pacodec-cmd", help="command that runs the pacodec CLI (default: `pacodec` if on PATH, "
                                          "else `python -m pacodec`)")
     p.add_argument("--pacodec-args", default="", help='extra pacodec encode args, e.g. "--quantizer mulaw"')
@@ -494,11 +636,16 @@ def build_parser():
                         'e.g. --pacodec-variant "mulaw=--quantizer mulaw"')
     for codec in PEERS:
         p.add_argument(f"--{codec}-args", default="", help=f"extra {codec} encoder args")
+    p.add_argument("--pacodec-only", action="store_true",
+                   help="run only pacodec (and its variants); peer rows are taken from --cache where present")
+    p.add_argument("--excerpt", type=float, metavar="SECONDS",
+                   help="use only the first SECONDS of each clip (quick iteration; say so with any figure)")
     p.add_argument("--max-lag", type=int, default=2048, help="delay search bound in samples (default 2048)")
     p.add_argument("--cache", type=Path, help="folder where peer rows are kept and reused between runs")
     p.add_argument("--baseline", type=Path, action="append", default=[],
                    help="JSON from an earlier run: its rows for codecs not run now are added to the tables")
     p.add_argument("--visqol", type=Path, help="path of a visqol.py scorer (default ../shared/tools/visqol.py)")
+    p.add_argument("--mushra2f", type=Path, help="path of a mushra2f.py scorer (default ../shared/tools/mushra2f.py)")
     p.add_argument("--json", type=Path, help="write all rows, means, interpolations and BD-rates here")
     p.add_argument("--plot", type=Path, help="write a PNG of the rate-quality curves here (needs matplotlib)")
     p.add_argument("--no-clip-table", action="store_true", help="print only the mean tables")
@@ -539,13 +686,24 @@ def pacodec_command(text):
     return [exe] if exe else [sys.executable, "-m", "pacodec"]
 
 
-def check_tools(codecs, pacodec_cmd):
-    """Versions of the tools each codec needs; fail with the install line when one is missing."""
+def check_tools(codecs, pacodec_cmd, notes=None):
+    """Versions of the tools each codec needs. A peer whose tool is missing is skipped with a note in
+    `notes` (its install line); pacodec not running is a usage error."""
     versions = {}
     for codec in codecs:
         base = codec.split(":")[0]
+        if base == "opus16":
+            ok, desc = opus16_available()
+            if ok:
+                versions["opus16"] = desc
+            elif notes is not None:
+                notes[codec] = desc
+            continue
         for exe in CODEC_TOOLS[base]:
             if shutil.which(exe) is None:
+                if notes is not None and base != "pacodec":
+                    notes[codec] = f"`{exe}` not found; install it: apt-get install -y {APT_PACKAGE[exe]}"
+                    break
                 fail(f"`{exe}` not found (codec {base}); install it: apt-get install -y {APT_PACKAGE[exe]} "
                      f"(all peers: apt-get install -y lame opus-tools vorbis-tools ffmpeg sox)")
             versions.setdefault(exe, tool_version(exe))
@@ -562,10 +720,11 @@ def check_tools(codecs, pacodec_cmd):
     return versions
 
 
-def make_jobs(args, codecs, clips, rates, versions, scorer_desc):
+def make_jobs(args, codecs, clips, rates, versions, scorer_desc, scorer2f_desc=None, cache_only=()):
     pac_cmd = pacodec_command(args.pacodec_cmd)
     digests = {c: file_digest(c) for c in clips}
-    exts = {"opus": "opus", "vorbis": "ogg", "aac": "m4a", "lame": "mp3", "pacodec": "pac"}
+    exts = {"opus": "opus", "opus16": "opus", "fdkaac": "m4a", "vorbis": "ogg", "aac": "m4a", "lame": "mp3",
+            "pacodec": "pac"}
     jobs = []
     for codec in codecs:
         base, _, variant = codec.partition(":")
@@ -577,11 +736,14 @@ def make_jobs(args, codecs, clips, rates, versions, scorer_desc):
             for nominal in rates:
                 job = {"name": codec, "codec": base, "args": extra, "clip": str(clip), "nominal": nominal,
                        "ext": exts[base], "max_lag": args.max_lag, "mode": args.pacodec_mode,
-                       "pacodec_cmd": pac_cmd, "visqol": str(args.visqol) if args.visqol else None}
+                       "pacodec_cmd": pac_cmd, "visqol": str(args.visqol) if args.visqol else None,
+                       "mushra2f": str(args.mushra2f) if args.mushra2f else None, "excerpt": args.excerpt,
+                       "cache_only": codec in cache_only}
                 if args.cache and base != "pacodec":
                     key_src = {"v": CACHE_VERSION, "codec": base, "args": extra, "clip": digests[clip],
                                "nominal": nominal, "max_lag": args.max_lag, "scorer": scorer_desc.split(" via ")[0],
-                               "tools": {t: versions.get(t) for t in CODEC_TOOLS[base] + ("sox",)}}
+                               "scorer2f": (scorer2f_desc or "").split(" via ")[0], "excerpt": args.excerpt,
+                               "tools": {t: versions.get(t) for t in CODEC_TOOLS[base] + ("sox", base)}}
                     job["key"] = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:32]
                     job["cache_dir"] = str(args.cache)
                 jobs.append(job)
@@ -595,8 +757,11 @@ def run_jobs(jobs, workers, quiet):
     def progress(row, done):
         if quiet:
             return
+        if row is None:
+            return
         what = (f"ERROR {row['error']}" if row.get("error") else
-                f"{row['kbps']:7.1f} kbps  ViSQOL {row['visqol']:.3f}  lag {row['lag']}"
+                f"{row['kbps']:7.1f} kbps  ViSQOL {row['visqol']:.3f}  2f {fmt(row.get('mms'), '.1f')}  "
+                f"lag {row['lag']}"
                 + ("  (cached)" if row.get("cached") else ""))
         print(f"[{done}/{len(jobs)}] {row['codec']:>10} {row['clip']:<22} {row['nominal_kbps']:>5g}  {what}",
               file=sys.stderr, flush=True)
@@ -622,6 +787,7 @@ def run_jobs(jobs, workers, quiet):
             for i, fut in enumerate(as_completed(futures), 1):
                 rows.append(fut.result())
                 progress(rows[-1], i)
+    rows = [r for r in rows if r is not None]
     rows.sort(key=lambda r: (codec_order(r["codec"]), r["clip"], r["nominal_kbps"]))
     return rows
 
@@ -642,60 +808,96 @@ def print_table(header, rows):
 
 
 def summarise(rows):
+    """means; and per metric: curves, interpolations at 64/96/128 (pchip and linear), BD-rate and
+    BD-quality of each pacodec configuration against each peer: dicts keyed metric -> ..."""
     means = mean_rows(rows)
-    curve = curves(means)
-    interp = {method: {c: dict(zip((f"{t:g}" for t in REPORT_RATES),
-                                   map(float, interpolate_quality(r, q, REPORT_RATES, method))))
-                       for c, (r, q) in curve.items()}
-              for method in ("pchip", "linear")}
-    names = sorted(curve, key=codec_order)
-    tests = [c for c in names if c.split(":")[0] == "pacodec"] or names
-    refs = [c for c in names if c.split(":")[0] != "pacodec"]
-    bd, bdq = {}, {}
-    for t in tests:
-        for ref in refs:
-            if t == ref:
-                continue
-            bd.setdefault(t, {})[ref] = bd_rate(*curve[ref], *curve[t])
-            bdq.setdefault(t, {})[ref] = bd_quality(*curve[ref], *curve[t])
+    curve, interp, bd, bdq = {}, {}, {}, {}
+    for metric in METRICS:
+        cm = curves(means, metric)
+        if not cm:
+            continue
+        curve[metric] = cm
+        interp[metric] = {method: {c: dict(zip((f"{t:g}" for t in REPORT_RATES),
+                                               map(float, interpolate_quality(r, q, REPORT_RATES, method))))
+                                   for c, (r, q) in cm.items()}
+                          for method in ("pchip", "linear")}
+        names = sorted(cm, key=codec_order)
+        tests = [c for c in names if c.split(":")[0] == "pacodec"] or names
+        refs = [c for c in names if c.split(":")[0] != "pacodec"]
+        bd[metric], bdq[metric] = {}, {}
+        for t in tests:
+            for ref in refs:
+                if t == ref:
+                    continue
+                bd[metric].setdefault(t, {})[ref] = bd_rate(*cm[ref], *cm[t])
+                bdq[metric].setdefault(t, {})[ref] = bd_quality(*cm[ref], *cm[t])
     return means, curve, interp, bd, bdq
+
+
+def clip_matrix(rows, metric, nominal):
+    """clip -> codec -> metric at one nominal rate, for the side-by-side per-clip table."""
+    out = {}
+    for r in rows:
+        if r.get("error") or r.get(metric) is None or r["nominal_kbps"] != nominal:
+            continue
+        out.setdefault(r["clip"], {})[r["codec"]] = r[metric]
+    return out
 
 
 def print_report(rows, means, interp, bd, bdq, clip_table=True):
     if clip_table:
-        print("Per clip (kbps = actual; st.kbps = stereo-equivalent, used in the means)")
-        print_table(["codec", "clip", "nominal", "asked", "kbps", "st.kbps", "ViSQOL", "DCR", "lag", "dec.Hz"],
+        print("Per clip (kbps = actual; st.kbps = stereo-equivalent, used in the means; 2f = 2f-model MUSHRA)")
+        print_table(["codec", "clip", "nominal", "asked", "kbps", "st.kbps", "ViSQOL", "2f", "DCR", "lag", "dec.Hz"],
                     [[r["codec"], r["clip"], fmt(r["nominal_kbps"], "g")] +
-                     (["ERROR: " + r["error"]] if r.get("error") else
+                     (["ERROR: " + r["error"]] + [""] * 7 if r.get("error") else
                       [fmt(r["used_kbps"], "g"), fmt(r["kbps"], ".1f"), fmt(r["stereo_kbps"], ".1f"),
-                       fmt(r["visqol"], ".3f"), fmt(r["dcr"], ".4f"), r["lag"], r["decoded_samplerate"]])
+                       fmt(r["visqol"], ".3f"), fmt(r.get("mms"), ".1f"), fmt(r["dcr"], ".4f"), r["lag"],
+                       r["decoded_samplerate"]])
                      for r in rows])
+        codecs = sorted({r["codec"] for r in rows}, key=codec_order)
+        for metric in METRICS:
+            for nominal in sorted({r["nominal_kbps"] for r in rows}):
+                mat = clip_matrix(rows, metric, nominal)
+                if not mat:
+                    continue
+                spec = ".3f" if metric == "visqol" else ".1f"
+                print(f"{METRIC_LABEL[metric]} per clip at nominal {nominal:g} kbps (mono clips at half)")
+                print_table(["clip"] + codecs, [[clip] + [fmt(mat[clip].get(c), spec) for c in codecs]
+                                                for clip in sorted(mat)])
     nclips = len({r["clip"] for r in rows})
     print(f"Means over clips (stereo-equivalent actual kbps; {nclips} clips)")
-    print_table(["codec", "nominal", "clips", "kbps", "ViSQOL", "DCR"],
+    print_table(["codec", "nominal", "clips", "kbps", "ViSQOL", "2f", "DCR"],
                 [[m["codec"], fmt(m["nominal_kbps"], "g"), m["clips"], fmt(m["kbps"], ".1f"),
-                  fmt(m["visqol"], ".3f"), fmt(m["dcr"], ".4f")] for m in means])
+                  fmt(m["visqol"], ".3f"), fmt(m.get("mms"), ".1f"), fmt(m["dcr"], ".4f")] for m in means])
     short = [m for m in means if m["clips"] < nclips]
     if short:
         print(f"warning: {len(short)} mean(s) cover fewer than {nclips} clips (failed rows): not comparable\n")
-    print("Mean ViSQOL at these actual rates, interpolated in log-rate: PCHIP, and linear (lin; the method of "
-          "the peer table in ../shared/tools/README.md)")
-    print_table(["codec"] + [f"{t:g} kbps" for t in REPORT_RATES] + [f"lin {t:g}" for t in REPORT_RATES],
-                [[c] + [fmt(v, ".3f") for v in interp["pchip"][c].values()]
-                 + [fmt(v, ".3f") for v in interp["linear"][c].values()]
-                 for c in sorted(interp["pchip"], key=codec_order)])
-    if bd:
-        refs = sorted({r for v in bd.values() for r in v}, key=codec_order)
-        print("BD-rate (% bits vs each column for equal ViSQOL; negative = fewer bits; "
-              "n/a: the curves share no ViSQOL range)")
-        print_table(["codec"] + refs, [[t] + [fmt(bd[t].get(r), "+.1f") for r in refs]
-                                       for t in sorted(bd, key=codec_order)])
-        print("BD-ViSQOL (mean ViSQOL difference over the common rate range)")
-        print_table(["codec"] + refs, [[t] + [fmt(bdq[t].get(r), "+.3f") for r in refs]
-                                       for t in sorted(bdq, key=codec_order)])
+    for metric in interp:
+        label = METRIC_LABEL[metric]
+        spec = ".3f" if metric == "visqol" else ".1f"
+        print(f"Mean {label} at these actual rates, interpolated in log-rate: PCHIP, and linear (lin; the method "
+              "of the peer table in ../shared/tools/README.md)")
+        print_table(["codec"] + [f"{t:g} kbps" for t in REPORT_RATES] + [f"lin {t:g}" for t in REPORT_RATES],
+                    [[c] + [fmt(v, spec) for v in interp[metric]["pchip"][c].values()]
+                     + [fmt(v, spec) for v in interp[metric]["linear"][c].values()]
+                     for c in sorted(interp[metric]["pchip"], key=codec_order)])
+    for metric in bd:
+        if not bd[metric]:
+            continue
+        label = METRIC_LABEL[metric]
+        refs = sorted({r for v in bd[metric].values() for r in v}, key=codec_order)
+        print(f"BD-rate on {label} (% bits vs each column for equal {label}; negative = fewer bits; "
+              f"n/a: the curves share no {label} range)")
+        print_table(["codec"] + refs, [[t] + [fmt(bd[metric][t].get(r), "+.1f") for r in refs]
+                                       for t in sorted(bd[metric], key=codec_order)])
+        spec = "+.3f" if metric == "visqol" else "+.1f"
+        print(f"BD-{label} (mean {label} difference over the common rate range)")
+        print_table(["codec"] + refs, [[t] + [fmt(bdq[metric][t].get(r), spec) for r in refs]
+                                       for t in sorted(bdq[metric], key=codec_order)])
 
 
-def write_plot(path, curve, interp):
+def write_plot(path, curve, interp=None):
+    """One panel per metric: mean quality against mean actual rate, log-rate axis."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -703,28 +905,34 @@ def write_plot(path, curve, interp):
     except ImportError:
         print("compare: matplotlib is not installed (pip install matplotlib); no plot written", file=sys.stderr)
         return False
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for codec in sorted(curve, key=codec_order):
-        r, q = curve[codec]
-        (line,) = ax.plot(r, q, "o", label=codec)
-        if r.size >= 2:
-            dense = np.exp(np.linspace(np.log(r.min()), np.log(r.max()), 200))
-            ax.plot(dense, interpolate_quality(r, q, dense), "-", color=line.get_color())
-    for t in REPORT_RATES:
-        ax.axvline(t, color="0.8", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ticks = [32, 48, 64, 80, 96, 128, 160, 192, 256]
-    lo, hi = ax.get_xlim()
-    ax.set_xticks([t for t in ticks if lo <= t <= hi])
-    ax.set_xticklabels([str(t) for t in ticks if lo <= t <= hi])
-    ax.minorticks_off()
-    ax.set_xlabel("mean actual bitrate, stereo-equivalent (kbps)")
-    ax.set_ylabel("mean ViSQOL MOS-LQO")
-    ax.set_title("rate-quality curves")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    metrics = [m for m in METRICS if m in curve]
+    if not metrics:
+        return False
+    fig, axes = plt.subplots(1, len(metrics), figsize=(7.5 * len(metrics), 5.5), squeeze=False)
+    names = sorted({c for m in metrics for c in curve[m]}, key=codec_order)
+    colours = {c: f"C{i % 10}" for i, c in enumerate(names)}
+    for ax, metric in zip(axes[0], metrics):
+        for codec in sorted(curve[metric], key=codec_order):
+            r, q = curve[metric][codec]
+            ax.plot(r, q, "o", label=codec, color=colours[codec])
+            if r.size >= 2:
+                dense = np.exp(np.linspace(np.log(r.min()), np.log(r.max()), 200))
+                ax.plot(dense, interpolate_quality(r, q, dense), "-", color=colours[codec])
+        for t in REPORT_RATES:
+            ax.axvline(t, color="0.8", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ticks = [32, 48, 64, 80, 96, 128, 160, 192, 256]
+        lo, hi = ax.get_xlim()
+        ax.set_xticks([t for t in ticks if lo <= t <= hi])
+        ax.set_xticklabels([str(t) for t in ticks if lo <= t <= hi])
+        ax.minorticks_off()
+        ax.set_xlabel("mean actual bitrate, stereo-equivalent (kbps)")
+        ax.set_ylabel("mean ViSQOL MOS-LQO" if metric == "visqol" else "mean 2f-model MUSHRA estimate")
+        ax.set_title(f"rate-quality: {METRIC_LABEL[metric]}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
 
@@ -813,15 +1021,31 @@ def main(argv=None):
         args.variants.append((name, extra))
         codecs.append(f"pacodec:{name}")
     clips = find_clips(args.corpus, args.clips)
+    if args.excerpt is not None and not args.excerpt > 0:
+        fail("--excerpt must be a positive number of seconds")
+    cache_only = ()
+    if args.pacodec_only:
+        if not args.cache:
+            fail("--pacodec-only takes the peers' rows from --cache DIR: give one")
+        cache_only = tuple(c for c in codecs if not c.startswith("pacodec"))
+        if "pacodec" not in codecs:
+            codecs.insert(0, "pacodec")
 
     try:
         _, scorer_desc = load_scorer(args.visqol)
     except ToolMissing as exc:
         fail(str(exc), code=3)
-    versions = check_tools(codecs, pacodec_command(args.pacodec_cmd))
+    scorer2f, scorer2f_desc = load_scorer2f(args.mushra2f)
+    if scorer2f is None:
+        print(f"compare: note: 2f-model not scored: {scorer2f_desc}", file=sys.stderr)
+    notes = {}
+    versions = check_tools(codecs, pacodec_command(args.pacodec_cmd), notes)
+    for codec, why in notes.items():
+        print(f"compare: note: {codec} skipped: {why}", file=sys.stderr)
+    codecs = [c for c in codecs if c not in notes]
     if any(c.startswith("pacodec") for c in codecs):
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    jobs = make_jobs(args, codecs, clips, rates, versions, scorer_desc)
+    jobs = make_jobs(args, codecs, clips, rates, versions, scorer_desc, scorer2f_desc, cache_only)
     rows = run_jobs(jobs, args.jobs, args.quiet)
 
     for path in args.baseline:
@@ -839,11 +1063,12 @@ def main(argv=None):
     errors = [r for r in rows if r.get("error")]
     if args.json:
         meta = {"corpus": str(args.corpus), "clips": [c.stem for c in clips], "bitrates": rates,
-                "codecs": codecs, "scorer": scorer_desc, "tools": versions, "max_lag": args.max_lag,
+                "codecs": codecs, "scorer": scorer_desc, "scorer2f": scorer2f_desc, "excerpt_s": args.excerpt,
+                "skipped": notes, "tools": versions, "max_lag": args.max_lag,
                 "pacodec_mode": args.pacodec_mode, "pacodec_args": args.pacodec_args,
                 "variants": dict(args.variants), "argv": sys.argv[1:] if argv is None else list(argv)}
         doc = {"meta": meta, "rows": rows, "means": means, "interpolated": interp, "bd_rate": bd,
-               "bd_visqol": bdq}
+               "bd_quality": bdq}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_json_safe(doc), indent=1))
         print(f"wrote {args.json}")
