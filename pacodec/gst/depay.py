@@ -17,14 +17,19 @@ class PacodecDepay(_Element):
     __gproperties__ = {
         "stop-at-end": (bool, "Stop at end", "End this pipeline's stream (EOS) when the "
                         "sender's end-of-stream frame arrives", False, _RW),
-        "dropped": (int, "Dropped", "Packets dropped (late, duplicate, invalid)", 0,
+        "dropped": (int, "Dropped", "Packets dropped (late, duplicate, invalid, "
+                    "unauthenticated, other sessions)", 0,
                     GLib.MAXINT, 0, GObject.ParamFlags.READABLE),
+        "key-file": (str, "Key file", "Pre-shared key file (hex): accept only packets with "
+                     "its MAC", "", _RW),
     }
 
     def __init__(self):
         super().__init__()
         self.stop_at_end = False
         self.dropped = 0
+        self.key_file = ""
+        self._key = None
         self.reset()
 
     def do_get_property(self, pspec):
@@ -32,21 +37,32 @@ class PacodecDepay(_Element):
 
     def do_set_property(self, pspec, value):
         setattr(self, pspec.name.replace("-", "_"), value)
+        if pspec.name == "key-file":
+            from ..stream.packet import load_key
+            self._key = load_key(value) if value else None
 
     def reset(self):
         self._last = None
         self._cfg = None
+        self._session = None
 
     def chain(self, data, buf):
         bs = _bs()
+        from ..stream.packet import unpack
         try:
-            seq, _, frame = bs.unpack_packet(data)
+            p = unpack(data, self._key)
+            seq, frame = p.seq, p.frame
             fr = bs.parse_frame_at(frame, 0)
         except bs.FormatError:
             fr = None
         if fr is None:
             self.dropped += 1
             return Gst.FlowReturn.OK
+        if self._session is not None and p.session != self._session:
+            # one session at a time (a new one after this one's end-of-stream frame)
+            self.dropped += 1
+            return Gst.FlowReturn.OK
+        self._session = p.session
         # packets behind the last one: late or duplicate; far behind: a new sender
         d = None if self._last is None else ((seq - self._last + 2**31) & 0xFFFFFFFF) - 2**31
         if d is not None and -LATE_WINDOW <= d <= 0:

@@ -1,26 +1,44 @@
 """``pacodecpay``: pacodec frames wrapped in pacodec's UDP packets (FORMAT.md §9)."""
 from __future__ import annotations
 
-from ._base import (PAC_ANY_CAPS, PACKET_CAPS, FrameIndex, Gst, _bs, _Element, _template)
+from ._base import (_RW, PAC_ANY_CAPS, PACKET_CAPS, FrameIndex, Gst, _bs, _Element, _template)
 
 
 class PacodecPay(_Element):
     __gtype_name__ = "PacodecPay"
     __gstmetadata__ = (
         "pacodec UDP payloader", "Codec/Payloader/Network",
-        "Wraps each pacodec frame in pacodec's UDP packet (tag, 32-bit frame number, sample "
-        "timestamp; FORMAT.md section 9), as 'pacodec send' sends them; drops the stream header.",
+        "Wraps each pacodec frame in pacodec's UDP packet (tag, session, 32-bit frame number, "
+        "sample timestamp, optional MAC; FORMAT.md section 9), as 'pacodec send' sends them; "
+        "drops the stream header.",
         "pacodec")
     __gsttemplates__ = (_template("sink", Gst.PadDirection.SINK, PAC_ANY_CAPS),
                         _template("src", Gst.PadDirection.SRC, PACKET_CAPS))
+    __gproperties__ = {
+        "key-file": (str, "Key file", "Pre-shared key file (hex): every packet carries a MAC",
+                     "", _RW),
+    }
 
     def __init__(self):
         super().__init__()
+        self.key_file = ""
+        self._key = None
         self.reset()
 
+    def do_get_property(self, pspec):
+        return getattr(self, pspec.name.replace("-", "_"))
+
+    def do_set_property(self, pspec, value):
+        setattr(self, pspec.name.replace("-", "_"), value)
+        if pspec.name == "key-file":
+            from ..stream.packet import load_key
+            self._key = load_key(value) if value else None
+
     def reset(self):
+        from ..stream.packet import new_session_id
         self._index = FrameIndex()
         self._hop = None
+        self._session = new_session_id()
 
     def on_caps(self, caps):
         self.set_src_caps(Gst.Caps.from_string(PACKET_CAPS))
@@ -48,4 +66,6 @@ class PacodecPay(_Element):
             k, _ = self._index.locate(fr)
         if k is None or self._hop is None:
             return Gst.FlowReturn.OK
-        return self.push(bs.pack_packet(k, k * self._hop, data), buf.pts, buf.duration)
+        from ..stream.packet import pack
+        return self.push(pack(self._session, k, k * self._hop, data, self._key), buf.pts,
+                         buf.duration)
