@@ -8,7 +8,8 @@ replaced lives here; the decoder only decides *how many* frames are lost and tri
 
 Two methods (``method=``):
 
-``"pitch"`` (default).  The concealer keeps the last ``HISTORY`` output samples.  For a lost frame
+``"pitch"`` (opt-in: ``Concealer(method="pitch")`` or ``DEFAULT_METHOD``; measured better by
+ViSQOL, worse by the 2f-model at low loss rates, so not the default).  The concealer keeps the last ``HISTORY`` output samples.  For a lost frame
 it looks for a period in them (normalised autocorrelation of the mono mix, lags 2.5-20 ms) and
 continues the signal by repeating its last period over the lost frame's whole window span (the
 phase carries on from the last sample heard, as CELT's PLC does); that time signal is windowed
@@ -18,7 +19,7 @@ to the frames around it.  How much of the frame is this periodic continuation an
 voiced sound is continued, noise stays noise.  The gain fades smoothly within the frames:
 ``PITCH_DECAY`` per consecutive lost frame after the first.
 
-``"spectral"`` (the method before, kept for comparison): repeat the last long spectrum with random
+``"spectral"`` (default, the method before): repeat the last long spectrum with random
 signs, fading by :data:`CONCEAL_DECAY` per consecutive lost frame; once the gain has faded below
 -180 dB, zero spectra (the overlap tail of the last good frame still plays out).
 """
@@ -34,7 +35,7 @@ CONCEAL_DECAY = 0.6          # gain per consecutive lost frame (about -4.4 dB)
 MAX_CONCEAL = 256            # frames concealed for one gap at most
 CONCEAL_SEED = 7919          # seed of the sign generator (any fixed value: output is reproducible)
 FADED = 1e-9                 # gain below which a concealed frame is silence (-180 dB)
-DEFAULT_METHOD = "pitch"
+DEFAULT_METHOD = "spectral"   # "pitch" wins on ViSQOL, loses on the 2f-model (notes/stream.md)
 PITCH_FIRST = 0.8            # "pitch": gain at the end of the first lost frame ...
 PITCH_DECAY = 0.8            # ... and per further consecutive lost frame (about -1.9 dB)
 PITCH_MIN, PITCH_MAX = 0.0025, 0.020    # period search range, seconds
