@@ -8,6 +8,9 @@ the ``write_payload`` / ``read_payload`` kernels.  Section numbers refer to FORM
 from __future__ import annotations
 
 import binascii
+import collections
+import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,7 +31,7 @@ __all__ = [
     "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
     "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
     "MAX_FRAME_SIZE", "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
-    "pack_packet", "unpack_packet", "write_payload", "read_payload",
+    "pack_packet", "unpack_packet", "Packet", "packet_mac", "PACKET_TAG", "PACKET_VERSION", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS", "SUPPORTED_VERSIONS", "noise_seed",
 ]
 
@@ -47,8 +50,6 @@ CRC_SIZE = 2
 MAX_PAYLOAD = (1 << 14) - 1
 MAX_FRAME_SIZE = FRAME_HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 UNKNOWN_LENGTH = (1 << 48) - 1
-PACKET_TAG = 0xA7               # §9
-PACKET_HEADER = struct.Struct(">BII")
 MS_NONE, MS_ALL, MS_BANDS = 0, 1, 2
 
 
@@ -546,18 +547,66 @@ def noise_seed(frame_index: int) -> int:
 
 
 # ----------------------------------------------------------------------------- packets §9
-def pack_packet(seq: int, timestamp: int, frame: bytes) -> bytes:
-    """A UDP packet: tag, 32-bit sequence number, 32-bit timestamp (samples), one frame."""
-    return PACKET_HEADER.pack(PACKET_TAG, seq & 0xFFFFFFFF, timestamp & 0xFFFFFFFF) + bytes(frame)
+# UDP packet version 2: tag 0xA8, flags, session, seq, timestamp (>BBIII), one frame, and with
+# flag bit 0 a 16-byte keyed-BLAKE2b MAC (person b"pacodec-udp-v2") over everything before it.
+PACKET_VERSION = 2
+PACKET_TAG = 0xA8
+OLD_PACKET_TAG = 0xA7             # version 1: refused with its own message
+PACKET_HEADER = struct.Struct(">BBIII")
+PACKET_FLAG_MAC = 0x01
+PACKET_MAC_SIZE = 16
+PACKET_MAC_PERSON = b"pacodec-udp-v2"
+PACKET_MIN_FRAME = FRAME_HEADER_SIZE + CRC_SIZE        # a frame header and its CRC at least
+
+Packet = collections.namedtuple("Packet", "session seq timestamp frame authenticated")
 
 
-def unpack_packet(data: bytes):
-    if len(data) < PACKET_HEADER.size + FRAME_HEADER_SIZE + CRC_SIZE:
+def packet_mac(key: bytes, data: bytes) -> bytes:
+    """The MAC of a packet's bytes before the MAC (§9)."""
+    return hashlib.blake2b(data, key=key, digest_size=PACKET_MAC_SIZE,
+                           person=PACKET_MAC_PERSON).digest()
+
+
+def pack_packet(session: int, seq: int, timestamp: int, frame, key: bytes | None = None) -> bytes:
+    """One datagram (§9).  ``key`` (bytes) adds the MAC."""
+    head = PACKET_HEADER.pack(PACKET_TAG, PACKET_FLAG_MAC if key else 0, session & 0xFFFFFFFF,
+                              seq & 0xFFFFFFFF, timestamp & 0xFFFFFFFF)
+    body = head + bytes(frame)
+    return body + packet_mac(key, body) if key else body
+
+
+def unpack_packet(data, key: bytes | None = None) -> Packet:
+    """:class:`Packet` from a datagram, or :class:`FormatError`.
+
+    With ``key``, a packet without a MAC or with a wrong one is rejected (the MAC is checked
+    before any field beyond the tag and flags is looked at).  Without a key a MAC is skipped
+    unchecked (``authenticated`` is then False).
+    """
+    data = bytes(data)
+    if len(data) < PACKET_HEADER.size + PACKET_MIN_FRAME:
         raise FormatError("packet too short")
-    tag, seq, ts = PACKET_HEADER.unpack_from(data)
+    tag, flags = data[0], data[1]
     if tag != PACKET_TAG:
+        if tag == OLD_PACKET_TAG:
+            raise FormatError("version 1 packet (sender too old)")
         raise FormatError("not a pacodec packet")
-    return seq, ts, bytes(data[PACKET_HEADER.size:])
+    has_mac = bool(flags & PACKET_FLAG_MAC)
+    if has_mac and len(data) < PACKET_HEADER.size + PACKET_MIN_FRAME + PACKET_MAC_SIZE:
+        raise FormatError("packet too short")
+    if key:
+        if not has_mac:
+            raise FormatError("unauthenticated packet")
+        body, tag_bytes = data[:-PACKET_MAC_SIZE], data[-PACKET_MAC_SIZE:]
+        if not hmac.compare_digest(packet_mac(key, body), tag_bytes):
+            raise FormatError("bad MAC")
+    else:
+        body = data[:-PACKET_MAC_SIZE] if has_mac else data
+    if flags & ~PACKET_FLAG_MAC:
+        raise FormatError("unknown packet flags")
+    _, _, session, seq, ts = PACKET_HEADER.unpack_from(body)
+    if session == 0:
+        raise FormatError("session id 0")
+    return Packet(session, seq, ts, body[PACKET_HEADER.size:], bool(key))
 
 
 # ----------------------------------------------------------------------------- payload §5-§8

@@ -132,12 +132,20 @@ def test_lost_frames_are_counted_from_sequence_numbers(stream):
 
 
 def test_packets_round_trip_and_reject_garbage():
-    p = bs.pack_packet(7, 123456, b"\xca\x5e" + bytes(10))
-    assert bs.unpack_packet(p) == (7, 123456, b"\xca\x5e" + bytes(10))
+    frame = b"\xca\x5e" + bytes(10)
+    p = bs.pack_packet(99, 7, 123456, frame)
+    assert tuple(bs.unpack_packet(p)) == (99, 7, 123456, frame, False)
+    key = bytes(range(32))
+    pk = bs.pack_packet(99, 7, 123456, frame, key)
+    assert bs.unpack_packet(pk, key).authenticated
+    with pytest.raises(FormatError, match="bad MAC"):
+        bs.unpack_packet(pk[:-1] + bytes([pk[-1] ^ 1]), key)
+    with pytest.raises(FormatError, match="unauthenticated"):
+        bs.unpack_packet(p, key)
     with pytest.raises(FormatError):
         bs.unpack_packet(b"\x00" * 20)
-    with pytest.raises(FormatError):
-        bs.unpack_packet(b"\xa7\x00")
+    with pytest.raises(FormatError, match="version 1"):
+        bs.unpack_packet(b"\xa7" + bytes(30))
 
 
 def test_packet_mode_decodes_frames_and_conceals_losses(piano):

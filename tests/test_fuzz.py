@@ -184,7 +184,7 @@ def test_packet_mode_survives_lost_duplicated_and_damaged_packets(seeds, which, 
             f = f[:a % (len(f) + 1)]
         packets.append(f)
     check({"target": "packet", "data": packets, "ops": []})
-    wrapped = [bs.pack_packet(a, b, f) for f, (_, a, b) in zip(packets, plan)]
+    wrapped = [bs.pack_packet(1 + a % 1000, a, b, f) for f, (_, a, b) in zip(packets, plan)]
     check({"target": "unpack", "data": wrapped, "ops": []})
 
 
@@ -192,10 +192,11 @@ def test_packet_mode_survives_lost_duplicated_and_damaged_packets(seeds, which, 
 @given(data=st.binary(max_size=64))
 def test_unpack_packet_returns_fields_or_raises_format_error(data):
     try:
-        seq, ts, frame = bs.unpack_packet(data)
+        p = bs.unpack_packet(data)
     except bs.FormatError:
         return
-    assert 0 <= seq < 2 ** 32 and 0 <= ts < 2 ** 32 and frame == data[9:]
+    assert 0 < p.session < 2 ** 32 and 0 <= p.seq < 2 ** 32 and 0 <= p.timestamp < 2 ** 32
+    assert p.frame == data[14:] and not p.authenticated
 
 
 # ----------------------------------------------------------------------------- resource bounds

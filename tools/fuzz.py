@@ -443,8 +443,8 @@ def make_case(seed: int, index: int, ctx) -> dict:
         case["data"] = mutate_packets(rng, ctx)
     elif target == "unpack":
         frames = mutate_packets(rng, ctx)
-        pk = [bs.pack_packet(int(rng.integers(0, 2 ** 32)), int(rng.integers(0, 2 ** 32)), f)
-              for f in frames]
+        pk = [bs.pack_packet(int(rng.integers(1, 2 ** 32)), int(rng.integers(0, 2 ** 32)),
+                            int(rng.integers(0, 2 ** 32)), f) for f in frames]
         for i in range(len(pk)):
             if rng.random() < 0.3:
                 pk[i] = mut_bytes(rng, pk[i][:int(rng.integers(0, len(pk[i]) + 1))], ctx)
@@ -537,13 +537,13 @@ def _run_unpack(packets):
     dec = pacodec.Decoder()
     for p in packets:
         try:
-            seq, ts, frame = bs.unpack_packet(p)
+            pk = bs.unpack_packet(p)
         except FormatError:
             y = dec.decode_packet(None)
         else:
-            if not (0 <= seq < 2 ** 32 and 0 <= ts < 2 ** 32):
+            if not (0 < pk.session < 2 ** 32 and 0 <= pk.seq < 2 ** 32 and 0 <= pk.timestamp < 2 ** 32):
                 raise BadOutput("packet fields out of range")
-            y = dec.decode_packet(frame)
+            y = dec.decode_packet(pk.frame)
         _check_audio(y, dec.channels)
 
 
