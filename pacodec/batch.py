@@ -881,10 +881,13 @@ def add_parser(sub):
     g.add_argument("-q", "--quality", type=float, metavar="Q", help="VBR quality 0..10 (10 best)")
     g.add_argument("-d", "--distance", type=float, metavar="D",
                    help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    b.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default="uniform")
+    from .cli import LOW_DELAY_HELP
+    b.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default="uniform",
+                   help="quantizer (default uniform, as encode)")
     b.add_argument("--mu", type=int, default=255, help="mu-law parameter (default 255)")
-    b.add_argument("--window", choices=["sine", "kbd"], default="sine")
-    b.add_argument("--low-delay", action="store_true")
+    b.add_argument("--window", choices=["sine", "kbd"], default="sine",
+                   help="window slope shape (default sine)")
+    b.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     b.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="worker processes (default: all cores; 1 = in this process)")
     b.add_argument("--dask", metavar="ADDRESS",
