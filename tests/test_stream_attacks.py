@@ -281,7 +281,11 @@ def test_a_bad_crc_flood_keeps_memory_flat(tmp_path, stream):
 
 
 def test_reordering_within_4_is_not_loss(tmp_path, stream):
-    run = Run(tmp_path, extra=["--min-delay", 0.0])
+    # a 300 ms floor (14 frames) holds any reordering within 4 packets: nothing may be
+    # declared lost (the old receiver declared a gap lost as soon as a later packet arrived,
+    # whatever the delay: 35 % loss); a 0 floor made the content check depend on how fast a
+    # loaded machine learned the reordering
+    run = Run(tmp_path, extra=["--min-delay", 0.3])
     rng = random.Random(9)
     n = len(stream["frames"]) - 1
     order = []
@@ -293,9 +297,8 @@ def test_reordering_within_4_is_not_loss(tmp_path, stream):
     run.ready()
     run.send(stream["frames"], session_id(9), order=order)
     code, stats = run.finish()
-    # the buffer must learn the reordering first: allow a few frames, not the 35 % of before
-    check_played(run, stream, code, stats, replaced=4)
-    assert stats["late"] <= 4
+    check_played(run, stream, code, stats, replaced=1)
+    assert stats["lost"] == 0 and stats["late"] <= 1
 
 
 def test_unauthenticated_packets_change_nothing_with_a_key(tmp_path, stream):
