@@ -327,8 +327,10 @@ class Decoder:
     """
 
     def __init__(self, *, strict: bool = False, warn_truncation: bool = True,
-                 warn_trailing: bool = True):
+                 warn_trailing: bool = True, warn_config_conflict: bool = True):
         self.strict = strict
+        self.warn_config_conflict = warn_config_conflict
+        self.config_conflict = False    # the header's config gave way to the in-band one
         self.warn_truncation = warn_truncation
         self.warn_trailing = warn_trailing
         self.config: StreamConfig | None = None
@@ -627,14 +629,19 @@ class Decoder:
         return outs
 
     def _note_config_conflict(self, cfg):
-        def describe(c):
-            return f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
-        msg = (f"the stream header's configuration ({describe(self.config)}) contradicts the "
-               f"in-band one ({describe(cfg)}); using the in-band one")
+        def describe(c, other):       # the main fields, and any other that differs
+            d = f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
+            more = [f"{k} {getattr(c, k)}" for k in ("overlap", "short_blocks", "window_shape",
+                                                     "mu") if getattr(c, k) != getattr(other, k)]
+            return ", ".join([d] + more)
+        msg = (f"the stream header's configuration ({describe(self.config, cfg)}) contradicts "
+               f"the in-band one ({describe(cfg, self.config)}); using the in-band one")
         self.errors.append(msg)
         if self.strict:
             raise FormatError(msg)
-        warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=4)
+        self.config_conflict = True
+        if self.warn_config_conflict:
+            warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=4)
         self.config = None
 
     def _conceal_gap(self, fr, following=None):

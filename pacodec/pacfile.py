@@ -214,6 +214,7 @@ class PacFile:
         self._strict = strict
         self._warned = False
         self._warned_trailing = False
+        self._warned_conflict = False
         self._version_error = None     # a config frame of another format version seen by a search
         head = fh.read(bs.HEADER_SIZE)
         try:
@@ -325,9 +326,13 @@ class PacFile:
             self._npending += len(out)
 
     def _new_decoder(self):
-        # one truncation warning and one about data after the end-of-stream frame per file
+        # one warning of each kind per file: truncation, data after the end-of-stream frame,
+        # a header contradicting the in-band config
+        old = getattr(self, "_dec", None)
+        self._warned_conflict = self._warned_conflict or (old is not None and old.config_conflict)
         self._dec = Decoder(strict=self._strict, warn_truncation=not self._warned,
-                            warn_trailing=not self._warned_trailing)
+                            warn_trailing=not self._warned_trailing,
+                            warn_config_conflict=not self._warned_conflict)
 
     def _fill(self, n):
         """Decode until ``n`` samples are pending (all for ``n < 0``).  The decoder's output is
