@@ -738,7 +738,11 @@ def _die_of_sigpipe():
     if hasattr(signal, "SIGPIPE") and threading_is_main():
         sys.stderr.flush()
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGPIPE)
+        if hasattr(signal, "pthread_sigmask"):      # a parent may have blocked it
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGPIPE})
+        # raise() directs the signal at this thread, so it is delivered before it returns (a
+        # process-directed kill() may land on another thread, numba's or a pump's, too late)
+        signal.raise_signal(signal.SIGPIPE)
 
 
 def threading_is_main() -> bool:

@@ -128,6 +128,7 @@ class Receiver(AudioPipeline):
         self._out_cm = None
         self._switch = None
         self.streams_ended = 0
+        self._ended = False            # the stream's end-of-stream frame was played
         self.eos_ignored = 0
         self.reconfigured = 0
         self.clipped = 0
@@ -290,6 +291,7 @@ class Receiver(AudioPipeline):
                         self.jitter.end_of_stream()
                         self.session.end_current()
                         self.streams_ended += 1
+                        self._ended = True
                     elif pending is not None and len(pcm):
                         pcm = compress(pending, pcm)
                 elif p.kind in ("lost", "underrun"):
@@ -299,8 +301,10 @@ class Receiver(AudioPipeline):
                 break
         finally:
             self.codec_seconds += time.perf_counter() - t0
-        if pcm is not None and pcm.size and self.playing_since is None:
-            self.playing_since = time.monotonic()
+        if pcm is not None and pcm.size:
+            self._ended = False
+            if self.playing_since is None:
+                self.playing_since = time.monotonic()
         return p.kind, pcm
 
     def _play_loop(self):
@@ -381,8 +385,10 @@ class Receiver(AudioPipeline):
             if pcm is not None and pcm.size:
                 self._file.write(pcm)
                 self.samples_out += len(pcm)
-            elif kind == "wait" and self.playing_since is not None:
-                self._file.write(silence)     # keep real time while re-buffering
+            elif kind == "wait" and self.playing_since is not None and not self._ended:
+                # keep real time while re-buffering (not after the end-of-stream frame: a file
+                # would end in silence until the idle timeout)
+                self._file.write(silence)
                 self.samples_out += hop
 
     def _device_loop(self):
