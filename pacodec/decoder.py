@@ -321,13 +321,18 @@ class Decoder:
     ``strict=True`` turns a damaged frame (CRC mismatch, invalid syntax) into a
     :class:`~pacodec.errors.FormatError` instead of concealing it.  ``warn_truncation=False``
     keeps :meth:`finish` from warning about a missing end-of-stream frame (``truncated`` still
+    tells), ``warn_trailing=False`` about data after the end-of-stream frame (``errors`` still
     tells).  ``errors`` lists the problems found (bounded: the first and last ones, with the
     total in ``errors.count``).
     """
 
-    def __init__(self, *, strict: bool = False, warn_truncation: bool = True):
+    def __init__(self, *, strict: bool = False, warn_truncation: bool = True,
+                 warn_trailing: bool = True, warn_config_conflict: bool = True):
         self.strict = strict
+        self.warn_config_conflict = warn_config_conflict
+        self.config_conflict = False    # the header's config gave way to the in-band one
         self.warn_truncation = warn_truncation
+        self.warn_trailing = warn_trailing
         self.config: StreamConfig | None = None
         self.samplerate = self.channels = self.frame_size = None
         self.crc_errors = 0
@@ -361,6 +366,17 @@ class Decoder:
     def ended(self) -> bool:
         """Byte-stream mode: the end-of-stream frame was decoded (later input is not)."""
         return self._ended
+
+    @property
+    def after_end(self) -> int:
+        """Byte-stream mode: bytes seen after the end-of-stream frame (not decoded)."""
+        return self._after_end
+
+    @property
+    def settled(self) -> bool:
+        """Byte-stream mode: the configuration is final (a frame was decoded under it, or it came
+        from a config frame); a header's config alone may still give way to the in-band one."""
+        return self.config is not None and (self._started or not self._header_config)
 
     @property
     def total_length(self) -> int | None:
@@ -433,7 +449,8 @@ class Decoder:
             msg = (f"data after the end-of-stream frame is not decoded (at least "
                    f"{self._after_end} bytes; concatenated streams: only the first is decoded)")
             self.errors.append(msg)
-            warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=3)
+            if self.warn_trailing:
+                warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=3)
         if self.config is None:
             raise FormatError("no pacodec stream found in the input")
         # samples promised by the length but missing from a truncated stream are not invented
@@ -612,14 +629,19 @@ class Decoder:
         return outs
 
     def _note_config_conflict(self, cfg):
-        def describe(c):
-            return f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
-        msg = (f"the stream header's configuration ({describe(self.config)}) contradicts the "
-               f"in-band one ({describe(cfg)}); using the in-band one")
+        def describe(c, other):       # the main fields, and any other that differs
+            d = f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
+            more = [f"{k} {getattr(c, k)}" for k in ("overlap", "short_blocks", "window_shape",
+                                                     "mu") if getattr(c, k) != getattr(other, k)]
+            return ", ".join([d] + more)
+        msg = (f"the stream header's configuration ({describe(self.config, cfg)}) contradicts "
+               f"the in-band one ({describe(cfg, self.config)}); using the in-band one")
         self.errors.append(msg)
         if self.strict:
             raise FormatError(msg)
-        warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=4)
+        self.config_conflict = True
+        if self.warn_config_conflict:
+            warnings.warn(f"pacodec: {msg}", RuntimeWarning, stacklevel=4)
         self.config = None
 
     def _conceal_gap(self, fr, following=None):

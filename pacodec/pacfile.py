@@ -213,6 +213,8 @@ class PacFile:
         self._fh = fh
         self._strict = strict
         self._warned = False
+        self._warned_trailing = False
+        self._warned_conflict = False
         self._version_error = None     # a config frame of another format version seen by a search
         head = fh.read(bs.HEADER_SIZE)
         try:
@@ -249,12 +251,16 @@ class PacFile:
             if inband is None or (strict and damaged):    # strict: only a stream without any
                 bs.unpack_header(head)                      # header; raises the header's error
             cfg, total = inband, None
-        self.config = cfg
-        self.samplerate = cfg.samplerate
-        self.channels = cfg.channels
         self._total = total
         self._data_start = bs.HEADER_SIZE if head[:4] == bs.MAGIC else 0
         self._restart(initial, 0)
+        # one source of truth: the decoder's config once final (a header contradicting the
+        # first in-band config gives way to it only if no frame was decoded under the header's)
+        self._settle()
+        cfg = self._dec.config if self._dec.config is not None else cfg
+        self.config = cfg
+        self.samplerate = cfg.samplerate
+        self.channels = cfg.channels
 
     def _first_config_in_stream(self, head):
         """Unseekable input: read until the first valid config frame (at most MAX_SYNC_SEARCH
@@ -279,6 +285,21 @@ class PacFile:
             final = not chunk
             data += chunk
             sc.feed(chunk)
+
+    def _settle(self):
+        """Decode ahead (keeping the output pending) until the decoder's configuration is final,
+        the input ends or ``MAX_SYNC_SEARCH`` bytes were read."""
+        nread = 0
+        while not self._dec.settled and nread <= bs.MAX_SYNC_SEARCH:
+            blk = next(self._blocks, None)
+            if blk is not None:
+                self._push(blk)
+                continue
+            chunk = b"" if self._dec.ended else self._fh.read(READ_CHUNK)
+            if not chunk:
+                return                 # _fill finishes the decoder (and reports) when read
+            nread += len(chunk)
+            self._blocks = self._dec.feed_blocks(chunk)
 
     def _restart(self, initial: bytes, pos: int):
         self._new_decoder()
@@ -305,8 +326,13 @@ class PacFile:
             self._npending += len(out)
 
     def _new_decoder(self):
-        # one truncation warning per file
-        self._dec = Decoder(strict=self._strict, warn_truncation=not self._warned)
+        # one warning of each kind per file: truncation, data after the end-of-stream frame,
+        # a header contradicting the in-band config
+        old = getattr(self, "_dec", None)
+        self._warned_conflict = self._warned_conflict or (old is not None and old.config_conflict)
+        self._dec = Decoder(strict=self._strict, warn_truncation=not self._warned,
+                            warn_trailing=not self._warned_trailing,
+                            warn_config_conflict=not self._warned_conflict)
 
     def _fill(self, n):
         """Decode until ``n`` samples are pending (all for ``n < 0``).  The decoder's output is
@@ -320,6 +346,7 @@ class PacFile:
             if self._finishing:
                 self._eof = True
                 self._warned = self._warned or self._dec.truncated
+                self._warned_trailing = self._warned_trailing or self._dec.after_end > 0
                 if self._dec.total_length is not None:
                     self._total = self._dec.total_length
                 break

@@ -208,6 +208,32 @@ def test_a_header_config_contradicting_the_in_band_one_warns_and_the_in_band_one
         pacodec.decode(data, strict=True)
 
 
+def test_pacfile_takes_its_config_from_the_decoder_when_header_and_in_band_config_disagree(tmp_path):
+    """Header 2 ch, frames decoded under it, then a 1-ch config frame (a splice): the decoder
+    rejects that frame as damaged (FORMAT.md §3.1: the config in use stays), and PacFile reports
+    the decoder's config.  It reported the first in-band one (1 ch) and read() gave 2 channels.
+    Before any audio, the in-band config wins in both (the other test above)."""
+    cfg1 = stream_config_for(48000, 1)
+    data = (bs.pack_header(CFG2, None)
+            + b"".join(bs.pack_audio_frame(k, SILENT) for k in range(3))
+            + stream(cfg1, frames=3, header=False))
+    path = tmp_path / "splice.pac"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y, _ = pacodec.decode(data)
+        assert y.shape[1] == 2
+        with pacodec.PacFile(path) as f:
+            assert (f.channels, f.samplerate) == (2, 48000)
+            z = f.read()
+        assert np.array_equal(z, y)
+    cfg8 = stream_config_for(48000, 8)
+    path.write_bytes(bs.pack_header(cfg8, None) + stream(CFG2, frames=4, header=False))
+    with pytest.warns(RuntimeWarning, match="contradicts the in-band"):
+        with pacodec.PacFile(path) as f:
+            assert f.channels == 2 and f.read().shape == (3 * CFG2.hop, 2)
+
+
 @pytest.mark.parametrize("cut", ["header", "config", "mid-frame"])
 def test_a_stream_from_a_fifo_decodes_with_or_without_its_header(tmp_path, cut):
     """Unseekable input: the first in-band config is found by reading ahead (bounded), and a

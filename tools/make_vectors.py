@@ -219,7 +219,7 @@ def walk(data):
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
               first_index=None)
     cfg = total = None
-    had_header = started = False
+    had_header = from_header = started = False
     next_seq = next_index = None
     pos = last_end = 0
     emitted = []                 # [output position of the frame's first sample, normative, cut]
@@ -238,6 +238,7 @@ def walk(data):
             ok, c = parse_config(data[4:12])
             if ok:
                 cfg, had_header = c, True
+                from_header = True
                 t = int.from_bytes(data[12:18], "big")
                 total = None if t == 2 ** 48 - 1 else t
                 st["total_in_header"] = total is not None
@@ -283,10 +284,12 @@ def walk(data):
         index = None
         if ftype == 1:
             ok, c = parse_config(pl[:8]) if len(pl) >= 12 else (False, None)
-            if not ok or (cfg is not None and c != cfg) or int.from_bytes(pl[8:12], "big") % 256 != seq:
+            if not ok or (cfg is not None and c != cfg and not (from_header and not started)) \
+                    or int.from_bytes(pl[8:12], "big") % 256 != seq:
                 p += 1
                 continue
             cfg, index = c, int.from_bytes(pl[8:12], "big")
+            from_header = False
             if not started:
                 next_index, next_seq = index + 1, (seq + 1) % 256
             pl = pl[12:]
