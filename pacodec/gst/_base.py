@@ -135,6 +135,18 @@ class _Element(Gst.Element):
             self.reset()
         return Gst.Element.do_change_state(self, transition)
 
+    # ---------------------------------------------------------------- properties
+    # A property "some-name" is the attribute ``some_name``; "key-file" also loads the key
+    # (``_key``) that pacodecpay / pacodecdepay sign and check packets with.
+    def do_get_property(self, pspec):
+        return getattr(self, pspec.name.replace("-", "_"))
+
+    def do_set_property(self, pspec, value):
+        setattr(self, pspec.name.replace("-", "_"), value)
+        if pspec.name == "key-file":
+            from ..stream.packet import load_key
+            self._key = load_key(value) if value else None
+
     # ---------------------------------------------------------------- helpers
     def error(self, domain, code, text, debug=""):
         """Post an element error (gst-launch prints ``ERROR: from element ...: text``)."""

@@ -32,9 +32,6 @@ class PacodecDec(_Element):
         self._end = None          # timestamp just after the last output buffer
         self.reset()
 
-    def do_get_property(self, pspec):
-        return getattr(self, pspec.name)
-
     def reset(self):
         import pacodec
         self._dec = pacodec.Decoder()

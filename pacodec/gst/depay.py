@@ -32,15 +32,6 @@ class PacodecDepay(_Element):
         self._key = None
         self.reset()
 
-    def do_get_property(self, pspec):
-        return getattr(self, pspec.name.replace("-", "_"))
-
-    def do_set_property(self, pspec, value):
-        setattr(self, pspec.name.replace("-", "_"), value)
-        if pspec.name == "key-file":
-            from ..stream.packet import load_key
-            self._key = load_key(value) if value else None
-
     def reset(self):
         self._last = None
         self._cfg = None
