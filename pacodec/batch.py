@@ -837,30 +837,30 @@ def report(out_dir, *, plots=True):
             note = ('matplotlib is not installed (pip install "pacodec[plot]"): histograms '
                     'skipped, report.md written')
         else:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-            ax.hist([100 * r["dcr"] for r in enc if r.get("dcr") is not None], bins=30)
-            ax.set_xlabel("DCR (%) per file")
-            ax.set_ylabel("files")
-            ax.set_title("data compression rate vs 16-bit PCM")
-            fig.tight_layout()
-            p = os.path.join(out_dir, "report-dcr.png")
-            fig.savefig(p, dpi=100)
-            plt.close(fig)
-            pngs.append(p)
+            def histograms(name, panels, title=None):
+                """One PNG of histograms, a panel per ``(values, xlabel)``."""
+                fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.5),
+                                         squeeze=False)
+                for ax, (values, xlabel) in zip(axes[0], panels):
+                    ax.hist(values, bins=30)
+                    ax.set_xlabel(xlabel)
+                    ax.set_ylabel("files")
+                if title:
+                    axes[0][0].set_title(title)
+                fig.tight_layout()
+                path = os.path.join(out_dir, name)
+                fig.savefig(path, dpi=100)
+                plt.close(fig)
+                pngs.append(path)
+
+            histograms("report-dcr.png",
+                       [([100 * r["dcr"] for r in enc if r.get("dcr") is not None],
+                         "DCR (%) per file")], "data compression rate vs 16-bit PCM")
             lines += ["", "![DCR histogram](report-dcr.png)"]
             if metrics:
-                fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.5),
-                                         squeeze=False)
-                for ax, m in zip(axes[0], metrics):
-                    ax.hist([r["quality"][m] for r in enc if m in (r.get("quality") or {})],
-                            bins=30)
-                    ax.set_xlabel(f"{m} per file")
-                    ax.set_ylabel("files")
-                fig.tight_layout()
-                p = os.path.join(out_dir, "report-quality.png")
-                fig.savefig(p, dpi=100)
-                plt.close(fig)
-                pngs.append(p)
+                histograms("report-quality.png",
+                           [([r["quality"][m] for r in enc if m in (r.get("quality") or {})],
+                             f"{m} per file") for m in metrics])
                 lines += ["", "![quality histogram](report-quality.png)"]
     md = os.path.join(out_dir, "report.md")
     from .pacfile import atomic_output
