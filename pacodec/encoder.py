@@ -28,7 +28,7 @@ from ._jit import njit
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, plan
 from .quantize import magnitudes
-from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, thresholds
+from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
 from .tables import load_codebooks
 from .transient import detect_attack
 from .window import block_window
@@ -42,21 +42,25 @@ MAX_AMPLITUDE = float(2 ** 40)
 
 
 #: Scratch of :func:`analyse_long`: windowed block, MDCT fold/work, threshold spreading sums.
-AnalysisScratch = namedtuple("AnalysisScratch", "z fold work spread_sum")
+AnalysisScratch = namedtuple("AnalysisScratch", "z fold work spread_sum zr mdst ptonal")
+#: Per-channel state of the tonality prediction across long frames (magnitude and phase of the
+#: last two complex spectra, and how many frames in a row were analysed with this window).
+PredState = namedtuple("PredState", "r1 r2 p1 p2 npred")
 #: The psychoacoustic model's arrays (see :class:`~pacodec.psychoacoustic.BandModel`).
 ModelArrays = namedtuple("ModelArrays", "edges spread offset_tonal ath")
 
 
 @njit
 def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, ton, thr_prev,
-                 has_prev, rise, decay):
+                 has_prev, rise, decay, pred):
     """Window + MDCT + masking thresholds (with the temporal terms) of a long frame, all
     channels.  ``buf[c, start:start + 2N]`` is the block; samples at or past ``avail`` are 0.
     ``pl``: :class:`~pacodec.mdct.PlanArrays`; ``model``: :data:`ModelArrays`; ``scr``:
     :data:`AnalysisScratch`."""
     pre, post, rev, tw = pl
     edges, spread, offset_tonal, ath = model
-    z, fold, work, spread_sum = scr
+    z, fold, work, spread_sum, zr, mdst, ptonal = scr
+    r1, r2, p1, p2, npred = pred
     nch = coef.shape[0]
     n = coef.shape[1]
     nb = edges.shape[0] - 1
@@ -66,8 +70,16 @@ def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, t
         mdct_kernel(z, coef[c], pre, post, rev, tw, fold, work)
         for i in range(n):
             cod[c, i] = coef[c, i]
+        # MDST of the block: the MDCT of the time-reversed windowed block, odd bins negated
+        for i in range(2 * n):
+            zr[i] = z[2 * n - 1 - i]
+        mdct_kernel(zr, mdst, pre, post, rev, tw, fold, work)
+        for i in range(n):
+            mdst[i] = -mdst[i] if i % 2 == 0 else mdst[i]
+        predicted_tonality(coef[c], mdst, r1[c], r2[c], p1[c], p2[c], npred[c], edges, ptonal)
+        npred[c] += 1
         thresholds(coef[c], edges, spread, offset_tonal, ath, energy[c], thr[c], ton[c],
-                   spread_sum)
+                   spread_sum, ptonal)
         if has_prev[c]:
             for b in range(nb):
                 t = min(thr[c, b], rise * thr_prev[c, b])
@@ -198,7 +210,13 @@ class Encoder:
         ml = self._model_long
         self._model_long_k = tuple(ModelArrays(ml.edges, ml.spread, ml.offset_tonal, ml.ath))
         self._ascr = AnalysisScratch(z=self._scr["z"], fold=self._scr["fold"],
-                                     work=self._scr["work"], spread_sum=np.zeros(mu_))
+                                     work=self._scr["work"], spread_sum=np.zeros(mu_),
+                                     zr=np.zeros(2 * n), mdst=np.zeros(n), ptonal=np.zeros(mu_))
+        self._pred = PredState(np.zeros((ch, n)), np.zeros((ch, n)), np.zeros((ch, n)),
+                               np.zeros((ch, n)), np.zeros(ch, dtype=np.int64))
+        self._pred_k = tuple(self._pred)
+        self._pred_window = None
+        self._ptonal_short = np.zeros(mu_)
         self._ascr_k = tuple(self._ascr)
         self._coef = np.zeros((ch, n))
         self._cod = np.zeros((ch, n))
@@ -455,12 +473,15 @@ class Encoder:
         L = cfg.short_hop if left_short else cfg.overlap
         R = cfg.short_hop if right_short else cfg.overlap
         w = block_window(n, L, R, cfg.window_shape)
+        if self._pred_window != (L, R):      # a different window: the prediction restarts
+            self._pred.npred[:] = 0
+            self._pred_window = (L, R)
         U = self._units
         start = k * n - self._base
         analyse_long(self._buf, start, self._have - start, w, self._coef, self._cod,
                      self._plan_long.arrays, self._model_long_k, self._ascr_k, U["energy"],
                      U["thr"], U["ton"], self._thr_prev, self._has_prev, PRE_ECHO_RISE,
-                     POST_DECAY)
+                     POST_DECAY, self._pred_k)
 
     def _analyse_short(self, blk, attack):
         cfg = self.config
@@ -481,8 +502,9 @@ class Encoder:
                 mdct_kernel(S["zs"], S["outs"], p.pre, p.post, p.rev, p.tw, S["folds"], S["works"])
                 self._coef[c, j * ns:(j + 1) * ns] = S["outs"]
                 thresholds(S["outs"], m.edges, m.spread, m.offset_tonal, m.ath, en_w[c, j],
-                           thr_w[c, j], ton_w[c, j], self._ascr.spread_sum)
+                           thr_w[c, j], ton_w[c, j], self._ascr.spread_sum, self._ptonal_short)
             self._has_prev[c] = 0
+        self._pred.npred[:] = 0
         # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
         e = en_w.sum(axis=(0, 2)) + 1e-12
         gflags = 0

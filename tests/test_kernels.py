@@ -49,7 +49,8 @@ def test_thresholds_kernel_matches_py_func(rng):
     res = []
     for k in _both(thresholds):
         e, t, ton = np.zeros(nb), np.zeros(nb), np.zeros(nb)
-        k(X, m.edges, m.spread, m.offset_tonal, m.ath, e, t, ton, np.zeros(nb))
+        ptonal = np.linspace(0.0, 1.0, nb)
+        k(X, m.edges, m.spread, m.offset_tonal, m.ath, e, t, ton, np.zeros(nb), ptonal)
         res.append((e, t, ton))
     for a, b in zip(res[0], res[-1]):
         np.testing.assert_allclose(a, b, rtol=1e-10)
