@@ -212,8 +212,8 @@ class Encoder:
         self._ascr = AnalysisScratch(z=self._scr["z"], fold=self._scr["fold"],
                                      work=self._scr["work"], spread_sum=np.zeros(mu_),
                                      zr=np.zeros(2 * n), mdst=np.zeros(n), ptonal=np.zeros(mu_))
-        self._pred = PredState(np.zeros((ch, n)), np.zeros((ch, n)), np.zeros((ch, n)),
-                               np.zeros((ch, n)), np.zeros(ch, dtype=np.int64))
+        self._pred = PredState(np.zeros((ch, n)), np.zeros((ch, n)), np.ones((ch, n), np.complex128),
+                               np.ones((ch, n), np.complex128), np.zeros(ch, dtype=np.int64))
         self._pred_k = tuple(self._pred)
         self._pred_window = None
         self._ptonal_short = np.zeros(mu_)

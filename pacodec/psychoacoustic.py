@@ -137,32 +137,30 @@ def predicted_tonality(X, Y, r1, r2, p1, p2, npred, edges, out):
     (MDCT + MDST of the same windowed block).
 
     Per bin the magnitude and phase are extrapolated linearly from the two previous frames
-    (``r1, p1`` and ``r2, p2``); ``c = |X - X_pred| / (|X| + |X_pred|)`` is 0 for a stationary
-    sinusoid and ~1 for noise.  The band's energy-weighted ``c`` maps to
-    ``t = -0.299 - 0.43 ln c`` clipped to 0..1.  ``npred`` is the number of previous frames
-    analysed with the same window (below 2: ``out`` is 0).  The state arrays are updated."""
+    (magnitudes ``r1``, ``r2``; unit phasors ``p1``, ``p2`` as complex numbers):
+    ``c = |X - X_pred| / (|X| + |X_pred|)`` is 0 for a stationary sinusoid and ~1 for noise.
+    The band's energy-weighted ``c`` maps to ``t = -0.299 - 0.43 ln c`` clipped to 0..1.
+    ``npred`` is the number of previous frames analysed with the same window (below 2: ``out``
+    is 0).  The state arrays are updated."""
     nb = edges.shape[0] - 1
     for b in range(nb):
         num = 0.0
         den = 0.0
         for k in range(edges[b], edges[b + 1]):
-            x = X[k]
-            y = Y[k]
-            r = math.sqrt(x * x + y * y)
-            ph = math.atan2(y, x)
+            v = complex(X[k], Y[k])
+            r = abs(v)
+            u = v / r if r > 1e-30 else complex(1.0, 0.0)
             if npred >= 2:
+                # phase 2 phi1 - phi2 without trigonometry: u1^2 conj(u2)
                 rh = 2.0 * r1[k] - r2[k]
-                phh = 2.0 * p1[k] - p2[k]
-                dx = x - rh * math.cos(phh)
-                dy = y - rh * math.sin(phh)
-                c = math.sqrt(dx * dx + dy * dy) / (r + abs(rh) + 1e-30)
+                c = abs(v - rh * p1[k] * p1[k] * p2[k].conjugate()) / (r + abs(rh) + 1e-30)
                 e = r * r
                 num += e * c
                 den += e
             r2[k] = r1[k]
             r1[k] = r
             p2[k] = p1[k]
-            p1[k] = ph
+            p1[k] = u
         t = 0.0
         if npred >= 2 and den > 1e-30 and num > 0.0:
             t = -0.299 - 0.43 * math.log(num / den)
