@@ -8,7 +8,9 @@ Per transform window, from the MDCT power spectrum ``P[k] = X[k]^2``:
    measure of ISO 11172-3 psychoacoustic model 2 on the complex MDCT + MDST spectrum,
    energy-weighted and spread over the bands like the energy, :func:`predicted_tonality`).
    The flatness of a 4-bin band cannot tell a sinusoid from noise (a pure tone measured 0.25);
-   the prediction does (tone ~1, noise ~0);
+   the prediction does (tone ~1, noise ~0).  Measured against the flatness alone (22 clips, first
+   5 s): 2f-model +0.8 at 64 and +1.3 at 128 kbit/s (piano +9, solo_instruments +8), ViSQOL
+   -0.003 / +0.000 mean, but heroes_rite at 64 kbit/s -0.03;
 3. masking offset ``O_b = t_b (14.5 + z_b) + (1 - t_b) 5.5`` dB (tone-masking-noise vs
    noise-masking-tone, Johnston 1988), with ``z_b`` the band centre in Bark (Zwicker);
 4. spreading over the Bark scale with Schroeder's function
