@@ -17,14 +17,7 @@ from .errors import FormatError
 __all__ = ["put_bits", "get_bits", "writer_state", "reader_state", "BitWriter", "BitReader"]
 
 
-#: One signature per bit-I/O kernel, declared (compiled when the module loads, from the cache when
-#: warm): called with literal widths (``get_bits(buf, st, 1)``) numba would otherwise compile a
-#: variant per distinct constant.  Readers take a read-only buffer (a writable one converts).
-PUT_BITS_SIG = "void(uint8[::1], int64[::1], int64, int64)"
-GET_BITS_SIG = "int64(Array(uint8, 1, 'C', readonly=True), int64[::1], int64)"
-
-
-@njit(PUT_BITS_SIG)
+@njit
 def put_bits(buf, st, value, n):
     """Append the ``n`` low bits of ``value`` (0 <= n <= 32).  Sets ``st[1]`` on overflow."""
     pos = st[0]
@@ -42,7 +35,7 @@ def put_bits(buf, st, value, n):
     st[0] = pos
 
 
-@njit(GET_BITS_SIG)
+@njit
 def get_bits(buf, st, n):
     """Read ``n`` bits (0 <= n <= 32) as an unsigned int; 0 and ``st[1] = 1`` past ``st[2]``."""
     pos = st[0]

@@ -30,7 +30,7 @@ BOOK_DIM = np.array([0] + [SPECTRAL_BOOKS[b][0] for b in range(1, 7)] + [0], dty
 BOOK_LAV = np.array([0] + [SPECTRAL_BOOKS[b][1] for b in range(1, 7)] + [0], dtype=np.int64)
 
 
-@njit("void(uint8[::1], int64[::1], int64[:, ::1], int64[:, ::1], int64, int64)")
+@njit
 def put_symbol(buf, st, codes, lengths, row, sym):
     n = lengths[row, sym]
     if n == 0:          # a symbol the book cannot code: an encoder bug, flagged as overflow
@@ -39,8 +39,7 @@ def put_symbol(buf, st, codes, lengths, row, sym):
     put_bits(buf, st, codes[row, sym], n)
 
 
-@njit("int64(Array(uint8, 1, 'C', readonly=True), int64[::1], int64[:, ::1], int64[:, ::1], "
-      "int64[:, ::1], int64[:, ::1], int64)")
+@njit
 def get_symbol(buf, st, count, first, offset, symbols, row):
     """Decode one symbol with book ``row``; sets ``st[1]`` on an invalid code or truncation."""
     code = 0
