@@ -234,3 +234,15 @@ def test_decoding_compiles_no_encoder_kernel(tmp_path):
     got = _compiled_kernels(tmp_path, "decode", str(tmp_path / "x.pac"))
     assert {"decode_payload", "synth"} <= {n for _, n, _ in got}
     assert [g for g in got if g[0] in ENCODER_MODULES or g[1] in ENCODER_KERNELS] == []
+
+
+def test_crc_length_powers_equal_the_polynomial_product():
+    """The import-time table x^(8L) mod G (computed with the CRC table) equals repeated
+    multiplication by x^8 with ``_mulmod``."""
+    from pacodec import bitstream as bs
+    mulmod = bs._mulmod.py_func
+    r = 1
+    for n, v in enumerate(bs._CRC_XPOW[:3000]):
+        assert v == r, n
+        r = mulmod(r, 0x100)
+    assert bs._CRC_XPOW[-1] == bs._crc_xpow()[-1]
