@@ -52,7 +52,7 @@ TILT_DB = (14.0, 0.0)
 TILT_BARK = (3.0, 18.0)
 
 
-@njit
+@njit(inline="always")
 def _fits(noise, rec, energy, allowed):
     """A quantization is acceptable when its noise stays within the allowance and it keeps the
     unit's energy within ENERGY_TOLERANCE (a coherent level error is not masked like noise)."""

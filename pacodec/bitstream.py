@@ -414,7 +414,7 @@ def _crc_table():
     return t
 
 
-@njit
+@njit(inline="always")
 def _mulmod(a, b):
     """``a * b mod G`` for 16-bit polynomials over GF(2), G = x^16 + x^12 + x^5 + 1 (§4)."""
     r = 0

@@ -51,7 +51,7 @@ MIN_FRAME_BYTES = 8
 F32_MAX = float(np.finfo(np.float32).max)
 
 
-@njit
+@njit(inline="always")
 def _xorshift(state):
     x = state[0]
     x ^= (x << np.uint32(13)) & np.uint32(0xFFFFFFFF)

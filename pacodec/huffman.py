@@ -59,7 +59,7 @@ def get_symbol(buf, st, count, first, offset, symbols, row):
     return 0
 
 
-@njit
+@njit(inline="always")
 def _esc_bits(e):
     m = e + (1 << ESC_K)
     nb = 0

@@ -30,7 +30,7 @@ MU_K = 256.0
 POWER_OFFSET = 0.4054
 
 
-@njit
+@njit(inline="always")
 def step(sf):
     return 2.0 ** ((sf - SF_BIAS) * 0.25)
 

@@ -205,12 +205,14 @@ def test_constant_arguments_do_not_make_a_signature_each():
 
     from pacodec.tables import load_codebooks
     b = load_codebooks()
+    kernels = (put_bits, get_bits, put_symbol, get_symbol)
+    before = [len(k.signatures) for k in kernels]
     wbuf = np.zeros(16, np.uint8)
     caller(wbuf, np.frombuffer(wbuf.tobytes(), np.uint8), writer_state(), b.codes, b.lengths,
            b.count, b.first, b.offset, b.symbols)
-    for k in (put_bits, get_bits, put_symbol, get_symbol):
-        assert len(k.signatures) == 1, (k.py_func.__name__, k.signatures)
-        assert not any(isinstance(t, types.Literal) for t in k.signatures[0])
+    for k, n in zip(kernels, before):    # (other tests may have compiled other array types)
+        assert len(k.signatures) <= n + 1, (k.py_func.__name__, k.signatures)
+        assert not any(isinstance(t, types.Literal) for sig in k.signatures for t in sig)
 
 
 def test_an_encode_and_decode_load_one_signature_per_kernel(tmp_path):
