@@ -36,11 +36,11 @@ def make_input(path: str, seconds: float = 1.0, rate: int = 44100) -> None:
     sf.write(path, x, rate, subtype="PCM_16")
 
 
-def run(cmd: list[str], env: dict) -> tuple[float, float]:
+def run(cmd: list[str], env: dict, cwd: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one child; exits on failure."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = p.stderr.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
@@ -68,8 +68,10 @@ def main(argv=None) -> int:
         for i in range(args.runs):
             cache = tempfile.mkdtemp(prefix="numba-", dir=work)
             env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-            cold = run(enc, env) + run(dec, env)
-            warm = run(enc, env) + run(dec, env)
+            # run in the scratch directory: `python -m` puts the current directory first on
+            # sys.path, so a source tree there would shadow the installed (or PYTHONPATH) one
+            cold = run(enc, env, work) + run(dec, env, work)
+            warm = run(enc, env, work) + run(dec, env, work)
             rows["cold"].append(cold)
             rows["warm"].append(warm)
             print(f"round {i + 1}: cold enc {cold[0]:.2f}/{cold[1]:.2f} dec {cold[2]:.2f}/"
@@ -80,9 +82,11 @@ def main(argv=None) -> int:
             load = os.getloadavg()[0]
         except OSError:
             load = float("nan")
+        import pacodec
+        where = os.path.dirname(pacodec.__file__)
         med = {k: [statistics.median(r[j] for r in v) for j in range(4)] for k, v in rows.items()}
         print(f"1-s 44.1 kHz stereo file, median of {args.runs}, load average {load:.1f} on "
-              f"{os.cpu_count()} cores")
+              f"{os.cpu_count()} cores, pacodec from {where}")
         print("| start | encode wall / CPU s | decode wall / CPU s | together wall / CPU s |")
         print("|---|---|---|---|")
         for k, m in med.items():
