@@ -850,29 +850,24 @@ class Layout:
             self.perm_short = np.zeros((1, n), dtype=np.int64)
 
 
-@njit
 def _short_order(gflags, es, ns, ub, perm):
-    """Unit bounds and coding-order permutation of a short frame with these grouping bits."""
-    pos = 0
-    u = 0
-    w0 = 0
+    """Unit bounds and coding-order permutation of a short frame with these grouping bits.
+
+    Coding order sorts the natural positions ``window * ns + bin`` by (window group, band,
+    window, bin).  Plain numpy, not a kernel: it runs once per configuration, and a kernel
+    would cost every process a compile (or cache load) for it.
+    """
     nb = es.shape[0] - 1
-    for w in range(8):
-        if w > 0 and ((gflags >> (7 - w)) & 1) == 0:
-            continue
-        glen = 1
-        while w + glen < 8 and ((gflags >> (7 - w - glen)) & 1) == 0:
-            glen += 1
-        for b in range(nb):
-            ub[u] = pos
-            for j in range(w, w + glen):
-                for k in range(es[b], es[b + 1]):
-                    perm[pos] = j * ns + k
-                    pos += 1
-            u += 1
-        w0 += glen
-    for i in range(u, ub.shape[0]):
-        ub[i] = pos
+    group = np.cumsum([0] + [(gflags >> (7 - w)) & 1 for w in range(1, 8)])   # per window
+    band = np.repeat(np.arange(nb), np.diff(es))                                # per bin
+    win = np.repeat(np.arange(8), ns)
+    bins = np.tile(np.arange(ns), 8)
+    perm[:] = np.lexsort((bins, win, band[bins], group[win]))
+    sizes = np.bincount(group, minlength=8)[:group[-1] + 1]                     # group lengths
+    counts = (sizes[:, None] * np.diff(es)[None, :]).ravel()                    # per unit
+    u = counts.shape[0]
+    ub[:u] = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    ub[u:] = ns * 8
 
 
 def group_lengths(gflags: int) -> list[int]:

@@ -248,3 +248,37 @@ def test_crc_length_powers_equal_the_polynomial_product():
         assert v == r, n
         r = mulmod(r, 0x100)
     assert bs._CRC_XPOW[-1] == bs._crc_xpow()[-1]
+
+
+def _short_order_loop(gflags, es, ns, ub, perm):
+    """The coding order of FORMAT.md §5.2 written as loops (what the kernel was)."""
+    pos = u = 0
+    for w in range(8):
+        if w > 0 and ((gflags >> (7 - w)) & 1) == 0:
+            continue
+        glen = 1
+        while w + glen < 8 and ((gflags >> (7 - w - glen)) & 1) == 0:
+            glen += 1
+        for b in range(len(es) - 1):
+            ub[u] = pos
+            for j in range(w, w + glen):
+                for k in range(es[b], es[b + 1]):
+                    perm[pos] = j * ns + k
+                    pos += 1
+            u += 1
+    ub[u:] = pos
+
+
+@pytest.mark.parametrize("rate,ns", [(8000, 32), (44100, 128), (48000, 32), (96000, 128)])
+def test_short_frame_coding_order_equals_the_loop_definition(rate, ns):
+    from pacodec import bitstream as bs
+    from pacodec.tables import band_edges
+    es = band_edges(rate, ns)
+    nu = 8 * (len(es) - 1) + 1
+    for g in range(128):
+        want_ub, got_ub = np.zeros(nu, np.int64), np.zeros(nu, np.int64)
+        want_p, got_p = np.zeros(8 * ns, np.int64), np.zeros(8 * ns, np.int64)
+        _short_order_loop(g, es, ns, want_ub, want_p)
+        bs._short_order(g, es, ns, got_ub, got_p)
+        np.testing.assert_array_equal(got_ub, want_ub)
+        np.testing.assert_array_equal(got_p, want_p)
