@@ -99,12 +99,17 @@ def _one_signature_per_type(d):
 
 
 def njit(*args, **kwargs):
-    """``numba.njit`` with the project defaults (``cache=True``, ``nogil=True``, no C-callable
-    wrapper: the kernels are called from Python and from each other, never through a C function
-    pointer, and numba would otherwise compile that wrapper for every signature)."""
+    """``numba.njit`` with the project defaults: ``cache=True``, ``nogil=True``, no C-callable
+    wrapper (the kernels are called from Python and from each other, never through a C function
+    pointer, and numba would otherwise compile that wrapper for every signature), and no numba
+    runtime (``_nrt=False``): drivers allocate, kernels only compute (DESIGN.md), so the
+    reference counting numba would add to every array argument, view and call is dead weight --
+    about a tenth of the cold-start compile time.  A kernel that allocates fails to compile
+    ("No implementation of function zeros"); give it ``_nrt=True`` if it really must."""
     kwargs.setdefault("cache", True)
     kwargs.setdefault("nogil", True)
     kwargs.setdefault("no_cfunc_wrapper", True)     # never used as C callbacks: less to compile
+    kwargs.setdefault("_nrt", False)                # kernels never allocate: no refcounting
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], str):
         return _make(args[0], (), kwargs)
     return lambda func: _make(func, args, kwargs)

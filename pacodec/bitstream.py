@@ -665,7 +665,7 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
                     write_unit(buf, st, q[c], ub[u], ub[u + 1], bk, codes, lengths)
 
 
-@njit
+@njit(inline="always")
 def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups,
                  lengths, ubits):
     """The exact bit count :func:`write_payload` would write (without writing), for rate control.
@@ -699,7 +699,7 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
     return bits
 
 
-@njit
+@njit(inline="always")
 def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
                  ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset, symbols):
     """Parse the audio payload of one frame (§5), validating every field and index.
