@@ -73,14 +73,43 @@ def _make(func, args, kwargs):
             if "cannot cache" not in str(e2):
                 raise
             d = numba.njit(*args, **dict(kwargs, cache=False))(func)
+    if not args:
+        _one_signature_per_type(d)
     dispatchers.append(d)
     return d
 
 
+def _one_signature_per_type(d):
+    """Make kernel-to-kernel calls compile ``d`` for the arguments' plain types.
+
+    Inside a kernel a constant argument has a literal type (``Literal[int](7)``), and numba
+    compiles the callee once per distinct constant: ``put_bits(buf, st, v, 7)`` and
+    ``put_bits(buf, st, v, 6)`` were two machine-code copies (put_bits had 7 signatures,
+    get_bits 6).  No pacodec kernel specialises on a constant, so the literal types are dropped
+    before the lookup: one signature per combination of real argument types, compiled lazily
+    (an explicit signature would compile at import, also for kernels a run never calls).
+    """
+    from numba.core import types
+    lookup = d.get_call_template
+
+    def get_call_template(args, kws):
+        return lookup(tuple(types.unliteral(a) for a in args),
+                      {k: types.unliteral(v) for k, v in kws.items()})
+    d.get_call_template = get_call_template
+
+
 def njit(*args, **kwargs):
-    """``numba.njit`` with the project defaults (``cache=True``, ``nogil=True``)."""
+    """``numba.njit`` with the project defaults: ``cache=True``, ``nogil=True``, no C-callable
+    wrapper (the kernels are called from Python and from each other, never through a C function
+    pointer, and numba would otherwise compile that wrapper for every signature), and no numba
+    runtime (``_nrt=False``): drivers allocate, kernels only compute (DESIGN.md), so the
+    reference counting numba would add to every array argument, view and call is dead weight --
+    about a tenth of the cold-start compile time.  A kernel that allocates fails to compile
+    ("No implementation of function zeros"); give it ``_nrt=True`` if it really must."""
     kwargs.setdefault("cache", True)
     kwargs.setdefault("nogil", True)
+    kwargs.setdefault("no_cfunc_wrapper", True)     # never used as C callbacks: less to compile
+    kwargs.setdefault("_nrt", False)                # kernels never allocate: no refcounting
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], str):
         return _make(args[0], (), kwargs)
     return lambda func: _make(func, args, kwargs)

@@ -52,14 +52,14 @@ TILT_DB = (14.0, 0.0)
 TILT_BARK = (3.0, 18.0)
 
 
-@njit
+@njit(inline="always")
 def _fits(noise, rec, energy, allowed):
     """A quantization is acceptable when its noise stays within the allowance and it keeps the
     unit's energy within ENERGY_TOLERANCE (a coherent level error is not masked like noise)."""
     return noise <= allowed and rec >= energy * ENERGY_LO and rec <= energy * ENERGY_HI
 
 
-@njit
+@njit(inline="always")
 def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, hint):
     """Coarsest scalefactor whose quantization of c[s:e] :func:`_fits` the allowance.
 
@@ -94,7 +94,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, hint):
     return sf, qmax
 
 
-@njit
+@njit(inline="always")
 def _best_book(q, s, e, qmax, lengths):
     if qmax == 0:
         return 0, 0
@@ -114,7 +114,7 @@ def _best_book(q, s, e, qmax, lengths):
     return best, best_bits
 
 
-@njit
+@njit(inline="always")
 def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, quantizer, mu, max_band,
              pns_band, books, sf, q, lengths, hint, ubits):
     """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear)."""
@@ -185,7 +185,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
         prev = sf[u]
 
 
-@njit
+@njit(inline="always")
 def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
     """Per unit, 1 where mid/side needs fewer bits (by a perceptual-entropy estimate); flagged
     units are transformed to M/S in place, with the pair's lower threshold for both."""

@@ -414,7 +414,7 @@ def _crc_table():
     return t
 
 
-@njit
+@njit(inline="always")
 def _mulmod(a, b):
     """``a * b mod G`` for 16-bit polynomials over GF(2), G = x^16 + x^12 + x^5 + 1 (§4)."""
     r = 0
@@ -429,11 +429,15 @@ def _mulmod(a, b):
 
 def _crc_xpow():
     """``x^(8 L) mod G`` for every byte length L a frame's CRC can cover."""
-    xp = np.zeros(MAX_PAYLOAD + FRAME_HEADER_SIZE, dtype=np.int64)
-    xp[0] = 1
-    for i in range(1, len(xp)):
-        xp[i] = getattr(_mulmod, "py_func", _mulmod)(int(xp[i - 1]), 0x100)
-    return xp
+    # multiplying by x^8 mod G is the CRC register step with a zero byte (one table look-up
+    # instead of a 16-step _mulmod in Python: this runs at every import)
+    table = _CRC_TABLE.tolist()
+    xp = [1]
+    r = 1
+    for _ in range(1, MAX_PAYLOAD + FRAME_HEADER_SIZE):
+        r = ((r << 8) & 0xFFFF) ^ table[r >> 8]
+        xp.append(r)
+    return np.array(xp, dtype=np.int64)
 
 
 _CRC_TABLE = _crc_table()
@@ -661,7 +665,7 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
                     write_unit(buf, st, q[c], ub[u], ub[u + 1], bk, codes, lengths)
 
 
-@njit
+@njit(inline="always")
 def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups,
                  lengths, ubits):
     """The exact bit count :func:`write_payload` would write (without writing), for rate control.
@@ -695,7 +699,7 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
     return bits
 
 
-@njit
+@njit(inline="always")
 def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
                  ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset, symbols):
     """Parse the audio payload of one frame (§5), validating every field and index.
@@ -846,29 +850,24 @@ class Layout:
             self.perm_short = np.zeros((1, n), dtype=np.int64)
 
 
-@njit
 def _short_order(gflags, es, ns, ub, perm):
-    """Unit bounds and coding-order permutation of a short frame with these grouping bits."""
-    pos = 0
-    u = 0
-    w0 = 0
+    """Unit bounds and coding-order permutation of a short frame with these grouping bits.
+
+    Coding order sorts the natural positions ``window * ns + bin`` by (window group, band,
+    window, bin).  Plain numpy, not a kernel: it runs once per configuration, and a kernel
+    would cost every process a compile (or cache load) for it.
+    """
     nb = es.shape[0] - 1
-    for w in range(8):
-        if w > 0 and ((gflags >> (7 - w)) & 1) == 0:
-            continue
-        glen = 1
-        while w + glen < 8 and ((gflags >> (7 - w - glen)) & 1) == 0:
-            glen += 1
-        for b in range(nb):
-            ub[u] = pos
-            for j in range(w, w + glen):
-                for k in range(es[b], es[b + 1]):
-                    perm[pos] = j * ns + k
-                    pos += 1
-            u += 1
-        w0 += glen
-    for i in range(u, ub.shape[0]):
-        ub[i] = pos
+    group = np.cumsum([0] + [(gflags >> (7 - w)) & 1 for w in range(1, 8)])   # per window
+    band = np.repeat(np.arange(nb), np.diff(es))                                # per bin
+    win = np.repeat(np.arange(8), ns)
+    bins = np.tile(np.arange(ns), 8)
+    perm[:] = np.lexsort((bins, win, band[bins], group[win]))
+    sizes = np.bincount(group, minlength=8)[:group[-1] + 1]                     # group lengths
+    counts = (sizes[:, None] * np.diff(es)[None, :]).ravel()                    # per unit
+    u = counts.shape[0]
+    ub[:u] = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    ub[u:] = ns * 8
 
 
 def group_lengths(gflags: int) -> list[int]:

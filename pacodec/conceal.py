@@ -85,7 +85,7 @@ class Concealer:
         self._period = None
 
     def _remember(self, pcm):
-        if pcm is None:
+        if pcm is None or self.method != "pitch":    # only the pitch method reads the history
             return
         n = len(pcm)
         if n >= HISTORY:

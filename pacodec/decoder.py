@@ -51,7 +51,7 @@ MIN_FRAME_BYTES = 8
 F32_MAX = float(np.finfo(np.float32).max)
 
 
-@njit
+@njit(inline="always")
 def _xorshift(state):
     x = state[0]
     x ^= (x << np.uint32(13)) & np.uint32(0xFFFFFFFF)
@@ -61,7 +61,7 @@ def _xorshift(state):
     return x
 
 
-@njit
+@njit(inline="always")
 def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
     """Dequantize the units of one channel into ``out`` (coding order); noise units (book 7) get
     uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4): the generator steps,
@@ -88,7 +88,7 @@ def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
             dequantize_unit(q, s, e, sf[u], quantizer, mu, out)
 
 
-@njit
+@njit(inline="always")
 def inverse_ms(a, b, ub, nunits, flags):
     for u in range(nunits):
         if flags[u]:

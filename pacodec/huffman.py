@@ -59,7 +59,7 @@ def get_symbol(buf, st, count, first, offset, symbols, row):
     return 0
 
 
-@njit
+@njit(inline="always")
 def _esc_bits(e):
     m = e + (1 << ESC_K)
     nb = 0
@@ -68,7 +68,7 @@ def _esc_bits(e):
     return 2 * nb - 1 - ESC_K
 
 
-@njit
+@njit(inline="always")
 def unit_bits(q, start, end, book, lengths):
     """Bits that coding ``q[start:end]`` with spectral ``book`` costs; -1 if it cannot code it."""
     dim = BOOK_DIM[book]
@@ -100,7 +100,7 @@ def unit_bits(q, start, end, book, lengths):
     return bits
 
 
-@njit
+@njit(inline="always")
 def write_unit(buf, st, q, start, end, book, codes, lengths):
     """Write ``q[start:end]`` with spectral ``book`` (the caller checked it fits the book)."""
     dim = BOOK_DIM[book]
@@ -133,7 +133,7 @@ def write_unit(buf, st, q, start, end, book, codes, lengths):
         i += dim
 
 
-@njit
+@njit(inline="always")
 def read_unit(buf, st, q, start, end, book, count, first, offset, symbols):
     """Read a unit written by :func:`write_unit` into ``q[start:end]`` (caller checked bounds)."""
     dim = BOOK_DIM[book]

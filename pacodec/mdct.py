@@ -60,7 +60,7 @@ def plan(n: int) -> Plan:
     return Plan(n)
 
 
-@njit
+@njit(inline="always")
 def fft_inplace(a, rev, tw):
     """Iterative radix-2 decimation-in-time FFT of ``a`` (complex, power-of-two length)."""
     n = a.shape[0]
@@ -84,7 +84,7 @@ def fft_inplace(a, rev, tw):
         size *= 2
 
 
-@njit
+@njit(inline="always")
 def dct4(v, out, pre, post, rev, tw, work):
     """Orthonormal DCT-IV of ``v`` (length N) into ``out``; ``work`` is complex scratch of N/2."""
     n = v.shape[0]

@@ -30,7 +30,7 @@ MU_K = 256.0
 POWER_OFFSET = 0.4054
 
 
-@njit
+@njit(inline="always")
 def step(sf):
     return 2.0 ** ((sf - SF_BIAS) * 0.25)
 
@@ -67,7 +67,7 @@ def quantize_unit(x, start, end, sf, quantizer, mu, q):
 POW43 = np.arange(8192, dtype=np.float64) ** (4.0 / 3.0)
 
 
-@njit
+@njit(inline="always")
 def magnitudes(x, quantizer, out):
     """Per-coefficient precomputation for :func:`quantize_unit_fast`: ``|x|^0.75`` for the power
     quantizer (so a scalefactor change is one multiply), ``|x|`` otherwise."""
@@ -114,7 +114,7 @@ def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
     return noise, qmax, rec
 
 
-@njit
+@njit(inline="always")
 def dequantize_unit(q, start, end, sf, quantizer, mu, out):
     """Reconstruct ``out[start:end]`` from ``q[start:end]`` (normative)."""
     delta = step(sf)

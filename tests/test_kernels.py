@@ -146,3 +146,140 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
     missing = {f"{d.py_func.__module__}.{d.py_func.__name__}" for _, _, d in kernels
                if d.py_func not in called}
     assert not missing, f"kernels never run: {sorted(missing)}"
+
+
+#: kernels that only the encoder needs: a decoding process must not compile them
+ENCODER_MODULES = {"pacodec.encoder", "pacodec.allocation", "pacodec.psychoacoustic",
+                   "pacodec.transient"}
+ENCODER_KERNELS = {"put_bits", "put_symbol", "write_unit", "unit_bits", "write_payload",
+                   "payload_bits", "quantize_unit", "quantize_unit_fast", "magnitudes",
+                   "mdct_kernel"}
+
+_REPORT = """
+import sys, warnings
+import pacodec
+from pacodec._jit import dispatchers
+if sys.argv[1] == "encode":
+    import soundfile as sf
+    x, fs = sf.read(sys.argv[2])
+    data = pacodec.encode(x, fs, bitrate=96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pacodec.decode(data)
+else:
+    pacodec.decode(open(sys.argv[2], "rb").read())
+for d in dispatchers:
+    if d.signatures:
+        print(d.py_func.__module__, d.py_func.__name__, len(d.signatures))
+"""
+
+
+def _compiled_kernels(tmp_path, *args):
+    """(module, name, signature count) of every kernel a fresh process compiled or loaded."""
+    import subprocess
+    import sys
+    script = tmp_path / "report.py"
+    script.write_text(_REPORT)
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                         check=True).stdout
+    return [(m, n, int(k)) for m, n, k in (line.split() for line in out.splitlines())]
+
+
+def test_constant_arguments_do_not_make_a_signature_each():
+    """Inside a kernel ``get_bits(buf, st, 7)`` passes a literal type; the callee is compiled
+    for the plain type, not once per distinct constant."""
+    import numba
+    from numba.core import types
+    from pacodec.huffman import get_symbol, put_symbol
+
+    @numba.njit(cache=False)
+    def caller(wbuf, rbuf, st, codes, lengths, count, first, offset, symbols):
+        put_bits(wbuf, st, 1, 1)
+        put_bits(wbuf, st, 5, 3)
+        put_bits(wbuf, st, 0, 9)
+        put_symbol(wbuf, st, codes, lengths, 0, 1)
+        put_symbol(wbuf, st, codes, lengths, 3, 2)
+        st[0] = 0
+        return (get_bits(rbuf, st, 1) + get_bits(rbuf, st, 3) + get_bits(rbuf, st, 11)
+                + get_symbol(rbuf, st, count, first, offset, symbols, 0)
+                + get_symbol(rbuf, st, count, first, offset, symbols, 5))
+
+    from pacodec.tables import load_codebooks
+    b = load_codebooks()
+    kernels = (put_bits, get_bits, put_symbol, get_symbol)
+    before = [len(k.signatures) for k in kernels]
+    wbuf = np.zeros(16, np.uint8)
+    caller(wbuf, np.frombuffer(wbuf.tobytes(), np.uint8), writer_state(), b.codes, b.lengths,
+           b.count, b.first, b.offset, b.symbols)
+    for k, n in zip(kernels, before):    # (other tests may have compiled other array types)
+        assert len(k.signatures) <= n + 1, (k.py_func.__name__, k.signatures)
+        assert not any(isinstance(t, types.Literal) for sig in k.signatures for t in sig)
+
+
+def test_an_encode_and_decode_load_one_signature_per_kernel(tmp_path):
+    """A fresh process that encodes and decodes compiles (or loads from the cache) each kernel
+    it calls from Python once."""
+    import soundfile as sf
+    from conftest import load_clip
+    x, fs = load_clip("amen_drums.flac", 0.5)        # has attacks: short windows run too
+    sf.write(tmp_path / "x.wav", x, fs)
+    got = _compiled_kernels(tmp_path, "encode", str(tmp_path / "x.wav"))
+    names = {n for _, n, _ in got}
+    assert {"decode_payload", "search_offset", "synth", "write_payload"} <= names
+    assert [g for g in got if g[2] != 1] == []
+
+
+def test_decoding_compiles_no_encoder_kernel(tmp_path):
+    import pacodec
+    from conftest import load_clip
+    x, fs = load_clip("amen_drums.flac", 0.5)
+    (tmp_path / "x.pac").write_bytes(pacodec.encode(x, fs, bitrate=96))
+    got = _compiled_kernels(tmp_path, "decode", str(tmp_path / "x.pac"))
+    assert {"decode_payload", "synth"} <= {n for _, n, _ in got}
+    assert [g for g in got if g[0] in ENCODER_MODULES or g[1] in ENCODER_KERNELS] == []
+
+
+def test_crc_length_powers_equal_the_polynomial_product():
+    """The import-time table x^(8L) mod G (computed with the CRC table) equals repeated
+    multiplication by x^8 with ``_mulmod``."""
+    from pacodec import bitstream as bs
+    mulmod = bs._mulmod.py_func
+    r = 1
+    for n, v in enumerate(bs._CRC_XPOW[:3000]):
+        assert v == r, n
+        r = mulmod(r, 0x100)
+    assert bs._CRC_XPOW[-1] == bs._crc_xpow()[-1]
+
+
+def _short_order_loop(gflags, es, ns, ub, perm):
+    """The coding order of FORMAT.md §5.2 written as loops (what the kernel was)."""
+    pos = u = 0
+    for w in range(8):
+        if w > 0 and ((gflags >> (7 - w)) & 1) == 0:
+            continue
+        glen = 1
+        while w + glen < 8 and ((gflags >> (7 - w - glen)) & 1) == 0:
+            glen += 1
+        for b in range(len(es) - 1):
+            ub[u] = pos
+            for j in range(w, w + glen):
+                for k in range(es[b], es[b + 1]):
+                    perm[pos] = j * ns + k
+                    pos += 1
+            u += 1
+    ub[u:] = pos
+
+
+@pytest.mark.parametrize("rate,ns", [(8000, 32), (44100, 128), (48000, 32), (96000, 128)])
+def test_short_frame_coding_order_equals_the_loop_definition(rate, ns):
+    from pacodec import bitstream as bs
+    from pacodec.tables import band_edges
+    es = band_edges(rate, ns)
+    nu = 8 * (len(es) - 1) + 1
+    for g in range(128):
+        want_ub, got_ub = np.zeros(nu, np.int64), np.zeros(nu, np.int64)
+        want_p, got_p = np.zeros(8 * ns, np.int64), np.zeros(8 * ns, np.int64)
+        _short_order_loop(g, es, ns, want_ub, want_p)
+        bs._short_order(g, es, ns, got_ub, got_p)
+        np.testing.assert_array_equal(got_ub, want_ub)
+        np.testing.assert_array_equal(got_p, want_p)

@@ -467,23 +467,31 @@ def render(R) -> str:
     for name in R["codec_order"]:
         c = wp.get(name)
         if c is None:
-            rows.append([name] + ["n/a"] * 9)
+            rows.append([name] + ["n/a"] * 11)
             continue
         e, d = c["encode"], c["decode"]
         ew = e.get("wall_s") if e.get("ok") else None
         dw = d.get("wall_s") if d.get("ok") else None
+        ec = e.get("cpu_s") if ew else None
+        dc = d.get("cpu_s") if dw else None
         if name == "pacodec":
             re_, rd = "1.00" if ew else "n/a", "1.00" if dw else "n/a"
         else:
-            re_ = f(bu.ratio(pe.get("wall_s") if pe.get("ok") else None, ew))
-            rd = f(bu.ratio(pd.get("wall_s") if pd.get("ok") else None, dw))
+            # wall ratio, then the CPU-time ratio (user + sys): on a loaded machine wall time
+            # includes waiting for a core, CPU time does not
+            re_ = (f(bu.ratio(pe.get("wall_s") if pe.get("ok") else None, ew)) + " / "
+                   + f(bu.ratio(pe.get("cpu_s") if pe.get("ok") else None, ec)))
+            rd = (f(bu.ratio(pd.get("wall_s") if pd.get("ok") else None, dw)) + " / "
+                  + f(bu.ratio(pd.get("cpu_s") if pd.get("ok") else None, dc)))
         rows.append([f"`{name}`", f(e.get("kbps"), ".0f") if e.get("ok") else "n/a",
-                     f(ew, ".2f"), f(e.get("xrt") if ew else None, ".0f"),
+                     f(ew, ".2f"), f(ec, ".2f"), f(e.get("xrt") if ew else None, ".0f"),
                      f(e.get("rss_mb") if ew else None, ".1f"),
-                     f(dw, ".2f"), f(d.get("xrt") if dw else None, ".0f"),
+                     f(dw, ".2f"), f(dc, ".2f"), f(d.get("xrt") if dw else None, ".0f"),
                      f(d.get("rss_mb") if dw else None, ".1f"), re_, rd])
-    L.append(bu.md_table(["codec", "kbps", "enc s", "enc ×RT", "enc RSS MB", "dec s", "dec ×RT",
-                          "dec RSS MB", "pacodec/peer enc", "pacodec/peer dec"], rows))
+    L.append(bu.md_table(["codec", "kbps", "enc s", "enc CPU s", "enc ×RT", "enc RSS MB",
+                          "dec s", "dec CPU s", "dec ×RT", "dec RSS MB",
+                          "pacodec/peer enc (wall / CPU)", "pacodec/peer dec (wall / CPU)"],
+                         rows))
     L.append("")
     for name in R["codec_order"]:
         for step in ("encode", "decode"):
