@@ -379,6 +379,13 @@ def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quant
     for c in range(cod.shape[0]):
         allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], floor, gain, quantizer,
                  mu, max_band, pns_band, books[c], sf[c], q[c], lengths, hint[c], ubits[c], rdi, rdf)
+        # max_band ends at the last band any group codes: trailing zero units cost book indices
+        last = 0
+        for g in range(ngroups):
+            for b in range(last, max_band):
+                if books[c, g * nbands + b] != 0:
+                    last = b + 1
+        max_bands[c] = last
     return payload_bits(is_short, max_bands, ms_mode, ms_flags, books, sf, q, ub, nbands,
                         ngroups, lengths, ubits)
 
