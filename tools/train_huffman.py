@@ -94,58 +94,59 @@ def cost(stats, data) -> dict:
 
 
 def collect(clips, rates, stats, excerpt=None):
+    """Encode each clip at each rate (stereo-equivalent kbit/s) and count the symbols of every
+    payload the encoder writes (FORMAT.md §5.3 order and contexts)."""
     import soundfile as sf
-    import pacodec
-    from pacodec.decoder import Decoder
+    from pacodec import bitstream as bs
+    from pacodec.encoder import Encoder
 
-    class Counting(Decoder):
-        def _parse_audio(self, payload):
-            out = super()._parse_audio(payload)
-            is_short, _, _, gflags, ngroups, nbands = (int(v) for v in self._hdr)
-            lay = self._lay
-            ub = lay.ub_short[gflags] if is_short else lay.ub_long
-            for c in range(self.channels):
-                ctx = 0
-                prev = None
-                pbk = 0
-                for g in range(ngroups):
-                    for b in range(int(self._mb[c])):
-                        u = g * nbands + b
-                        bk = int(self._bk[c, u])
-                        stats["book_index"][book_row(ctx, b, nbands)][bk] += 1
-                        ctx = bk
-                        if bk:
-                            if prev is not None:
-                                row = sf_row(pbk, bk) - ROW_SF
-                                stats["scalefactor"][row][int(self._sf[c, u]) - prev + SF_DELTA_MAX] += 1
-                            prev = int(self._sf[c, u])
-                            pbk = bk
-                        if 1 <= bk <= 6:
-                            dim, lav = SPECTRAL_BOOKS[bk]
-                            base = lav + 1
-                            v = np.abs(self._q[c, ub[u]:ub[u + 1]])
-                            v = np.minimum(v, 16) if bk == 6 else v
-                            if len(v) % dim:
-                                v = np.concatenate([v, np.zeros(dim - len(v) % dim, v.dtype)])
-                            for t in v.reshape(-1, dim):
-                                sym = 0
-                                for x in t:
-                                    sym = sym * base + int(x)
-                                stats["spectral"][bk][sym] += 1
-            return out
+    real = bs.write_payload
 
-    for clip in clips:
-        x, fs = sf.read(clip, always_2d=True)
-        if excerpt:
-            x = x[:int(excerpt * fs)]
-        for kbps in rates:
-            rate = kbps * x.shape[1] / 2
-            data = pacodec.encode(x, fs, bitrate=rate)
-            d = Counting()
-            d.feed(data)
-            d.finish()
-            print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
-                  flush=True)
+    def spy(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sfs, q, ub, nbands,
+            ngroups, codes, lengths):
+        real(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sfs, q, ub, nbands,
+             ngroups, codes, lengths)
+        for c in range(max_band.shape[0]):
+            ctx = 0
+            prev = None
+            pbk = 0
+            for g in range(ngroups):
+                for b in range(int(max_band[c])):
+                    u = g * nbands + b
+                    bk = int(books[c, u])
+                    stats["book_index"][book_row(ctx, b, nbands)][bk] += 1
+                    ctx = bk
+                    if bk:
+                        if prev is not None:
+                            row = sf_row(pbk, bk) - ROW_SF
+                            stats["scalefactor"][row][int(sfs[c, u]) - prev + SF_DELTA_MAX] += 1
+                        prev = int(sfs[c, u])
+                        pbk = bk
+                    if 1 <= bk <= 6:
+                        dim, lav = SPECTRAL_BOOKS[bk]
+                        base = lav + 1
+                        v = np.abs(q[c, ub[u]:ub[u + 1]])
+                        v = np.minimum(v, 16) if bk == 6 else v
+                        for t in v.reshape(-1, dim):
+                            sym = 0
+                            for x in t:
+                                sym = sym * base + int(x)
+                            stats["spectral"][bk][sym] += 1
+
+    bs.write_payload = spy
+    try:
+        for clip in clips:
+            x, fs = sf.read(clip, always_2d=True)
+            if excerpt:
+                x = x[:int(excerpt * fs)]
+            for kbps in rates:
+                rate = kbps * x.shape[1] / 2
+                enc = Encoder(fs, x.shape[1], bitrate=rate)
+                data = b"".join(enc.encode(x) + enc.flush())
+                print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
+                      flush=True)
+    finally:
+        bs.write_payload = real
 
 
 def main(argv=None):
