@@ -6,8 +6,9 @@ coarsest scalefactor whose *measured* quantization noise stays within ``T_u * w_
 and ``o`` the frame's distance offset in dB (0 dB = noise at the tilted threshold); a unit above its
 threshold also keeps the SNR floor of its band (FLOOR_DB) until the offset passes 15 dB.  A unit whose energy is below that allowance is zero; a noise-like unit
 above the noise-substitution start is coded as noise of its RMS (book 7, a scalefactor and no
-spectral data) when it is masked or cheap to describe that way.  Each coded unit then takes the
-Huffman book that codes it in the fewest bits.
+spectral data) when it is masked or cheap to describe that way.  The coded units' books are then
+chosen together (:func:`rd_scalefactors`, a Viterbi search over each unit's two smallest fitting
+books) for the fewest bits of spectral data, context-coded book indices and scalefactor deltas.
 
 Rate control (:class:`RateControl`): the outer loop.  For CBR/ABR the frame's budget comes from a
 bit reservoir (a leaky bucket: CBR holds 6144 bits per channel like AAC's buffer model, ABR two
