@@ -96,8 +96,8 @@ def minimum_bitrate(samplerate, channels, *, low_delay=False, **config) -> float
     """The lowest CBR/ABR rate (kbit/s) that leaves room for audio in this configuration.
 
     Every frame carries a header, a CRC and per-band side information even when it codes
-    nothing: 32 kHz stereo spends ~5.8 kbit/s on frames of silence alone, so ``bitrate=6``
-    there decodes to digital silence.  This measures the size of such an empty frame with the
+    nothing: 48 kHz with 8 channels spends ~5.6 kbit/s on frames of silence alone, so
+    ``bitrate=6`` there would decode to digital silence.  This measures the size of such an empty frame with the
     real encoder and asks for half as much again for the audio itself, rounded up.
     """
     enc = Encoder(samplerate, channels, distance=50.0, low_delay=low_delay, **config)

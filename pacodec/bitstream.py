@@ -22,7 +22,7 @@ from .bitio import BitReader, BitWriter, get_bits, put_bits
 from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
 from .errors import FormatError, UnsupportedError, VersionError
 from .huffman import get_symbol, put_symbol, read_unit, write_unit
-from .tables import N_BOOKS, NOISE_BOOK, ROW_SF, SF_DELTA_MAX
+from .tables import N_BOOKS, NOISE_BOOK, SF_DELTA_MAX, book_row, sf_row
 
 __all__ = [
     "MAGIC", "SYNC", "FORMAT_VERSION", "UNKNOWN_LENGTH", "FRAME_AUDIO", "FRAME_CONFIG", "FRAME_EOS",
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 MAGIC = b"PACD"                 # §3
-FORMAT_VERSION = 2             # §3.1; version 2: noise generator reseeded every frame (§8.4)
+FORMAT_VERSION = 3             # §3.1; version 3: context-coded book indices and scalefactors (§7.2)
 SUPPORTED_VERSIONS = (FORMAT_VERSION,)
 SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
@@ -643,10 +643,11 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
         for g in range(ngroups):
             for b in range(mb):
                 bk = books[c, g * nbands + b]
-                put_symbol(buf, st, codes, lengths, ctx, bk)
+                put_symbol(buf, st, codes, lengths, book_row(ctx, b, nbands), bk)
                 ctx = bk
         first = True
         prev = 0
+        pbk = 0
         for g in range(ngroups):
             for b in range(mb):
                 u = g * nbands + b
@@ -655,8 +656,10 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
                         put_bits(buf, st, sf[c, u], 8)
                         first = False
                     else:
-                        put_symbol(buf, st, codes, lengths, ROW_SF, sf[c, u] - prev + SF_DELTA_MAX)
+                        put_symbol(buf, st, codes, lengths, sf_row(pbk, books[c, u]),
+                                   sf[c, u] - prev + SF_DELTA_MAX)
                     prev = sf[c, u]
+                    pbk = books[c, u]
         for g in range(ngroups):
             for b in range(mb):
                 u = g * nbands + b
@@ -681,19 +684,21 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
         ctx = 0
         first = True
         prev = 0
+        pbk = 0
         for g in range(ngroups):
             for b in range(mb):
                 u = g * nbands + b
                 bk = books[c, u]
-                bits += lengths[ctx, bk]
+                bits += lengths[book_row(ctx, b, nbands), bk]
                 ctx = bk
                 if bk != 0:
                     if first:
                         bits += 8
                         first = False
                     else:
-                        bits += lengths[ROW_SF, sf[c, u] - prev + SF_DELTA_MAX]
+                        bits += lengths[sf_row(pbk, bk), sf[c, u] - prev + SF_DELTA_MAX]
                     prev = sf[c, u]
+                    pbk = bk
                     if bk != NOISE_BOOK:
                         bits += ubits[c, u]
     return bits
@@ -764,7 +769,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
         ctx = 0
         for g in range(ngroups):
             for b in range(mb):
-                bk = get_symbol(buf, st, count, first, offset, symbols, ctx)
+                bk = get_symbol(buf, st, count, first, offset, symbols, book_row(ctx, b, nbands))
                 if st[1] != 0:
                     return 1
                 if bk < 0 or bk >= N_BOOKS:
@@ -773,6 +778,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                 ctx = bk
         firstsf = True
         prev = 0
+        pbk = 0
         for g in range(ngroups):
             for b in range(mb):
                 u = g * nbands + b
@@ -781,7 +787,8 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         v = get_bits(buf, st, 8)
                         firstsf = False
                     else:
-                        d = get_symbol(buf, st, count, first, offset, symbols, ROW_SF)
+                        d = get_symbol(buf, st, count, first, offset, symbols,
+                                       sf_row(pbk, books[c, u]))
                         v = prev + d - SF_DELTA_MAX
                     if st[1] != 0:
                         return 1
@@ -789,6 +796,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         return 2
                     sf[c, u] = v
                     prev = v
+                    pbk = books[c, u]
         for g in range(ngroups):
             for b in range(mb):
                 u = g * nbands + b

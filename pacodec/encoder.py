@@ -20,7 +20,7 @@ import numpy as np
 
 from . import bitstream as bs
 from .allocation import (PNS_START_HZ, SEARCH_MIN, RateControl, bandwidth_hz, code_at, search_offset,
-                         band_weights, stereo_decision)
+                         band_weights, rd_scratch, stereo_decision)
 from .bitio import writer_state
 from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
                      stream_config_for)
@@ -228,6 +228,7 @@ class Encoder:
         self._xa = np.zeros((ch, n))
         self._hint = np.full((ch, mu_), -1, dtype=np.int64)
         self._ubits = np.zeros((ch, mu_), dtype=np.int64)
+        self._rdi, self._rdf = rd_scratch(mu_)
         self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
@@ -425,7 +426,7 @@ class Encoder:
         state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"], floor,
                  cfg.quantizer_code, float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
-               self._ms_mode, self._ms_flags, self._max_band, self._ubits)
+               self._ms_mode, self._ms_flags, self._max_band, self._ubits, self._rdi, self._rdf)
         offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
                                       pns_band, *out)
         if hi is not None:

@@ -13,9 +13,12 @@ from importlib import resources
 
 import numpy as np
 
+from ._jit import njit
+
 __all__ = [
     "CRITICAL_BAND_EDGES_HZ", "band_edges", "band_centres_hz", "load_codebooks",
     "SPECTRAL_BOOKS", "NOISE_BOOK", "N_BOOKS", "ESC_BOOK", "ESC_VALUE", "MAX_QUANT", "SF_DELTA_MAX",
+    "BOOK_REGIONS", "SF_CLASS", "SF_CLASSES", "book_row", "sf_row",
 ]
 
 #: Zwicker's critical band edges in Hz (the Bark scale).  FORMAT.md §5.
@@ -144,11 +147,35 @@ class CodebookSet:
         return self.lengths, self.codes, self.count, self.first, self.offset, self.symbols
 
 
-#: Row layout of the packed codebook set (FORMAT.md §7.2): rows 0..7 = book-index codes with
-#: context (previous book) 0..7; row 8 = scalefactor deltas; rows 9..14 = spectral books 1..6.
+#: Code contexts (FORMAT.md §7.2, version 3).  A book index is coded with the row of the previous
+#: unit's book and the *region* of its band, ``min(BOOK_REGIONS - 1, BOOK_REGIONS * b // nbands)``;
+#: a scalefactor delta with the row of the pair (class of the previous coded unit's book, class of
+#: this unit's book), classes by SF_CLASS.
+BOOK_REGIONS = 4
+SF_CLASS = np.array([0, 0, 0, 1, 1, 2, 2, 3], dtype=np.int64)    # book -> class (book 0 unused)
+SF_CLASSES = 4
+#: Row layout of the packed codebook set: rows 0 .. 8*BOOK_REGIONS-1 = book-index codes (row
+#: ``8 * region + previous book``); then SF_CLASSES^2 scalefactor-delta codes (row
+#: ``ROW_SF + SF_CLASSES * class(previous) + class(this)``); then spectral books 1..6.
 ROW_BOOK_CONTEXT = 0
-ROW_SF = 8
-ROW_SPECTRAL = 9 - 1     # row of spectral book b is ROW_SPECTRAL + b
+ROW_SF = N_BOOKS * BOOK_REGIONS
+N_SF_ROWS = SF_CLASSES * SF_CLASSES
+ROW_SPECTRAL = ROW_SF + N_SF_ROWS - 1     # row of spectral book b is ROW_SPECTRAL + b
+
+
+@njit
+def book_row(prev, b, nbands):
+    """Row of the book-index code of band ``b`` (of ``nbands``) after a unit of book ``prev``."""
+    r = (BOOK_REGIONS * b) // nbands
+    if r > BOOK_REGIONS - 1:
+        r = BOOK_REGIONS - 1
+    return N_BOOKS * r + prev
+
+
+@njit
+def sf_row(prev_book, book):
+    """Row of the scalefactor-delta code of a unit of ``book`` after a coded unit of ``prev_book``."""
+    return ROW_SF + SF_CLASSES * SF_CLASS[prev_book] + SF_CLASS[book]
 
 
 def spectral_alphabet(book: int) -> int:
@@ -165,8 +192,10 @@ def load_codebooks(path: str | None = None) -> CodebookSet:
         with open(path) as fh:
             text = fh.read()
     data = json.loads(text)
-    books = [Codebook(data["book_index"][c]) for c in range(N_BOOKS)]
-    books.append(Codebook(data["scalefactor"]))
+    if len(data["book_index"]) != N_BOOKS * BOOK_REGIONS or len(data["scalefactor"]) != N_SF_ROWS:
+        raise ValueError("codebook file does not match this format version's contexts")
+    books = [Codebook(row) for row in data["book_index"]]
+    books += [Codebook(row) for row in data["scalefactor"]]
     for b in sorted(SPECTRAL_BOOKS):
         books.append(Codebook(data["spectral"][str(b)]))
     return CodebookSet(books)

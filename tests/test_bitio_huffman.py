@@ -5,8 +5,8 @@ from hypothesis import given, strategies as st
 from pacodec.bitio import BitReader, BitWriter, get_bits, put_bits, reader_state, writer_state
 from pacodec.errors import FormatError
 from pacodec.huffman import code_lengths, get_symbol, put_symbol, read_unit, unit_bits, write_unit
-from pacodec.tables import (ESC_BOOK, MAX_QUANT, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS,
-                            load_codebooks)
+from pacodec.tables import (ESC_BOOK, MAX_QUANT, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS, book_row,
+                            load_codebooks, sf_row)
 
 BOOKS = load_codebooks()
 
@@ -116,3 +116,14 @@ def test_trained_books_are_complete_prefix_codes():
         ls = BOOKS.lengths[row][BOOKS.lengths[row] > 0]
         assert abs(sum(2.0 ** -int(l) for l in ls) - 1.0) < 1e-9
     assert ROW_SPECTRAL + 6 == BOOKS.lengths.shape[0] - 1
+
+
+def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
+    # FORMAT.md §7.2: book-index rows 0..31 by (previous book, band region), scalefactor rows by
+    # the classes of (previous coded book, this book); every row is reachable, none beyond
+    rows = {book_row(ctx, b, nb) for nb in range(1, 53) for b in range(nb) for ctx in range(8)}
+    assert rows == set(range(ROW_SF))
+    assert book_row(7, 0, 52) == 7 and book_row(0, 51, 52) == 24 and book_row(3, 13, 52) == 11
+    sf_rows = {sf_row(p, b) for p in range(1, 8) for b in range(1, 8)}
+    assert sf_rows == set(range(ROW_SF, ROW_SPECTRAL + 1))
+    assert sf_row(7, 7) == ROW_SPECTRAL and sf_row(1, 2) == ROW_SF

@@ -267,12 +267,12 @@ class _Unseekable(io.BytesIO):
         return False
 
 
-@pytest.mark.parametrize("version", [1, 3, 255])
+@pytest.mark.parametrize("version", [1, 2, 255])
 def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, tmp_path, version):
     from pacodec.errors import VersionError
     x, fs, data = stream
     old = _with_version(data, version)
-    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 2\\)"
+    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3\\)"
     with pytest.raises(VersionError, match=msg):
         pacodec.decode(old)
     # headerless (a live stream): refused at the first config frame, not skipped as damage
@@ -304,14 +304,14 @@ def test_cli_refuses_an_unknown_version_with_one_line(stream, tmp_path):
     import subprocess
     import sys
     x, fs, data = stream
-    p = tmp_path / "v3.pac"
-    p.write_bytes(_with_version(data, 3))
+    p = tmp_path / "v2.pac"
+    p.write_bytes(_with_version(data, 2))
     r = subprocess.run([sys.executable, "-m", "pacodec", "decode", str(p), "-o",
                         str(tmp_path / "o.wav")],
                        capture_output=True, text=True)
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "format version 3" in lines[0] and "version 2" in lines[0]
+    assert len(lines) == 1 and "format version 2" in lines[0] and "version 3" in lines[0]
     assert not (tmp_path / "o.wav").exists()
 
 

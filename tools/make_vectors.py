@@ -34,7 +34,7 @@ import pacodec  # noqa: E402
 
 OUT = ROOT / "bitstreams" / "vectors"
 CODEBOOKS = ROOT / "pacodec" / "data" / "codebooks.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -66,7 +66,7 @@ def canonical(lengths):
 
 def load_codes():
     d = json.loads(CODEBOOKS.read_text())
-    return {"book": [canonical(r) for r in d["book_index"]], "sf": canonical(d["scalefactor"]),
+    return {"book": [canonical(r) for r in d["book_index"]], "sf": [canonical(r) for r in d["scalefactor"]],
             "spec": {int(k): canonical(v) for k, v in d["spectral"].items()}}
 
 
@@ -161,15 +161,16 @@ def parse_payload(p, cfg, codes, stats):
     for c in range(ch):
         units = [g * nb + b for g in range(G) for b in range(mb[c])]
         ctx, books = 0, {}
+        for u in units:      # §7.2: book_row(ctx, b, nbands)
+            books[u] = ctx = r.se(codes["book"][8 * min(3, 4 * (u % nb) // nb) + ctx])
+        first, prev, pbook = True, 0, 0
+        cls = [0, 0, 0, 1, 1, 2, 2, 3]
         for u in units:
-            books[u] = ctx = r.se(codes["book"][ctx])
-        first, prev = True, 0
-        for u in units:
-            if books[u]:
-                v = r.u(8) if first else prev + r.se(codes["sf"]) - 60
+            if books[u]:      # §7.2: sf_row(pbook, book)
+                v = r.u(8) if first else prev + r.se(codes["sf"][4 * cls[pbook] + cls[books[u]]]) - 60
                 if not 0 <= v <= 255:
                     raise ValueError("scalefactor out of range")
-                first, prev = False, v
+                first, prev, pbook = False, v, books[u]
         for u in units:
             bk = books[u]
             books_used.add(bk)

@@ -3,11 +3,14 @@
 
     python tools/train_huffman.py --bootstrap            # synthetic starting tables
     python tools/train_huffman.py CLIP.flac ... [--rates 48 64 96 128 160 192] [--rounds 2]
+    python tools/train_huffman.py CLIP.flac ... --holdout        # also an overfitting check
 
 Each round encodes every clip at every rate with the current tables, parses the streams with the
-normative decoder, counts the symbols of every book (book indices per context, scalefactor
-deltas, spectral tuples) and rebuilds length-limited canonical codes from the counts.  Symbols
-never seen still get a code.  Changing the tables changes the format: regenerate the conformance
+normative decoder, counts the symbols of every code (book indices per context row, scalefactor
+deltas per context row, spectral tuples; FORMAT.md §7.2) and rebuilds length-limited canonical
+codes from the counts.  Symbols never seen still get a code.  ``--holdout`` also trains on every
+other clip (sorted by name) and reports the bits of the held-out half's symbols under those
+codes, under codes trained on the held-out half itself, and under the current tables.  Changing the tables changes the format: regenerate the conformance
 vectors (tools/make_vectors.py) and say so in FORMAT.md.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pacodec.huffman import code_lengths  # noqa: E402
-from pacodec.tables import N_BOOKS, SF_DELTA_MAX, SPECTRAL_BOOKS, spectral_alphabet  # noqa: E402
+from pacodec.tables import (BOOK_REGIONS, N_BOOKS, N_SF_ROWS, ROW_SF, SF_DELTA_MAX,  # noqa: E402
+                            SPECTRAL_BOOKS, book_row, sf_row, spectral_alphabet)
 
 OUT = ROOT / "pacodec" / "data" / "codebooks.json"
 MAXLEN = 20
@@ -33,11 +37,12 @@ MAXLEN = 20
 def bootstrap() -> dict:
     """Tables from a simple model: short codes for small magnitudes and small deltas."""
     data = {"book_index": [], "scalefactor": None, "spectral": {}}
-    for ctx in range(N_BOOKS):
-        counts = [100 if b == ctx else 10 for b in range(N_BOOKS)]
+    for row in range(N_BOOKS * BOOK_REGIONS):
+        counts = [100 if b == row % N_BOOKS else 10 for b in range(N_BOOKS)]
         data["book_index"].append(code_lengths(counts, MAXLEN))
     deltas = range(-SF_DELTA_MAX, SF_DELTA_MAX + 1)
-    data["scalefactor"] = code_lengths([int(1e6 * math.exp(-abs(d) / 2.0)) for d in deltas], MAXLEN)
+    data["scalefactor"] = [code_lengths([int(1e6 * math.exp(-abs(d) / 2.0)) for d in deltas], MAXLEN)
+                           for _ in range(N_SF_ROWS)]
     for b, (dim, lav) in SPECTRAL_BOOKS.items():
         base = lav + 1
         counts = []
@@ -51,54 +56,97 @@ def bootstrap() -> dict:
     return data
 
 
-def collect(clips, rates, stats):
+def empty_stats():
+    return {"book_index": [[0] * N_BOOKS for _ in range(N_BOOKS * BOOK_REGIONS)],
+            "scalefactor": [[0] * (2 * SF_DELTA_MAX + 1) for _ in range(N_SF_ROWS)],
+            "spectral": {b: [0] * spectral_alphabet(b) for b in SPECTRAL_BOOKS}}
+
+
+def train(stats) -> dict:
+    return {"book_index": [code_lengths(c, MAXLEN) for c in stats["book_index"]],
+            "scalefactor": [code_lengths(c, MAXLEN) for c in stats["scalefactor"]],
+            "spectral": {str(b): code_lengths(c, MAXLEN) for b, c in stats["spectral"].items()}}
+
+
+def merge(stats_list):
+    out = empty_stats()
+    for st in stats_list:
+        for kind in ("book_index", "scalefactor"):
+            for row, cs in zip(out[kind], st[kind]):
+                for i, n in enumerate(cs):
+                    row[i] += n
+        for b, cs in st["spectral"].items():
+            row = out["spectral"][b]
+            for i, n in enumerate(cs):
+                row[i] += n
+    return out
+
+
+def cost(stats, data) -> dict:
+    """Bits of the counted symbols under the code lengths ``data``, per kind of code (escape
+    suffixes and sign bits are not included: no code changes them)."""
+    out = {}
+    for kind in ("book_index", "scalefactor"):
+        out[kind] = sum(n * l for cs, ls in zip(stats[kind], data[kind]) for n, l in zip(cs, ls))
+    out["spectral"] = sum(n * l for b, cs in stats["spectral"].items()
+                          for n, l in zip(cs, data["spectral"][str(b)]))
+    return out
+
+
+def collect(clips, rates, stats, excerpt=None):
+    """Encode each clip at each rate (stereo-equivalent kbit/s) and count the symbols of every
+    payload the encoder writes (FORMAT.md §5.3 order and contexts)."""
     import soundfile as sf
-    import pacodec
-    from pacodec.decoder import Decoder
+    from pacodec import bitstream as bs
+    from pacodec.encoder import Encoder
 
-    class Counting(Decoder):
-        def _parse_audio(self, payload):
-            out = super()._parse_audio(payload)
-            is_short, _, _, gflags, ngroups, nbands = (int(v) for v in self._hdr)
-            lay = self._lay
-            ub = lay.ub_short[gflags] if is_short else lay.ub_long
-            for c in range(self.channels):
-                ctx = 0
-                prev = None
-                for g in range(ngroups):
-                    for b in range(int(self._mb[c])):
-                        u = g * nbands + b
-                        bk = int(self._bk[c, u])
-                        stats["book_index"][ctx][bk] += 1
-                        ctx = bk
-                        if bk:
-                            if prev is not None:
-                                stats["scalefactor"][int(self._sf[c, u]) - prev + SF_DELTA_MAX] += 1
-                            prev = int(self._sf[c, u])
-                        if 1 <= bk <= 6:
-                            dim, lav = SPECTRAL_BOOKS[bk]
-                            base = lav + 1
-                            v = np.abs(self._q[c, ub[u]:ub[u + 1]])
-                            v = np.minimum(v, 16) if bk == 6 else v
-                            if len(v) % dim:
-                                v = np.concatenate([v, np.zeros(dim - len(v) % dim, v.dtype)])
-                            for t in v.reshape(-1, dim):
-                                sym = 0
-                                for x in t:
-                                    sym = sym * base + int(x)
-                                stats["spectral"][bk][sym] += 1
-            return out
+    real = bs.write_payload
 
-    for clip in clips:
-        x, fs = sf.read(clip, always_2d=True)
-        for kbps in rates:
-            rate = kbps * x.shape[1] / 2
-            data = pacodec.encode(x, fs, bitrate=rate)
-            d = Counting()
-            d.feed(data)
-            d.finish()
-            print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
-                  flush=True)
+    def spy(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sfs, q, ub, nbands,
+            ngroups, codes, lengths):
+        real(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sfs, q, ub, nbands,
+             ngroups, codes, lengths)
+        for c in range(max_band.shape[0]):
+            ctx = 0
+            prev = None
+            pbk = 0
+            for g in range(ngroups):
+                for b in range(int(max_band[c])):
+                    u = g * nbands + b
+                    bk = int(books[c, u])
+                    stats["book_index"][book_row(ctx, b, nbands)][bk] += 1
+                    ctx = bk
+                    if bk:
+                        if prev is not None:
+                            row = sf_row(pbk, bk) - ROW_SF
+                            stats["scalefactor"][row][int(sfs[c, u]) - prev + SF_DELTA_MAX] += 1
+                        prev = int(sfs[c, u])
+                        pbk = bk
+                    if 1 <= bk <= 6:
+                        dim, lav = SPECTRAL_BOOKS[bk]
+                        base = lav + 1
+                        v = np.abs(q[c, ub[u]:ub[u + 1]])
+                        v = np.minimum(v, 16) if bk == 6 else v
+                        for t in v.reshape(-1, dim):
+                            sym = 0
+                            for x in t:
+                                sym = sym * base + int(x)
+                            stats["spectral"][bk][sym] += 1
+
+    bs.write_payload = spy
+    try:
+        for clip in clips:
+            x, fs = sf.read(clip, always_2d=True)
+            if excerpt:
+                x = x[:int(excerpt * fs)]
+            for kbps in rates:
+                rate = kbps * x.shape[1] / 2
+                enc = Encoder(fs, x.shape[1], bitrate=rate)
+                data = b"".join(enc.encode(x) + enc.flush())
+                print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
+                      flush=True)
+    finally:
+        bs.write_payload = real
 
 
 def main(argv=None):
@@ -107,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--bootstrap", action="store_true")
     ap.add_argument("--rates", type=int, nargs="+", default=[48, 64, 96, 128, 160, 192])
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--excerpt", type=float, help="train on the first SECONDS of each clip")
+    ap.add_argument("--holdout", action="store_true", help="also report an overfitting check (see above)")
     args = ap.parse_args(argv)
     if args.bootstrap or not OUT.exists():
         OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -117,15 +167,24 @@ def main(argv=None):
     for r in range(args.rounds):
         from pacodec import tables
         tables.load_codebooks.cache_clear()
-        stats = {"book_index": [[0] * N_BOOKS for _ in range(N_BOOKS)],
-                 "scalefactor": [0] * (2 * SF_DELTA_MAX + 1),
-                 "spectral": {b: [0] * spectral_alphabet(b) for b in SPECTRAL_BOOKS}}
         print(f"round {r + 1}")
-        collect(args.clips, args.rates, stats)
-        data = {"book_index": [code_lengths(c, MAXLEN) for c in stats["book_index"]],
-                "scalefactor": code_lengths(stats["scalefactor"], MAXLEN),
-                "spectral": {str(b): code_lengths(c, MAXLEN) for b, c in stats["spectral"].items()}}
-        OUT.write_text(json.dumps(data))
+        clips = sorted(args.clips, key=lambda c: Path(c).name)
+        per_clip = []
+        for clip in clips:
+            per_clip.append(empty_stats())
+            collect([clip], args.rates, per_clip[-1], args.excerpt)
+        if args.holdout:
+            current = json.loads(OUT.read_text())
+            halves = [per_clip[0::2], per_clip[1::2]]
+            for h in range(2):
+                held, other = merge(halves[h]), merge(halves[1 - h])
+                rows = {"current tables": cost(held, current),
+                        "trained on the other half": cost(held, train(other)),
+                        "trained on this half": cost(held, train(held))}
+                print(f"held-out half {h + 1} ({len(halves[h])} clips):")
+                for name, c in rows.items():
+                    print(f"  {name:<28} " + "  ".join(f"{k} {v:9d}" for k, v in c.items()))
+        OUT.write_text(json.dumps(train(merge(per_clip))))
         print(f"wrote {OUT}")
 
 
