@@ -12,7 +12,16 @@ none is writable (a service account, a read-only container) it refuses ``cache=T
 Then pacodec caches in a private directory under the system temp dir (created mode 0700 and used
 only if this user owns it: numba's cache holds pickles), or, failing that, not at all -- and says
 so in one line on stderr, naming ``NUMBA_CACHE_DIR``.
+
+numba decides whether a cached kernel is stale from the modification time and size of the
+kernel's *own* source file only.  A pacodec kernel also bakes in what it calls or inlines from
+other modules (``huffman.put_symbol`` calls ``bitio.put_bits``) and module-level tables (the
+codebooks from ``data/codebooks.json``), so after an edit to one of those, numba would go on
+loading the old machine code: a wrong bitstream or a kernel that never returns.  So every
+pacodec kernel's cache entry is stamped with one fingerprint of all the package's sources and
+data (:func:`package_fingerprint`): any change to any of them recompiles every kernel.
 """
+import hashlib
 import os
 import sys
 import tempfile
@@ -24,6 +33,36 @@ __all__ = ["njit", "dispatchers"]
 #: every dispatcher made through :func:`njit` (``pacodec demo`` reads their compile statistics)
 dispatchers = []
 _fallback = None          # None: not needed yet; True: temp cache dir in use; False: no cache
+_fingerprint = None
+
+
+def package_fingerprint():
+    """BLAKE2b of the names and contents of every ``.py`` and ``data/*.json`` file of pacodec
+    (about 0.4 MB, hashed once per process)."""
+    global _fingerprint
+    if _fingerprint is None:
+        root = os.path.dirname(os.path.abspath(__file__))
+        h = hashlib.blake2b(digest_size=16)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith(".py") or (name.endswith(".json")
+                                            and os.path.basename(dirpath) == "data"):
+                    path = os.path.join(dirpath, name)
+                    h.update(os.path.relpath(path, root).encode() + b"\0")
+                    with open(path, "rb") as f:
+                        h.update(f.read())
+                    h.update(b"\0")
+        _fingerprint = ("pacodec", h.hexdigest())
+    return _fingerprint
+
+
+def _stamp_cache(d):
+    """Key ``d``'s cache entry on :func:`package_fingerprint` instead of its own file's mtime.
+    Uses numba's cache internals; on a numba without them the default rule stays."""
+    cache_file = getattr(getattr(d, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = package_fingerprint()
 
 
 def _private_cache_dir():
@@ -75,6 +114,7 @@ def _make(func, args, kwargs):
             d = numba.njit(*args, **dict(kwargs, cache=False))(func)
     if not args:
         _one_signature_per_type(d)
+    _stamp_cache(d)
     dispatchers.append(d)
     return d
 

@@ -1,4 +1,5 @@
 """Every numba kernel equals its pure-Python ``.py_func`` on random input."""
+import os
 import warnings
 
 import numpy as np
@@ -283,3 +284,42 @@ def test_short_frame_coding_order_equals_the_loop_definition(rate, ns):
         bs._short_order(g, es, ns, got_ub, got_p)
         np.testing.assert_array_equal(got_ub, want_ub)
         np.testing.assert_array_equal(got_p, want_p)
+
+
+def test_editing_a_called_module_recompiles_its_callers(tmp_path):
+    """numba would keep ``huffman.put_symbol``'s cached machine code after ``bitio.put_bits``
+    (which it calls) changed: its staleness check looks at the kernel's own file only.
+    pacodec stamps every cache entry with a fingerprint of the whole package (_jit.py)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pacodec
+    pkg = tmp_path / "pkg"
+    shutil.copytree(Path(pacodec.__file__).parent, pkg / "pacodec",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.flac"))
+    script = ("import sys, numpy as np\n"
+              f"sys.path.insert(0, {str(pkg)!r})\n"
+              "from pacodec.huffman import put_symbol\n"
+              "buf = np.zeros(8, np.uint8); st = np.zeros(2, np.int64)\n"
+              "codes = np.zeros((1, 4), np.int64); lengths = np.zeros((1, 4), np.int64)\n"
+              "codes[0, 2] = 0b1010; lengths[0, 2] = 4\n"
+              "put_symbol(buf, st, codes, lengths, 0, 2)\n"
+              "print(int(buf[0]), int(st[0]))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_DISABLE_JIT", None)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    assert run() == ["160", "4"]                        # 1010 then zeros; compiled and cached
+    assert run() == ["160", "4"]                        # from the cache
+    bitio = pkg / "pacodec" / "bitio.py"
+    text = bitio.read_text()
+    old = "chunk = (value >> (left - take)) & ((1 << take) - 1)"
+    assert old in text
+    bitio.write_text(text.replace(old, "chunk = (1 << take) - 1"))      # put_bits writes ones
+    assert run() == ["240", "4"]                        # put_symbol recompiled with the new put_bits
