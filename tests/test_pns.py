@@ -3,7 +3,7 @@
 What this checks: a clearly audible tone (about 6 dB over the noise in its unit) stays coded while
 the noise units above it are substituted.  Not covered: a tone near the masking threshold in an
 otherwise quiet band is substituted in many frames (its spectral-flatness tonality is low), before
-and after the 3.5 kHz / 0.5 rule."""
+and after the low-rate 3.5 kHz / 0.5 rule."""
 import numpy as np
 import pytest
 
