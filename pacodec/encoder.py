@@ -19,8 +19,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (PNS_START_HZ, SEARCH_MIN, RateControl, bandwidth_hz, code_at, search_offset,
-                         band_weights, rd_scratch, stereo_decision)
+from .allocation import (PNS_TONALITY, SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
+                         search_offset, band_weights, rd_scratch, stereo_decision)
 from .bitio import writer_state
 from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
                      stream_config_for)
@@ -184,17 +184,20 @@ class Encoder:
         else:
             kbps_ch = self.settings.bitrate / ch
         bw = bandwidth_hz(kbps_ch)
+        pns_hz, pns_ton = pns_rule(kbps_ch)
+        # allocate() compares tonality with PNS_TONALITY: scale it to this rate's limit
+        self._pns_ton_scale = PNS_TONALITY / pns_ton
         edges = self.layout.edges_long
         fbin = cfg.samplerate / (2.0 * n)
         self._max_band_long = int(np.searchsorted(edges[1:] * fbin, bw, side="left") + 1)
         self._max_band_long = min(self._max_band_long, self.layout.nb_long)
-        self._pns_long = int(np.searchsorted(edges[:-1] * fbin, PNS_START_HZ))
+        self._pns_long = int(np.searchsorted(edges[:-1] * fbin, pns_hz))
         if cfg.short_blocks:
             es = self.layout.edges_short
             fs_bin = cfg.samplerate / (2.0 * cfg.short_hop)
             self._max_band_short = min(int(np.searchsorted(es[1:] * fs_bin, bw) + 1),
                                        self.layout.nb_short)
-            self._pns_short = int(np.searchsorted(es[:-1] * fs_bin, PNS_START_HZ))
+            self._pns_short = int(np.searchsorted(es[:-1] * fs_bin, pns_hz))
         self._floor_long = band_weights(self._model_long.z)
         self._floor_short = band_weights(self._model_short.z) if cfg.short_blocks else self._floor_long
         self._config_interval = max(1, int(cfg.samplerate // cfg.hop))   # <= 1 s
@@ -423,7 +426,8 @@ class Encoder:
         else:
             target = min(limit, int(self.rate.target(pe)) - overhead)
         floor = self._floor_short if is_short else self._floor_long
-        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"], floor,
+        ton = U["ton"] if self._pns_ton_scale == 1.0 else U["ton"] * self._pns_ton_scale
+        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], ton, floor,
                  cfg.quantizer_code, float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
                self._ms_mode, self._ms_flags, self._max_band, self._ubits, self._rdi, self._rdf)

@@ -1,0 +1,62 @@
+"""Noise substitution (book 7) decision of the encoder.
+
+What this checks: a clearly audible tone (about 6 dB over the noise in its unit) stays coded while
+the noise units above it are substituted.  Not covered: a tone near the masking threshold in an
+otherwise quiet band is substituted in many frames (its spectral-flatness tonality is low), before
+and after the low-rate 3.5 kHz / 0.5 rule."""
+import numpy as np
+import pytest
+
+import pacodec
+from pacodec import bitstream as bs
+from pacodec.bitio import reader_state
+from pacodec.tables import NOISE_BOOK, load_codebooks
+
+
+def _frames(data):
+    pos = bs.HEADER_SIZE
+    while pos < len(data):
+        fr = bs.parse_frame_at(data, pos)
+        yield fr
+        pos += fr.size
+
+
+def _long_books(data, cfg):
+    """Books of channel 0 of every long-window frame, one row per frame."""
+    lay, B, ch = bs.layout_for(cfg), load_codebooks(), cfg.channels
+    mu_ = lay.max_units
+    rows = []
+    for fr in _frames(data):
+        if fr.ftype == bs.FRAME_EOS:
+            break
+        pl = fr.payload[bs.CONFIG_SIZE + 4:] if fr.ftype == bs.FRAME_CONFIG else fr.payload
+        buf = np.frombuffer(pl, np.uint8)
+        hdr = np.zeros(6, np.int64)
+        bk = np.zeros((ch, mu_), np.int64)
+        err = bs.read_payload(buf, reader_state(len(buf)), ch, cfg.short_blocks, lay.nb_long,
+                              lay.nb_short, hdr, np.zeros(ch, np.int64),
+                              np.zeros(1, np.int64), np.zeros((1, mu_), np.int64), bk,
+                              np.zeros((ch, mu_), np.int64), np.zeros((ch, cfg.hop), np.int64),
+                              lay.ub_long, lay.ub_short, B.count, B.first, B.offset, B.symbols)
+        assert err == 0
+        if hdr[0] == 0:
+            rows.append(bk[0, :lay.nb_long].copy())
+    return np.array(rows), lay
+
+
+@pytest.mark.parametrize("bitrate", [32, 64])
+def test_a_tone_in_noise_is_never_substituted_but_the_noise_around_it_is(tmp_path, bitrate):
+    fs = 44100
+    r = np.random.default_rng(11)
+    t = np.arange(3 * fs) / fs
+    f0 = 7000.0
+    x = 0.1 * r.standard_normal(len(t)) + 0.05 * np.sin(2 * np.pi * f0 * t)
+    p = tmp_path / "t.pac"
+    pacodec.write(p, x[:, None], fs, bitrate=bitrate)
+    cfg = pacodec.PacFile(p).config
+    books, lay = _long_books(p.read_bytes(), cfg)
+    k0 = int(round(f0 / (fs / 2) * cfg.hop))
+    u = int(np.searchsorted(lay.ub_long, k0, side="right") - 1)
+    assert len(books) > 20
+    assert (books[:, u] != NOISE_BOOK).all()
+    assert (books[:, u + 2:] == NOISE_BOOK).mean() > 0.2  # while the noise above it is noise
