@@ -287,7 +287,7 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
 
 @njit(inline="always")
 def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, quantizer, mu, max_band,
-             pns_band, books, sf, q, lengths, hint, ubits, rdi, rdf):
+             pns_band, pns_ton, books, sf, q, lengths, hint, ubits, rdi, rdf):
     """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear).
     ``rdi``/``rdf``: scratch of :func:`rd_scalefactors`."""
     nunits = nbands * ngroups
@@ -303,7 +303,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
             continue
         E = energy[u]
         A = thr[u] * gain * floor[1, b]
-        noisy = b >= pns_band and tonality[u] < PNS_TONALITY
+        noisy = b >= pns_band and tonality[u] < pns_ton
         if E > thr[u] and not noisy:
             # audible above its masking threshold: keeps MIN_SNR, relaxed dB for dB only beyond
             # FLOOR_OFFSET so the rate loop can always meet its budget
@@ -392,13 +392,14 @@ def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
 
 @njit
 def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer, mu, max_band,
-            pns_band, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands, ubits,
-            rdi, rdf):
+            pns_band, pns_ton, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands,
+            ubits, rdi, rdf):
     """Allocate every channel at ``offset`` dB; returns the payload's exact bit count."""
     gain = 10.0 ** (offset / 10.0)
     for c in range(cod.shape[0]):
         allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], floor, gain, quantizer,
-                 mu, max_band, pns_band, books[c], sf[c], q[c], lengths, hint[c], ubits[c], rdi, rdf)
+                 mu, max_band, pns_band, pns_ton, books[c], sf[c], q[c], lengths, hint[c], ubits[c],
+                 rdi, rdf)
         # max_band ends at the last band any group codes: trailing zero units cost book indices
         last = 0
         for g in range(ngroups):
@@ -418,7 +419,7 @@ ACCEPT = 0.97           # a frame within 3 % under its target ends the search
 
 @njit
 def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer,
-                  mu, max_band, pns_band, books, sf, q, lengths, hint, is_short, ms_mode,
+                  mu, max_band, pns_band, pns_ton, books, sf, q, lengths, hint, is_short, ms_mode,
                   ms_flags, max_bands, ubits, rdi, rdf):
     """The smallest distance offset (best quality) whose payload fits ``target`` bits.
 
@@ -427,7 +428,8 @@ def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy,
     SEARCH_RESOLUTION.  On return the allocation arrays hold the returned offset's result.
     """
     a = (cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer, mu, max_band, pns_band,
-         books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands, ubits, rdi, rdf)
+         pns_ton, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands, ubits, rdi,
+         rdf)
     o = start
     bits = code_at(o, *a)
     if vbr and bits <= target:

@@ -19,7 +19,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (PNS_TONALITY, SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
+from .allocation import (SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
                          search_offset, band_weights, rd_scratch, stereo_decision)
 from .bitio import writer_state
 from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
@@ -184,9 +184,7 @@ class Encoder:
         else:
             kbps_ch = self.settings.bitrate / ch
         bw = bandwidth_hz(kbps_ch)
-        pns_hz, pns_ton = pns_rule(kbps_ch)
-        # allocate() compares tonality with PNS_TONALITY: scale it to this rate's limit
-        self._pns_ton_scale = PNS_TONALITY / pns_ton
+        pns_hz, self._pns_ton = pns_rule(kbps_ch)
         edges = self.layout.edges_long
         fbin = cfg.samplerate / (2.0 * n)
         self._max_band_long = int(np.searchsorted(edges[1:] * fbin, bw, side="left") + 1)
@@ -426,19 +424,18 @@ class Encoder:
         else:
             target = min(limit, int(self.rate.target(pe)) - overhead)
         floor = self._floor_short if is_short else self._floor_long
-        ton = U["ton"] if self._pns_ton_scale == 1.0 else U["ton"] * self._pns_ton_scale
-        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], ton, floor,
+        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"], floor,
                  cfg.quantizer_code, float(cfg.mu))
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
                self._ms_mode, self._ms_flags, self._max_band, self._ubits, self._rdi, self._rdf)
         offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
-                                      pns_band, *out)
+                                      pns_band, self._pns_ton, *out)
         if hi is not None:
             self.rate.offset = offset
         while nbits > limit and max_band > 0:      # pathological: drop bands until it fits
             max_band -= 1
             self._max_band[:] = max_band
-            nbits = code_at(offset, *state, max_band, pns_band, *out)
+            nbits = code_at(offset, *state, max_band, pns_band, self._pns_ton, *out)
         buf = self._payload
         buf[:] = 0
         st = writer_state()
