@@ -95,6 +95,27 @@ def clean_stale_partials(directory: str) -> list[str]:
     return removed
 
 
+_HELD = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def _hold_signals():
+    """Block SIGINT/SIGTERM/SIGHUP in this thread; the previous mask (None where unsupported)."""
+    import signal
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK,
+                                      {getattr(signal, n) for n in _HELD if hasattr(signal, n)})
+    except (OSError, ValueError):
+        return None
+
+
+def _release_signals(previous):
+    if previous is not None:
+        import signal
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 NAME_MAX = 255
 
 
@@ -128,8 +149,17 @@ def atomic_output(path: str, *, force: bool = False, inputs=()):
         raise PacodecError(f"directory {directory} does not exist")
     clean_stale_partials(directory)
     tmp = _partial_name(os.path.join(directory, os.path.basename(path)))
-    fh = open(tmp, "xb")
+    # A signal whose handler raises (SIGTERM in a batch worker, SIGINT) must not land between
+    # creating the partial and entering the block that removes it: hold the usual termination
+    # signals until inside it, where a pending one is handled and cleans up.
+    held = _hold_signals()
     try:
+        fh = open(tmp, "xb")
+    except BaseException:
+        _release_signals(held)
+        raise
+    try:
+        _release_signals(held)
         _try_lock(fh)                # held until closed: see clean_stale_partials
         yield fh
         fh.flush()

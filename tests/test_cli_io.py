@@ -380,6 +380,33 @@ def test_partial_of_a_live_writer_in_another_pid_namespace_is_kept(tmp_path, cli
     assert not partial.exists()
 
 
+def test_a_signal_while_the_partial_is_created_leaves_no_partial(tmp_path):
+    """A batch worker's SIGTERM raises; landing just after the partial exists but before the
+    block that removes it (the window a killed batch run hit) must still clean up."""
+    code = f"""
+import builtins, os, signal, sys
+import pacodec.pacfile as pf
+def term(signum, frame):
+    raise SystemExit(143)
+signal.signal(signal.SIGTERM, term)
+real_open = builtins.open
+def open_then_signal(path, *a, **k):
+    fh = real_open(path, *a, **k)
+    if "pacodec-partial" in str(path):
+        os.kill(os.getpid(), signal.SIGTERM)    # arrives while open() returns
+    return fh
+pf.open = open_then_signal
+try:
+    with pf.atomic_output({str(tmp_path / "out.pac")!r}) as fh:
+        fh.write(b"x" * 100)
+except SystemExit as e:
+    sys.exit(e.code)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 143, r.stderr
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_unwritable_numba_cache_falls_back_with_one_line(tmp_path, pac):
     """Neither the package directory nor $HOME (nor NUMBA_CACHE_DIR) writable -- as for a
     service account or a read-only container: a regular file where each directory would be
