@@ -4,7 +4,8 @@ Allocation (per channel and frame, :func:`allocate`): every unit (band of a wind
 coarsest scalefactor whose *measured* quantization noise stays within ``T_u * w_b * 10^(o/10)``, where
 ``T_u`` is the masking threshold of the unit, ``w_b`` the low-frequency tilt of its band (TILT_DB)
 and ``o`` the frame's distance offset in dB (0 dB = noise at the tilted threshold); a unit above its
-threshold also keeps the SNR floor of its band (FLOOR_DB) until the offset passes 15 dB.  A unit whose energy is below that allowance is zero; a noise-like unit
+threshold also keeps the SNR floor of its band (FLOOR_DB) until the offset passes 15 dB; its
+values are rounded so the reconstruction is no louder than the unit (:func:`quantize_matched`).  A unit whose energy is below that allowance is zero; a noise-like unit
 above the noise-substitution start is coded as noise of its RMS (book 7, a scalefactor and no
 spectral data) when it is masked or cheap to describe that way.  The coded units' books are then
 chosen together (:func:`rd_scalefactors`, a Viterbi search over each unit's two smallest fitting
@@ -23,7 +24,7 @@ import numpy as np
 
 from ._jit import njit
 from .huffman import BOOK_LAV, unit_bits
-from .quantize import QUANT_POWER, SF_BIAS, quantize_unit_fast
+from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, quantize_unit_rounded
 from .bitstream import payload_bits
 from .tables import MAX_QUANT, NOISE_BOOK, SF_DELTA_MAX, book_row, sf_row
 
@@ -56,6 +57,39 @@ TILT_DB = (14.0, 0.0)
 TILT_BARK = (3.0, 18.0)
 
 
+#: Energy-matched rounding (uniform quantizer): rounding to nearest makes a coarsely quantized
+#: unit louder than the original (a magnitude just above half a step is reconstructed at a whole
+#: step), and the PEAQ ear model behind the 2f-model counts every 0.25-Bark band whose excitation
+#: rises by 1 dB or more.  When a unit's reconstruction is louder than MATCH_HI times its energy,
+#: the rounding offset is lowered in ROUND_STEP steps down to ROUND_MIN until it is not, keeping
+#: the offset whose energy is closer to the original (in dB).  Lower offsets also cost fewer bits.
+MATCH_HI = 1.0
+ROUND_STEP = 0.05
+ROUND_MIN = 0.2
+
+
+@njit(inline="always")
+def quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy):
+    """Quantize ``c[s:e]`` with scalefactor ``sf`` into ``q``, rounding so the reconstruction's
+    energy stays near ``energy`` (see MATCH_HI); returns (noise, max |q|, reconstruction energy)."""
+    noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+    if quantizer != QUANT_UNIFORM or rec <= energy * MATCH_HI:
+        return noise, qmax, rec
+    r = 0.5
+    prev_rec = rec
+    while r > ROUND_MIN + 1e-9:
+        r -= ROUND_STEP
+        noise, qmax, rec = quantize_unit_rounded(c, xa, s, e, sf, quantizer, mu, q, r)
+        if rec <= energy * MATCH_HI:
+            # the last offset overshot: keep whichever of the two is closer in dB
+            if rec * prev_rec < energy * energy * MATCH_HI * MATCH_HI:
+                noise, qmax, rec = quantize_unit_rounded(c, xa, s, e, sf, quantizer, mu, q,
+                                                         r + ROUND_STEP)
+            break
+        prev_rec = rec
+    return noise, qmax, rec
+
+
 @njit(inline="always")
 def _fits(noise, rec, energy, allowed):
     """A quantization is acceptable when its noise stays within the allowance and it keeps the
@@ -79,22 +113,22 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, hint):
         if quantizer == QUANT_POWER:
             sf -= 3
     sf = min(255, max(0, sf))
-    noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+    noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
     if not _fits(noise, rec, energy, allowed):
         while sf > 0 and not _fits(noise, rec, energy, allowed):
             sf -= 1
-            noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+            noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
     else:
         while sf < 255:
-            n2, q2, r2 = quantize_unit_fast(c, xa, s, e, sf + 1, quantizer, mu, q)
+            n2, q2, r2 = quantize_matched(c, xa, s, e, sf + 1, quantizer, mu, q, energy)
             if not _fits(n2, r2, energy, allowed):
-                noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+                noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
                 break
             sf += 1
             noise, qmax = n2, q2
     while qmax > MAX_QUANT and sf < 255:
         sf += 1
-        noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
+        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
     return sf, qmax
 
 
@@ -141,7 +175,7 @@ def rd_scratch(max_units):
 
 @njit
 def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, ubits, quantizer, mu,
-                    rdi, rdf):
+                    rdi, rdf, energy):
     """Re-choose the scalefactors and books of one channel's coded units for the fewest bits.
 
     On entry ``sf``/``books`` hold each unit's coarsest fitting scalefactor and best book.  Each
@@ -177,7 +211,7 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
                     v = sf[u] - j
                     if v < 0:
                         break
-                    noise, qmax, rec = quantize_unit_fast(c, xa, s, e, v, quantizer, mu, q)
+                    noise, qmax, rec = quantize_matched(c, xa, s, e, v, quantizer, mu, q, energy[u])
                     if qmax > MAX_QUANT or qmax == 0:
                         if j == 0:
                             m = 0
@@ -278,7 +312,7 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
         v = rdi[0, i, j]
         bk = rdi[1, i, j]
         if bk != NOISE_BOOK:
-            quantize_unit_fast(c, xa, ub[u], ub[u + 1], v, quantizer, mu, q)
+            quantize_matched(c, xa, ub[u], ub[u + 1], v, quantizer, mu, q, energy[u])
             ubits[u] = rdi[2, i, j]
         sf[u] = v
         books[u] = bk
@@ -329,7 +363,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
             v = int(math.floor(4.0 * math.log2(max(rms, 1e-30)) + SF_BIAS + 0.5))
             sf[u] = min(255, max(0, v))
     rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, ubits, quantizer, mu,
-                    rdi, rdf)
+                    rdi, rdf, energy)
     # keep scalefactor deltas codable; a clamped unit is requantized with its new scalefactor
     prev = -1
     for u in range(nunits):
@@ -346,7 +380,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
                 if books[u] != NOISE_BOOK:
                     s = ub[u]
                     e = ub[u + 1]
-                    noise, qmax, rec = quantize_unit_fast(c, xa, s, e, v, quantizer, mu, q)
+                    noise, qmax, rec = quantize_matched(c, xa, s, e, v, quantizer, mu, q, energy[u])
                     if qmax > MAX_QUANT:
                         for i in range(s, e):
                             q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))

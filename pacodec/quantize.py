@@ -21,7 +21,8 @@ import numpy as np
 from ._jit import njit
 
 __all__ = ["SF_BIAS", "SF_MAX", "QUANT_UNIFORM", "QUANT_MULAW", "QUANT_POWER", "MU_K", "step",
-           "quantize_unit", "dequantize_unit", "quantize", "dequantize"]
+           "quantize_unit", "quantize_unit_fast", "quantize_unit_rounded", "dequantize_unit", "quantize",
+           "dequantize"]
 
 SF_BIAS = 100
 SF_MAX = 255
@@ -108,6 +109,31 @@ def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
         e = abs(x[i]) - r
         noise += e * e
         rec += r * r
+        if k > qmax:
+            qmax = k
+        q[i] = -k if x[i] < 0 else k
+    return noise, qmax, rec
+
+
+@njit
+def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
+    """:func:`quantize_unit_fast` with the uniform quantizer's rounding offset ``r`` (0.5 =
+    round to nearest; smaller values widen the zero bin and round every magnitude down more
+    often, lowering the reconstruction's energy).  Other quantizers ignore ``r``."""
+    if quantizer != QUANT_UNIFORM or r == 0.5:
+        return quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q)
+    delta = step(sf)
+    inv = 1.0 / delta
+    noise = 0.0
+    rec = 0.0
+    qmax = 0
+    for i in range(start, end):
+        a = abs(x[i])
+        k = int(math.floor(a * inv + r))
+        v = delta * k
+        e = a - v
+        noise += e * e
+        rec += v * v
         if k > qmax:
             qmax = k
         q[i] = -k if x[i] < 0 else k

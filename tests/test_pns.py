@@ -59,4 +59,6 @@ def test_a_tone_in_noise_is_never_substituted_but_the_noise_around_it_is(tmp_pat
     u = int(np.searchsorted(lay.ub_long, k0, side="right") - 1)
     assert len(books) > 20
     assert (books[:, u] != NOISE_BOOK).all()
-    assert (books[:, u + 2:] == NOISE_BOOK).mean() > 0.2  # while the noise above it is noise
+    # while the noise above it is noise (at 64 kbit/s 0.16 of those units since energy-matched
+    # rounding saves bits and the rate loop sits lower; 0.35 before)
+    assert (books[:, u + 2:] == NOISE_BOOK).mean() > 0.1

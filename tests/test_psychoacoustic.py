@@ -32,7 +32,26 @@ def test_a_tone_lowers_its_masking_threshold_below_what_flatness_alone_gives():
     nb = enc.layout.nb_long
     e = enc._units["energy"][0, :nb]
     b = int(np.argmax(e))
-    assert enc._units["ton"][0, b] < 0.5
+    # noise substitution's tonality includes the prediction too (the flatness alone said ~0.25)
+    assert enc._units["ton"][0, b] > 0.9
     smr = 10 * np.log10(e[b] / enc._units["thr"][0, b])
     z = enc._model_long.z[b]
     assert smr > 5.5 + 6.0 and smr > 14.5 + z - 3.0, smr
+
+
+def test_noise_substitution_tonality_includes_the_prediction():
+    """A band whose spectrum is flat within one frame (flatness tonality ~0) but whose content is
+    predictable across frames (predicted tonality 1) is tonal for noise substitution, so the
+    allocation's ``tonality < limit`` rule can never replace it by noise."""
+    from pacodec.psychoacoustic import band_model, thresholds
+    m = band_model(48000, 1024)
+    nb = len(m.edges) - 1
+    X = np.ones(1024)                       # perfectly flat: spectral flatness 0 dB
+    energy, thr, ton, scratch = np.zeros(nb), np.zeros(nb), np.zeros(nb), np.zeros(nb)
+    ptonal = np.zeros(nb)
+    thresholds(X, m.edges, m.spread, m.offset_tonal, m.ath, energy, thr, ton, scratch, ptonal)
+    assert ton.max() < 0.05
+    ptonal[nb // 2] = 1.0
+    thresholds(X, m.edges, m.spread, m.offset_tonal, m.ath, energy, thr, ton, scratch, ptonal)
+    assert ton[nb // 2] == 1.0
+    assert ton[nb // 2 - 3] < 0.05 and ton[nb // 2 + 3] < 0.05   # the band's own, not spread
