@@ -17,7 +17,10 @@ of one frame is :class:`FrameDecoder`; the time line (encoder delay, end trimmin
 :class:`Timeline`; concealment is :class:`.conceal.Concealer`.  :class:`Decoder` runs them.
 
 Per frame: payload parse (:func:`.bitstream.read_payload`) → dequantize and noise substitution
-(:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.
+(:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.  In byte-stream mode, runs of
+clean audio frames that continue the stream go through all of that in one kernel call
+(:func:`decode_run`, offered each position by the scanner); every other frame through
+:meth:`Decoder._handle`.
 """
 from __future__ import annotations
 
@@ -496,8 +499,9 @@ class Decoder:
         return self._cat(self.feed_blocks(data))
 
     def feed_blocks(self, data):
-        """Like :meth:`feed`, but yields the output frame by frame (bounded memory per step
-        whatever the concealment produces).  Exhaust it before the next call."""
+        """Like :meth:`feed`, but yields the output in pieces of at most RUN_FRAMES frames
+        (bounded memory per step whatever the concealment produces).  Exhaust it before the
+        next call."""
         if self._ended:
             self._after_end += len(data)
             return iter(())
