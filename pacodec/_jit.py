@@ -28,7 +28,7 @@ import tempfile
 
 import numba
 
-__all__ = ["njit", "dispatchers"]
+__all__ = ["njit", "dispatchers", "skip_blas_probe"]
 
 #: every dispatcher made through :func:`njit` (``pacodec demo`` reads their compile statistics)
 dispatchers = []
@@ -136,6 +136,34 @@ def _one_signature_per_type(d):
         return lookup(tuple(types.unliteral(a) for a in args),
                       {k: types.unliteral(v) for k, v in kws.items()})
     d.get_call_template = get_call_template
+
+
+class _NoScipyLinalg:
+    """Import hook refusing ``scipy.linalg`` (see :func:`skip_blas_probe`)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name in ("scipy", "scipy.linalg"):
+            raise ModuleNotFoundError(f"{name} is not imported by the pacodec command",
+                                      name=name)
+        return None
+
+
+def skip_blas_probe():
+    """Spare this process numba's BLAS probe: the first kernel loaded from the cache imports
+    ``numba.np.arraymath``, which imports ``scipy.linalg`` (~0.3 CPU-s, a fifth of a short
+    decode) only to set a flag that picks the implementation of ``np.correlate``/``np.convolve``
+    in code compiled later.  pacodec's kernels use neither (nor any other BLAS routine; those
+    check for scipy again when compiled), so the command-line process imports that module with
+    ``scipy.linalg`` refused.  Not for library use: it would change the choice for the host's
+    own numba code.  A no-op once numba has probed."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    hook = _NoScipyLinalg()
+    sys.meta_path.insert(0, hook)
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        sys.meta_path.remove(hook)
 
 
 def njit(*args, **kwargs):

@@ -103,7 +103,10 @@ class WavWriter:
         if self.float32:
             raw = b.astype("<f4", copy=False)
         else:
-            raw = np.clip(np.rint(b * 32768.0), -32768, 32767).astype("<i2")
+            t = b * np.float32(32768.0)          # in place after this: one temporary
+            np.rint(t, out=t)
+            np.clip(t, -32768, 32767, out=t)
+            raw = t.astype("<i2")
         self.fh.write(raw.tobytes())
         self.written += len(b)
 

@@ -243,7 +243,7 @@ def unpack_eos_frame(fr: "Frame") -> int:
 
 
 # ----------------------------------------------------------------------------- the frame scanner
-SCAN_FRAME, SCAN_DAMAGED, SCAN_TRUNCATED = range(3)
+SCAN_FRAME, SCAN_DAMAGED, SCAN_TRUNCATED, SCAN_RUN = range(4)
 # A valid stream carries a config frame at least once a second (§4); the densest valid second is
 # 96 kHz / 32-sample hops x 16 390-byte frames = 49 MB.  Input that shows no CRC-valid frame in
 # its first MAX_SYNC_SEARCH bytes is not a pacodec stream: scanners give up instead of reading on
@@ -266,6 +266,8 @@ class Scanner:
       ``reason`` what is wrong at its start ("not a frame (no sync word)", "frame CRC
       mismatch", "reserved frame type").  A run may span several :meth:`feed` calls;
     - ``SCAN_TRUNCATED, offset, nbytes`` (``final`` only): a frame running past the end.
+    - ``SCAN_RUN, offset, nbytes``: frames a ``run`` callback of :meth:`events` consumed
+      (the decoder's many-frames-per-call path).
 
     Cost: the scan runs in a numba kernel; a sync candidate's CRC is checked in constant time
     from prefix CRCs, whatever length it claims, so false sync words cost O(1) each.  Memory:
@@ -342,8 +344,14 @@ class Scanner:
             raise FormatError(f"no pacodec frame in the first {MAX_SYNC_SEARCH >> 20} MiB of the "
                               "input (not a pacodec stream)")
 
-    def events(self, final: bool = False):
-        """Yield the scan events up to the end of the buffered input (see the class doc)."""
+    def events(self, final: bool = False, run=None):
+        """Yield the scan events up to the end of the buffered input (see the class doc).
+
+        ``run(view, pos, n, final, P, p0)``, if given, is offered the input wherever a frame may
+        start (no damaged run is open): it may consume clean frames from ``pos`` on, scanning
+        them with :func:`_scan` over this prefix-CRC array ``P``, and returns where it stopped
+        (``pos``: it consumed nothing).  What it consumed is reported as one ``SCAN_RUN, offset,
+        nbytes`` event."""
         buf = self.buf
         p0 = self.pos
         n = len(buf)
@@ -358,6 +366,15 @@ class Scanner:
         crc_prefix(view, p0, n, _CRC_TABLE, P)
         while self.pos < n:
             pos = self.pos
+            if run is not None and self._run is None:
+                stop = run(view, pos, n, final, P, p0)
+                if stop > pos:
+                    self.synced = True
+                    self.pos = stop
+                    view = None
+                    yield SCAN_RUN, self.base + pos, stop - pos
+                    view = np.frombuffer(buf, dtype=np.uint8)
+                    continue
             _scan(view, pos, n, final, P, p0, _CRC_XPOW, res)
             status, stop, size, nbad, reason = int(res[0]), int(res[1]), int(res[2]), \
                 int(res[3]), int(res[4])
@@ -548,6 +565,16 @@ def noise_seed(frame_index: int) -> int:
     ``(i * 0x9E3779B9 + 0x6A09E667) mod 2^32`` with ``i = frame_index mod 2^32``, 1 if that is 0."""
     x = ((frame_index & 0xFFFFFFFF) * NOISE_SEED_MUL + NOISE_SEED_ADD) & 0xFFFFFFFF
     return x or 1
+
+
+@njit(inline="always")
+def noise_seed_kernel(frame_index):
+    """:func:`noise_seed` inside a kernel (int64 arithmetic: the 32-bit product is formed from
+    16-bit halves, so nothing overflows)."""
+    i = frame_index & 0xFFFFFFFF
+    x = ((i & 0xFFFF) * NOISE_SEED_MUL + ((((i >> 16) * NOISE_SEED_MUL) & 0xFFFF) << 16)
+         + NOISE_SEED_ADD) & 0xFFFFFFFF
+    return x if x != 0 else 1
 
 
 # ----------------------------------------------------------------------------- packets §9

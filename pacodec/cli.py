@@ -438,9 +438,6 @@ class _PacInput:
 def cmd_decode(args):
     import warnings
 
-    import numpy as np
-    import soundfile as sf
-
     from ._wavout import RIFF_LIMIT, WavWriter
     from .errors import FormatError
     from .pacfile import PacFile, atomic_output
@@ -494,6 +491,8 @@ def cmd_decode(args):
                     w.close()
 
                 def run_sf(fh):
+                    import numpy as np
+                    import soundfile as sf    # here: WAV output (the usual case) needs neither
                     guard = _WriteGuard(fh)
                     try:
                         with sf.SoundFile(guard, "w", samplerate=f.samplerate,
@@ -756,6 +755,10 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if argv is None and args.command in ("encode", "decode"):
+        # a process of its own: skip numba's scipy.linalg import (see skip_blas_probe)
+        from ._jit import skip_blas_probe
+        skip_blas_probe()
     saved = _install_signal_handlers() if threading_is_main() else {}
     try:
         return args.func(args) or 0
@@ -780,6 +783,11 @@ def main(argv=None):
         return EXIT_ERROR
     finally:
         _restore_signal_handlers(saved)
+        if argv is None:
+            # the process ends now: keep its final garbage collections from walking numba's
+            # and numpy's object graphs (~0.2 CPU-s); finalizers and atexit still run
+            import gc
+            gc.freeze()
 
 
 if __name__ == "__main__":

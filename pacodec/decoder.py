@@ -17,7 +17,10 @@ of one frame is :class:`FrameDecoder`; the time line (encoder delay, end trimmin
 :class:`Timeline`; concealment is :class:`.conceal.Concealer`.  :class:`Decoder` runs them.
 
 Per frame: payload parse (:func:`.bitstream.read_payload`) → dequantize and noise substitution
-(:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.
+(:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.  In byte-stream mode, runs of
+clean audio frames that continue the stream go through all of that in one kernel call
+(:func:`decode_run`, offered each position by the scanner); every other frame through
+:meth:`Decoder._handle`.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ import numpy as np
 from . import bitstream as bs
 from ._jit import njit
 from .bitio import reader_state
-from .bitstream import read_payload
+from .bitstream import (CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, _scan,
+                        noise_seed_kernel, read_payload)
 from .conceal import CONCEAL_DECAY, Concealer
 from .config import StreamConfig
 from .errors import FormatError, ProblemLog, VersionError
@@ -48,6 +52,9 @@ CONCEAL_FREE = 8
 # the noise-substitution generator's state is set from the frame index before every frame
 # (format 2, FORMAT.md §8.4): see bitstream.noise_seed
 MIN_FRAME_BYTES = 8
+# byte-stream mode decodes runs of clean frames in one kernel call (decode_run): at most this
+# many frames per call, i.e. per output block
+RUN_FRAMES = 32
 F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -112,9 +119,10 @@ DecodeBooks = namedtuple("DecodeBooks", "count first offset symbols")
 
 
 @njit
-def synth(coefs, is_short, win, wshort, ola, out, s, pl, pls, scr):
+def synth(coefs, is_short, win, wshort, ola, out, o, s, pl, pls, scr):
     """IMDCT, window and overlap-add one frame of every channel; writes ``n`` samples per channel
-    (padded time ``kN + s`` on, FORMAT.md §6.3) into ``out`` (n, channels) and shifts ``ola``.
+    (padded time ``kN + s`` on, FORMAT.md §6.3) into rows ``o:o + n`` of ``out`` (rows, channels)
+    and shifts ``ola``.
     ``pl``/``pls``: long/short :class:`~pacodec.mdct.PlanArrays`; ``scr``: :data:`SynthScratch`."""
     pre, post, rev, tw = pl
     pre_s, post_s, rev_s, tw_s = pls
@@ -143,7 +151,7 @@ def synth(coefs, is_short, win, wshort, ola, out, s, pl, pls, scr):
                 v = F32_MAX
             elif v < -F32_MAX:
                 v = -F32_MAX
-            out[i, c] = v
+            out[o + i, c] = v
         for i in range(n):
             ola[c, i] = ola[c, n + i]
             ola[c, n + i] = 0.0
@@ -188,6 +196,63 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
             for i in range(n):
                 nat[c, i] = cod[c, i]
     return 0
+
+
+@njit
+def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_allowed, lay, books,
+               fa, quantizer, mu, rng, win, wshort, ola, s, pl, pls, scr, st, out, keep, info):
+    """Decode consecutive clean audio frames of the scanner's buffer ``view[pos:n]`` in one call
+    (byte-stream mode, after the first frame): each is found with the scanner's
+    :func:`~pacodec.bitstream._scan` (``P``, ``p0``, ``xpow``, ``res`` as there), parsed and
+    dequantized (:func:`decode_payload`, the payload read in place: ``st`` bounds the reader to
+    it) and synthesized into the next ``hop`` rows of ``out``.
+
+    Stops before the first frame that needs the per-frame path: damaged bytes, no complete frame,
+    a config or end-of-stream frame, a sequence number other than the expected one (a gap), an
+    invalid payload (state is unchanged by it), or when ``out`` is full.  Frame ``k`` has
+    sequence number ``seq + k`` and frame index ``index + k`` (noise seed, §8.4).  ``keep``
+    receives the spectrum of the last long frame; ``info`` = [frames, short frames, a long frame
+    was decoded, right_short of the last].  Returns the buffer position after the last frame."""
+    hop = fa[8].shape[1]
+    nat = fa[8]
+    hdr = fa[0]
+    maxk = out.shape[0] // hop
+    k = 0
+    nshort = 0
+    had_long = 0
+    last_rs = 0
+    while k < maxk and pos < n:
+        _scan(view, pos, n, final, P, p0, xpow, res)
+        if res[0] != SCAN_FRAME or res[4] >= 0 or res[1] != pos:
+            break
+        size = res[2]
+        b2 = int(view[pos + 2])
+        if (b2 >> 6) != FRAME_AUDIO or int(view[pos + 4]) != ((seq + k) & 0xFF):
+            break
+        st[0] = (pos + FRAME_HEADER_SIZE) * 8
+        st[1] = 0
+        st[2] = (pos + size - CRC_SIZE) * 8
+        rng[0] = noise_seed_kernel(index + k)
+        if decode_payload(view, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
+            break
+        is_short = hdr[0]
+        if is_short:
+            nshort += 1
+        else:
+            had_long = 1
+            for c in range(nch):
+                for i in range(hop):
+                    keep[c, i] = nat[c, i]
+        last_rs = hdr[2]
+        synth(nat, is_short, win[2 * hdr[1] + hdr[2]], wshort, ola, out, k * hop, s, pl, pls,
+              scr)
+        k += 1
+        pos += size
+    info[0] = k
+    info[1] = nshort
+    info[2] = had_long
+    info[3] = last_rs
+    return pos
 
 
 def _as_bytes(data, what) -> bytes:
@@ -239,6 +304,8 @@ class FrameDecoder:
         self._plan = plan(n).arrays
         self._plan_s = plan(cfg.short_hop).arrays if cfg.short_blocks else self._plan
         ns = cfg.short_hop if cfg.short_blocks else 8
+        self._res = np.zeros(5, dtype=np.int64)          # decode_run's scan result
+        self._st = np.zeros(3, dtype=np.int64)           # decode_run's bit reader state
         self._scr = tuple(SynthScratch(
             y=np.zeros(2 * n), u=np.zeros(n), work=np.zeros(n // 2, np.complex128),
             ys=np.zeros(2 * ns), us=np.zeros(ns), works=np.zeros(max(ns // 2, 1), np.complex128)))
@@ -249,7 +316,9 @@ class FrameDecoder:
         ``(is_short, left_short, right_short)`` or raises :class:`FormatError`."""
         cfg = self.config
         self._rng[0] = bs.noise_seed(index)
-        buf = np.frombuffer(payload, dtype=np.uint8)
+        # a writable copy: decode_run passes the scanner's (writable) buffer, and one array type
+        # keeps decode_payload at one compiled signature
+        buf = np.frombuffer(bytearray(payload), dtype=np.uint8)
         st = reader_state(len(buf))
         err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, self._layk, self._booksk,
                              self._fa, self._qi, float(cfg.mu), self._rng)
@@ -263,9 +332,20 @@ class FrameDecoder:
         """One hop of float32 PCM ``(hop, channels)`` from the spectrum ``coefs``."""
         cfg = self.config
         out = np.empty((cfg.hop, cfg.channels), dtype=np.float32)
-        synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, self._s,
+        synth(coefs, is_short, self._win[2 * ls + rs], self._wshort, self._ola, out, 0, self._s,
               self._plan, self._plan_s, self._scr)
         return out
+
+    def run(self, view, pos, n, final, P, p0, seq, index, out, keep, info):
+        """Decode the clean audio frames at ``view[pos:n]`` (see :func:`decode_run`) into ``out``
+        (hop rows per frame); returns the position after them.  ``seq``/``index``: the sequence
+        number and frame index the first must have; ``keep`` receives the last long spectrum,
+        ``info`` [frames, short frames, had a long frame, last right_short]."""
+        cfg = self.config
+        return decode_run(view, pos, n, final, P, p0, bs._CRC_XPOW, self._res, seq, index,
+                          cfg.channels, cfg.short_blocks, self._layk, self._booksk, self._fa,
+                          self._qi, float(cfg.mu), self._rng, self._win, self._wshort, self._ola,
+                          self._s, self._plan, self._plan_s, self._scr, self._st, out, keep, info)
 
 
 class Timeline:
@@ -356,6 +436,7 @@ class Decoder:
         self._last_end = None          # stream offset after the last accepted frame
         self._had_header = False
         self._header_config = False    # the config came from the stream header only
+        self._run_out = None           # output of the frames _run_frames decoded
 
     @property
     def concealed(self) -> int:
@@ -400,6 +481,8 @@ class Decoder:
         self.delay = cfg.delay
         self.timeline._channels = cfg.channels
         self._fd = FrameDecoder(cfg, self._books)
+        self._run_keep = np.zeros((cfg.channels, cfg.hop))
+        self._run_info = np.zeros(4, dtype=np.int64)
         self._concealer = Concealer(cfg.channels, cfg.hop, self._fd.synth, windows=self._fd._win,
                                     offset=self._fd._s, samplerate=cfg.samplerate)
 
@@ -416,8 +499,9 @@ class Decoder:
         return self._cat(self.feed_blocks(data))
 
     def feed_blocks(self, data):
-        """Like :meth:`feed`, but yields the output frame by frame (bounded memory per step
-        whatever the concealment produces).  Exhaust it before the next call."""
+        """Like :meth:`feed`, but yields the output in pieces of at most RUN_FRAMES frames
+        (bounded memory per step whatever the concealment produces).  Exhaust it before the
+        next call."""
         if self._ended:
             self._after_end += len(data)
             return iter(())
@@ -499,8 +583,13 @@ class Decoder:
                 raise FormatError("not a pacodec stream (no header and no sync word)")
             else:
                 return
-        for kind, off, val in sc.events(final):
-            if kind == bs.SCAN_FRAME:
+        for kind, off, val in sc.events(final, run=self._run_frames):
+            if kind == bs.SCAN_RUN:
+                outs, self._run_out = self._run_out, None
+                for out in outs:
+                    if len(out):
+                        yield out
+            elif kind == bs.SCAN_FRAME:
                 try:
                     self._frame_at = off
                     out = self._handle(val, packet=False)
@@ -627,6 +716,41 @@ class Decoder:
         self.frames += 1
         outs.append(pcm if packet else self.timeline.place(pcm)[0])
         return outs
+
+    def _run_frames(self, view, pos, n, final, P, p0):
+        """The scanner's ``run`` callback: decode the clean audio frames that continue the
+        stream at ``view[pos:]`` in one kernel call (:meth:`FrameDecoder.run`), exactly as
+        :meth:`_handle` would one by one; their output waits in ``_run_out`` for the
+        ``SCAN_RUN`` event.  Returns where the frames end (``pos`` if none was decoded)."""
+        if not self._started or self._ended or self._fd is None:
+            return pos
+        cfg = self.config
+        out = np.empty((RUN_FRAMES * cfg.hop, cfg.channels), dtype=np.float32)
+        info = self._run_info
+        stop = self._fd.run(view, pos, n, final, P, p0, self._next_seq, self._index, out,
+                            self._run_keep, info)
+        k = int(info[0])
+        if not k:
+            return pos
+        out = out[:k * cfg.hop]
+        self.frames += k
+        self.short_frames += int(info[1])
+        self._next_seq = (self._next_seq + k) & 0xFF
+        self._index += k
+        self._last_end = self._scanner.base + stop
+        if info[2]:
+            self._concealer.observe(self._run_keep, 0, int(info[3]), out)
+        else:
+            self._concealer.observe(self._fd.spectrum, 1, int(info[3]), out)
+        tl = self.timeline
+        if tl.total is None and k > 1:
+            # the length is unknown: the time line holds back only the last frame, as it would
+            # frame by frame (an end-of-stream frame may cut what is held, nothing before it)
+            self._run_out = (tl.place(out[:(k - 1) * cfg.hop])[0],
+                             tl.place(out[(k - 1) * cfg.hop:])[0])
+        else:
+            self._run_out = (tl.place(out)[0],)
+        return stop
 
     def _note_config_conflict(self, cfg):
         def describe(c, other):       # the main fields, and any other that differs

@@ -51,6 +51,62 @@ ModelArrays = namedtuple("ModelArrays", "edges spread offset_tonal ath")
 
 
 @njit
+def analyse_short(blk, off, w, coef, pl, model, scr, en_w, thr_w, ton_w):
+    """Window + MDCT + masking thresholds of the SHORT_BLOCKS windows of a short frame, all
+    channels: window ``j`` is ``blk[c, off + j ns:off + (j + 2) ns]``; its coefficients go to
+    ``coef[c, j ns:(j + 1) ns]``, its band energy, threshold and tonality to ``en_w[c, j]``,
+    ``thr_w[c, j]``, ``ton_w[c, j]``.  ``scr`` = (windowed block, MDCT output, fold, work,
+    spreading sums, tonality)."""
+    pre, post, rev, tw = pl
+    edges, spread, offset_tonal, ath = model
+    zs, outs, folds, works, spread_sum, ptonal = scr
+    ns = outs.shape[0]
+    for c in range(blk.shape[0]):
+        for j in range(SHORT_BLOCKS):
+            s = off + j * ns
+            for i in range(2 * ns):
+                zs[i] = blk[c, s + i] * w[i]
+            mdct_kernel(zs, outs, pre, post, rev, tw, folds, works)
+            for i in range(ns):
+                coef[c, j * ns + i] = outs[i]
+            thresholds(outs, edges, spread, offset_tonal, ath, en_w[c, j], thr_w[c, j],
+                       ton_w[c, j], spread_sum, ptonal)
+
+
+@njit
+def group_units(gflags, coef, perm, en_w, thr_w, ton_w, cod, energy, thr, ton):
+    """A short frame's units from its windows grouped by ``gflags`` (bit ``7 - w`` set: window
+    ``w`` starts a group): the coefficients in coding order (``cod[c] = coef[c][perm]``); per
+    group and band the threshold ``glen * min``, the energy sum and the mean tonality over the
+    group's windows (summed in window order, as numpy reduces along that axis)."""
+    nch = en_w.shape[0]
+    nw = en_w.shape[1]
+    nbs = en_w.shape[2]
+    for c in range(nch):
+        for i in range(perm.shape[0]):
+            cod[c, i] = coef[c, perm[i]]
+        u = 0
+        w0 = 0
+        while w0 < nw:
+            glen = 1
+            while w0 + glen < nw and not (gflags >> (7 - (w0 + glen))) & 1:
+                glen += 1
+            for b in range(nbs):
+                mn = thr_w[c, w0, b]
+                se = en_w[c, w0, b]
+                st = ton_w[c, w0, b]
+                for j in range(w0 + 1, w0 + glen):
+                    mn = min(mn, thr_w[c, j, b])
+                    se += en_w[c, j, b]
+                    st += ton_w[c, j, b]
+                thr[c, u + b] = glen * mn
+                energy[c, u + b] = se
+                ton[c, u + b] = st / glen
+            u += nbs
+            w0 += glen
+
+
+@njit
 def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, ton, thr_prev,
                  has_prev, rise, decay, pred):
     """Window + MDCT + masking thresholds (with the temporal terms) of a long frame, all
@@ -210,6 +266,9 @@ class Encoder:
         )
         ml = self._model_long
         self._model_long_k = tuple(ModelArrays(ml.edges, ml.spread, ml.offset_tonal, ml.ath))
+        ms = self._model_short
+        self._model_short_k = tuple(ModelArrays(ms.edges, ms.spread, ms.offset_tonal, ms.ath)) \
+            if cfg.short_blocks else None
         self._ascr = AnalysisScratch(z=self._scr["z"], fold=self._scr["fold"],
                                      work=self._scr["work"], spread_sum=np.zeros(mu_),
                                      zr=np.zeros(2 * n), mdst=np.zeros(n), ptonal=np.zeros(mu_))
@@ -490,22 +549,15 @@ class Encoder:
         n, ns = cfg.hop, cfg.short_hop
         w = block_window(ns, ns, ns, cfg.window_shape)
         p = self._plan_short
-        m = self._model_short
         S = self._scr
         nbs = self.layout.nb_short
         thr_w = np.zeros((cfg.channels, SHORT_BLOCKS, nbs))
         en_w = np.zeros_like(thr_w)
         ton_w = np.zeros_like(thr_w)
-        off = n // 2 - ns // 2
-        for c in range(cfg.channels):
-            for j in range(SHORT_BLOCKS):
-                s = off + j * ns
-                np.multiply(blk[c, s:s + 2 * ns], w, out=S["zs"])
-                mdct_kernel(S["zs"], S["outs"], p.pre, p.post, p.rev, p.tw, S["folds"], S["works"])
-                self._coef[c, j * ns:(j + 1) * ns] = S["outs"]
-                thresholds(S["outs"], m.edges, m.spread, m.offset_tonal, m.ath, en_w[c, j],
-                           thr_w[c, j], ton_w[c, j], self._ascr.spread_sum, self._ptonal_short)
-            self._has_prev[c] = 0
+        analyse_short(blk, n // 2 - ns // 2, w, self._coef, p.arrays, self._model_short_k,
+                      (S["zs"], S["outs"], S["folds"], S["works"], self._ascr.spread_sum,
+                       self._ptonal_short), en_w, thr_w, ton_w)
+        self._has_prev[:] = 0
         self._pred.npred[:] = 0
         # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
         e = en_w.sum(axis=(0, 2)) + 1e-12
@@ -515,19 +567,8 @@ class Encoder:
             if abs(10 * math.log10(e[j] / ref)) > GROUP_SPLIT_DB or j == attack:
                 gflags |= 1 << (7 - j)
                 ref = e[j]
-        groups = bs.group_lengths(gflags)
-        perm = self.layout.perm_short[gflags]
         U = self._units
-        for c in range(cfg.channels):
-            self._cod[c] = self._coef[c][perm]
-            u = 0
-            w0 = 0
-            for glen in groups:
-                sl = slice(w0, w0 + glen)
-                U["thr"][c, u:u + nbs] = glen * thr_w[c, sl].min(axis=0)
-                U["energy"][c, u:u + nbs] = en_w[c, sl].sum(axis=0)
-                U["ton"][c, u:u + nbs] = ton_w[c, sl].mean(axis=0)
-                u += nbs
-                w0 += glen
+        group_units(gflags, self._coef, self.layout.perm_short[gflags], en_w, thr_w, ton_w,
+                    self._cod, U["energy"], U["thr"], U["ton"])
         return gflags
 

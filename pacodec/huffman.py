@@ -42,19 +42,30 @@ def put_symbol(buf, st, codes, lengths, row, sym):
 @njit
 def get_symbol(buf, st, count, first, offset, symbols, row):
     """Decode one symbol with book ``row``; sets ``st[1]`` on an invalid code or truncation."""
+    # bit by bit as get_bits(buf, st, 1) would read them (same checks, same st on every exit),
+    # without a call per bit
+    if st[1] != 0:
+        return 0
+    pos = st[0]
+    end = st[2]
     code = 0
     maxlen = count.shape[1] - 1
     for l in range(1, maxlen + 1):
-        code = (code << 1) | get_bits(buf, st, 1)
-        if st[1] != 0:
+        if pos >= end:
+            st[0] = pos
+            st[1] = 1
             return 0
+        code = (code << 1) | ((np.int64(buf[pos >> 3]) >> (7 - (pos & 7))) & 1)
+        pos += 1
         d = code - first[row, l]
         if d >= 0 and d < count[row, l]:
+            st[0] = pos
             i = offset[row, l] + d
             if i < 0 or i >= symbols.shape[1]:
                 st[1] = 1
                 return 0
             return symbols[row, i]
+    st[0] = pos
     st[1] = 1
     return 0
 

@@ -24,7 +24,6 @@ import numpy as np
 
 from . import bitstream as bs
 from .decoder import Decoder
-from .encoder import Encoder
 from .errors import FormatError, PacodecError, ProblemLog, VersionError
 
 __all__ = ["PacFile", "Info", "info", "atomic_output", "PARTIAL_RE"]
@@ -541,6 +540,7 @@ class PacFile:
     def _init_write(self, file, samplerate, channels, force, total_frames, encoder_args):
         if samplerate is None or channels is None:
             raise PacodecError("writing needs samplerate and channels")
+        from .encoder import Encoder       # here: a decoding process needs none of it
         self._enc = Encoder(samplerate, channels, total_frames=total_frames, **encoder_args)
         self.samplerate, self.channels = self._enc.samplerate, self._enc.channels
         self.config = self._enc.config

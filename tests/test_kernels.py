@@ -324,3 +324,15 @@ def test_editing_a_called_module_recompiles_its_callers(tmp_path):
     assert old in text
     bitio.write_text(text.replace(old, "chunk = (1 << take) - 1"))      # put_bits writes ones
     assert run() == ["240", "4"]                        # put_symbol recompiled with the new put_bits
+
+
+def test_noise_seed_kernel_equals_noise_seed():
+    """The kernel form of the noise seed (int64 arithmetic) equals the normative one, on both
+    sides of the 32-bit wrap and where the product part is 0 (seed 1)."""
+    from pacodec import bitstream as bs
+    zero = (-bs.NOISE_SEED_ADD * pow(bs.NOISE_SEED_MUL, -1, 1 << 32)) % (1 << 32)
+    idx = [0, 1, 2, 255, 256, 65535, 65536, 12345678, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
+           2**32 + 7, 2**40 + 3, zero, zero + 2**32]
+    assert bs.noise_seed(zero) == 1
+    for k in _both(bs.noise_seed_kernel):
+        assert [int(k(i)) for i in idx] == [bs.noise_seed(i) for i in idx]
