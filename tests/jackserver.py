@@ -277,16 +277,19 @@ class VirtualMicSpeaker:
             self.client.close()
 
 
-def portaudio_ports(names, kind, exclude=()):
+def portaudio_ports(names, kind, exclude=(), count=2):
     """PortAudio's ``in_K`` (kind="in") or ``out_K`` (kind="out") ports not in ``exclude``,
-    grouped by client; returns the first client's ports sorted, or [] if none yet."""
+    grouped by client; returns the first client's ports sorted once it has ``count`` of them
+    (PortAudio registers a stream's ports one by one: routing the first alone, on a loaded
+    machine, left a channel silent), or [] until then."""
     groups = {}
     for n in names:
         client, _, port = n.partition(":")
         if client.startswith("PortAudio") and port.startswith(kind + "_") and n not in exclude:
             groups.setdefault(client, []).append(n)
     for client in sorted(groups):
-        return sorted(groups[client], key=lambda p: int(p.rsplit("_", 1)[1]))
+        ports = sorted(groups[client], key=lambda p: int(p.rsplit("_", 1)[1]))
+        return ports if len(ports) >= count else []
     return []
 
 
@@ -463,7 +466,9 @@ def marker_delay(recorded, rate=RATE, lead_in=0.2):
     best = float(norm.max())
     if best <= 0:
         return None, 0.0
-    pos = int(np.flatnonzero(norm >= 0.9 * best)[0])
+    # the first peak that is a clear match: a marker damaged by a dropped period (a loaded
+    # machine) still scores well above 0.5, and must not lose to the clean end marker
+    pos = int(np.flatnonzero(norm >= min(0.9 * best, 0.5))[0])
     # refine to the local maximum of that first peak
     pos += int(np.argmax(norm[pos:pos + n]))
     return pos - int(lead_in * rate), float(norm[pos])
