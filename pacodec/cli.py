@@ -744,6 +744,18 @@ def _die_of_sigpipe():
         signal.raise_signal(signal.SIGPIPE)
 
 
+def _forget_caught_interrupts():
+    """Let the exit status be the one ``main`` returns after a Ctrl-C it handled.
+
+    CPython (3.8 and later) marks a KeyboardInterrupt that leaves an ``exec``/``eval`` of a
+    *string* as unhandled for good, even when a caller catches it, and then ends the process by
+    SIGINT (status -2, no message) instead of with ``main``'s status.  Modules being imported
+    run such code (``namedtuple``, numba, numpy), so a Ctrl-C during start-up hit it: a
+    ``pacodec receive`` stopped while loading its decoder died of SIGINT.  Every completed exec
+    of a string clears the mark."""
+    exec("")
+
+
 def threading_is_main() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
@@ -783,6 +795,7 @@ def main(argv=None):
         return EXIT_ERROR
     finally:
         _restore_signal_handlers(saved)
+        _forget_caught_interrupts()
         if argv is None:
             # the process ends now: keep its final garbage collections from walking numba's
             # and numpy's object graphs (~0.2 CPU-s); finalizers and atexit still run

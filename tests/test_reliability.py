@@ -369,6 +369,28 @@ def test_interrupted_forced_encode_keeps_the_old_output(tmp_path, long_wav):
     assert leftovers(tmp_path) == []
 
 
+def test_ctrl_c_inside_generated_code_still_exits_with_mains_status(tmp_path, pac):
+    """A Ctrl-C that lands while a library runs exec/eval of a string (namedtuple, numba and
+    numpy do while modules load: a receive stopped during start-up) is caught like any other;
+    the process must end with main's status, not be killed by SIGINT (-2) at exit."""
+    src = tmp_path / "in.pac"
+    src.write_bytes(pac)
+    # run with -m, as `python -m pacodec` is (with -c or a script CPython exits on SystemExit
+    # before it looks at that mark)
+    (tmp_path / "ctrl_c_in_exec.py").write_text(f"""
+import sys
+import pacodec.cli as cli
+import pacodec.pacfile as pf
+def info(*a, **k):
+    exec("raise KeyboardInterrupt")
+pf.info = info
+sys.exit(cli.main(["info", {str(src)!r}]))
+""")
+    r = subprocess.run([sys.executable, "-m", "ctrl_c_in_exec"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120, preexec_fn=restore_sigint)
+    assert (r.returncode, r.stderr) == (130, "pacodec: interrupted\n")
+
+
 def test_sigkill_leaves_only_a_marked_partial_that_the_next_run_removes(tmp_path, long_wav, clip):
     before = sha(long_wav)
     out = tmp_path / "o.pac"

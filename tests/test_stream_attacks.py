@@ -13,6 +13,8 @@ import json
 import os
 import random
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -370,3 +372,35 @@ def test_receive_without_a_sender_exits_cleanly_with_its_stats(tmp_path):
     s = json.loads(stats.read_text())
     assert s["packets"] == 0 and s["error"] is None and s["output"] is None
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_ctrl_c_inside_a_library_callback_still_stops_the_receiver(tmp_path):
+    """During start-up a Ctrl-C often lands while numba/llvmlite calls back into Python from C;
+    a KeyboardInterrupt raised there is dropped ("Exception ignored on calling ctypes callback")
+    and the receiver ran on for ever.  The Ctrl-C is remembered, so the run loop stops, and
+    Ctrl-C elsewhere still raises KeyboardInterrupt at once."""
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(f"""
+import ctypes, os, signal, sys
+from pacodec.stream._audio import ctrl_c_stops
+from pacodec.stream.receiver import Receiver
+
+@ctypes.CFUNCTYPE(None)
+def callback():                        # C calling back into Python, as llvmlite does
+    signal.raise_signal(signal.SIGINT)
+    sum(range(1000))
+
+with ctrl_c_stops():
+    rx = Receiver(("127.0.0.1", 0), output={str(tmp_path / "o.wav")!r})
+    callback()
+    stats = rx.run()                   # no duration: only the Ctrl-C ends it
+    print("stopped", stats["packets"])
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        print("Ctrl-C raised")
+""")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=600, preexec_fn=js.restore_sigint)
+    assert r.returncode == 0 and r.stdout == "stopped 0\nCtrl-C raised\n", r.stderr
+    assert "Exception ignored" not in r.stderr and not (tmp_path / "o.wav").exists()

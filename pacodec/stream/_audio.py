@@ -3,13 +3,14 @@ device arguments, the in-place status line and the GIL switch interval."""
 import contextlib
 import json
 import sys
+import threading
 import time
 
 
 from ..errors import UnsupportedError
 
 __all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
-           "AudioPipeline",
+           "AudioPipeline", "ctrl_c_stops", "stop_requested",
            "write_stats", "fmt_time", "playable_rate"]
 
 
@@ -63,6 +64,52 @@ def warm_codec(make_encoder=None, make_decoder=None, frames=8):
         for p in packets:
             dec.decode_packet(p)
         dec.decode_packet(None)
+
+
+_STOP = threading.Event()
+
+
+def stop_requested() -> bool:
+    """True once Ctrl-C was pressed inside :func:`ctrl_c_stops`: the pipelines' ``run`` loops
+    check it and stop as they do at the end of their duration."""
+    return _STOP.is_set()
+
+
+@contextlib.contextmanager
+def ctrl_c_stops():
+    """While a streaming command runs, Ctrl-C (SIGINT) is also remembered, so that a
+    KeyboardInterrupt that Python drops still stops the command.  Ctrl-C raises wherever the
+    main thread is, and during start-up that is often inside numba/llvmlite code that C calls
+    back into: an exception there is printed as "Exception ignored on calling ctypes callback"
+    and lost, and the command went on running.  Now its ``run`` loop sees :func:`stop_requested`
+    and stops (within a quarter of a second, or once start-up is over), and such a dropped
+    KeyboardInterrupt is not printed.  Applies only in the main thread and while SIGINT has
+    Python's default handler."""
+    import signal
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def remember_and_raise(signum, frame):
+        _STOP.set()
+        raise KeyboardInterrupt
+
+    previous_hook = sys.unraisablehook
+
+    def quiet_dropped_interrupt(unraisable):
+        if not (_STOP.is_set() and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            previous_hook(unraisable)
+
+    _STOP.clear()
+    old = signal.signal(signal.SIGINT, remember_and_raise)
+    sys.unraisablehook = quiet_dropped_interrupt
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        sys.unraisablehook = previous_hook
+        _STOP.clear()
 
 
 class StatusLine:

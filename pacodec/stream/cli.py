@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from ..errors import PacodecError, UnsupportedError
-from ._audio import StatusLine, parse_device, sounddevice, write_stats
+from ._audio import StatusLine, ctrl_c_stops, parse_device, sounddevice, write_stats
 
 __all__ = ["add_subparsers", "cmd_devices", "cmd_live", "cmd_send", "cmd_receive", "cmd_play",
            "main"]
@@ -168,7 +168,8 @@ def _guard(cmd):
     def wrap(fn):
         def run(args):
             try:
-                return fn(args) or 0
+                with ctrl_c_stops():
+                    return fn(args) or 0
             except KeyboardInterrupt:
                 return 130
             except (PacodecError, OSError, ValueError, RuntimeError) as exc:

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, StatusLine, sounddevice, warm_codec
+from ._audio import AudioPipeline, StatusLine, sounddevice, stop_requested, warm_codec
 from .ringbuffer import RingBuffer
 
 __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
@@ -292,7 +292,7 @@ class LivePipeline(AudioPipeline):
             self.start()
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            while deadline is None or time.monotonic() < deadline:
+            while (deadline is None or time.monotonic() < deadline) and not stop_requested():
                 if self.error is not None:
                     raise self.error
                 status.update(self.status_text())

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, StatusLine, fmt_time, playable_rate, sounddevice
+from ._audio import (AudioPipeline, StatusLine, fmt_time, playable_rate, sounddevice,
+                     stop_requested)
 from .resample import StreamResampler
 from .live import default_decoder_factory
 from .ringbuffer import RingBuffer
@@ -206,7 +207,8 @@ class FilePlayer(AudioPipeline):
             self.start()
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            while (deadline is None or time.monotonic() < deadline) and not self.finished:
+            while ((deadline is None or time.monotonic() < deadline) and not self.finished
+                   and not stop_requested()):
                 status.update(self.status_text())
                 self._done.wait(0.25 if deadline is None else
                                 max(0.0, min(0.25, deadline - time.monotonic())))

@@ -43,7 +43,8 @@ import time
 import numpy as np
 
 from ..errors import PacodecError
-from ._audio import AudioPipeline, StatusLine, playable_rate, sounddevice, warm_codec
+from ._audio import (AudioPipeline, StatusLine, playable_rate, sounddevice, stop_requested,
+                     warm_codec)
 from .jitter import JitterBuffer
 from .live import default_decoder_factory
 from .resample import StreamResampler
@@ -528,7 +529,8 @@ class Receiver(AudioPipeline):
             if self.started_at is None:
                 self.start()
             deadline = None if duration is None else time.monotonic() + duration
-            while (deadline is None or time.monotonic() < deadline) and not self.done:
+            while ((deadline is None or time.monotonic() < deadline) and not self.done
+                   and not stop_requested()):
                 status.update(self.status_text())
                 time.sleep(0.25 if deadline is None else
                            max(0.0, min(0.25, deadline - time.monotonic())))

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, StatusLine, sounddevice, warm_codec
+from ._audio import AudioPipeline, StatusLine, sounddevice, stop_requested, warm_codec
 from .live import default_encoder_factory
 from .packet import new_session_id, pack
 from .ringbuffer import RingBuffer
@@ -266,7 +266,8 @@ class Sender(AudioPipeline):
             self.start()
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            while (deadline is None or time.monotonic() < deadline) and not self.finished:
+            while ((deadline is None or time.monotonic() < deadline) and not self.finished
+                   and not stop_requested()):
                 status.update(self.status_text())
                 self._finished.wait(0.25 if deadline is None else
                                     max(0.0, min(0.25, deadline - time.monotonic())))
