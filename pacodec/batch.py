@@ -197,6 +197,13 @@ def latest_files(records, kind=None) -> dict:
     return latest
 
 
+#: descriptors only the coordinator may hold (the manifest and its lock): a forked worker closes
+#: its copies, or a worker still alive after its coordinator died would keep the next run out
+_COORDINATOR_FDS: set = set()
+_PARENT = None          # in a pool worker: the coordinator's pid
+_IN_JOB = False         # in a pool worker: inside run_job, where a SIGTERM must unwind
+
+
 class _ManifestWriter:
     """Appends one JSON line per record with a single write on an O_APPEND descriptor, then fsync:
     a kill at any point leaves complete lines plus at most one torn line, which ``open`` cuts off."""
@@ -204,6 +211,7 @@ class _ManifestWriter:
     def __init__(self, path):
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        _COORDINATOR_FDS.add(self.fd)
         try:
             import fcntl
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -232,6 +240,7 @@ class _ManifestWriter:
 
     def close(self):
         if self.fd is not None:
+            _COORDINATOR_FDS.discard(self.fd)
             os.close(self.fd)
             self.fd = None
 
@@ -288,9 +297,19 @@ def _warm():
 def _worker_init():
     """Pool worker start: die with the coordinator, clean up on SIGTERM, then warm up."""
     import signal
+    global _PARENT
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the coordinator decides what Ctrl-C does
+    _PARENT = os.getppid()
+    for fd in list(_COORDINATOR_FDS):                # forked: drop the manifest lock's copies
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _COORDINATOR_FDS.clear()
 
     def _term(signum, frame):
+        if not _IN_JOB:
+            # between jobs (waiting for work, or sending a result back, where the pool's
+            # worker loop would swallow an exception and wait forever for a dead coordinator)
+            os._exit(128 + signum)
         raise SystemExit(128 + signum)               # unwinds atomic_output: partial removed
     signal.signal(signal.SIGTERM, _term)
     if sys.platform.startswith("linux"):
@@ -459,10 +478,16 @@ def run_job(job: dict) -> dict:
 def _pool_job(job):
     """``run_job`` in a pool worker: a SIGTERM (the coordinator stopping, or dying) ends the
     process once ``atomic_output`` has removed the partial file, instead of taking more work."""
+    global _IN_JOB
+    if _PARENT is not None and os.getppid() != _PARENT:
+        os._exit(1)                                  # orphaned: the coordinator is gone
     try:
+        _IN_JOB = True
         return run_job(job)
     except SystemExit as e:
         os._exit(e.code if isinstance(e.code, int) else 1)
+    finally:
+        _IN_JOB = False
 
 
 def _clean_partials(out_dir):

@@ -1,4 +1,5 @@
 """``pacodec batch``: tree mirroring, manifest, resume, skip-on-error, SIGKILL, local pool, Dask."""
+import contextlib
 import json
 import os
 import signal
@@ -398,3 +399,59 @@ def test_unreachable_dask_scheduler_is_a_one_line_error(tmp_path, rng, capsys):
         assert cli(src, tmp_path / "out", "--dask", f"tcp://127.0.0.1:{_free_port()}") == 1
     err = capsys.readouterr().err
     assert "cannot reach the Dask scheduler" in err and err.count("\n") == 1
+
+
+def _children(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+    return kids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and fork workers")
+def test_workers_of_a_killed_run_hold_no_manifest_lock(tmp_path, rng):
+    """A worker still alive after its coordinator was killed (here: stopped, so the SIGTERM it
+    gets on the coordinator's death waits) must not keep the next run out of the directory: the
+    manifest's lock belongs to the coordinator alone.  When the worker goes on, it ends."""
+    import fcntl
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(12):
+        sf.write(src / f"f{i:02d}.wav", rng.standard_normal((44100, 2)) * .1, 44100)
+    proc = subprocess.Popen(pac_cmd(src, out, "-d", "1", "-j", "2", "--quiet"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not (
+                (out / batch.MANIFEST).exists() and records(out, "file")):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.01)
+        workers = _children(proc.pid)
+        assert workers
+        for w in workers:
+            os.kill(w, signal.SIGSTOP)
+        proc.kill()
+        proc.wait(30)
+        with open(out / batch.MANIFEST, "rb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)   # raises if a worker holds it
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        proc.kill()
+        for w in workers:
+            with contextlib.suppress(OSError):
+                os.kill(w, signal.SIGCONT)
+    deadline = time.monotonic() + 120
+    while any(os.path.exists(f"/proc/{w}") and open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+              for w in workers if os.path.exists(f"/proc/{w}")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")
+             and open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, "workers outlived their coordinator"
