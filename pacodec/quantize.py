@@ -82,17 +82,15 @@ def magnitudes(x, quantizer, out):
 def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
     """:func:`quantize_unit` with ``xa = magnitudes(x)`` precomputed (the encoder's hot loop);
     also returns the energy of the reconstruction."""
-    if quantizer != QUANT_POWER:
+    if quantizer == QUANT_UNIFORM:
+        return _quantize_uniform(x, start, end, sf, q, 0.5)
+    if quantizer == QUANT_MULAW:
         noise, qmax = quantize_unit(x, start, end, sf, quantizer, mu, q)
         rec = 0.0
         delta = step(sf)
         lmu = math.log(1.0 + mu)
         for i in range(start, end):
-            k = abs(q[i])
-            if quantizer == QUANT_MULAW:
-                r = delta * (MU_K / mu) * (math.exp(lmu * k / MU_K) - 1.0)
-            else:
-                r = delta * k
+            r = delta * (MU_K / mu) * (math.exp(lmu * abs(q[i]) / MU_K) - 1.0)
             rec += r * r
         return noise, qmax, rec
     delta = step(sf)
@@ -115,13 +113,10 @@ def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
     return noise, qmax, rec
 
 
-@njit
-def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
-    """:func:`quantize_unit_fast` with the uniform quantizer's rounding offset ``r`` (0.5 =
-    round to nearest; smaller values widen the zero bin and round every magnitude down more
-    often, lowering the reconstruction's energy).  Other quantizers ignore ``r``."""
-    if quantizer != QUANT_UNIFORM or r == 0.5:
-        return quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q)
+@njit(inline="always")
+def _quantize_uniform(x, start, end, sf, q, r):
+    """The uniform quantizer with rounding offset ``r`` (0.5 = round to nearest, as
+    :func:`quantize_unit`): (noise energy, max |q|, reconstruction energy) in one pass."""
     delta = step(sf)
     inv = 1.0 / delta
     noise = 0.0
@@ -139,6 +134,15 @@ def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
         q[i] = -k if x[i] < 0 else k
     return noise, qmax, rec
 
+
+@njit
+def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
+    """:func:`quantize_unit_fast` with the uniform quantizer's rounding offset ``r`` (0.5 =
+    round to nearest; smaller values widen the zero bin and round every magnitude down more
+    often, lowering the reconstruction's energy).  Other quantizers ignore ``r``."""
+    if quantizer != QUANT_UNIFORM:
+        return quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q)
+    return _quantize_uniform(x, start, end, sf, q, r)
 
 @njit(inline="always")
 def dequantize_unit(q, start, end, sf, quantizer, mu, out):
