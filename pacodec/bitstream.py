@@ -562,19 +562,17 @@ NOISE_SEED_ADD = 0x6A09E667
 
 def noise_seed(frame_index: int) -> int:
     """The noise generator's state at the start of frame ``frame_index`` (FORMAT.md §8.4):
-    ``(i * 0x9E3779B9 + 0x6A09E667) mod 2^32`` with ``i = frame_index mod 2^32``, 1 if that is 0."""
-    x = ((frame_index & 0xFFFFFFFF) * NOISE_SEED_MUL + NOISE_SEED_ADD) & 0xFFFFFFFF
-    return x or 1
-
-
-@njit(inline="always")
-def noise_seed_kernel(frame_index):
-    """:func:`noise_seed` inside a kernel (int64 arithmetic: the 32-bit product is formed from
-    16-bit halves, so nothing overflows)."""
+    ``(i * 0x9E3779B9 + 0x6A09E667) mod 2^32`` with ``i = frame_index mod 2^32``, 1 if that is 0.
+    Written so that it also runs in int64 arithmetic (the 32-bit product is formed from 16-bit
+    halves, so nothing overflows): :data:`noise_seed_kernel` is this function compiled, so the
+    per-frame decoder and the kernels' run path cannot disagree on a seed."""
     i = frame_index & 0xFFFFFFFF
     x = ((i & 0xFFFF) * NOISE_SEED_MUL + ((((i >> 16) * NOISE_SEED_MUL) & 0xFFFF) << 16)
          + NOISE_SEED_ADD) & 0xFFFFFFFF
     return x if x != 0 else 1
+
+
+noise_seed_kernel = njit(inline="always")(noise_seed)
 
 
 # ----------------------------------------------------------------------------- packets §9
