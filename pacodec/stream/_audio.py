@@ -10,7 +10,7 @@ import time
 from ..errors import UnsupportedError
 
 __all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
-           "AudioPipeline", "ctrl_c_stops", "stop_requested",
+           "AudioPipeline", "RunClock", "ctrl_c_stops", "stop_requested",
            "write_stats", "fmt_time", "playable_rate"]
 
 
@@ -110,6 +110,26 @@ def ctrl_c_stops():
         signal.signal(signal.SIGINT, old)
         sys.unraisablehook = previous_hook
         _STOP.clear()
+
+
+class RunClock:
+    """The clock of a streaming command's ``run`` loop: it runs until ``duration`` seconds have
+    passed (never, for None) or Ctrl-C was pressed (:func:`stop_requested`), and waits at most
+    ``tick`` seconds between status updates."""
+
+    def __init__(self, duration, tick=0.25):
+        self.deadline = None if duration is None else time.monotonic() + duration
+        self.tick = tick
+
+    def running(self) -> bool:
+        return ((self.deadline is None or time.monotonic() < self.deadline)
+                and not stop_requested())
+
+    def wait(self) -> float:
+        """How long to wait before the next status update."""
+        if self.deadline is None:
+            return self.tick
+        return max(0.0, min(self.tick, self.deadline - time.monotonic()))
 
 
 class StatusLine:

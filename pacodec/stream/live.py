@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, StatusLine, sounddevice, stop_requested, warm_codec
+from ._audio import AudioPipeline, RunClock, StatusLine, sounddevice, warm_codec
 from .ringbuffer import RingBuffer
 
 __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
@@ -290,14 +290,13 @@ class LivePipeline(AudioPipeline):
         status = status or StatusLine()
         if self._stream is None:
             self.start()
-        deadline = None if duration is None else time.monotonic() + duration
+        clock = RunClock(duration)
         try:
-            while (deadline is None or time.monotonic() < deadline) and not stop_requested():
+            while clock.running():
                 if self.error is not None:
                     raise self.error
                 status.update(self.status_text())
-                time.sleep(0.25 if deadline is None else
-                           max(0.0, min(0.25, deadline - time.monotonic())))
+                time.sleep(clock.wait())
         except KeyboardInterrupt:
             pass
         finally:

@@ -13,8 +13,7 @@ import time
 
 import numpy as np
 
-from ._audio import (AudioPipeline, StatusLine, fmt_time, playable_rate, sounddevice,
-                     stop_requested)
+from ._audio import AudioPipeline, RunClock, StatusLine, fmt_time, playable_rate, sounddevice
 from .resample import StreamResampler
 from .live import default_decoder_factory
 from .ringbuffer import RingBuffer
@@ -205,13 +204,11 @@ class FilePlayer(AudioPipeline):
         status = status or StatusLine()
         if self._stream is None:
             self.start()
-        deadline = None if duration is None else time.monotonic() + duration
+        clock = RunClock(duration)
         try:
-            while ((deadline is None or time.monotonic() < deadline) and not self.finished
-                   and not stop_requested()):
+            while clock.running() and not self.finished:
                 status.update(self.status_text())
-                self._done.wait(0.25 if deadline is None else
-                                max(0.0, min(0.25, deadline - time.monotonic())))
+                self._done.wait(clock.wait())
         except KeyboardInterrupt:
             pass
         finally:

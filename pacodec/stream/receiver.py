@@ -43,8 +43,7 @@ import time
 import numpy as np
 
 from ..errors import PacodecError
-from ._audio import (AudioPipeline, StatusLine, playable_rate, sounddevice, stop_requested,
-                     warm_codec)
+from ._audio import AudioPipeline, RunClock, StatusLine, playable_rate, sounddevice, warm_codec
 from .jitter import JitterBuffer
 from .live import default_decoder_factory
 from .resample import StreamResampler
@@ -528,12 +527,10 @@ class Receiver(AudioPipeline):
         try:
             if self.started_at is None:
                 self.start()
-            deadline = None if duration is None else time.monotonic() + duration
-            while ((deadline is None or time.monotonic() < deadline) and not self.done
-                   and not stop_requested()):
+            clock = RunClock(duration)
+            while clock.running() and not self.done:
                 status.update(self.status_text())
-                time.sleep(0.25 if deadline is None else
-                           max(0.0, min(0.25, deadline - time.monotonic())))
+                time.sleep(clock.wait())
         except KeyboardInterrupt:
             pass
         finally:

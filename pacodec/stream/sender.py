@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, StatusLine, sounddevice, stop_requested, warm_codec
+from ._audio import AudioPipeline, RunClock, StatusLine, sounddevice, warm_codec
 from .live import default_encoder_factory
 from .packet import new_session_id, pack
 from .ringbuffer import RingBuffer
@@ -264,13 +264,11 @@ class Sender(AudioPipeline):
         status = status or StatusLine()
         if self.encoder is None:
             self.start()
-        deadline = None if duration is None else time.monotonic() + duration
+        clock = RunClock(duration)
         try:
-            while ((deadline is None or time.monotonic() < deadline) and not self.finished
-                   and not stop_requested()):
+            while clock.running() and not self.finished:
                 status.update(self.status_text())
-                self._finished.wait(0.25 if deadline is None else
-                                    max(0.0, min(0.25, deadline - time.monotonic())))
+                self._finished.wait(clock.wait())
         except KeyboardInterrupt:
             pass
         finally:
