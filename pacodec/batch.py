@@ -20,6 +20,8 @@ the coordinating process writes it, and it holds an exclusive lock on it while r
 settings, the input still has the recorded size and modification time (or, if only the time
 changed, the same SHA-256), and the output exists with the recorded size (``--verify``: and the
 recorded SHA-256).  Anything else is encoded again; names on disk are never trusted on their own.
+Partial files whose writer is gone (their ``flock`` is free) are removed anywhere in OUT_DIR when
+a run starts and again when it ends, whether or not the run writes into their directory.
 
 **Workers.**  ``-j N`` runs N worker processes, warm before their first file (on Linux forked
 from the coordinator after it loaded numba's kernels; elsewhere spawned, each warming itself),
@@ -491,6 +493,8 @@ def _pool_job(job):
 
 
 def _clean_partials(out_dir):
+    """Remove the partial files of dead writers (a killed run's) in every directory of
+    ``out_dir``; a live writer's (another process holding its lock) stay."""
     from .pacfile import clean_stale_partials
     removed = []
     for root, dirs, _ in os.walk(out_dir):
