@@ -194,7 +194,7 @@ def rate_help() -> str:
         "rate options (at most one; two are an error):\n"
         f"  (none)      VBR at quality {DEFAULT_QUALITY:g}: about 128 kbit/s on 44.1 kHz stereo music\n"
         "  -q Q        VBR quality 0..10 (10 best; fractions allowed).  Mean bitrate on\n"
-        "              44.1 kHz stereo music (10 clips; each clip differs by up to ~40 %):\n"
+        "              44.1 kHz stereo music (10 clips; one clip's is 0.5-1.3x the mean):\n"
         f"                -q {qs}\n"
         f"            kbit/s {kb}\n"
         "  -d D        VBR at perceptual distance D (1.0 = noise at the masking threshold)\n"
