@@ -114,7 +114,7 @@ def test_inspect_documents_the_encoder_properties(gst_env):
         f"installed, and does {SYSTEM_PYTHON} (which GStreamer embeds) have the same X.Y version "
         f"as this Python ({sys.version.split()[0]}), so that numpy/numba from "
         f"{pacodec.gst.env()['PYTHONPATH']} import there?")
-    for prop in ("bitrate", "quality", "distance", "quantizer", "low-delay"):
+    for prop in ("bitrate", "quality", "distance", "quantizer", "window", "low-delay"):
         assert f"\n  {prop} " in p.stdout
     for name in pacodec.gst.ELEMENTS[1:]:
         ok(subprocess.run(["gst-inspect-1.0", name], env=gst_env, capture_output=True, text=True,
@@ -307,6 +307,17 @@ def test_gst_encoder_resolves_options_like_every_other_front_end(gst_env):
         except pacodec.UnsupportedError as e:
             want = str(e)
         assert g == want, name
+
+
+@needs_gst
+def test_gst_encoder_with_two_rate_properties_posts_the_cli_error(gst_env, tmp_path):
+    """distance no longer silently overrides quality: the pipeline fails with the text the
+    CLI prints for -q 5 -d 1."""
+    p = gst_run(gst_env, f"audiotestsrc num-buffers=5 ! pacodecenc quality=5 distance=1 ! "
+                         f"filesink location={tmp_path / 'x.pac'}")
+    assert p.returncode == 1
+    assert ("pacodecenc: conflicting options: quality and distance (give one rate option: "
+            "bitrate, abr, quality or distance)") in p.stdout, p.stdout + p.stderr
 
 
 @needs_gst

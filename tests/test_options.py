@@ -208,6 +208,15 @@ def test_the_streaming_commands_stay_cbr():
     assert enc.options.describe() == "CBR 128 kbit/s"
 
 
+def test_the_streaming_commands_check_the_rate_by_the_same_rules(tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros((100, 1)), 8000)
+    rc = main(["send", "--to", "127.0.0.1:9", "--file", str(wav), "-b", "3"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1
+    assert err.endswith(": " + outcome(lambda: reference({"bitrate": 3})) + "\n")
+
+
 def test_cli_conflict_is_one_line_naming_both_options(tmp_path, capsys):
     wav = tmp_path / "a.wav"
     sf.write(wav, np.zeros((100, 1)), 8000)
