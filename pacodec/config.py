@@ -164,7 +164,7 @@ class EncoderSettings:
                                             and math.isfinite(self.bitrate)):
                 raise UnsupportedError("a bitrate in kbit/s is needed for cbr/abr")
             if not 6 <= self.bitrate <= 2048:
-                raise UnsupportedError(f"bitrate {self.bitrate} kbit/s is outside 6..2048")
+                raise UnsupportedError(f"bitrate {self.bitrate:g} kbit/s is outside 6..2048")
         else:
             if self.distance is None or not (math.isfinite(self.distance) and 0.05 <= self.distance <= 50):
                 raise UnsupportedError("distance must be a number in 0.05..50")

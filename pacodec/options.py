@@ -22,8 +22,9 @@ The rules (README "Quickstart: your own files"; ``pacodec encode --help``):
 * **Conflicts are errors, never silent overrides.**  Two options that cannot both take effect
   (two rate options, a ``mode`` that disagrees with the rate option, ``mu`` with another
   quantizer) raise :class:`~pacodec.errors.UnsupportedError` naming both, with the same text in
-  every front-end (the CLI's long options, the Python keywords and the GStreamer properties have
-  the same names)::
+  every front-end (the options it can name -- bitrate, abr, quality, distance, mode, mu,
+  quantizer -- are spelled so in the CLI's long options, the Python keywords and the GStreamer
+  properties)::
 
       conflicting options: quality and distance (give one rate option: bitrate, abr, quality or distance)
 
@@ -38,8 +39,8 @@ from .config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUALITY, DEFAULT_QUANT
                      WINDOW_SHAPES, EncoderSettings, stream_config_for)
 from .errors import UnsupportedError
 
-__all__ = ["CodingOptions", "resolve", "RATE_OPTIONS", "add_arguments", "from_args",
-           "LOW_DELAY_HELP"]
+__all__ = ["CodingOptions", "resolve", "RATE_OPTIONS", "QUALITY_KBPS", "add_arguments",
+           "from_args", "rate_given", "rate_help", "LOW_DELAY_HELP"]
 
 #: The rate options, in the order error messages name them.
 RATE_OPTIONS = ("bitrate", "abr", "quality", "distance")

@@ -47,7 +47,7 @@ ROWS = [
     ("mu+power", {"mu": 100, "quantizer": "power"},
      "conflicting options: mu and quantizer=power (mu is the mulaw quantizer's parameter)"),
     ("quality-11", {"quality": 11}, "quality must be in 0..10"),
-    ("bitrate-3", {"bitrate": 3}, "bitrate 3.0 kbit/s is outside 6..2048"),
+    ("bitrate-3", {"bitrate": 3}, "bitrate 3 kbit/s is outside 6..2048"),
     ("distance-0.01", {"distance": 0.01}, "distance must be a number in 0.05..50"),
     ("mu-0", {"mu": 0}, "mu must be an integer in 1..65535"),
 ]
