@@ -264,8 +264,10 @@ class PacFile:
     """A ``.pac`` stream on disk or in a binary file object.
 
     Read: ``PacFile(path)``; ``read(frames=-1)``, ``blocks(blocksize)``, ``seek_time(t)``,
-    ``seek(frame)``, ``tell()``.  Write: ``PacFile(path, "w", samplerate=..., channels=...,
-    bitrate=...)``; ``write(data)``; closing flushes the encoder and publishes the file.
+    ``seek(frame)``, ``tell()``.  Write: ``PacFile(path, "w", samplerate=..., channels=...)``
+    plus the coding options of :class:`~pacodec.Encoder` (none: VBR at the default quality;
+    ABR is ``abr=B`` here, ``mode`` being the file's);
+    ``write(data)``; closing flushes the encoder and publishes the file.
     Like ``soundfile``, writing replaces an existing file (atomically: the old one stays intact
     until the new one is complete); ``force=False`` refuses instead.  The command line refuses
     unless ``--force``.
