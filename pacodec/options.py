@@ -39,7 +39,7 @@ from .config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUALITY, DEFAULT_QUANT
                      WINDOW_SHAPES, EncoderSettings, stream_config_for)
 from .errors import UnsupportedError
 
-__all__ = ["CodingOptions", "resolve", "RATE_OPTIONS", "QUALITY_KBPS", "add_arguments",
+__all__ = ["CodingOptions", "resolve", "RATE_OPTIONS", "QUALITY_KBPS", "quality_for_kbps", "add_arguments",
            "from_args", "rate_given", "rate_help", "LOW_DELAY_HELP"]
 
 #: The rate options, in the order error messages name them.
@@ -185,6 +185,19 @@ def resolve(*, bitrate=None, abr=None, quality=None, distance=None, mode=None, q
 #: the corpus (README "Quickstart: your own files" has the clips and the command).
 QUALITY_KBPS = ((0, 27), (1, 41), (2, 56), (3, 58), (4, 63), (5, 75), (6, 99), (7, 127),
                 (8, 161), (9, 194), (10, 229))
+
+
+def quality_for_kbps(kbps: float) -> float:
+    """The VBR quality whose mean rate on 44.1 kHz stereo music is ``kbps`` by QUALITY_KBPS
+    (linear in log-rate between its points, clamped to 0..10), e.g. for comparing pacodec's
+    default mode with other codecs' at a nominal rate (tools/compare.py)."""
+    pts = [(q, k) for q, k in QUALITY_KBPS]
+    if kbps <= pts[0][1]:
+        return float(pts[0][0])
+    for (q0, k0), (q1, k1) in zip(pts, pts[1:]):
+        if kbps <= k1:
+            return q0 + (q1 - q0) * (math.log(kbps) - math.log(k0)) / (math.log(k1) - math.log(k0))
+    return float(pts[-1][0])
 
 
 def rate_help() -> str:

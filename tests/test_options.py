@@ -233,3 +233,13 @@ def test_cli_default_is_vbr_at_the_default_quality(tmp_path, capsys):
     assert f"(VBR quality {DEFAULT_QUALITY:g})" in capsys.readouterr().err
     x, _ = sf.read(wav, always_2d=True)
     assert (tmp_path / "a.pac").read_bytes() == pacodec.encode(x, RATE, quality=DEFAULT_QUALITY)
+
+
+def test_quality_for_kbps_inverts_the_published_scale_and_clamps():
+    from pacodec.options import QUALITY_KBPS, quality_for_kbps
+    for q, k in QUALITY_KBPS:
+        if q in (0, 10) or QUALITY_KBPS[q - 1][1] < k:
+            assert quality_for_kbps(k) == pytest.approx(q)
+    assert quality_for_kbps(1) == 0.0 and quality_for_kbps(10_000) == 10.0
+    qs = [quality_for_kbps(k) for k in range(20, 300, 7)]
+    assert qs == sorted(qs)

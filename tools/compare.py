@@ -9,7 +9,10 @@ prints a per-clip table, a table of means, each codec's mean curve interpolated 
 Codecs (each one encodes a 16-bit WAV copy of the clip):
 
     pacodec  `pacodec encode ref.wav -o x.pac -b K [extra]`, `pacodec decode x.pac -o y.wav`
-             (`--abr K` with --pacodec-mode abr; extra args from --pacodec-args / --pacodec-variant)
+             (`--abr K` with --pacodec-mode abr; with --pacodec-mode vbr, its default mode, VBR
+             `-q Q` at the quality whose mean rate on 44.1 kHz stereo music is K by the package's
+             own scale, pacodec.options.quality_for_kbps; extra args from --pacodec-args /
+             --pacodec-variant)
     opus     `opusenc --bitrate K`, `opusdec --rate R`
     vorbis   `oggenc -b K`, `oggdec`; libvorbis refuses some low rates (24 kbps mono at 48 kHz, for
              one): the lowest rate it accepts above K is used instead and recorded as `used_kbps`,
@@ -460,8 +463,12 @@ def encode_decode(job, ref_wav, sr, channels, kbps, work):
         run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", enc,
              "-ar", str(sr), "-ac", str(channels), "-c:a", "pcm_s16le", dec])
     elif codec == "pacodec":
-        rate_flag = "--abr" if job["mode"] == "abr" else "-b"
-        run([*job["pacodec_cmd"], "encode", ref_wav, "-o", enc, rate_flag, f"{kbps:g}", "--force", *job["args"]])
+        if job["mode"] == "vbr":        # the stereo scale: a mono clip at the same quality
+            from pacodec.options import quality_for_kbps
+            rate = ["-q", f"{quality_for_kbps(float(job['nominal'])):.3f}"]
+        else:
+            rate = ["--abr" if job["mode"] == "abr" else "-b", f"{kbps:g}"]
+        run([*job["pacodec_cmd"], "encode", ref_wav, "-o", enc, *rate, "--force", *job["args"]])
         run([*job["pacodec_cmd"], "decode", enc, "-o", dec, "--force"])
     else:
         raise ValueError(f"unknown codec {codec!r}")
@@ -630,7 +637,9 @@ def build_parser():
     p.add_argument("--pacodec-cmd", help="command that runs the pacodec CLI (default: `pacodec` if on PATH, "
                                          "else `python -m pacodec`)")
     p.add_argument("--pacodec-args", default="", help='extra pacodec encode args, e.g. "--quantizer mulaw"')
-    p.add_argument("--pacodec-mode", choices=("cbr", "abr"), default="cbr", help="-b K (cbr) or --abr K")
+    p.add_argument("--pacodec-mode", choices=("cbr", "abr", "vbr"), default="cbr",
+                   help="-b K (cbr), --abr K, or vbr: pacodec's default mode, -q at the quality whose "
+                        "mean rate is K (pacodec.options.quality_for_kbps)")
     p.add_argument("--pacodec-variant", action="append", default=[], metavar="NAME=ARGS",
                    help='another pacodec configuration, run as codec "pacodec:NAME" (repeatable), '
                         'e.g. --pacodec-variant "mulaw=--quantizer mulaw"')
