@@ -708,7 +708,7 @@ def build_parser():
 
     gp = sub.add_parser("gst-path", help="print the GStreamer plugin directory of the pacodec elements")
     gp.add_argument("--env", action="store_true",
-                    help="print export lines for GST_PLUGIN_PATH and PYTHONPATH instead")
+                    help="print export lines for GST_PLUGIN_PATH, PYTHONPATH and GST_REGISTRY instead")
     gp.set_defaults(func=cmd_gst_path)
 
     from . import batch                    # stdlib-only at import; work modules load on use
