@@ -238,6 +238,11 @@ def _wav_trailing_audio(path, block_align) -> int:
     return rest if rest >= max(block_align, 8) else 0
 
 
+#: a rate option above this fraction of 16-bit PCM's rate is capped there (the stream, headers
+#: included, then stays below PCM)
+PCM_CAP = 0.95
+
+
 def _pcm_kbps(samplerate, channels):
     return samplerate * channels * 16 / 1000
 
@@ -263,10 +268,13 @@ def _encoder_kwargs(args, samplerate, channels):
         rate = args.abr if abr else (args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
         pcm = _pcm_kbps(samplerate, channels)
         from . import SUPPORTED_RATES
-        if rate > pcm and samplerate in SUPPORTED_RATES:
+        if rate > PCM_CAP * pcm and samplerate in SUPPORTED_RATES:
+            # capped a little below PCM: frame headers come on top of the rate coded
+            cap = round(PCM_CAP * pcm, 1)
             _warn(f"{rate:g} kbit/s is more than 16-bit PCM at {samplerate} Hz x {channels} ch "
-                  f"({pcm:g} kbit/s); using {pcm:g} kbit/s")
-            rate = pcm
+                  f"({pcm:g} kbit/s); coding at {cap:g} kbit/s so that the stream stays smaller "
+                  f"than PCM")
+            rate = cap
         if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
             from .api import minimum_bitrate
             low = minimum_bitrate(samplerate, channels, low_delay=args.low_delay)
@@ -286,24 +294,31 @@ def _warn(msg):
 def cmd_encode(args):
     import soundfile as sf
 
+    from . import _clinotes
     from .encoder import Encoder
     from .pacfile import atomic_output
     if args.input != "-" and os.path.splitext(args.input)[1].lower() == ".pac":
         raise CliError(f"{args.input} is already a pacodec file (did you mean 'pacodec decode'?)")
     out = args.output or _derive(args.input, ".pac")
+    if _clinotes.refuse_audio_name(out):
+        raise CliError(_clinotes.refuse_audio_name(out))
     if out == "-":
         _refuse_terminal(args.force)
     src = _open_input_audio(args.input)
     name = src.display_name
     with src:
         total = src.frames if src.seekable() else None
-        enc = Encoder(src.samplerate, src.channels, total_frames=total,
-                      **_encoder_kwargs(args, src.samplerate, src.channels))
+        kwargs = _encoder_kwargs(args, src.samplerate, src.channels)
+        enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
+        _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
+        nbytes = 0
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16
 
         def run(fh):
+            nonlocal nbytes
             fh.write(enc.header())
+            nbytes += len(enc.header())
             done = 0
             while True:
                 try:
@@ -316,16 +331,19 @@ def cmd_encode(args):
                     break
                 for fr in enc.encode(x):
                     fh.write(fr)
+                    nbytes += len(fr)
                 done += len(x)
                 prog.update(done / src.samplerate)
             for fr in enc.flush():
                 fh.write(fr)
+                nbytes += len(fr)
             prog.done()
             return done
 
         if out == "-":
-            done = run(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+            stdout = _clinotes.binary_stdout()
+            done = run(stdout)
+            stdout.flush()
         else:
             with _name_write_errors(out), atomic_output(
                     out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
@@ -336,6 +354,12 @@ def cmd_encode(args):
                 _warn(f"{args.input}: the WAV header declares {done} samples, but {extra} more "
                       f"bytes follow its data chunk; they were not encoded (the header is "
                       f"probably wrong)")
+        if kwargs.get("mode") in ("cbr", "abr"):
+            asked = args.abr if args.abr is not None else (
+                args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
+            _clinotes.check_rate(out, nbytes, done / src.samplerate, asked, kwargs["bitrate"],
+                                 _pcm_kbps(src.samplerate, src.channels), src.samplerate,
+                                 src.channels, _warn)
         if not args.quiet and out != "-":
             size = os.path.getsize(out)
             secs = done / src.samplerate
@@ -435,9 +459,32 @@ class _PacInput:
         return CliError(msg if msg.startswith(self.name) else f"{self.name}: {msg}")
 
 
+def _truncated(inp) -> bool:
+    """Whether a seekable ``.pac`` input does not end with a valid end-of-stream frame
+    (FORMAT.md §4: a truncated file; its header's length will not all decode).  Unseekable
+    inputs cannot be looked at in advance: False."""
+    import binascii
+    if not inp.seekable:
+        return False
+    try:
+        fh = inp.fh
+        pos = fh.tell()
+        try:
+            fh.seek(-13, os.SEEK_END)
+            tail = fh.read(13)
+        finally:
+            fh.seek(pos)
+    except (OSError, ValueError):
+        return False
+    # an end-of-stream frame: sync 0xCA5E, type 2 with length 6, seq, u(48) length, CRC-16
+    return not (len(tail) == 13 and tail[:4] == b"\xca\x5e\x80\x06"
+                and binascii.crc_hqx(tail[2:11], 0) == int.from_bytes(tail[11:], "big"))
+
+
 def cmd_decode(args):
     import warnings
 
+    from . import _clinotes
     from ._wavout import RIFF_LIMIT, WavWriter
     from .errors import FormatError
     from .pacfile import PacFile, atomic_output
@@ -461,6 +508,7 @@ def cmd_decode(args):
     limit = int(os.environ.get("_PACODEC_RF64_ABOVE", RIFF_LIMIT))
     inp = _PacInput(args.input)
     try:
+        _clinotes.note_cold_kernels(_clinotes.DECODE_KERNELS, args.quiet)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -483,8 +531,11 @@ def cmd_decode(args):
                     prog.done()
 
                 def run_wav(fh, seekable):
+                    frames = f.frames
+                    if not seekable and frames is not None and _truncated(inp):
+                        frames = None     # the header's length is not what will decode
                     w = WavWriter(fh, f.samplerate, f.channels, float32=args.float,
-                                  frames=f.frames, seekable=seekable, limit=limit,
+                                  frames=frames, seekable=seekable, limit=limit,
                                   warn=lambda m: warnings.warn("pacodec: " + m))
                     for b in blocks():
                         w.write(b)
@@ -509,7 +560,7 @@ def cmd_decode(args):
                         raise guard.error
 
                 if out == "-":
-                    run_wav(sys.stdout.buffer, False)
+                    run_wav(_clinotes.binary_stdout(), False)
                 else:
                     if (fmt in ("AIFF", "AU") and f.frames is not None
                             and f.frames * f.channels * (4 if args.float else 2) > 0xFFFFFFF0):
@@ -555,6 +606,11 @@ def cmd_info(args):
         print(json.dumps(i.as_dict(), indent=2))
     else:
         dur = "unknown" if i.duration is None else f"{i.duration:.3f} s ({i.frames} samples)"
+        if i.truncated:
+            declared = ("" if i.declared_frames is None else
+                        f"; the header declares {i.declared_frames / i.samplerate:.3f} s")
+            dur += f", measured: no end-of-stream frame (truncated){declared}"
+            _warn(f"{i.path}: truncated: {i.duration:.3f} s of audio decode from it{declared}")
         print(f"{i.path}: pacodec stream")
         print(f"  sample rate   {i.samplerate} Hz, {i.channels} channel(s)")
         print(f"  duration      {dur}")
@@ -773,7 +829,12 @@ def main(argv=None):
         skip_blas_probe()
     saved = _install_signal_handlers() if threading_is_main() else {}
     try:
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        # what is still buffered for stdout goes now, where a reader that has gone away ends
+        # the process by SIGPIPE like any other write (at exit it would be lost silently)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return status
     except Terminated as e:
         print("pacodec: terminated", file=sys.stderr)
         return 128 + e.signum
