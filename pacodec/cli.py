@@ -769,6 +769,8 @@ def build_parser():
 
     from . import batch                    # stdlib-only at import; work modules load on use
     batch.add_parser(sub)
+    from . import listen                   # the same
+    listen.add_parser(sub)
 
     try:
         from .stream import cli as stream_cli
