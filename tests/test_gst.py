@@ -383,3 +383,13 @@ def test_a_failed_first_scan_does_not_stick(tmp_path):
     assert os.path.exists(registry)
     assert b"pacodecenc\0" not in open(registry, "rb").read()
     ok(sh(readme, base))                                 # the same line again heals it
+
+
+@needs_gst
+@pytest.mark.skipif(shutil.which("gst-play-1.0") is None,
+                    reason="gst-play-1.0 is not installed (gstreamer1.0-plugins-base-apps)")
+def test_gst_play_plays_a_pac_file(gst_env, cli_pac):
+    p = subprocess.run(["gst-play-1.0", "--audiosink=fakesink", "--no-interactive", str(cli_pac)],
+                       env=gst_env, capture_output=True, text=True, timeout=TIMEOUT)
+    ok(p)
+    assert "Reached end of play list" in p.stdout and "rror" not in p.stdout + p.stderr
