@@ -223,7 +223,8 @@ def add_parser(sub):
                    help="quantizer for every version (default uniform)")
     p.add_argument("--mu", type=int, default=None, metavar="MU", help="mu-law parameter")
     p.add_argument("--window", choices=["sine", "kbd"], default="sine", help="window shape")
-    p.add_argument("--low-delay", action="store_true", help="low-delay mode for every version")
+    from .cli import LOW_DELAY_HELP
+    p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     p.add_argument("--start", metavar="TIME", help="excerpt start, seconds or M:SS")
     p.add_argument("--duration", metavar="TIME", help="excerpt length, seconds or M:SS")
     p.add_argument("-f", "--force", action="store_true",
