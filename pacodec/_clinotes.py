@@ -37,10 +37,16 @@ def cold_kernels(names) -> bool:
     return False
 
 
+#: set by ``cli.main``: True in the ``pacodec`` process, False for ``main([...])`` called from
+#: Python (tests, other programs), which get no cold-cache note
+PROCESS = False
+
+
 def note_cold_kernels(names, quiet: bool) -> bool:
     """One line on stderr when this run will compile the kernels (a cold cache: the first run
-    after installing or upgrading), unless ``quiet``.  Returns whether it printed."""
-    if quiet or not cold_kernels(names):
+    after installing or upgrading), unless ``quiet`` or not in the ``pacodec`` process.
+    Returns whether it printed."""
+    if quiet or not PROCESS or not cold_kernels(names):
         return False
     sys.stderr.write("pacodec: compiling the codec kernels (first run after installing; "
                      "about 20 s, later runs load them from the cache)...\n")

@@ -271,9 +271,10 @@ def _encoder_kwargs(args, samplerate, channels):
         if rate > PCM_CAP * pcm and samplerate in SUPPORTED_RATES:
             # capped a little below PCM: frame headers come on top of the rate coded
             cap = round(PCM_CAP * pcm, 1)
-            _warn(f"{rate:g} kbit/s is more than 16-bit PCM at {samplerate} Hz x {channels} ch "
-                  f"({pcm:g} kbit/s); coding at {cap:g} kbit/s so that the stream stays smaller "
-                  f"than PCM")
+            if args.bitrate is not None or abr:       # the default is capped without a word
+                _warn(f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit "
+                      f"PCM at {samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at "
+                      f"{cap:g} kbit/s so that the stream stays smaller than PCM")
             rate = cap
         if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
             from .api import minimum_bitrate
@@ -300,12 +301,13 @@ def cmd_encode(args):
     if args.input != "-" and os.path.splitext(args.input)[1].lower() == ".pac":
         raise CliError(f"{args.input} is already a pacodec file (did you mean 'pacodec decode'?)")
     out = args.output or _derive(args.input, ".pac")
-    if _clinotes.refuse_audio_name(out):
-        raise CliError(_clinotes.refuse_audio_name(out))
     if out == "-":
         _refuse_terminal(args.force)
     src = _open_input_audio(args.input)
     name = src.display_name
+    if _clinotes.refuse_audio_name(out):       # after the input's own problems
+        src.close()
+        raise CliError(_clinotes.refuse_audio_name(out))
     with src:
         total = src.frames if src.seekable() else None
         kwargs = _encoder_kwargs(args, src.samplerate, src.channels)
@@ -355,8 +357,7 @@ def cmd_encode(args):
                       f"bytes follow its data chunk; they were not encoded (the header is "
                       f"probably wrong)")
         if kwargs.get("mode") in ("cbr", "abr"):
-            asked = args.abr if args.abr is not None else (
-                args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
+            asked = args.abr if args.abr is not None else args.bitrate   # None: the default
             _clinotes.check_rate(out, nbytes, done / src.samplerate, asked, kwargs["bitrate"],
                                  _pcm_kbps(src.samplerate, src.channels), src.samplerate,
                                  src.channels, _warn)
@@ -825,6 +826,8 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from . import _clinotes
+    _clinotes.PROCESS = argv is None      # the pacodec command itself (not main([...]) in-process)
     if argv is None and args.command in ("encode", "decode"):
         # a process of its own: skip numba's scipy.linalg import (see skip_blas_probe)
         from ._jit import skip_blas_probe
