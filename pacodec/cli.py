@@ -310,9 +310,10 @@ def cmd_encode(args):
         raise CliError(_clinotes.refuse_audio_name(out))
     with src:
         total = src.frames if src.seekable() else None
+        # before the rate checks: minimum_bitrate runs the encoder (compiling it when cold)
+        _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
         kwargs = _encoder_kwargs(args, src.samplerate, src.channels)
         enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
-        _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
         nbytes = 0
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16

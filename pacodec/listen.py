@@ -110,6 +110,8 @@ def cmd_listen(args):
     src = _open_input_audio(args.input)
     with src:
         fs, ch = src.samplerate, src.channels
+        _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS + _clinotes.DECODE_KERNELS,
+                                    args.quiet)
         kwargs = [_encoder_kwargs(v.namespace(args), fs, ch) for v in versions]
         start = int(round(_seconds(args.start) * fs)) if args.start else 0
         count = -1 if args.duration is None else int(round(_seconds(args.duration) * fs))
@@ -131,7 +133,6 @@ def cmd_listen(args):
     encoders = [Encoder(fs, ch, total_frames=len(x), **kw) for kw in kwargs]
     _check_output_dir(out, args.force)
     os.makedirs(out, exist_ok=True)
-    _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS + _clinotes.DECODE_KERNELS, args.quiet)
     secs = len(x) / fs
     pcm_bytes = len(x) * ch * 2
     _write_flac(os.path.join(out, "original.flac"), x, fs, args.force)
