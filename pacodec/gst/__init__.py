@@ -8,7 +8,9 @@ package; see :mod:`pacodec.gst.elements`):
 * ``pacodecdec``   pacodec frames -> raw F32LE, concealing lost frames, gapless-trimmed;
 * ``pacodecparse`` a ``.pac`` byte stream (``filesrc``) -> one frame per buffer;
 * ``pacodecpay`` / ``pacodecdepay``  frames <-> UDP datagrams in pacodec's own packet layout
-  (``pacodec.stream.packet.pack``, FORMAT.md §9; the datagrams of ``pacodec send``/``receive``).
+  (``pacodec.stream.packet.pack``, FORMAT.md §9; the datagrams of ``pacodec send``/``receive``);
+* ``pacodec_typefind``, a type finder (:mod:`.typefind`): ``decodebin``/``playbin`` recognise a
+  ``.pac`` stream and plug ``pacodecparse ! pacodecdec`` by themselves.
 
 GStreamer's Python loader (Debian: ``gstreamer1.0-python3-plugin-loader``) loads every ``.py`` in
 a ``python/`` folder under a ``GST_PLUGIN_PATH`` entry.  It embeds the *system* Python (3.11 on

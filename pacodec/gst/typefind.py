@@ -107,9 +107,11 @@ def _peek_function(find, lib):
 
 def _libgstreamer():
     import ctypes
-    import ctypes.util
-    name = ctypes.util.find_library("gstreamer-1.0") or "libgstreamer-1.0.so.0"
-    lib = ctypes.CDLL(name)
+    try:                     # already loaded in this process: no library search needed
+        lib = ctypes.CDLL("libgstreamer-1.0.so.0")
+    except OSError:
+        import ctypes.util
+        lib = ctypes.CDLL(ctypes.util.find_library("gstreamer-1.0"))
     lib.gst_type_find_get_length.restype = ctypes.c_uint64
     lib.gst_type_find_get_length.argtypes = [ctypes.c_void_p]
     lib.gst_type_find_peek.restype = ctypes.c_void_p
