@@ -3,7 +3,7 @@
 The public API is small and soundfile-like::
 
     import pacodec
-    data = pacodec.encode(x, 44100, bitrate=128)    # x: (frames, channels) float array
+    data = pacodec.encode(x, 44100)                 # x: (frames, channels) float array; VBR
     y, fs = pacodec.decode(data)
     pacodec.write("out.pac", x, 44100); y, fs = pacodec.read("out.pac")
 

@@ -1,6 +1,6 @@
 """The public functions, in the style of python-soundfile: arrays shaped ``(frames, channels)``.
 
-    data = pacodec.encode(x, 44100, bitrate=128)      # -> bytes of a .pac stream
+    data = pacodec.encode(x, 44100)                     # -> bytes of a .pac stream (VBR)
     y, fs = pacodec.decode(data)                        # -> float32 (frames, channels), rate
     pacodec.write("a.pac", x, 44100, bitrate=96)        # atomic: temp file + rename
     y, fs = pacodec.read("a.pac")
@@ -18,8 +18,8 @@ import numpy as np
 
 from .decoder import Decoder
 from .encoder import Encoder
-from .config import DEFAULT_MU, DEFAULT_QUANTIZER
 from .errors import EncoderInputError
+from .options import resolve
 from .pacfile import Info, PacFile, info
 
 __all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info", "minimum_bitrate"]
@@ -34,17 +34,19 @@ def _as_2d(data):
     return x
 
 
-def encode(data, samplerate, bitrate=None, *, mode=None, quality=None, distance=None,
-           quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False) -> bytes:
+def encode(data, samplerate, bitrate=None, *, abr=None, quality=None, distance=None,
+           mode=None, quantizer=None, mu=None, low_delay=False, window_shape="sine") -> bytes:
     """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
 
-    ``bitrate`` is in kbit/s for all channels (default 128, CBR); ``mode="abr"`` averages it;
-    ``quality`` (0..10) or ``distance`` select VBR.
+    Without a rate option: VBR at the default quality (about 128 kbit/s on 44.1 kHz stereo
+    music).  ``bitrate`` (kbit/s for all channels) codes CBR, ``abr`` an average bitrate
+    (also ``bitrate=B, mode="abr"``); ``quality`` (0..10, 10 best) or ``distance`` select VBR.
+    One rate option at most; the rules are those of :mod:`pacodec.options`.
     """
     x = _as_2d(data)
-    enc = Encoder(samplerate, x.shape[1], bitrate=bitrate, mode=mode, quality=quality,
+    enc = Encoder(samplerate, x.shape[1], bitrate=bitrate, abr=abr, mode=mode, quality=quality,
                   distance=distance, quantizer=quantizer, mu=mu, low_delay=low_delay,
-                  total_frames=len(x))
+                  window_shape=window_shape, total_frames=len(x))
     parts = [enc.header()]
     parts += enc.encode(x)
     parts += enc.flush()
@@ -75,14 +77,16 @@ def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = 
         return f.read(frames), f.samplerate
 
 
-def write(file, data, samplerate, bitrate=None, **kwargs) -> None:
+def write(file, data, samplerate, bitrate=None, *, mode=None, force=True, **options) -> None:
     """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object).
 
-    Like ``soundfile.write``, an existing file is replaced -- atomically, so the old one stays
+    The coding options are those of :func:`encode` (none: VBR at the default quality).  Like
+    ``soundfile.write``, an existing file is replaced -- atomically, so the old one stays
     intact until the new one is complete; ``force=False`` refuses instead."""
     x = _as_2d(data)
-    with PacFile(file, "w", samplerate=samplerate, channels=x.shape[1], bitrate=bitrate,
-                 total_frames=len(x), **kwargs) as f:
+    opts = resolve(bitrate=bitrate, mode=mode, **options)    # PacFile's own `mode` is "w"
+    with PacFile(file, "w", samplerate=samplerate, channels=x.shape[1], force=force,
+                 total_frames=len(x), **opts.encoder_kwargs()) as f:
         f.write(x)
 
 

@@ -20,6 +20,8 @@ the coordinating process writes it, and it holds an exclusive lock on it while r
 settings, the input still has the recorded size and modification time (or, if only the time
 changed, the same SHA-256), and the output exists with the recorded size (``--verify``: and the
 recorded SHA-256).  Anything else is encoded again; names on disk are never trusted on their own.
+Partial files whose writer is gone (their ``flock`` is free) are removed anywhere in OUT_DIR when
+a run starts and again when it ends, whether or not the run writes into their directory.
 
 **Workers.**  ``-j N`` runs N worker processes, warm before their first file (on Linux forked
 from the coordinator after it loaded numba's kernels; elsewhere spawned, each warming itself),
@@ -42,8 +44,6 @@ import socket
 import sys
 import time
 
-from .config import DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUANTIZER
-
 __all__ = ["MANIFEST", "encode_settings", "scan", "load_manifest", "run_batch", "run_job",
            "report", "add_parser", "cmd_batch", "BatchResult"]
 
@@ -65,24 +65,18 @@ def _error(msg):
 
 
 # ---------------------------------------------------------------------------------- settings
-def encode_settings(*, bitrate=None, abr=None, quality=None, distance=None,
-                    quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, window="sine",
-                    low_delay=False) -> dict:
-    """The canonical settings record of an encode (what resume compares)."""
+def encode_settings(*, bitrate=None, abr=None, quality=None, distance=None, quantizer=None,
+                    mu=None, window=None, low_delay=False) -> dict:
+    """The canonical settings record of an encode (what resume compares): the options as
+    :func:`pacodec.options.resolve` settles them (defaults, conflicts), in the manifest's form."""
     from . import __version__
-    given = [v is not None for v in (bitrate, abr, quality, distance)]
-    if sum(given) > 1:
-        raise _error("give one of bitrate, abr, quality, distance")
-    if quality is not None:
-        rate = {"mode": "vbr", "quality": float(quality)}
-    elif distance is not None:
-        rate = {"mode": "vbr", "distance": float(distance)}
-    elif abr is not None:
-        rate = {"mode": "abr", "bitrate": float(abr)}
-    else:
-        rate = {"mode": "cbr", "bitrate": float(DEFAULT_BITRATE if bitrate is None else bitrate)}
-    return {"kind": "encode", **rate, "quantizer": quantizer, "mu": int(mu),
-            "window": window, "low_delay": bool(low_delay), "pacodec": __version__}
+    from .options import resolve
+    o = resolve(bitrate=bitrate, abr=abr, quality=quality, distance=distance,
+                quantizer=quantizer, mu=mu, window_shape=window, low_delay=low_delay)
+    rate = {"mode": o.mode, **{("bitrate" if k == "abr" else k): v
+                               for k, v in o.rate_option().items()}}
+    return {"kind": "encode", **rate, "quantizer": o.quantizer, "mu": o.mu,
+            "window": o.window_shape, "low_delay": o.low_delay, "pacodec": __version__}
 
 
 def decode_settings(*, fmt="wav", float_=False, strict=False) -> dict:
@@ -92,15 +86,13 @@ def decode_settings(*, fmt="wav", float_=False, strict=False) -> dict:
 
 
 def _encoder_kwargs(s: dict) -> dict:
-    kw = dict(quantizer=s["quantizer"], mu=s["mu"], window_shape=s["window"],
-              low_delay=s["low_delay"])
-    if "quality" in s:
-        kw["quality"] = s["quality"]
-    elif "distance" in s:
-        kw["distance"] = s["distance"]
-    else:
-        kw.update(mode=s["mode"], bitrate=s["bitrate"])
-    return kw
+    """The :class:`~pacodec.Encoder` keywords of a settings record."""
+    from .options import resolve
+    rate = {k: s[k] for k in ("quality", "distance") if k in s} or {
+        "abr" if s["mode"] == "abr" else "bitrate": s["bitrate"]}
+    return resolve(**rate, quantizer=s["quantizer"],
+                   mu=s["mu"] if s["quantizer"] == "mulaw" else None, window_shape=s["window"],
+                   low_delay=s["low_delay"]).encoder_kwargs()
 
 
 def _settings_key(s: dict) -> str:
@@ -491,6 +483,8 @@ def _pool_job(job):
 
 
 def _clean_partials(out_dir):
+    """Remove the partial files of dead writers (a killed run's) in every directory of
+    ``out_dir``; a live writer's (another process holding its lock) stay."""
     from .pacfile import clean_stale_partials
     removed = []
     for root, dirs, _ in os.walk(out_dir):
@@ -903,8 +897,8 @@ def add_parser(sub):
                     "(OUT_DIR/pacodec-manifest.jsonl) that a rerun resumes from.  "
                     "'pacodec batch --report DIR' summarises a finished tree.")
     b.add_argument("paths", nargs="+", metavar="DIR", help="IN_DIR OUT_DIR (--report: DIR)")
-    from .cli import add_coding_options
-    add_coding_options(b)
+    from .options import add_arguments
+    add_arguments(b)
     b.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="worker processes (default: all cores; 1 = in this process)")
     b.add_argument("--dask", metavar="ADDRESS",
@@ -957,16 +951,15 @@ def cmd_batch(args):
     if args.dask and args.jobs is not None:
         raise _error("give -j or --dask, not both (Dask workers are set up on the cluster)")
     if args.decode:
-        if any(v is not None for v in (args.bitrate, args.abr, args.quality, args.distance)):
+        from .options import rate_given
+        if rate_given(args):
             raise _error("rate options apply to encoding, not --decode")
         if args.float and args.format == "flac":
             raise _error("FLAC cannot hold float samples; drop --float or use --format wav")
         settings = decode_settings(fmt=args.format, float_=args.float, strict=args.strict)
     else:
-        quantizer = args.quantizer or ("mulaw" if args.mu is not None else DEFAULT_QUANTIZER)
         settings = encode_settings(bitrate=args.bitrate, abr=args.abr, quality=args.quality,
-                                   distance=args.distance, quantizer=quantizer,
-                                   mu=DEFAULT_MU if args.mu is None else args.mu,
+                                   distance=args.distance, quantizer=args.quantizer, mu=args.mu,
                                    window=args.window, low_delay=args.low_delay)
         _check_settings(settings)
     score = [s.strip() for s in args.score.split(",") if s.strip()] if args.score else []

@@ -10,8 +10,7 @@ import argparse
 import os
 import sys
 
-from . import __version__
-from .config import DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUANTIZER
+from . import __version__, options
 from .errors import PacodecError
 
 EXIT_ERROR = 1
@@ -55,8 +54,7 @@ def _restore_signal_handlers(old: dict):
 
 
 #: one description of low-delay mode for every command (README "How it works")
-LOW_DELAY_HELP = ("low-delay mode: frames a quarter of the normal length (256 samples at "
-                  "32-48 kHz) with a half-overlap window, 8 ms algorithmic delay at 48 kHz")
+LOW_DELAY_HELP = options.LOW_DELAY_HELP
 
 
 def _derive(path: str, suffix: str) -> str:
@@ -247,34 +245,21 @@ def _pcm_kbps(samplerate, channels):
     return samplerate * channels * 16 / 1000
 
 
-def _encoder_kwargs(args, samplerate, channels):
-    """Encoder options from the command line, with the odd combinations settled (warnings)."""
-    quantizer = args.quantizer
-    if args.mu is not None:
-        if quantizer is None:
-            quantizer = "mulaw"              # --mu alone means mu-law
-        elif quantizer != "mulaw":
-            _warn(f"--mu has no effect with --quantizer {quantizer} (it sets mu-law's parameter)")
-    kwargs = dict(quantizer=quantizer or DEFAULT_QUANTIZER, low_delay=args.low_delay,
-                  window_shape=args.window)
-    if args.mu is not None:
-        kwargs["mu"] = args.mu
-    if args.quality is not None:
-        kwargs["quality"] = args.quality
-    elif args.distance is not None:
-        kwargs["distance"] = args.distance
-    else:
-        abr = args.abr is not None
-        rate = args.abr if abr else (args.bitrate if args.bitrate is not None else DEFAULT_BITRATE)
+def _encoder_kwargs(args, samplerate, channels, opts=None):
+    """Encoder keywords: the options resolved by :mod:`pacodec.options` (the rules of every
+    front-end), then this command's checks of a CBR/ABR rate against the input (warnings)."""
+    from . import options
+    opts = options.from_args(args) if opts is None else opts
+    if opts.mode != "vbr":
+        rate = opts.bitrate
         pcm = _pcm_kbps(samplerate, channels)
         from . import SUPPORTED_RATES
         if rate > PCM_CAP * pcm and samplerate in SUPPORTED_RATES:
             # capped a little below PCM: frame headers come on top of the rate coded
             cap = round(PCM_CAP * pcm, 1)
-            if args.bitrate is not None or abr:       # the default is capped without a word
-                _warn(f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit "
-                      f"PCM at {samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at "
-                      f"{cap:g} kbit/s so that the stream stays smaller than PCM")
+            _warn(f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit "
+                  f"PCM at {samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at "
+                  f"{cap:g} kbit/s so that the stream stays smaller than PCM")
             rate = cap
         if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
             from .api import minimum_bitrate
@@ -284,8 +269,8 @@ def _encoder_kwargs(args, samplerate, channels):
                                f"frame headers and side information alone take most of it, "
                                f"and the audio would decode as silence; use at least {low:g} "
                                f"kbit/s (or fewer channels, or a lower sample rate)")
-        kwargs.update(mode="abr" if abr else "cbr", bitrate=rate)
-    return kwargs
+        opts = opts.with_bitrate(rate)
+    return opts.encoder_kwargs()
 
 
 def _warn(msg):
@@ -298,8 +283,10 @@ def cmd_encode(args):
     from . import _clinotes
     from .encoder import Encoder
     from .pacfile import atomic_output
+    from .options import from_args
     if args.input != "-" and os.path.splitext(args.input)[1].lower() == ".pac":
         raise CliError(f"{args.input} is already a pacodec file (did you mean 'pacodec decode'?)")
+    opts = from_args(args)               # a bad combination of options fails before any I/O
     out = args.output or _derive(args.input, ".pac")
     if out == "-":
         _refuse_terminal(args.force)
@@ -312,7 +299,7 @@ def cmd_encode(args):
         total = src.frames if src.seekable() else None
         # before the rate checks: minimum_bitrate runs the encoder (compiling it when cold)
         _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
-        kwargs = _encoder_kwargs(args, src.samplerate, src.channels)
+        kwargs = _encoder_kwargs(args, src.samplerate, src.channels, opts)
         enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
         nbytes = 0
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
@@ -357,9 +344,9 @@ def cmd_encode(args):
                 _warn(f"{args.input}: the WAV header declares {done} samples, but {extra} more "
                       f"bytes follow its data chunk; they were not encoded (the header is "
                       f"probably wrong)")
-        if kwargs.get("mode") in ("cbr", "abr"):
-            asked = args.abr if args.abr is not None else args.bitrate   # None: the default
-            _clinotes.check_rate(out, nbytes, done / src.samplerate, asked, kwargs["bitrate"],
+        if opts.mode != "vbr":                  # a rate was asked for: is it what came out?
+            _clinotes.check_rate(out, nbytes, done / src.samplerate, opts.bitrate,
+                                 kwargs.get("bitrate", kwargs.get("abr")),
                                  _pcm_kbps(src.samplerate, src.channels), src.samplerate,
                                  src.channels, _warn)
         if not args.quiet and out != "-":
@@ -367,7 +354,7 @@ def cmd_encode(args):
             secs = done / src.samplerate
             rate = 8 * size / secs / 1000 if secs else 0.0
             print(f"{out}: {secs:.2f} s, {src.samplerate} Hz, {src.channels} ch, {size} bytes, "
-                  f"{rate:.1f} kbit/s", file=sys.stderr)
+                  f"{rate:.1f} kbit/s ({enc.options.describe()})", file=sys.stderr)
     return 0
 
 
@@ -651,7 +638,8 @@ def cmd_demo(args):
     with tempfile.TemporaryDirectory() as tmp:
         pac = os.path.join(tmp, "piano.pac")
         t0 = time.perf_counter()
-        pacodec.write(pac, x, fs, bitrate=args.bitrate)
+        opts = options.resolve(bitrate=args.bitrate, quality=args.quality)
+        pacodec.write(pac, x, fs, **opts.encoder_kwargs())
         t1 = time.perf_counter()
         y, _ = pacodec.read(pac)
         t2 = time.perf_counter()
@@ -659,7 +647,7 @@ def cmd_demo(args):
     secs = len(x) / fs
     err = y.astype(np.float64) - x
     snr = 10 * np.log10(np.sum(x ** 2) / max(np.sum(err ** 2), 1e-20))
-    print(f"encoded at {args.bitrate:g} kbit/s CBR: {size} bytes, actual {8 * size / secs / 1000:.1f} "
+    print(f"encoded {opts.describe()}: {size} bytes, actual {8 * size / secs / 1000:.1f} "
           f"kbit/s, {len(x) * x.shape[1] * 2 / size:.1f}x smaller than 16-bit PCM "
           f"(DCR {100 * (1 - size / (len(x) * x.shape[1] * 2)):.1f} %)")
     print(f"decoded: {len(y)} samples (input {len(x)}), exact length: {len(y) == len(x)}")
@@ -697,26 +685,6 @@ def cmd_gst_path(args):
     return 0
 
 
-def add_coding_options(p):
-    """The coding options shared by ``encode`` and ``batch`` (one definition, one help text)."""
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-b", "--bitrate", type=float, metavar="KBPS",
-                   help="CBR bitrate in kbit/s, 6..2048 (default 128; capped at the 16-bit PCM rate)")
-    g.add_argument("--abr", type=float, metavar="KBPS", help="average bitrate in kbit/s")
-    g.add_argument("-q", "--quality", type=float, metavar="Q",
-                   help="VBR quality 0..10 (10 best); not --quiet")
-    g.add_argument("-d", "--distance", type=float, metavar="D",
-                   help="VBR perceptual distance (1.0 = noise at the masking threshold)")
-    p.add_argument("--quantizer", choices=["uniform", "power", "mulaw"], default=None,
-                   help="quantizer (default uniform: best mean ViSQOL on the corpus, see README; "
-                        "--mu alone implies mulaw)")
-    p.add_argument("--mu", type=int, default=None, metavar="MU",
-                   help=f"mu-law parameter 1..65535 (default {DEFAULT_MU}); implies --quantizer mulaw")
-    p.add_argument("--window", choices=["sine", "kbd"], default="sine",
-                   help="window slope shape (default sine)")
-    p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         prog="pacodec", description="pacodec perceptual audio codec",
@@ -727,11 +695,13 @@ def build_parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     e = sub.add_parser("encode", help="encode an audio file (WAV, FLAC, OGG, AIFF...) to .pac",
-                       description="Encode any file libsndfile reads (WAV, FLAC, OGG, AIFF, "
-                                   "...) to a .pac stream.  Without a rate option: CBR 128 kbit/s.")
+                       description="Encode any file libsndfile reads (WAV, FLAC, OGG, AIFF, ...)\n"
+                                   "to a .pac stream.  Without a rate option: VBR at quality "
+                                   f"{options.DEFAULT_QUALITY:g},\nlike opusenc and oggenc.",
+                       epilog=options.rate_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("input", help="audio file, or - for stdin")
     e.add_argument("-o", "--output", help="output .pac (default: input name with .pac; - = stdout)")
-    add_coding_options(e)
+    options.add_arguments(e)
     e.add_argument("-f", "--force", action="store_true",
                    help="overwrite an existing output; write binary to a terminal")
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
@@ -760,8 +730,9 @@ def build_parser():
     i.set_defaults(func=cmd_info)
 
     m = sub.add_parser("demo", help="encode and decode the shipped clip and report quality")
-    m.add_argument("-b", "--bitrate", type=float, default=128.0, metavar="KBPS",
-                   help="CBR bitrate in kbit/s for the demo (default 128)")
+    m.add_argument("-b", "--bitrate", type=float, metavar="KBPS", help="CBR bitrate in kbit/s")
+    m.add_argument("-q", "--quality", type=float, metavar="Q",
+                   help=f"VBR quality 0..10 (default {options.DEFAULT_QUALITY:g}, as 'encode')")
     m.set_defaults(func=cmd_demo)
 
     gp = sub.add_parser("gst-path", help="print the GStreamer plugin directory of the pacodec elements")

@@ -15,7 +15,7 @@ from .errors import UnsupportedError
 __all__ = [
     "SUPPORTED_RATES", "QUANTIZERS", "WINDOW_SHAPES", "MAX_CHANNELS", "StreamConfig",
     "EncoderSettings", "default_hop", "stream_config_for", "DEFAULT_QUANTIZER", "DEFAULT_MU",
-    "DEFAULT_BITRATE",
+    "DEFAULT_BITRATE", "DEFAULT_QUALITY",
 ]
 
 #: Sample rates the format can signal (index = the 4-bit ``rate_index`` of the header).
@@ -25,10 +25,14 @@ QUANTIZERS = ("uniform", "mulaw", "power")
 #: Window slope shapes (index = the 1-bit ``window_shape`` field).
 WINDOW_SHAPES = ("sine", "kbd")
 MAX_CHANNELS = 8
-#: Defaults of every front end (API, CLI, GStreamer element): one place.
+#: Defaults of every front end (API, CLI, GStreamer element): one place; applied by
+#: :func:`pacodec.options.resolve` alone.
 DEFAULT_QUANTIZER = "uniform"
 DEFAULT_MU = 255
-DEFAULT_BITRATE = 128.0          # kbit/s, CBR, when no quality/distance is given
+#: VBR quality when no rate option is given (about 128 kbit/s on 44.1 kHz stereo music; README)
+DEFAULT_QUALITY = 7.0
+#: kbit/s of CBR or ABR when that mode is asked for without a rate
+DEFAULT_BITRATE = 128.0
 #: Number of short blocks in a short frame.
 SHORT_BLOCKS = 8
 
@@ -140,15 +144,16 @@ def stream_config_for(samplerate, channels, *, quantizer=DEFAULT_QUANTIZER, mu=D
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """Encoder-only choices: rate control mode and target.
+    """Encoder-only choices: rate control mode and target (made by
+    :func:`pacodec.options.resolve`, which applies the defaults and the rules for conflicts).
 
     ``mode`` is ``"cbr"`` (constant bitrate with a small bit reservoir, padded when the signal needs
     fewer bits), ``"abr"`` (average bitrate, large reservoir) or ``"vbr"`` (constant perceptual
     distance; ``quality`` 0..10 maps onto a distance).  ``bitrate`` is in kbit/s for all channels.
     """
 
-    mode: str = "cbr"
-    bitrate: float | None = DEFAULT_BITRATE
+    mode: str
+    bitrate: float | None = None
     distance: float | None = None
 
     def __post_init__(self):
@@ -159,7 +164,7 @@ class EncoderSettings:
                                             and math.isfinite(self.bitrate)):
                 raise UnsupportedError("a bitrate in kbit/s is needed for cbr/abr")
             if not 6 <= self.bitrate <= 2048:
-                raise UnsupportedError(f"bitrate {self.bitrate} kbit/s is outside 6..2048")
+                raise UnsupportedError(f"bitrate {self.bitrate:g} kbit/s is outside 6..2048")
         else:
             if self.distance is None or not (math.isfinite(self.distance) and 0.05 <= self.distance <= 50):
                 raise UnsupportedError("distance must be a number in 0.05..50")

@@ -22,11 +22,11 @@ from . import bitstream as bs
 from .allocation import (SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
                          search_offset, band_weights, rd_scratch, stereo_decision)
 from .bitio import writer_state
-from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
-                     stream_config_for)
+from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
 from ._jit import njit
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, plan
+from .options import resolve
 from .quantize import magnitudes
 from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
 from .tables import load_codebooks
@@ -179,9 +179,12 @@ def _plain(v):
 class Encoder:
     """Encode PCM blocks as they come.
 
-    ``Encoder(samplerate, channels, bitrate=128)`` codes CBR at 128 kbit/s for all channels;
-    ``mode="abr"`` averages the bitrate over seconds; ``quality=0..10`` or ``distance=D`` selects
-    VBR at a perceptual distance (1.0 = noise at the masking threshold).  ``encode(pcm)`` takes
+    ``Encoder(samplerate, channels)`` codes VBR at the default quality; ``bitrate=128`` CBR at
+    128 kbit/s for all channels; ``abr=96`` (or ``bitrate=96, mode="abr"``) averages the bitrate
+    over seconds; ``quality=0..10``
+    or ``distance=D`` selects VBR at a perceptual distance (1.0 = noise at the masking threshold).
+    Give at most one of ``bitrate``, ``abr``, ``quality``, ``distance``; ``mu`` alone selects the mulaw
+    quantizer (the rules of :mod:`pacodec.options`, the same in every front-end).  ``encode(pcm)`` takes
     float samples shaped ``(n, channels)`` (or ``(n,)`` for mono) and returns the frames completed
     so far as ``bytes`` objects; ``flush()`` returns the rest and the end-of-stream frame.
 
@@ -189,24 +192,16 @@ class Encoder:
     """
 
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
-                 distance=None, quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False,
-                 total_frames=None,
-                 window_shape="sine"):
+                 distance=None, quantizer=None, mu=None, low_delay=False, total_frames=None,
+                 window_shape="sine", abr=None):
         # numpy scalars (np.float32 bitrate, np.int64 channels or mu...) count as the numbers they are
-        samplerate, channels, bitrate, quality, distance, mu = (
-            _plain(v) for v in (samplerate, channels, bitrate, quality, distance, mu))
-        self.config: StreamConfig = stream_config_for(samplerate, channels, quantizer=quantizer,
-                                                      mu=mu, low_delay=low_delay,
-                                                      window_shape=window_shape)
-        if quality is not None and distance is not None:
-            raise PacodecError("give either quality or distance, not both")
-        if quality is not None:
-            distance = EncoderSettings.quality_to_distance(quality)
-        if distance is not None:
-            self.settings = EncoderSettings(mode="vbr", bitrate=None, distance=float(distance))
-        else:
-            self.settings = EncoderSettings(mode=mode or "cbr",
-                                            bitrate=128.0 if bitrate is None else bitrate)
+        samplerate, channels = _plain(samplerate), _plain(channels)
+        #: the resolved coding options (:mod:`pacodec.options`: defaults, conflicts)
+        self.options = resolve(bitrate=bitrate, abr=abr, mode=mode, quality=quality,
+                               distance=distance, quantizer=quantizer, mu=mu,
+                               window_shape=window_shape, low_delay=low_delay)
+        self.config: StreamConfig = self.options.stream_config(samplerate, channels)
+        self.settings: EncoderSettings = self.options.settings()
         if total_frames is not None and (not isinstance(total_frames, (int, np.integer))
                                          or total_frames < 0):
             raise PacodecError("total_frames must be a non-negative integer")

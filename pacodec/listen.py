@@ -9,7 +9,7 @@ actual bitrate, ``.pac`` size and DCR (data compression rate against 16-bit PCM)
 the files.  It needs no network and no server (open it from disk); starting one player pauses
 the others and carries the playback position over, for A/B listening.
 
-Options repeat (``-b 64 -b 96 -d 1``); without any, ``-b 64 -b 128 -d 1``.  ``--start`` and
+Options repeat (``-b 64 -b 96 -d 1``); without any, ``-q 7 -b 64 -d 4``.  ``--start`` and
 ``--duration`` choose an excerpt.  The folder must not exist or be empty; ``--force`` writes into
 an existing one, replacing only the files of this page.  Every file is written to a temporary
 name and renamed when complete.
@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 __all__ = ["add_parser", "cmd_listen", "Version"]
 
-DEFAULT_VERSIONS = (("bitrate", 64.0), ("bitrate", 128.0), ("distance", 1.0))
+#: without rate options: encode's default (VBR quality 7), a low CBR rate and a high distance
+DEFAULT_VERSIONS = (("quality", 7.0), ("bitrate", 64.0), ("distance", 4.0))
 _OPTION = {"bitrate": ("-b", "b", "CBR"), "abr": ("--abr", "abr", "ABR"),
            "quality": ("-q", "q", "VBR quality"), "distance": ("-d", "d", "VBR distance")}
 
@@ -147,7 +148,8 @@ def cmd_listen(args):
         dcr = 1 - len(data) / pcm_bytes
         rows.append((v, len(data), kbps, dcr))
         if v.kind in ("bitrate", "abr"):
-            _clinotes.check_rate(v.stem + ".pac", len(data), secs, v.value, kw["bitrate"],
+            _clinotes.check_rate(v.stem + ".pac", len(data), secs, v.value,
+                                 kw.get("bitrate", kw.get("abr")),
                                  fs * ch * 16 / 1000, fs, ch, _warn)
         if not args.quiet:
             print(f"listen: {v.label}: {kbps:.1f} kbit/s, {len(data)} bytes, DCR "
@@ -208,7 +210,7 @@ def add_parser(sub):
         description="Encode an audio file (or an excerpt) at one or more rate options, decode "
                     "each, and write a folder with index.html: a player per version with its "
                     "bitrate, size and DCR, beside the original.  Rate options repeat; "
-                    "without any: -b 64 -b 128 -d 1.")
+                    "without any: -q 7 -b 64 -d 4.")
     p.add_argument("input", help="audio file (WAV, FLAC, OGG, AIFF...)")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="folder for index.html and the audio files (default: INPUT-listen)")

@@ -5,9 +5,10 @@ not grow with the file.  Seeking (FORMAT.md §10) bisects byte offsets for the l
 at or before the target, decodes from there and discards the first frame (its overlap partner is
 missing) and the samples before the target.
 
-Writing goes to a temporary file beside the target (``.NAME.pacodec-partial-PID``) that is renamed
-into place only when complete; partial files left by a killed process are recognised by that name
-and removed by the next write into the same directory.
+Writing goes to a temporary file beside the target (``.NAME.pacodec-partial-PID-HEX``), locked
+with ``flock`` while it exists under that name and renamed into place only when complete; partial
+files left by a killed process are recognised by that name and a free lock, and removed by the
+next write into the same directory.
 """
 from __future__ import annotations
 
@@ -40,36 +41,55 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
 
-def _try_lock(fh) -> bool:
-    """Take an exclusive advisory lock on ``fh`` without waiting (True if taken or if the
-    platform has no ``flock``)."""
+def _lock(fd) -> str:
+    """Try an exclusive advisory ``flock`` on ``fd`` without waiting: ``"taken"``, ``"held"``
+    (another open file holds it) or ``"unsupported"`` (no ``flock`` here, or a file system that
+    refuses it)."""
     try:
         import fcntl
     except ImportError:
-        return True
+        return "unsupported"
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return False
+        return "held"
     except OSError:
-        return True              # a file system without locks: the pid test alone decides
-    return True
+        return "unsupported"
+    return "taken"
+
+
+#: the partial files this process has open for writing (absolute paths).  The cleanup never
+#: opens these: where ``flock`` is emulated with per-process POSIX locks (NFS), another
+#: descriptor of the same process would neither see the lock nor leave it in place on close.
+_OPEN_PARTIALS: set = set()
+
+
+def _same_file(path, st) -> bool:
+    try:
+        cur = os.lstat(path)
+    except OSError:
+        return False
+    return (cur.st_dev, cur.st_ino) == (st.st_dev, st.st_ino)
 
 
 def clean_stale_partials(directory: str) -> list[str]:
-    """Remove partial outputs in ``directory`` left by a writer that is gone.
+    """Remove partial outputs in ``directory`` whose writer is gone; returns their paths.
 
-    A partial is removed only if (1) the pid in its name is not alive here, (2) no process
-    holds the ``flock`` every writer keeps on its partial while writing (a live writer in
-    another PID namespace -- a container on shared storage -- has a pid that looks dead here,
-    but its lock is seen), and (3) it is not an empty file younger than a minute (a writer
-    between creating and locking it).
+    Every writer holds an exclusive ``flock`` on its partial from the moment the file has its
+    name until it is renamed into place or removed (a writer that finds its fresh file gone
+    before it got the lock starts again under a new name, see :func:`_create_partial`).  So a
+    partial whose lock can be taken has no live writer -- whatever its pid, which may have been
+    reused, or belong to another PID namespace -- and is removed while the lock is held.  Only
+    where locks do not work (no ``flock``, a file system refusing it) does the old heuristic
+    decide: the pid in the name is not alive here, and the file is not empty and under a minute
+    old.
     """
+    import stat
     import time
     removed = []
     try:
@@ -78,41 +98,38 @@ def clean_stale_partials(directory: str) -> list[str]:
         return removed
     for name in names:
         m = PARTIAL_RE.match(name)
-        if not m or _pid_alive(int(m.group("pid"))):
+        if not m:
             continue
         path = os.path.join(directory, name)
+        if os.path.abspath(path) in _OPEN_PARTIALS:
+            continue
+        flags = os.O_NOFOLLOW | os.O_NONBLOCK if hasattr(os, "O_NOFOLLOW") else 0
         try:
-            with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                if st.st_size == 0 and time.time() - st.st_mtime < 60:
-                    continue
-                if _try_lock(fh):
-                    os.unlink(path)
-                    removed.append(path)
+            fd = os.open(path, os.O_RDWR | flags)   # write access: NFS needs it for LOCK_EX
+        except OSError:
+            try:
+                fd = os.open(path, os.O_RDONLY | flags)
+            except OSError:
+                continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            state = _lock(fd)
+            if state == "held":
+                continue                             # a live writer
+            if state == "unsupported" and (
+                    _pid_alive(int(m.group("pid")))
+                    or (st.st_size == 0 and time.time() - st.st_mtime < 60)):
+                continue
+            if _same_file(path, st):                 # still the file we hold the lock on
+                os.unlink(path)
+                removed.append(path)
         except OSError:
             pass
+        finally:
+            os.close(fd)
     return removed
-
-
-_HELD = ("SIGINT", "SIGTERM", "SIGHUP")
-
-
-def _hold_signals():
-    """Block SIGINT/SIGTERM/SIGHUP in this thread; the previous mask (None where unsupported)."""
-    import signal
-    if not hasattr(signal, "pthread_sigmask"):
-        return None
-    try:
-        return signal.pthread_sigmask(signal.SIG_BLOCK,
-                                      {getattr(signal, n) for n in _HELD if hasattr(signal, n)})
-    except (OSError, ValueError):
-        return None
-
-
-def _release_signals(previous):
-    if previous is not None:
-        import signal
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 NAME_MAX = 255
@@ -127,12 +144,50 @@ def _partial_name(path: str) -> str:
     return os.path.join(directory, os.fsdecode(b"." + b + tail))
 
 
+def _create_partial(path: str, made: dict):
+    """Create and lock a fresh partial file for ``path`` and return it; ``made`` gets its name
+    (``"tmp"``, set before the file is created) and file object (``"fh"``) as soon as each
+    exists, so that the caller's cleanup can remove the file whenever an exception lands --
+    including a signal handler's, which Python may run right after ``open`` returns even with
+    the signal blocked in this thread (another thread, numpy's BLAS pool say, takes it).
+
+    Between ``open`` and ``flock`` the new file is unlocked, and another process's cleanup may
+    take its lock and remove it.  So once locked, the file is checked to still be the one under
+    its name; if it is not (or that cleanup holds the lock), it is dropped and a new name
+    tried.  From then on the lock is held until the file is renamed into place or removed."""
+    for _ in range(50):
+        made["tmp"] = tmp = _partial_name(path)
+        try:
+            fh = open(tmp, "xb")
+        except FileExistsError:             # not ours (names are random): another name
+            del made["tmp"]
+            continue
+        made["fh"] = fh
+        state = _lock(fh.fileno())
+        if state == "unsupported" or (state == "taken"
+                                      and _same_file(tmp, os.fstat(fh.fileno()))):
+            _OPEN_PARTIALS.add(os.path.abspath(tmp))
+            return fh
+        with contextlib.suppress(OSError):  # our own, uniquely named: a cleanup had it
+            os.unlink(tmp)
+        fh.close()
+        made.clear()
+    raise PacodecError(f"cannot create a partial file beside {path}: another process keeps "
+                       f"removing it")
+
+
+#: POSIX renames an open file; the partial is renamed (or removed) before it is closed, so its
+#: lock covers it until it no longer has a partial's name
+_RENAME_OPEN = os.name == "posix"
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, *, force: bool = False, inputs=()):
     """Yield a binary file object whose content replaces ``path`` only if the block completes.
 
     Refuses to overwrite an existing ``path`` unless ``force``, and never writes over one of
-    ``inputs`` (the same file under another name included).
+    ``inputs`` (the same file under another name included).  Partial files of dead writers in
+    the target directory are removed first (:func:`clean_stale_partials`).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -147,29 +202,30 @@ def atomic_output(path: str, *, force: bool = False, inputs=()):
     if not os.path.isdir(directory):
         raise PacodecError(f"directory {directory} does not exist")
     clean_stale_partials(directory)
-    tmp = _partial_name(os.path.join(directory, os.path.basename(path)))
-    # A signal whose handler raises (SIGTERM in a batch worker, SIGINT) must not land between
-    # creating the partial and entering the block that removes it: hold the usual termination
-    # signals until inside it, where a pending one is handled and cleans up.
-    held = _hold_signals()
+    made = {}
     try:
-        fh = open(tmp, "xb")
-    except BaseException:
-        _release_signals(held)
-        raise
-    try:
-        _release_signals(held)
-        _try_lock(fh)                # held until closed: see clean_stale_partials
+        fh = _create_partial(os.path.join(directory, os.path.basename(path)), made)
         yield fh
         fh.flush()
         os.fsync(fh.fileno())
+        if not _RENAME_OPEN:
+            fh.close()
+        os.replace(made["tmp"], path)
         fh.close()
-        os.replace(tmp, path)
     except BaseException:
-        fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        tmp, fh = made.get("tmp"), made.get("fh")
+        if tmp and _RENAME_OPEN:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if fh is not None:
+            fh.close()
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
+    finally:
+        if made.get("tmp"):
+            _OPEN_PARTIALS.discard(os.path.abspath(made["tmp"]))
 
 
 @dataclass
@@ -212,8 +268,10 @@ class PacFile:
     """A ``.pac`` stream on disk or in a binary file object.
 
     Read: ``PacFile(path)``; ``read(frames=-1)``, ``blocks(blocksize)``, ``seek_time(t)``,
-    ``seek(frame)``, ``tell()``.  Write: ``PacFile(path, "w", samplerate=..., channels=...,
-    bitrate=...)``; ``write(data)``; closing flushes the encoder and publishes the file.
+    ``seek(frame)``, ``tell()``.  Write: ``PacFile(path, "w", samplerate=..., channels=...)``
+    plus the coding options of :class:`~pacodec.Encoder` (none: VBR at the default quality;
+    ABR is ``abr=B`` here, ``mode`` being the file's);
+    ``write(data)``; closing flushes the encoder and publishes the file.
     Like ``soundfile``, writing replaces an existing file (atomically: the old one stays intact
     until the new one is complete); ``force=False`` refuses instead.  The command line refuses
     unless ``--force``.

@@ -455,3 +455,37 @@ def test_workers_of_a_killed_run_hold_no_manifest_lock(tmp_path, rng):
     alive = [w for w in workers if os.path.exists(f"/proc/{w}")
              and open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
     assert not alive, "workers outlived their coordinator"
+
+
+def _dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_resume_removes_the_partials_a_sigkill_leaves_anywhere_in_the_tree(tmp_path, tree):
+    """The state a ``kill -9`` of a run leaves, made directly: partial files nobody holds a lock
+    on, in directories the resumed run has no file to write into.  The resume removes them all,
+    whatever they look like -- empty and seconds old (a worker killed before its first buffer
+    reached the file), or named with a pid that is alive again (reused) -- and keeps only the
+    partial whose writer is alive (it holds the lock)."""
+    import fcntl
+    src, files = tree
+    out = tmp_path / "out"
+    batch.run_batch(src, out, SETTINGS, jobs=1)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.pac")}
+    d1, d2 = out / "music" / "set0", out / "speech" / "set0"
+    empty = d1 / f".clip0.pac.pacodec-partial-{_dead_pid()}-0123abcd"
+    empty.write_bytes(b"")
+    reused = d2 / f".clip1.pac.pacodec-partial-{os.getppid()}-89abcdef"
+    reused.write_bytes(b"PAC" * 300)
+    live = d2 / f".clip9.pac.pacodec-partial-{_dead_pid()}-00ff00ff"
+    live.write_bytes(b"in progress")
+    with open(live, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)    # a live writer (say, another container)
+        res = batch.run_batch(src, out, SETTINGS, jobs=1)
+        assert not res.encoded and len(res.skipped) == len(files) and len(res.failed) == 1
+        assert sorted(f.name for f in out.rglob("*") if "pacodec-partial" in f.name) == [live.name]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.pac")} == before
+    batch.run_batch(src, out, SETTINGS, jobs=1)        # its writer gone: the next run removes it
+    assert not [f for f in out.rglob("*") if "pacodec-partial" in f.name]

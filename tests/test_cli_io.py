@@ -430,3 +430,62 @@ def test_unwritable_numba_cache_falls_back_with_one_line(tmp_path, pac):
     assert "pacodec stream" in r.stdout
     cache = tmp / f"pacodec-numba-cache-{os.getuid()}"
     assert cache.is_dir() and (cache.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_fresh_empty_partial_of_a_dead_writer_is_removed_by_the_next_write(tmp_path, clip):
+    """``kill -9`` right after the partial was created (before any bytes reached it) leaves an
+    empty, seconds-old file; the next write in the directory removes it, as for any other."""
+    x, fs = clip
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    sf.write(tmp_path / "in.wav", x[:2000], fs)
+    out = tmp_path / "o"
+    out.mkdir()
+    partial = out / f".a.pac.pacodec-partial-{dead.pid}-0123abcd"
+    partial.write_bytes(b"")
+    r = cli("encode", tmp_path / "in.wav", "-o", out / "b.pac", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["b.pac"]
+
+
+def test_a_partial_removed_before_its_writer_locked_it_is_recreated(tmp_path, monkeypatch):
+    """Another process's cleanup may take the lock of a partial that was just created and not
+    yet locked, and remove it; the writer notices and goes on under a new name."""
+    import pacodec.pacfile as pf
+    real_open = open
+    taken = []
+
+    def open_then_lose_it(path, *a, **k):
+        fh = real_open(path, *a, **k)
+        if "pacodec-partial" in str(path) and not taken:
+            taken.append(path)
+            os.unlink(path)                       # what the foreign cleanup does
+        return fh
+    monkeypatch.setattr(pf, "open", open_then_lose_it, raising=False)
+    with pf.atomic_output(tmp_path / "out.pac") as fh:
+        fh.write(b"complete")
+    assert taken and (tmp_path / "out.pac").read_bytes() == b"complete"
+    assert sorted(os.listdir(tmp_path)) == ["out.pac"]
+
+
+def test_the_partial_stays_locked_until_it_has_its_final_name(tmp_path, monkeypatch):
+    """Closing the partial before renaming it would leave a moment in which a live writer's
+    complete file looks abandoned (free lock) to another process's cleanup."""
+    import fcntl
+
+    import pacodec.pacfile as pf
+    real_replace = os.replace
+    seen = []
+
+    def replace(src, dst):
+        with open(src, "rb") as other:
+            try:
+                fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except BlockingIOError:
+                seen.append("held")
+        return real_replace(src, dst)
+    monkeypatch.setattr(pf.os, "replace", replace)
+    with pf.atomic_output(tmp_path / "out.pac") as fh:
+        fh.write(b"x" * 100)
+    assert seen == ["held"] and sorted(os.listdir(tmp_path)) == ["out.pac"]

@@ -59,7 +59,9 @@ def test_help_names_quiet_and_the_decode_formats():
     assert "--quiet" in r.stdout and re.search(r"-q Q, --quality Q\s+VBR quality", r.stdout)
 
 
-def test_mu_alone_implies_mulaw_and_with_another_quantizer_warns(tmp_path):
+def test_mu_alone_implies_mulaw_and_with_another_quantizer_is_an_error(tmp_path):
+    """mu is mu-law's parameter: alone it selects mulaw; with another quantizer it could not
+    take effect, which is a conflict like any other (pacodec.options), not a warning."""
     fs = 16000
     sf.write(tmp_path / "in.wav", pink(fs, 0.5, 1), fs)
     r = cli("encode", tmp_path / "in.wav", "-o", tmp_path / "a.pac", "--mu", 100, "--quiet")
@@ -68,8 +70,9 @@ def test_mu_alone_implies_mulaw_and_with_another_quantizer_warns(tmp_path):
     assert i.quantizer == "mulaw" and i.mu == 100
     r = cli("encode", tmp_path / "in.wav", "-o", tmp_path / "b.pac", "--mu", 100,
             "--quantizer", "power", "--quiet")
-    assert r.returncode == 0 and "--mu has no effect" in r.stderr and r.stderr.count("\n") == 1
-    assert pacodec.info(tmp_path / "b.pac").quantizer == "power"
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "conflicting options: mu and quantizer=power" in r.stderr
+    assert not (tmp_path / "b.pac").exists()
 
 
 def test_bitrate_above_pcm_is_capped_with_a_warning(tmp_path):

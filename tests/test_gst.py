@@ -114,7 +114,7 @@ def test_inspect_documents_the_encoder_properties(gst_env):
         f"installed, and does {SYSTEM_PYTHON} (which GStreamer embeds) have the same X.Y version "
         f"as this Python ({sys.version.split()[0]}), so that numpy/numba from "
         f"{pacodec.gst.env()['PYTHONPATH']} import there?")
-    for prop in ("bitrate", "quality", "distance", "quantizer", "low-delay"):
+    for prop in ("bitrate", "quality", "distance", "quantizer", "window", "low-delay"):
         assert f"\n  {prop} " in p.stdout
     for name in pacodec.gst.ELEMENTS[1:]:
         ok(subprocess.run(["gst-inspect-1.0", name], env=gst_env, capture_output=True, text=True,
@@ -263,10 +263,68 @@ def test_parser_rejects_a_file_that_is_not_pacodec(tmp_path, gst_env):
     assert p.returncode == 1 and "no pacodec frame found" in p.stdout, p.stdout + p.stderr
 
 
+# The real element on the table of tests/test_options.py: properties set one by one, then the
+# options its encoder would be built with (or the error it would post), as JSON per row.
+OPTIONS_RUNNER = """
+import dataclasses, json, sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+out = []
+for props in json.loads(sys.argv[1]):
+    e = Gst.ElementFactory.make("pacodecenc")
+    for k, v in props.items():
+        e.set_property(k, v)
+    try:
+        out.append(dataclasses.asdict(e.coding_options()))
+    except Exception as ex:
+        out.append(str(ex))
+print(json.dumps(out))
+"""
+
+
+@needs_gst
+def test_gst_encoder_resolves_options_like_every_other_front_end(gst_env):
+    """pacodecenc, given the properties of each row of test_options' table that its property
+    ranges admit, builds its encoder from the options the CLI and Python get, or reports the
+    same conflict (its element error is this text after "pacodecenc: ")."""
+    import dataclasses
+    import json
+
+    from test_options import ROWS, as_gst, reference
+    outside = {"quality-11", "bitrate-3", "mu-0"}      # GObject refuses these values itself
+    rows = [(name, as_gst(given), given) for name, given, _ in ROWS
+            if as_gst(given) is not None and name not in outside]
+    p = subprocess.run([SYSTEM_PYTHON, "-c", OPTIONS_RUNNER, json.dumps([r[1] for r in rows])],
+                       env=gst_env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert len(got) == len(rows) > 15
+    for (name, _, given), g in zip(rows, got):
+        try:
+            want = dataclasses.asdict(reference(given))
+        except pacodec.UnsupportedError as e:
+            want = str(e)
+        assert g == want, name
+
+
+@needs_gst
+def test_gst_encoder_with_two_rate_properties_posts_the_cli_error(gst_env, tmp_path):
+    """distance no longer silently overrides quality: the pipeline fails with the text the
+    CLI prints for -q 5 -d 1."""
+    p = gst_run(gst_env, f"audiotestsrc num-buffers=5 ! pacodecenc quality=5 distance=1 ! "
+                         f"filesink location={tmp_path / 'x.pac'}")
+    assert p.returncode == 1
+    assert ("pacodecenc: conflicting options: quality and distance (give one rate option: "
+            "bitrate, abr, quality or distance)") in p.stdout, p.stdout + p.stderr
+
+
 @needs_gst
 def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tmp_path, gst_env):
-    """pacodecenc's defaults (quantizer, mu, bitrate, mode) are the CLI's: the same input gives
-    the same frames (the header differs only in the length field: a pipeline cannot rewrite it)."""
+    """pacodecenc's defaults (quantizer, mu, rate mode: VBR at the default quality) are the
+    CLI's: the same input gives the same frames (the header differs only in the length field:
+    a pipeline cannot rewrite it)."""
     rng = np.random.default_rng(5)
     x = (rng.standard_normal((44100, 2)) * 0.1).astype(np.float32)
     wav = tmp_path / "in.wav"

@@ -100,7 +100,7 @@ def test_listen_writes_a_page_whose_every_file_exists_and_decodes(tmp_path, song
 
 @pytest.mark.parametrize("args,message", [
     (["missing.wav"], "missing.wav: no such file"),
-    (["{src}", "-b", "1"], "too low"),
+    (["{src}", "-b", "1"], "kbit/s"),
     (["{src}", "-q", "20"], "quality"),
     (["{src}", "--start", "99"], "past the end"),
     (["{src}", "--start", "x"], "bad time"),

@@ -290,7 +290,14 @@ def test_silence_dc_one_sample_and_empty_files_round_trip_through_the_cli(tmp_pa
         assert pacodec.info(tmp_path / f"{name}.pac").problems == []
     y, _ = sf.read(tmp_path / "silence.out.wav")
     assert not y.any()                                          # digital silence stays exact
+    # DC: within 0.25 dB at the default (VBR, noise near the masking threshold: 0.486), within
+    # 1 % at CBR 128 kbit/s (the former default; one channel gets all 128 kbit/s)
     y, _ = sf.read(tmp_path / "dc.out.wav")
+    assert abs(y[fs // 4: -fs // 4].mean() - 0.5) < 0.015
+    assert run("encode", tmp_path / "dc.wav", "-o", tmp_path / "dc128.pac", "-b", 128,
+               "--quiet") == 0
+    assert run("decode", tmp_path / "dc128.pac", "-o", tmp_path / "dc128.wav", "--float") == 0
+    y, _ = sf.read(tmp_path / "dc128.wav")
     assert abs(y[fs // 4: -fs // 4].mean() - 0.5) < 0.01
 
 

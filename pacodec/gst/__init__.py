@@ -39,7 +39,7 @@ import shlex
 import sys
 
 __all__ = ["plugin_path", "env", "shell_env", "registry_path", "heal_registry", "ELEMENTS",
-           "TYPEFINDER"]
+           "TYPEFINDER", "encoder_options"]
 
 ELEMENTS = ("pacodecenc", "pacodecdec", "pacodecparse", "pacodecpay", "pacodecdepay")
 TYPEFINDER = "pacodec_typefind"   # pacodec/gst/typefind.py registers it
@@ -133,6 +133,26 @@ def heal_registry(path: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def encoder_options(props: dict):
+    """``pacodecenc``'s coding options: the properties the user *set* (name -> value) resolved
+    by :func:`pacodec.options.resolve`, so a property left alone means what an option left out
+    means in ``pacodec encode`` and in Python.  ``quality=-1`` and ``distance=0`` read as unset;
+    ``abr=true`` makes ``bitrate`` (default 128) an average bitrate."""
+    from ..options import resolve
+    from ..config import DEFAULT_BITRATE
+    quality = props.get("quality")
+    distance = props.get("distance")
+    bitrate = props.get("bitrate")
+    abr = None
+    if props.get("abr"):
+        abr, bitrate = (DEFAULT_BITRATE if bitrate is None else bitrate), None
+    return resolve(bitrate=bitrate, abr=abr,
+                   quality=None if quality is None or quality < 0 else quality,
+                   distance=distance or None, quantizer=props.get("quantizer"),
+                   mu=props.get("mu"), window_shape=props.get("window"),
+                   low_delay=props.get("low-delay", False))
 
 
 def shell_env(environ=None) -> str:

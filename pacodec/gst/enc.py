@@ -3,24 +3,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUANTIZER, MAX_CHANNELS, QUANTIZERS,
-                      SUPPORTED_RATES)
+from ..config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUALITY, DEFAULT_QUANTIZER,
+                      MAX_CHANNELS, QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES)
+from . import encoder_options
 from ._base import (_NOFLAGS, _RW, PAC_CAPS, RAW_IN_CAPS, Gst, _bs, _Element, _ns, _pac_caps,
                     _template)
 
-_ENC_PROPS = {      # pygobject consumes __gproperties__; the defaults are read from here
-    "bitrate": (float, "Bitrate", "Target bitrate in kbit/s for all channels (CBR, or ABR "
-                "with abr=true); used when quality and distance are unset", 6.0, 2048.0,
-                DEFAULT_BITRATE, _RW),
-    "abr": (bool, "ABR", "Average bitrate (large bit reservoir) instead of constant bitrate",
-            False, _RW),
-    "quality": (float, "Quality", "VBR quality 0..10 (10 best); -1 = unset (use bitrate)",
-                -1.0, 10.0, -1.0, _RW),
+# pygobject consumes __gproperties__; the defaults are read from here.  Only the properties a
+# user sets are coding options (pacodec.gst.encoder_options, the rules of pacodec.options):
+# none set is VBR at the default quality, as `pacodec encode` without options.
+_ENC_PROPS = {
+    "bitrate": (float, "Bitrate", "CBR bitrate in kbit/s for all channels (ABR with abr=true); "
+                "setting it selects CBR, which live links need (unset: VBR at quality)", 6.0,
+                2048.0, DEFAULT_BITRATE, _RW),
+    "abr": (bool, "ABR", "Average bitrate (large bit reservoir) at bitrate instead of constant "
+            "bitrate", False, _RW),
+    "quality": (float, "Quality", "VBR quality 0..10 (10 best); the mode when no rate property "
+                "is set; -1 = unset", -1.0, 10.0, DEFAULT_QUALITY, _RW),
     "distance": (float, "Distance", "VBR perceptual distance 0.05..50 (1.0 = noise at the "
-                 "masking threshold); 0 = unset; overrides quality", 0.0, 50.0, 0.0, _RW),
-    "quantizer": (str, "Quantizer", f"Quantizer: {', '.join(QUANTIZERS)}", DEFAULT_QUANTIZER,
-                  _RW),
+                 "masking threshold); 0 = unset", 0.0, 50.0, 0.0, _RW),
+    "quantizer": (str, "Quantizer", f"Quantizer: {', '.join(QUANTIZERS)} (mu alone: mulaw)",
+                  DEFAULT_QUANTIZER, _RW),
     "mu": (int, "Mu", "mu-law parameter (quantizer=mulaw)", 1, 65535, DEFAULT_MU, _RW),
+    "window": (str, "Window", f"Window slope shape: {', '.join(WINDOW_SHAPES)}", "sine", _RW),
     "low-delay": (bool, "Low delay", "Low-delay mode: quarter-size frames, half overlap, no "
                   "block switching (8 ms algorithmic delay at 48 kHz)", False, _RW),
 }
@@ -40,6 +45,7 @@ class PacodecEnc(_Element):
     def __init__(self):
         super().__init__()
         self._props = {name: spec[-2] for name, spec in _ENC_PROPS.items()}
+        self._set = {}            # the properties set by the user: the coding options
         self._fmt = None          # (dtype, rate, channels) from the caps
         self.sinkpad.set_query_function_full(self._sink_query, None)
         self.reset()
@@ -61,6 +67,11 @@ class PacodecEnc(_Element):
 
     def do_set_property(self, pspec, value):
         self._props[pspec.name] = value
+        self._set[pspec.name] = value
+
+    def coding_options(self):
+        """The resolved coding options of the properties set (:func:`pacodec.gst.encoder_options`)."""
+        return encoder_options(self._set)
 
     def reset(self):
         self._enc = None
@@ -92,16 +103,8 @@ class PacodecEnc(_Element):
     def _start(self):
         import pacodec
         _, rate, ch = self._fmt
-        p = self._props
-        kw = dict(quantizer=p["quantizer"], mu=p["mu"], low_delay=p["low-delay"])
-        if p["distance"] > 0:
-            kw["distance"] = p["distance"]
-        elif p["quality"] >= 0:
-            kw["quality"] = p["quality"]
-        else:
-            kw.update(bitrate=p["bitrate"], mode="abr" if p["abr"] else "cbr")
         try:
-            self._enc = pacodec.Encoder(rate, ch, **kw)
+            self._enc = pacodec.Encoder(rate, ch, **self.coding_options().encoder_kwargs())
         except pacodec.PacodecError as e:
             self.error(Gst.library_error_quark, Gst.LibraryError.SETTINGS, f"pacodecenc: {e}")
             return Gst.FlowReturn.ERROR

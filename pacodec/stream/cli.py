@@ -59,7 +59,7 @@ def _common(p, device=True):
 
 def _codec_opts(p):
     p.add_argument("-b", "--bitrate", type=_positive, default=128.0, metavar="KBPS",
-                   help="total bitrate in kbit/s (default 128)")
+                   help="CBR bitrate in kbit/s for all channels (default 128)")
     from ..cli import LOW_DELAY_HELP
     p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     p.add_argument("-r", "--samplerate", type=int, metavar="HZ",
@@ -235,10 +235,17 @@ def cmd_devices(args):
     return 0
 
 
+def _check_rate(args):
+    """-b by the rules of every front-end (pacodec.options: CBR), before any device opens."""
+    from ..options import resolve
+    resolve(bitrate=args.bitrate, low_delay=args.low_delay)
+
+
 @_guard("live")
 def cmd_live(args):
     """Microphone -> codec -> speakers."""
     from .live import LivePipeline
+    _check_rate(args)
     rate, ch, dev = _capture_params(args)
     pipe = LivePipeline(samplerate=rate, channels=ch, bitrate=args.bitrate,
                         low_delay=args.low_delay, device=dev, blocksize=args.blocksize)
@@ -255,6 +262,7 @@ def cmd_send(args):
     from .sender import Sender
     from .transport import parse_hostport
     dest = parse_hostport(args.to)
+    _check_rate(args)
     key = _load_key(args)
     if key is None:
         print("pacodec send: warning: no --key-file: packets are not authenticated (anyone on "
