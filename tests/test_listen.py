@@ -117,3 +117,45 @@ def test_listen_refusals_are_one_line_and_write_nothing(tmp_path, song, args, me
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pacodec: error:") and message in lines[0], p.stderr
     assert not (tmp_path / "page").exists()
+
+
+CHROMIUM = next((c for c in ("chromium", "chromium-browser", "google-chrome")
+                 if __import__("shutil").which(c)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (apt-get install chromium)")
+def test_a_browser_plays_every_version_of_the_page(tmp_path, song):
+    """Headless Chromium loads each player's source from the page's folder (file://, no server)
+    and reports its duration: every file decodes in a browser, at the excerpt's length."""
+    src, x, fs = song
+    out = tmp_path / "page"
+    p = run("listen", src, "-b", 64, "-q", 5, "--duration", 2, "-o", out, "--quiet")
+    assert p.returncode == 0, p.stderr
+    page = Page()
+    page.feed((out / "index.html").read_text(encoding="utf-8"))
+    probe = out / "_probe.html"        # beside the page, so its relative sources resolve alike
+    probe.write_text(
+        "<!DOCTYPE html><html><body><pre id=out></pre><script>"
+        f"const srcs={json.dumps(page.audio)};let left=srcs.length;"
+        "const out=document.getElementById('out');"
+        "for(const s of srcs){const a=new Audio();a.preload='auto';"
+        "const done=t=>{out.textContent+=s+' '+t+'\\n';if(--left==0)document.title='done';};"
+        "a.addEventListener('loadedmetadata',()=>done(a.duration.toFixed(3)));"
+        "a.addEventListener('error',()=>done('ERROR'));a.src=s;}"
+        "</script></body></html>")
+
+    def dom(url):
+        r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--allow-file-access-from-files", "--virtual-time-budget=20000",
+                            "--dump-dom", url], capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    text = dom(probe.as_uri())
+    results = dict(line.split(" ", 1) for line in
+                   text.split('<pre id="out">', 1)[1].split("</pre>", 1)[0].splitlines())
+    assert set(results) == set(page.audio) and len(page.audio) == 3
+    for s, duration in results.items():
+        assert duration == f"{2.0:.3f}", (s, duration)
+    # the page itself: its players are there once the browser has run its script
+    assert dom((out / "index.html").as_uri()).count("<audio") == 3
