@@ -10,9 +10,11 @@ which libsndfile, ffmpeg and sox read.
   passed 4 GiB, ``RIFF`` becomes ``RF64`` and ``JUNK`` becomes ``ds64``.  Whatever the stream
   claims about its length, the sizes written are the ones of the samples actually written.
 * **Pipe** (``-o -``), length known (the stream header has it): exact sizes up front -- RIFF, or
-  RF64 when the data would pass 4 GiB.  Exactly the declared number of sample frames is written:
-  a stream that ends early is padded with silence and one that runs long is cut, with a warning,
-  so the header is never a lie.
+  RF64 when the data would pass 4 GiB.  At most the declared number of sample frames is
+  written: one that runs long is cut, with a warning.  A stream that ends early is *not* padded
+  (the output holds the decoded audio, as a file output does); a warning says that the header
+  declares more than followed.  (The CLI avoids that case when it can: a seekable input that
+  does not end with its end-of-stream frame gets the "length unknown" header below.)
 * **Pipe, length unknown**: RIFF with both sizes 0xFFFFFFFF, the "streaming" header that ffmpeg,
   sox and libsndfile write to pipes and read to the end of the data.  (Past 4 GiB only readers
   that read to EOF see everything; write to a file for exact sizes.)
@@ -113,14 +115,9 @@ class WavWriter:
     def close(self) -> None:
         if self.expected is not None and self.written < self.expected:
             missing = self.expected - self.written
-            self.warn(f"the stream ended {missing} samples short of its declared length; padded "
-                      f"with silence so the WAV header stays true")
-            zeros = bytes(min(missing, 1 << 16) * self.block_align)
-            while missing > 0:
-                n = min(missing, 1 << 16)
-                self.fh.write(zeros[:n * self.block_align])
-                missing -= n
-            self.written = self.expected
+            self.warn(f"the stream ended {missing} samples short of its declared length; the "
+                      f"WAV header written first declares {self.expected} samples, the data "
+                      f"holds {self.written}")
         if self.seekable:
             end = self.fh.tell()
             self.fh.seek(0)

@@ -236,6 +236,11 @@ def _wav_trailing_audio(path, block_align) -> int:
     return rest if rest >= max(block_align, 8) else 0
 
 
+#: a rate option above this fraction of 16-bit PCM's rate is capped there (the stream, headers
+#: included, then stays below PCM)
+PCM_CAP = 0.95
+
+
 def _pcm_kbps(samplerate, channels):
     return samplerate * channels * 16 / 1000
 
@@ -249,10 +254,13 @@ def _encoder_kwargs(args, samplerate, channels, opts=None):
         rate = opts.bitrate
         pcm = _pcm_kbps(samplerate, channels)
         from . import SUPPORTED_RATES
-        if rate > pcm and samplerate in SUPPORTED_RATES:
-            _warn(f"{rate:g} kbit/s is more than 16-bit PCM at {samplerate} Hz x {channels} ch "
-                  f"({pcm:g} kbit/s); using {pcm:g} kbit/s")
-            rate = pcm
+        if rate > PCM_CAP * pcm and samplerate in SUPPORTED_RATES:
+            # capped a little below PCM: frame headers come on top of the rate coded
+            cap = round(PCM_CAP * pcm, 1)
+            _warn(f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit "
+                  f"PCM at {samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at "
+                  f"{cap:g} kbit/s so that the stream stays smaller than PCM")
+            rate = cap
         if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
             from .api import minimum_bitrate
             low = minimum_bitrate(samplerate, channels, low_delay=args.low_delay)
@@ -272,6 +280,7 @@ def _warn(msg):
 def cmd_encode(args):
     import soundfile as sf
 
+    from . import _clinotes
     from .encoder import Encoder
     from .pacfile import atomic_output
     from .options import from_args
@@ -283,15 +292,23 @@ def cmd_encode(args):
         _refuse_terminal(args.force)
     src = _open_input_audio(args.input)
     name = src.display_name
+    if _clinotes.refuse_audio_name(out):       # after the input's own problems
+        src.close()
+        raise CliError(_clinotes.refuse_audio_name(out))
     with src:
         total = src.frames if src.seekable() else None
-        enc = Encoder(src.samplerate, src.channels, total_frames=total,
-                      **_encoder_kwargs(args, src.samplerate, src.channels, opts))
+        # before the rate checks: minimum_bitrate runs the encoder (compiling it when cold)
+        _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
+        kwargs = _encoder_kwargs(args, src.samplerate, src.channels, opts)
+        enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
+        nbytes = 0
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16
 
         def run(fh):
+            nonlocal nbytes
             fh.write(enc.header())
+            nbytes += len(enc.header())
             done = 0
             while True:
                 try:
@@ -304,16 +321,19 @@ def cmd_encode(args):
                     break
                 for fr in enc.encode(x):
                     fh.write(fr)
+                    nbytes += len(fr)
                 done += len(x)
                 prog.update(done / src.samplerate)
             for fr in enc.flush():
                 fh.write(fr)
+                nbytes += len(fr)
             prog.done()
             return done
 
         if out == "-":
-            done = run(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+            stdout = _clinotes.binary_stdout()
+            done = run(stdout)
+            stdout.flush()
         else:
             with _name_write_errors(out), atomic_output(
                     out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
@@ -324,6 +344,11 @@ def cmd_encode(args):
                 _warn(f"{args.input}: the WAV header declares {done} samples, but {extra} more "
                       f"bytes follow its data chunk; they were not encoded (the header is "
                       f"probably wrong)")
+        if opts.mode != "vbr":                  # a rate was asked for: is it what came out?
+            _clinotes.check_rate(out, nbytes, done / src.samplerate, opts.bitrate,
+                                 kwargs.get("bitrate", kwargs.get("abr")),
+                                 _pcm_kbps(src.samplerate, src.channels), src.samplerate,
+                                 src.channels, _warn)
         if not args.quiet and out != "-":
             size = os.path.getsize(out)
             secs = done / src.samplerate
@@ -423,9 +448,32 @@ class _PacInput:
         return CliError(msg if msg.startswith(self.name) else f"{self.name}: {msg}")
 
 
+def _truncated(inp) -> bool:
+    """Whether a seekable ``.pac`` input does not end with a valid end-of-stream frame
+    (FORMAT.md §4: a truncated file; its header's length will not all decode).  Unseekable
+    inputs cannot be looked at in advance: False."""
+    import binascii
+    if not inp.seekable:
+        return False
+    try:
+        fh = inp.fh
+        pos = fh.tell()
+        try:
+            fh.seek(-13, os.SEEK_END)
+            tail = fh.read(13)
+        finally:
+            fh.seek(pos)
+    except (OSError, ValueError):
+        return False
+    # an end-of-stream frame: sync 0xCA5E, type 2 with length 6, seq, u(48) length, CRC-16
+    return not (len(tail) == 13 and tail[:4] == b"\xca\x5e\x80\x06"
+                and binascii.crc_hqx(tail[2:11], 0) == int.from_bytes(tail[11:], "big"))
+
+
 def cmd_decode(args):
     import warnings
 
+    from . import _clinotes
     from ._wavout import RIFF_LIMIT, WavWriter
     from .errors import FormatError
     from .pacfile import PacFile, atomic_output
@@ -449,6 +497,7 @@ def cmd_decode(args):
     limit = int(os.environ.get("_PACODEC_RF64_ABOVE", RIFF_LIMIT))
     inp = _PacInput(args.input)
     try:
+        _clinotes.note_cold_kernels(_clinotes.DECODE_KERNELS, args.quiet)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -471,8 +520,11 @@ def cmd_decode(args):
                     prog.done()
 
                 def run_wav(fh, seekable):
+                    frames = f.frames
+                    if not seekable and frames is not None and _truncated(inp):
+                        frames = None     # the header's length is not what will decode
                     w = WavWriter(fh, f.samplerate, f.channels, float32=args.float,
-                                  frames=f.frames, seekable=seekable, limit=limit,
+                                  frames=frames, seekable=seekable, limit=limit,
                                   warn=lambda m: warnings.warn("pacodec: " + m))
                     for b in blocks():
                         w.write(b)
@@ -497,7 +549,7 @@ def cmd_decode(args):
                         raise guard.error
 
                 if out == "-":
-                    run_wav(sys.stdout.buffer, False)
+                    run_wav(_clinotes.binary_stdout(), False)
                 else:
                     if (fmt in ("AIFF", "AU") and f.frames is not None
                             and f.frames * f.channels * (4 if args.float else 2) > 0xFFFFFFF0):
@@ -543,6 +595,11 @@ def cmd_info(args):
         print(json.dumps(i.as_dict(), indent=2))
     else:
         dur = "unknown" if i.duration is None else f"{i.duration:.3f} s ({i.frames} samples)"
+        if i.truncated:
+            declared = ("" if i.declared_frames is None else
+                        f"; the header declares {i.declared_frames / i.samplerate:.3f} s")
+            dur += f", measured: no end-of-stream frame (truncated){declared}"
+            _warn(f"{i.path}: truncated: {i.duration:.3f} s of audio decode from it{declared}")
         print(f"{i.path}: pacodec stream")
         print(f"  sample rate   {i.samplerate} Hz, {i.channels} channel(s)")
         print(f"  duration      {dur}")
@@ -680,11 +737,13 @@ def build_parser():
 
     gp = sub.add_parser("gst-path", help="print the GStreamer plugin directory of the pacodec elements")
     gp.add_argument("--env", action="store_true",
-                    help="print export lines for GST_PLUGIN_PATH and PYTHONPATH instead")
+                    help="print export lines for GST_PLUGIN_PATH, PYTHONPATH and GST_REGISTRY instead")
     gp.set_defaults(func=cmd_gst_path)
 
     from . import batch                    # stdlib-only at import; work modules load on use
     batch.add_parser(sub)
+    from . import listen                   # the same
+    listen.add_parser(sub)
 
     try:
         from .stream import cli as stream_cli
@@ -739,13 +798,20 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from . import _clinotes
+    _clinotes.PROCESS = argv is None      # the pacodec command itself (not main([...]) in-process)
     if argv is None and args.command in ("encode", "decode"):
         # a process of its own: skip numba's scipy.linalg import (see skip_blas_probe)
         from ._jit import skip_blas_probe
         skip_blas_probe()
     saved = _install_signal_handlers() if threading_is_main() else {}
     try:
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        # what is still buffered for stdout goes now, where a reader that has gone away ends
+        # the process by SIGPIPE like any other write (at exit it would be lost silently)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return status
     except Terminated as e:
         print("pacodec: terminated", file=sys.stderr)
         return 128 + e.signum

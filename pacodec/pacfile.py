@@ -249,6 +249,10 @@ class Info:
     bitrate_kbps: float | None
     dcr: float | None               # data compression rate vs 16-bit PCM: 1 - compressed/PCM
     problems: list = field(default_factory=list)
+    # no end-of-stream frame: ``frames``/``duration`` are then what the frames present decode
+    # to (FORMAT.md §6.3), and ``declared_frames`` is the header's length (None: none given)
+    truncated: bool = False
+    declared_frames: int | None = None
 
     def as_dict(self):
         return asdict(self)
@@ -727,6 +731,8 @@ def _info(fh, name) -> Info:
     expect = None          # sequence number of the next frame
     bad_at = bad_what = None   # a damaged region: where it starts, what is wrong there
     eos = False
+    had_header = cfg is not None
+    next_seq = next_index = first_index = last_index = None   # frame indices (FORMAT.md §4.3)
     end_pos = None         # where the scan stopped (after the end-of-stream frame, truncation)
     memo = [None, -1]      # _next_frame(tail, s) for s >= memo[0] up to memo[1]
 
@@ -792,6 +798,15 @@ def _info(fh, name) -> Info:
                     end_pos = off + fr.size
                     break
                 nframes += 1
+                if fr.ftype == bs.FRAME_CONFIG:
+                    index = bs.unpack_config_frame(fr)[1]
+                elif next_index is None:
+                    index = fr.seq if had_header else 0
+                else:
+                    index = next_index + ((fr.seq - next_seq) & 0xFF)
+                if first_index is None:
+                    first_index = index
+                last_index, next_index, next_seq = index, index + 1, (fr.seq + 1) & 0xFF
             if end_pos is not None or final:
                 break
             data = read()
@@ -814,8 +829,19 @@ def _info(fh, name) -> Info:
             problems.append(f"{more}{nread - end_pos} bytes after the end-of-stream frame")
     elif end_pos is None and bad_at is not None:
         problems.append(damaged(nread, True))
+    declared = total
     if not eos:
         problems.append("no end-of-stream frame (truncated file?)")
+        # what the frames present decode to: output positions from the first frame's to the
+        # end of the last one's, cut at the header's length (FORMAT.md §6.3)
+        if last_index is None:
+            total = 0
+        else:
+            n, delay = cfg.hop, cfg.delay
+            end = (last_index + 1) * n - delay
+            if declared is not None:
+                end = min(end, declared)
+            total = max(0, end - max(0, first_index * n - delay))
     size = nread
     duration = None if total is None else total / cfg.samplerate
     bitrate = None if not duration else 8 * size / duration / 1000
@@ -824,4 +850,4 @@ def _info(fh, name) -> Info:
                 duration=duration, quantizer=cfg.quantizer, mu=cfg.mu, frame_size=cfg.hop,
                 overlap=cfg.overlap, low_delay=not cfg.short_blocks, window_shape=cfg.window_shape,
                 delay=cfg.delay, codec_frames=nframes, file_bytes=size, bitrate_kbps=bitrate,
-                dcr=dcr, problems=list(problems))
+                dcr=dcr, problems=list(problems), truncated=not eos, declared_frames=declared)

@@ -349,3 +349,105 @@ def test_pipelines_print_no_gstreamer_critical(gst_env, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "CRITICAL" not in r.stderr and "floating" not in r.stderr
     assert sf.info(tmp_path / "o.wav").frames > 0
+
+
+# ------------------------------------------------------------------------------ type finder
+def _peek_of(data: bytes):
+    return lambda offset, size: data[offset:offset + size] if offset + size <= len(data) else None
+
+
+def test_typefinder_recognises_pacodec_streams_and_nothing_else(tmp_path, cli_pac):
+    from pacodec.gst import typefind as tf
+    data = cli_pac.read_bytes()
+    assert tf.identify(_peek_of(data)) == tf.MAXIMUM                 # header, CRC valid
+    damaged = data[:6] + bytes([data[6] ^ 1]) + data[7:]
+    assert tf.identify(_peek_of(damaged)) == tf.LIKELY                # magic, CRC fails
+    body = data[bs.HEADER_SIZE:]                                      # a headerless stream
+    assert tf.identify(_peek_of(body)) == tf.NEARLY_CERTAIN
+    first = bs.parse_frame_at(body, 0).size
+    assert tf.identify(_peek_of(body[:first])) == tf.POSSIBLE         # one frame, then the end
+    assert tf.identify(_peek_of(body[:first + 9])) == tf.POSSIBLE     # the second one truncated
+    assert tf.identify(_peek_of(body[1:])) is None                    # not at a sync word
+    bad = bytearray(body)
+    bad[first - 1] ^= 1                                               # the first frame's CRC
+    assert tf.identify(_peek_of(bytes(bad))) is None
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        junk = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+        assert tf.identify(_peek_of(b"\xca\x5e" + junk)) is None
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros((100, 1)), 8000)
+    assert tf.identify(_peek_of(wav.read_bytes())) is None
+    assert tf.identify(_peek_of(b"")) is None
+
+
+@needs_gst
+def test_typefinder_is_registered(gst_env):
+    p = subprocess.run(["gst-inspect-1.0", pacodec.gst.TYPEFINDER], env=gst_env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    ok(p)
+    assert "audio/x-pacodec" in p.stdout and "pac" in p.stdout
+
+
+@needs_gst
+@pytest.mark.parametrize("header", [True, False], ids=["file", "headerless"])
+@pytest.mark.parametrize("bin_", ["decodebin", "playbin"])
+def test_decodebin_and_playbin_play_a_pac_file(tmp_path, gst_env, cli_pac, header, bin_):
+    """No element named: the type finder recognises the stream and decodebin (alone or inside
+    playbin, as gst-play-1.0 and every player use it) plugs pacodecparse ! pacodecdec."""
+    src = cli_pac
+    if not header:
+        src = tmp_path / "live.bin"          # a recorded stream: no header, no .pac extension
+        src.write_bytes(cli_pac.read_bytes()[bs.HEADER_SIZE:])
+    ok(cli("decode", src, "-o", tmp_path / "cli.wav", "--float"))
+    out = tmp_path / "gst.wav"
+    sink = f"audioconvert ! audio/x-raw,format=F32LE ! wavenc ! filesink location={out}"
+    if bin_ == "decodebin":
+        ok(gst(gst_env, "filesrc", f"location={src}", "!", "decodebin", "!",
+               *sink.split(" ")))
+    else:
+        ok(gst(gst_env, "playbin", f"uri={src.as_uri()}", f"audio-sink={sink}"))
+    a, fa = sf.read(tmp_path / "cli.wav", dtype="float32", always_2d=True)
+    b, fb = sf.read(out, dtype="float32", always_2d=True)
+    assert fa == fb and a.shape == b.shape
+    assert np.abs(a - b).max() <= 1e-6
+
+
+@needs_gst
+def test_a_failed_first_scan_does_not_stick(tmp_path):
+    """`gst-inspect-1.0 pacodecenc` before `eval "$(pacodec gst-path --env)"`, from a virtual
+    environment, fails ("pygobject initialization failed") and GStreamer records the Python
+    loader as broken in its registry cache.  The environment of `pacodec gst-path --env` must
+    work anyway, and also after a failed scan under its own registry file."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GST_")}
+    base["XDG_CACHE_HOME"] = str(tmp_path / "cache")   # GStreamer's and pacodec's caches
+    base["PATH"] = os.path.dirname(sys.executable) + os.pathsep + base.get("PATH", "")
+    bare = {k: v for k, v in base.items() if k != "PYTHONPATH"}
+
+    def sh(script, env):
+        return subprocess.run(["bash", "-c", script], env={**env, "PY": sys.executable},
+                              capture_output=True, text=True, timeout=TIMEOUT)
+
+    sh("gst-inspect-1.0 pacodecenc", bare)              # the first, premature run
+    readme = ('eval "$("$PY" -m pacodec gst-path --env)" && gst-inspect-1.0 pacodecenc && '
+              f'gst-inspect-1.0 {pacodec.gst.TYPEFINDER} && echo "$GST_REGISTRY"')
+    p = sh(readme, base)
+    ok(p)
+    registry = p.stdout.strip().splitlines()[-1]
+    assert registry.startswith(str(tmp_path / "cache" / "pacodec"))
+    # now a scan that fails under pacodec's own registry file (the loader without PyGObject)
+    os.unlink(registry)
+    sh(f"GST_REGISTRY={registry} gst-inspect-1.0 pacodecenc", bare)
+    assert os.path.exists(registry)
+    assert b"pacodecenc\0" not in open(registry, "rb").read()
+    ok(sh(readme, base))                                 # the same line again heals it
+
+
+@needs_gst
+@pytest.mark.skipif(shutil.which("gst-play-1.0") is None,
+                    reason="gst-play-1.0 is not installed (gstreamer1.0-plugins-base-apps)")
+def test_gst_play_plays_a_pac_file(gst_env, cli_pac):
+    p = subprocess.run(["gst-play-1.0", "--audiosink=fakesink", "--no-interactive", str(cli_pac)],
+                       env=gst_env, capture_output=True, text=True, timeout=TIMEOUT)
+    ok(p)
+    assert "Reached end of play list" in p.stdout and "rror" not in p.stdout + p.stderr

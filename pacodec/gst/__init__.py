@@ -8,24 +8,45 @@ package; see :mod:`pacodec.gst.elements`):
 * ``pacodecdec``   pacodec frames -> raw F32LE, concealing lost frames, gapless-trimmed;
 * ``pacodecparse`` a ``.pac`` byte stream (``filesrc``) -> one frame per buffer;
 * ``pacodecpay`` / ``pacodecdepay``  frames <-> UDP datagrams in pacodec's own packet layout
-  (``pacodec.stream.packet.pack``, FORMAT.md §9; the datagrams of ``pacodec send``/``receive``).
+  (``pacodec.stream.packet.pack``, FORMAT.md §9; the datagrams of ``pacodec send``/``receive``);
+* ``pacodec_typefind``, a type finder (:mod:`.typefind`): ``decodebin``/``playbin`` recognise a
+  ``.pac`` stream and plug ``pacodecparse ! pacodecdec`` by themselves.
 
 GStreamer's Python loader (Debian: ``gstreamer1.0-python3-plugin-loader``) loads every ``.py`` in
 a ``python/`` folder under a ``GST_PLUGIN_PATH`` entry.  It embeds the *system* Python (3.11 on
 Debian 12), so numpy/numba must be importable from there: :func:`env` puts the directories holding
 pacodec and its dependencies (e.g. a virtualenv's ``site-packages``) on ``PYTHONPATH``.
 This module imports nothing from GStreamer; only the loader imports :mod:`.elements`.
+
+The registry: GStreamer caches what every plugin provides in a registry file
+(``~/.cache/gstreamer-1.0/registry.*.bin``).  When the Python loader fails once -- a
+``gst-inspect-1.0`` run before the environment is set, where the embedded Python finds no
+PyGObject -- the cache marks the loader as broken, and because that entry records no dependency
+on ``GST_PLUGIN_PATH`` nothing makes GStreamer look again.  So :func:`env` also sets
+``GST_REGISTRY`` (GStreamer's documented variable for another registry file) to a file of
+pacodec's own, named after a hash of the variables the loader depends on: a registry written
+under another environment is never read under this one.  :func:`shell_env` (``pacodec gst-path
+--env``) deletes that file when it exists but does not list the pacodec elements (a scan failed
+under this very environment, e.g. before a missing package was installed), so GStreamer
+rebuilds it on its next run.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shlex
 import sys
 
-__all__ = ["plugin_path", "env", "shell_env", "ELEMENTS", "encoder_options"]
+__all__ = ["plugin_path", "env", "shell_env", "registry_path", "heal_registry", "ELEMENTS",
+           "TYPEFINDER", "encoder_options"]
 
 ELEMENTS = ("pacodecenc", "pacodecdec", "pacodecparse", "pacodecpay", "pacodecdepay")
+TYPEFINDER = "pacodec_typefind"   # pacodec/gst/typefind.py registers it
+
+# what the embedded Python and the plugin scan depend on: a change means another registry file
+_REGISTRY_KEYS = ("GST_PLUGIN_PATH", "GST_PLUGIN_PATH_1_0", "GST_PLUGIN_SYSTEM_PATH",
+                  "GST_PLUGIN_SYSTEM_PATH_1_0", "PYTHONPATH", "PYTHONHOME")
 
 # modules the elements import, whose directories must be on the embedded Python's path
 _DEPENDENCIES = ("numpy", "numba", "llvmlite", "scipy")
@@ -73,10 +94,45 @@ def env(environ=None) -> dict[str, str]:
     # PyGObject of the system Python, last: when a virtualenv's bin/ comes first on PATH the
     # embedded interpreter adopts that virtualenv's prefix and would not see it otherwise
     dirs += [d for d in _SYSTEM_GI_DIRS if os.path.isdir(os.path.join(d, "gi"))]
-    return {
+    out = {
         "GST_PLUGIN_PATH": _prepend([plugin_path()], environ.get("GST_PLUGIN_PATH")),
         "PYTHONPATH": _prepend(dirs, environ.get("PYTHONPATH")),
     }
+    out["GST_REGISTRY"] = registry_path({**environ, **out})
+    if environ.get("GST_REGISTRY_1_0"):          # it takes precedence over GST_REGISTRY
+        out["GST_REGISTRY_1_0"] = out["GST_REGISTRY"]
+    return out
+
+
+def registry_path(environ=None) -> str:
+    """The pacodec-owned GStreamer registry file for the environment ``environ``: under
+    ``$XDG_CACHE_HOME/pacodec`` (default ``~/.cache/pacodec``), named after a hash of the
+    variables that decide what the Python loader finds, the plugin directory and the Python
+    version."""
+    environ = os.environ if environ is None else environ
+    key = "\0".join([plugin_path(), sys.version.split()[0]]
+                    + [f"{k}={environ.get(k, '')}" for k in _REGISTRY_KEYS])
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "pacodec", f"gst-registry-{os.uname().machine}-{digest}.bin")
+
+
+def heal_registry(path: str) -> bool:
+    """Delete the registry file ``path`` if it exists but does not list every pacodec element
+    and the type finder (a scan failed there: GStreamer would never look again).  Returns
+    whether it was deleted.  A missing or unreadable file is left alone."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    if all(name.encode() + b"\0" in data for name in ELEMENTS + (TYPEFINDER,)):
+        return False
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
 
 
 def encoder_options(props: dict):
@@ -100,5 +156,13 @@ def encoder_options(props: dict):
 
 
 def shell_env(environ=None) -> str:
-    """:func:`env` as POSIX shell ``export`` lines (for ``eval "$(pacodec gst-path --env)"``)."""
-    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env(environ).items())
+    """:func:`env` as POSIX shell ``export`` lines (for ``eval "$(pacodec gst-path --env)"``);
+    a registry file that lacks the pacodec elements is deleted first (:func:`heal_registry`),
+    and the directory for it created."""
+    values = env(environ)
+    heal_registry(values["GST_REGISTRY"])
+    try:
+        os.makedirs(os.path.dirname(values["GST_REGISTRY"]), mode=0o700, exist_ok=True)
+    except OSError:
+        pass                        # GStreamer then keeps the registry in memory only
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())

@@ -1,7 +1,7 @@
 """``python -m pacodec.gst [--env]``: what ``pacodec gst-path`` prints.
 
 Without options: the directory to add to ``GST_PLUGIN_PATH``.  With ``--env``: ``export`` lines
-for ``GST_PLUGIN_PATH`` and ``PYTHONPATH``, for ``eval "$(python -m pacodec.gst --env)"``.
+for ``GST_PLUGIN_PATH``, ``PYTHONPATH`` and ``GST_REGISTRY`` (a registry file of pacodec's own), for ``eval "$(python -m pacodec.gst --env)"``.
 """
 import argparse
 
@@ -11,7 +11,7 @@ from . import plugin_path, shell_env
 def main(argv=None):
     p = argparse.ArgumentParser(prog="pacodec gst-path", description=__doc__.split("\n\n")[1])
     p.add_argument("--env", action="store_true",
-                   help="print shell export lines for GST_PLUGIN_PATH and PYTHONPATH")
+                   help="print shell export lines for GST_PLUGIN_PATH, PYTHONPATH and GST_REGISTRY")
     args = p.parse_args(argv)
     if args.env:
         print(shell_env(), end="")

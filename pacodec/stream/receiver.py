@@ -433,10 +433,15 @@ class Receiver(AudioPipeline):
 
     # ------------------------------------------------------------------ control
     def start(self):
+        if self.output is None:
+            # fail now, as play/live/send do, not when the first packet arrives: PortAudio
+            # missing, no such device, or no default output (no sound card or audio server)
+            sd = sounddevice()
+            out = self.device[1] if isinstance(self.device, (tuple, list)) else self.device
+            sd.query_devices(out, "output")
         self.decoder = self._make_decoder()
         self._warm_decoder()
         if self.output is None:
-            sounddevice()          # fail early (before any packet) if PortAudio is missing
             self._hold_fast_switching()
         self.started_at = time.monotonic()
         for target, name in ((self._net_loop, "pacodec-recv-net"),
