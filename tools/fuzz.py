@@ -132,7 +132,7 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True)
         if p is not None:
             p.write_bytes(data)
     if vectors:
-        for p in sorted((ROOT / "bitstreams" / "vectors").glob("*.pac")):
+        for p in sorted((ROOT / "bitstreams" / "vectors").glob("v*/*.pac")):
             data = p.read_bytes()
             try:                   # intact streams only: one vector is damaged on purpose
                 split_frames(data)

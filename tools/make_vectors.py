@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors in bitstreams/vectors/ and their manifest (FORMAT.md §11).
+"""Make the conformance vectors of the current format in bitstreams/vectors/v4/ and their manifest
+(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/) are frozen: they were made by
+the release of that format and are never regenerated.
 
     python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
 
@@ -32,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
-OUT = ROOT / "bitstreams" / "vectors"
+OUT = ROOT / "bitstreams" / "vectors" / "v4"
 CODEBOOKS = ROOT / "pacodec" / "data" / "codebooks.json"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -148,6 +150,7 @@ def parse_payload(p, cfg, codes, stats):
     mb = [r.u(6) for _ in range(ch)]
     if max(mb) > nb:
         raise ValueError("max_band > nbands")
+    nf = [r.u(3) for _ in range(ch)]     # §5.3: fill levels (version 4)
     modes = []
     for pp in range(ch // 2):
         m = r.u(2)
@@ -205,6 +208,7 @@ def parse_payload(p, cfg, codes, stats):
     stats["books"].update(books_used)
     stats["escapes"] += esc
     stats["noise_units"] += noise
+    stats["fill_levels"].update(nf)
     stats["max_abs_q"] = max(stats["max_abs_q"], qmax)
     stats["stuffing_frames"] += (len(p) - (r.pos + 7) // 8) > 0
 
@@ -215,7 +219,7 @@ def walk(data):
     the total length known when the frame's samples were output (None: not cut), §6.3."""
     codes = load_codes()
     st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
-              ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
+              ms_modes=set(), books=set(), escapes=0, noise_units=0, fill_levels=set(), max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
               first_index=None)
@@ -518,6 +522,7 @@ def covers(cfg, st, data):
         "short_frames": st["short_frames"], "group_patterns": sorted(st["group_patterns"]),
         "window_flags_seen": sorted(st["window_flags"]), "ms_modes": sorted(st["ms_modes"]),
         "books": sorted(st["books"]), "escapes": st["escapes"], "noise_units": st["noise_units"],
+        "fill_levels": sorted(st["fill_levels"]),
         "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
         "rejected_candidates": st["damaged_candidates"],
         "crc_valid_invalid_payloads": st["invalid_payloads"],
