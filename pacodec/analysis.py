@@ -35,7 +35,7 @@ class _Probe(Encoder):
         rec = np.zeros(self.config.hop)
         for c in range(self.channels):
             reconstruct(self._q[c], self._books[c], self._sf[c], lay.ub_long, nb, qi,
-                        float(self.config.mu), 0.0, self._rng_probe, rec)
+                        float(self.config.mu), self._rng_probe, rec)
             err = (self._cod[c] - rec) ** 2
             for b in range(nb):
                 s, e = lay.ub_long[b], lay.ub_long[b + 1]

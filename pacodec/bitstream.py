@@ -18,7 +18,6 @@ from functools import lru_cache
 import numpy as np
 
 from ._jit import njit
-from .bands import NF_BITS
 from .bitio import BitReader, BitWriter, get_bits, put_bits
 from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
 from .errors import FormatError, UnsupportedError, VersionError
@@ -37,8 +36,8 @@ __all__ = [
 ]
 
 MAGIC = b"PACD"                 # §3
-FORMAT_VERSION = 4             # §3.1; version 4: noise filling of coded units (§5.3, §8.6)
-SUPPORTED_VERSIONS = (3, FORMAT_VERSION)
+FORMAT_VERSION = 4             # §3.1; version 4: the metadata block after the header (§3.3)
+SUPPORTED_VERSIONS = (3, FORMAT_VERSION)   # version 3 differs only in having no metadata block
 SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
@@ -641,7 +640,7 @@ def unpack_packet(data, key: bytes | None = None) -> Packet:
 
 # ----------------------------------------------------------------------------- payload §5-§8
 @njit
-def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_band, nf, ms_mode,
+def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_band, ms_mode,
                   ms_flags, books, sf, q, ub, nbands, ngroups, codes, lengths):
     """Write the audio payload of one frame (§5).  Returns nothing; ``st[0]`` is the bit count.
 
@@ -656,8 +655,6 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
         put_bits(buf, st, group_flags, 7)
     for c in range(nch):
         put_bits(buf, st, max_band[c], 6)
-    for c in range(nch):
-        put_bits(buf, st, nf[c], NF_BITS)
     for p in range(nch // 2):
         put_bits(buf, st, ms_mode[p], 2)
         if ms_mode[p] == 2:
@@ -702,7 +699,7 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
     """The exact bit count :func:`write_payload` would write (without writing), for rate control.
     ``ubits[c, u]`` holds each spectral unit's coded size when the caller already knows it."""
     nch = max_band.shape[0]
-    bits = 3 + (7 if is_short else 0) + (6 + NF_BITS) * nch
+    bits = 3 + (7 if is_short else 0) + 6 * nch
     for p in range(nch // 2):
         bits += 2
         if ms_mode[p] == 2:
@@ -733,9 +730,8 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
 
 
 @njit(inline="always")
-def read_payload(buf, st, version, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band,
-                 nf, ms_mode, ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset,
-                 symbols):
+def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
+                 ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset, symbols):
     """Parse the audio payload of one frame (§5), validating every field and index.
 
     ``hdr`` receives [is_short, left_short, right_short, group_flags, ngroups, nbands].  Returns 0
@@ -774,8 +770,6 @@ def read_payload(buf, st, version, nch, is_short_allowed, nbands_long, nbands_sh
         if mb > nbands:
             return 2
         max_band[c] = mb
-    for c in range(nch):
-        nf[c] = get_bits(buf, st, NF_BITS) if version >= 4 else 0
     for p in range(nch // 2):
         m = get_bits(buf, st, 2)
         if m > 2:

@@ -31,7 +31,6 @@ import numpy as np
 
 from . import bitstream as bs
 from ._jit import njit
-from .bands import NF_LEVEL, fill_zeros, xorshift
 from .bitio import reader_state
 from .bitstream import (CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, _scan,
                         noise_seed_kernel, read_payload)
@@ -39,7 +38,7 @@ from .conceal import CONCEAL_DECAY, Concealer
 from .config import StreamConfig
 from .errors import FormatError, ProblemLog, VersionError
 from .mdct import imdct_kernel, plan
-from .quantize import dequantize_unit, first_level, step
+from .quantize import dequantize_unit, step
 from .tables import NOISE_BOOK, load_codebooks
 from .window import block_window
 
@@ -60,13 +59,21 @@ F32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(inline="always")
-def reconstruct(q, books, sf, ub, nunits, quantizer, mu, fill, rng, out):
+def _xorshift(state):
+    x = state[0]
+    x ^= (x << np.uint32(13)) & np.uint32(0xFFFFFFFF)
+    x ^= x >> np.uint32(17)
+    x ^= (x << np.uint32(5)) & np.uint32(0xFFFFFFFF)
+    state[0] = x
+    return x
+
+
+@njit(inline="always")
+def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
     """Dequantize the units of one channel into ``out`` (coding order); noise units (book 7) get
     uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4): the generator steps,
-    then its new state gives the value; the unit's measured RMS is scaled to ``step(sf)``; with
-    ``fill`` > 0 (format 4, §8.6) the zero positions of spectral units get noise of RMS
-    ``fill * step(sf)``; before inverse M/S.  ``rng`` was seeded from the frame index
-    (:func:`~pacodec.bitstream.noise_seed`)."""
+    then its new state gives the value; the unit's measured RMS is scaled to ``step(sf)``; before
+    inverse M/S.  ``rng`` was seeded from the frame index (:func:`~pacodec.bitstream.noise_seed`)."""
     for i in range(out.shape[0]):
         out[i] = 0.0
     for u in range(nunits):
@@ -78,7 +85,7 @@ def reconstruct(q, books, sf, ub, nunits, quantizer, mu, fill, rng, out):
         if bk == NOISE_BOOK:
             acc = 0.0
             for i in range(s, e):
-                r = (np.float64(xorshift(rng)) / 2147483648.0) - 1.0
+                r = (np.float64(_xorshift(rng)) / 2147483648.0) - 1.0
                 out[i] = r
                 acc += r * r
             g = step(sf[u]) * np.sqrt((e - s) / max(acc, 1e-30))
@@ -86,8 +93,6 @@ def reconstruct(q, books, sf, ub, nunits, quantizer, mu, fill, rng, out):
                 out[i] *= g
         else:
             dequantize_unit(q, s, e, sf[u], quantizer, mu, out)
-            if fill > 0.0:
-                fill_zeros(q, s, e, fill * first_level(sf[u], quantizer, mu), rng, out)
 
 
 @njit(inline="always")
@@ -106,7 +111,7 @@ def inverse_ms(a, b, ub, nunits, flags):
 #: Scratch of :func:`synth`: long (y, u, work) and short (ys, us, works) IMDCT buffers.
 SynthScratch = namedtuple("SynthScratch", "y u work ys us works")
 #: Per-frame arrays of :func:`decode_payload` (see :func:`~pacodec.bitstream.read_payload`).
-FrameArrays = namedtuple("FrameArrays", "hdr max_band nf ms_mode ms_flags books sf q cod nat")
+FrameArrays = namedtuple("FrameArrays", "hdr max_band ms_mode ms_flags books sf q cod nat")
 #: Band layout of a configuration, as kernel arguments (see :class:`~pacodec.bitstream.Layout`).
 LayoutArrays = namedtuple("LayoutArrays", "nb_long nb_short ub_long ub_short perm_short")
 #: Canonical-code decoding tables (see :class:`~pacodec.tables.CodebookSet`).
@@ -153,7 +158,7 @@ def synth(coefs, is_short, win, wshort, ola, out, o, s, pl, pls, scr):
 
 
 @njit
-def decode_payload(buf, st, version, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
+def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
     """Parse, dequantize, noise-fill and undo M/S of one payload (natural order into
     ``fa.nat``).  ``lay``: :data:`LayoutArrays`; ``books``: :data:`DecodeBooks`; ``fa``:
     :data:`FrameArrays`.
@@ -161,11 +166,11 @@ def decode_payload(buf, st, version, nch, short_allowed, lay, books, fa, quantiz
     Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
     window combination.
     """
-    hdr, max_band, nf, msm, msf, bk, sf, q, cod, nat = fa
+    hdr, max_band, msm, msf, bk, sf, q, cod, nat = fa
     nb_long, nb_short, ub_long, ub_short, perm_short = lay
     count, first, offset, symbols = books
-    err = read_payload(buf, st, version, nch, short_allowed, nb_long, nb_short, hdr, max_band, nf,
-                       msm, msf, bk, sf, q, ub_long, ub_short, count, first, offset, symbols)
+    err = read_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, max_band, msm, msf,
+                       bk, sf, q, ub_long, ub_short, count, first, offset, symbols)
     if err:
         return err
     is_short = hdr[0]
@@ -176,7 +181,7 @@ def decode_payload(buf, st, version, nch, short_allowed, lay, books, fa, quantiz
     nunits = hdr[4] * hdr[5]
     ub = ub_short[hdr[3]] if is_short else ub_long
     for c in range(nch):
-        reconstruct(q[c], bk[c], sf[c], ub, nunits, quantizer, mu, NF_LEVEL[nf[c]], rng, cod[c])
+        reconstruct(q[c], bk[c], sf[c], ub, nunits, quantizer, mu, rng, cod[c])
     for p in range(nch // 2):
         if msm[p]:
             inverse_ms(cod[2 * p], cod[2 * p + 1], ub, nunits, msf[p])
@@ -194,7 +199,7 @@ def decode_payload(buf, st, version, nch, short_allowed, lay, books, fa, quantiz
 
 
 @njit
-def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, version, nch, short_allowed, lay, books,
+def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_allowed, lay, books,
                fa, quantizer, mu, rng, win, wshort, ola, s, pl, pls, scr, st, out, keep, info):
     """Decode consecutive clean audio frames of the scanner's buffer ``view[pos:n]`` in one call
     (byte-stream mode, after the first frame): each is found with the scanner's
@@ -208,8 +213,8 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, version, nch, 
     sequence number ``seq + k`` and frame index ``index + k`` (noise seed, §8.4).  ``keep``
     receives the spectrum of the last long frame; ``info`` = [frames, short frames, a long frame
     was decoded, right_short of the last].  Returns the buffer position after the last frame."""
-    hop = fa[9].shape[1]
-    nat = fa[9]
+    hop = fa[8].shape[1]
+    nat = fa[8]
     hdr = fa[0]
     maxk = out.shape[0] // hop
     k = 0
@@ -228,7 +233,7 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, version, nch, 
         st[1] = 0
         st[2] = (pos + size - CRC_SIZE) * 8
         rng[0] = noise_seed_kernel(index + k)
-        if decode_payload(view, st, version, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
+        if decode_payload(view, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
             break
         is_short = hdr[0]
         if is_short:
@@ -279,7 +284,7 @@ class FrameDecoder:
         self.spectrum = np.zeros((ch, n))
         self._hdr = np.zeros(6, dtype=np.int64)
         self._fa = tuple(FrameArrays(
-            hdr=self._hdr, max_band=np.zeros(ch, dtype=np.int64), nf=np.zeros(ch, dtype=np.int64),
+            hdr=self._hdr, max_band=np.zeros(ch, dtype=np.int64),
             ms_mode=np.zeros(max(ch // 2, 1), dtype=np.int64),
             ms_flags=np.zeros((max(ch // 2, 1), mu_), dtype=np.int64),
             books=np.zeros((ch, mu_), dtype=np.int64), sf=np.zeros((ch, mu_), dtype=np.int64),
@@ -315,7 +320,7 @@ class FrameDecoder:
         # keeps decode_payload at one compiled signature
         buf = np.frombuffer(bytearray(payload), dtype=np.uint8)
         st = reader_state(len(buf))
-        err = decode_payload(buf, st, cfg.version, cfg.channels, cfg.short_blocks, self._layk, self._booksk,
+        err = decode_payload(buf, st, cfg.channels, cfg.short_blocks, self._layk, self._booksk,
                              self._fa, self._qi, float(cfg.mu), self._rng)
         if err:
             raise FormatError({1: "truncated frame payload", 2: "invalid frame payload",
@@ -338,7 +343,7 @@ class FrameDecoder:
         ``info`` [frames, short frames, had a long frame, last right_short]."""
         cfg = self.config
         return decode_run(view, pos, n, final, P, p0, bs._CRC_XPOW, self._res, seq, index,
-                          cfg.version, cfg.channels, cfg.short_blocks, self._layk, self._booksk, self._fa,
+                          cfg.channels, cfg.short_blocks, self._layk, self._booksk, self._fa,
                           self._qi, float(cfg.mu), self._rng, self._win, self._wshort, self._ola,
                           self._s, self._plan, self._plan_s, self._scr, self._st, out, keep, info)
 

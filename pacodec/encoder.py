@@ -21,7 +21,6 @@ import numpy as np
 from . import bitstream as bs
 from .allocation import (SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
                          search_offset, band_weights, rd_scratch, stereo_decision)
-from .bands import choose_fill
 from .bitio import writer_state
 from .config import (DEFAULT_MU, DEFAULT_QUANTIZER, SHORT_BLOCKS, EncoderSettings, StreamConfig,
                      stream_config_for)
@@ -293,8 +292,6 @@ class Encoder:
         self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
-        self._nf = np.zeros(ch, dtype=np.int64)
-        self._fill_scr = (np.zeros(n), np.zeros(8))
         self._payload = np.zeros(bs.MAX_PAYLOAD + 64, dtype=np.uint8)
 
     # ------------------------------------------------------------------ public
@@ -498,15 +495,11 @@ class Encoder:
             max_band -= 1
             self._max_band[:] = max_band
             nbits = code_at(offset, *state, max_band, pns_band, self._pns_ton, *out)
-        for c in range(cfg.channels):
-            self._nf[c] = choose_fill(self._q[c], self._books[c], self._sf[c], ub, nunits,
-                                      U["energy"][c], cfg.quantizer_code, float(cfg.mu),
-                                      *self._fill_scr)
         buf = self._payload
         buf[:] = 0
         st = writer_state()
         bs.write_payload(buf, st, int(is_short), int(left_short), int(right_short), gflags,
-                         self._max_band, self._nf, self._ms_mode, self._ms_flags, self._books, self._sf,
+                         self._max_band, self._ms_mode, self._ms_flags, self._books, self._sf,
                          self._q, ub, nbands, ngroups, self.books.codes, self.books.lengths)
         if st[1] or st[0] != nbits:
             raise PacodecError("internal error: payload size mismatch")

@@ -145,16 +145,6 @@ def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
     return _quantize_uniform(x, start, end, sf, q, r)
 
 @njit(inline="always")
-def first_level(sf, quantizer, mu):
-    """The reconstruction of ``|q| = 1`` (§8.2): the size of the zero bin's neighbour, which the
-    noise fill of format 4 is relative to (§8.6)."""
-    delta = step(sf)
-    if quantizer == QUANT_MULAW:
-        return delta * (MU_K / mu) * (math.exp(math.log(1.0 + mu) * 1 / MU_K) - 1.0)
-    return delta
-
-
-@njit(inline="always")
 def dequantize_unit(q, start, end, sf, quantizer, mu, out):
     """Reconstruct ``out[start:end]`` from ``q[start:end]`` (normative)."""
     delta = step(sf)

@@ -95,7 +95,7 @@ def parse_config(b):
     short, shape, quant, res = b[3] >> 7, (b[3] >> 6) & 1, (b[3] >> 4) & 3, b[3] & 15
     mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
     n, vv = 1 << hl, 1 << ol
-    ok = (v == FORMAT_VERSION and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+    ok = (v in (3, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
           and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
           and (not short or (vv == n and n >= 128)))
     return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
@@ -150,7 +150,6 @@ def parse_payload(p, cfg, codes, stats):
     mb = [r.u(6) for _ in range(ch)]
     if max(mb) > nb:
         raise ValueError("max_band > nbands")
-    nf = [r.u(3) for _ in range(ch)]     # §5.3: fill levels (version 4)
     modes = []
     for pp in range(ch // 2):
         m = r.u(2)
@@ -208,7 +207,6 @@ def parse_payload(p, cfg, codes, stats):
     stats["books"].update(books_used)
     stats["escapes"] += esc
     stats["noise_units"] += noise
-    stats["fill_levels"].update(nf)
     stats["max_abs_q"] = max(stats["max_abs_q"], qmax)
     stats["stuffing_frames"] += (len(p) - (r.pos + 7) // 8) > 0
 
@@ -219,7 +217,7 @@ def walk(data):
     the total length known when the frame's samples were output (None: not cut), §6.3."""
     codes = load_codes()
     st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
-              ms_modes=set(), books=set(), escapes=0, noise_units=0, fill_levels=set(), max_abs_q=0,
+              ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
               first_index=None)
@@ -522,7 +520,6 @@ def covers(cfg, st, data):
         "short_frames": st["short_frames"], "group_patterns": sorted(st["group_patterns"]),
         "window_flags_seen": sorted(st["window_flags"]), "ms_modes": sorted(st["ms_modes"]),
         "books": sorted(st["books"]), "escapes": st["escapes"], "noise_units": st["noise_units"],
-        "fill_levels": sorted(st["fill_levels"]),
         "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
         "rejected_candidates": st["damaged_candidates"],
         "crc_valid_invalid_payloads": st["invalid_payloads"],
