@@ -510,7 +510,7 @@ def cmd_decode(args):
                 def run_wav(fh, seekable):
                     w = WavWriter(fh, f.samplerate, f.channels, float32=args.float,
                                   frames=f.frames, seekable=seekable, limit=limit,
-                                  warn=lambda m: warnings.warn("pacodec: " + m))
+                                  warn=lambda m: warnings.warn("pacodec: " + m), tags=f.tags)
                     for b in blocks():
                         w.write(b)
                     w.close()
