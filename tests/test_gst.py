@@ -291,3 +291,23 @@ def test_pipelines_print_no_gstreamer_critical(gst_env, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "CRITICAL" not in r.stderr and "floating" not in r.stderr
     assert sf.info(tmp_path / "o.wav").frames > 0
+
+
+@needs_gst
+def test_parse_posts_the_tags_and_the_replaygain_of_the_metadata_block(gst_env, tmp_path):
+    """FORMAT.md §3.3: pacodecparse pushes the block's tags as a stream tag list (what players
+    show) and its loudness as the ReplayGain track gain."""
+    t = np.arange(16000) / 16000
+    x = np.stack([0.1 * np.sin(2 * np.pi * 1000 * t)] * 2, 1)
+    pac = tmp_path / "t.pac"
+    pacodec.write(pac, x, 16000, bitrate=48, tags={"TITLE": "Ünï ✓", "ARTIST": "A",
+                                                   "TRACKNUMBER": "4/12", "DATE": "2024"})
+    gain = pacodec.info(pac).gain
+    r = subprocess.run(["gst-launch-1.0", "-t", "filesrc", f"location={pac}", "!", "pacodecparse",
+                        "!", "pacodecdec", "!", "fakesink"], env=gst_env, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    for line in ("title: Ünï ✓", "artist: A", "track number: 4", "datetime: 2024",
+                 f"replaygain track gain: {gain:.6f}"):
+        assert line in r.stdout, (line, r.stdout)
+    assert "WARNING" not in r.stderr
