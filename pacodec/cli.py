@@ -304,6 +304,27 @@ def _encode_tags(args, src) -> dict:
     return tags
 
 
+def _measure_loudness(src):
+    """BS.1770 loudness of a seekable input, read once before encoding (None: cannot read it
+    or too short/silent: then the stream has none)."""
+    import soundfile as sf
+
+    from .loudness import LoudnessMeter
+    m = LoudnessMeter(src.samplerate, src.channels)
+    try:
+        while True:
+            x = src.read(1 << 16, dtype="float64", always_2d=True)
+            if not len(x):
+                break
+            m.feed(x)
+        src.seek(0)
+    except (RuntimeError, sf.LibsndfileError):
+        src.seek(0)
+        return False
+    value = m.integrated()
+    return False if value is None else value
+
+
 def cmd_encode(args):
     import soundfile as sf
 
@@ -318,8 +339,11 @@ def cmd_encode(args):
     name = src.display_name
     with src:
         total = src.frames if src.seekable() else None
+        loudness = True              # measured while encoding; the header is rewritten at the end
+        if out == "-" and src.seekable():
+            loudness = _measure_loudness(src)       # stdout cannot be rewritten: measure first
         enc = Encoder(src.samplerate, src.channels, total_frames=total,
-                      tags=_encode_tags(args, src), loudness=True,
+                      tags=_encode_tags(args, src), loudness=loudness,
                       **_encoder_kwargs(args, src.samplerate, src.channels))
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16

@@ -189,8 +189,9 @@ class Encoder:
     ``tags`` (a mapping ``{"TITLE": "...", ...}``, a value may be a list, or ``(key, value)``
     pairs) are carried in the stream's metadata block (FORMAT.md §3.3), with the integrated
     loudness (ITU-R BS.1770) of the input when ``loudness`` is true -- by default whenever tags
-    are given.  The loudness is known once the input has ended: :meth:`header` returns the block
-    with it after :meth:`flush` (same size), for a writer that can rewrite the start of its output.
+    are given -- or ``loudness=LUFS`` measured beforehand.  A measured loudness is known once the
+    input has ended: :meth:`header` returns the block with it after :meth:`flush` (same size),
+    for a writer that can rewrite the start of its output.
 
     Not thread-safe: use one encoder from one thread at a time.
     """
@@ -221,6 +222,14 @@ class Encoder:
         cfg = self.config
         # the metadata block (FORMAT.md §3.3): its size is checked now, before any audio
         self.tags = bs.normalize_tags(tags) if tags is not None else None
+        # loudness: True/False/None (measure; None: when there are tags), or a number in LUFS
+        # measured beforehand (a writer that cannot rewrite the header: a pipe)
+        self._given_loudness = None
+        if loudness is not None and not isinstance(loudness, (bool, np.bool_)):
+            self._given_loudness = float(loudness)
+            loudness = False
+            if self.tags is None:
+                self.tags = ()
         measure = tags is not None if loudness is None else bool(loudness)
         self._metadata = self.tags is not None or measure
         if self._metadata:
@@ -320,7 +329,8 @@ class Encoder:
         head = bs.pack_header(self.config, self.total_frames)
         if not self._metadata:
             return head
-        loud = self.loudness if self._finished else None
+        loud = self._given_loudness if self._given_loudness is not None else \
+            (self.loudness if self._finished else None)
         return head + bs.pack_metadata(bs.Metadata(self.tags or (), loud))
 
     @property

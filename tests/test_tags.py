@@ -303,3 +303,17 @@ def test_encoder_stores_the_loudness_of_its_input():
         p = f"{d}/a.pac"
         pacodec.write(p, x, 32000, tags={"TITLE": "w"})
         assert pacodec.info(p).loudness == i.loudness and pacodec.info(p).tags == {"TITLE": "w"}
+
+
+def test_encoding_a_file_to_stdout_gives_the_same_bytes_as_to_a_file(tmp_path, tagged_flac):
+    """-o -: the loudness is measured before encoding (stdout cannot be rewritten), so the
+    stream equals the file's; from stdin it has the tags but no loudness."""
+    pac = tmp_path / "a.pac"
+    assert run("encode", tagged_flac, "-o", pac, "--quiet") == 0
+    cmd = [sys.executable, "-m", "pacodec", "encode"]
+    r = subprocess.run(cmd + [str(tagged_flac), "-o", "-"], capture_output=True, check=True)
+    assert r.stdout == pac.read_bytes()
+    r = subprocess.run(cmd + ["-", "-o", "-"], input=tagged_flac.read_bytes(),
+                       capture_output=True, check=True)
+    i = pacodec.info(io.BytesIO(r.stdout))
+    assert i.tags["TITLE"] == TAGS["title"] and i.loudness is None
