@@ -197,8 +197,8 @@ def normalize_tags(tags) -> tuple:
     out = []
     for key, value in items:
         if not isinstance(key, str) or not _valid_key(key):
-            raise UnsupportedError(f"invalid tag name {key!r}: use 1 or more of the ASCII characters "
-                                   "space..'}' except '='")
+            raise UnsupportedError(f"invalid tag name {key!r}: use 1 or more of the ASCII "
+                                   "characters space..'}' except '='")
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if not isinstance(v, str):

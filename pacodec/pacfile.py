@@ -432,7 +432,7 @@ class PacFile:
 
     @property
     def loudness(self) -> float | None:
-        """Integrated loudness of the encoder's input, LUFS (ITU-R BS.1770), if the stream has it."""
+        """Integrated loudness of the encoder's input in LUFS (ITU-R BS.1770), if known."""
         self._need_mode("r")
         return self.metadata.loudness if self.metadata is not None else None
 
