@@ -35,7 +35,7 @@ __all__ = [
     "pack_packet", "unpack_packet", "Packet", "packet_mac", "PACKET_TAG", "PACKET_VERSION", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS", "SUPPORTED_VERSIONS", "noise_seed",
     "META_MAGIC", "META_MAX_BODY", "META_MAX_SIZE", "Metadata", "normalize_tags", "pack_metadata",
-    "unpack_metadata", "metadata_size", "REPLAYGAIN_REFERENCE",
+    "unpack_metadata", "metadata_size", "frames_start", "REPLAYGAIN_REFERENCE",
 ]
 
 MAGIC = b"PACD"                 # §3
@@ -238,6 +238,14 @@ def metadata_size(data) -> int | None:
     if len(data) < 6:
         return None
     return META_FIXED + _read_u7(data[4:6], "length")
+
+
+def frames_start(data) -> int:
+    """Offset of the first frame of an intact stream: after its header and metadata block."""
+    pos = HEADER_SIZE if bytes(data[:4]) == MAGIC else 0
+    if pos and bytes(data[pos:pos + 4]) == META_MAGIC:
+        pos += metadata_size(data[pos:pos + 6])
+    return pos
 
 
 def unpack_metadata(data) -> Metadata:

@@ -150,17 +150,9 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True)
     return seeds
 
 
-def metadata_end(data: bytes) -> int:
-    """Where the frames of a valid stream start: after the header and its metadata block."""
-    pos = bs.HEADER_SIZE if data[:4] == bs.MAGIC else 0
-    if pos and data[pos:pos + 4] == bs.META_MAGIC:
-        pos += bs.metadata_size(data[pos:pos + 6])
-    return pos
-
-
 def split_frames(data: bytes):
     """(header and metadata bytes or b'', [frame bytes]) of a valid stream."""
-    pos = metadata_end(data)
+    pos = bs.frames_start(data)
     head = data[:pos]
     frames = []
     while pos < len(data):
@@ -392,7 +384,7 @@ def mut_metadata(rng, data, ctx):
     if data[:4] != bs.MAGIC or len(data) < bs.HEADER_SIZE:
         return mut_bytes(rng, data, ctx)
     try:
-        start = metadata_end(data)
+        start = bs.frames_start(data)
     except Exception:
         start = bs.HEADER_SIZE
     head, block, rest = data[:bs.HEADER_SIZE], data[bs.HEADER_SIZE:start], data[start:]
