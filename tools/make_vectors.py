@@ -7,7 +7,7 @@ the release of that format and are never regenerated.
 
 Each vector is a small ``.pac`` byte stream made by the pacodec encoder from the shipped CC0 clips
 or a synthetic signal, sometimes edited afterwards (header removed, bytes corrupted, frames
-removed).  Its reference decoding is the reference decoder's binary32 output, stored as a 32-bit
+removed, the metadata block damaged).  Its reference decoding is the reference decoder's binary32 output, stored as a 32-bit
 float WAV (``NAME.ref.wav``).  ``manifest.json`` is generated here and never edited by hand: it
 records how each vector was made (the exact encoder arguments and edits), what it covers
 (computed by walking its frames with the independent, spec-only parser below, not by the
