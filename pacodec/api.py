@@ -3,6 +3,7 @@
     data = pacodec.encode(x, 44100, bitrate=128)      # -> bytes of a .pac stream
     y, fs = pacodec.decode(data)                        # -> float32 (frames, channels), rate
     pacodec.write("a.pac", x, 44100, bitrate=96)        # atomic: temp file + rename
+    pacodec.write("a.pac", x, 44100, tags={"TITLE": "A song"})   # tags + loudness
     y, fs = pacodec.read("a.pac")
     pacodec.info("a.pac")                               # -> Info (rate, channels, duration, ...)
     for block in pacodec.blocks("a.pac", blocksize=4096): ...
@@ -35,20 +36,21 @@ def _as_2d(data):
 
 
 def encode(data, samplerate, bitrate=None, *, mode=None, quality=None, distance=None,
-           quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False) -> bytes:
+           quantizer=DEFAULT_QUANTIZER, mu=DEFAULT_MU, low_delay=False, tags=None,
+           loudness=None) -> bytes:
     """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
 
     ``bitrate`` is in kbit/s for all channels (default 128, CBR); ``mode="abr"`` averages it;
-    ``quality`` (0..10) or ``distance`` select VBR.
+    ``quality`` (0..10) or ``distance`` select VBR.  ``tags={"TITLE": ...}`` are stored in the
+    stream with the measured loudness (``loudness=True`` measures it without tags).
     """
     x = _as_2d(data)
     enc = Encoder(samplerate, x.shape[1], bitrate=bitrate, mode=mode, quality=quality,
                   distance=distance, quantizer=quantizer, mu=mu, low_delay=low_delay,
-                  total_frames=len(x))
-    parts = [enc.header()]
-    parts += enc.encode(x)
+                  total_frames=len(x), tags=tags, loudness=loudness)
+    parts = enc.encode(x)
     parts += enc.flush()
-    return b"".join(parts)
+    return enc.header() + b"".join(parts)       # the header last: it holds the loudness
 
 
 def decode(data, *, strict: bool = False):

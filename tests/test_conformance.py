@@ -24,8 +24,10 @@ NAMES = {"stereo_44k_power", "stereo_44k_power_short", "stereo_44k_uniform_kbd",
             "3ch_22k_mulaw_mu1000", "stereo_16k_power_abr", "stereo_16k_ms_all",
             "stereo_32k_grouping", "stereo_16k_headerless_joined", "8ch_16k", "stereo_16k_damaged",
             "mono_8k_cbr_stuffing"}
+#: version 4's metadata block (FORMAT.md §3.3): valid, and damaged (the audio untouched)
+TAG_NAMES = {"stereo_16k_tags", "stereo_16k_tags_damaged"}
 #: format version -> the vectors its set must hold
-EXPECTED = {3: NAMES, 4: NAMES}
+EXPECTED = {3: NAMES, 4: NAMES | TAG_NAMES}
 SETS = sorted(EXPECTED)
 CASES = [(v, name) for v in SETS for name in sorted(EXPECTED[v])]
 
@@ -93,7 +95,8 @@ def test_vector_decodes_to_its_float32_reference_bit_exactly(version, name):
         normative[a:b] = False
     assert np.array_equal(y[normative], r[normative])     # tolerance 0
     if not entry["non_normative"]:
-        assert list(dec.errors) == [] and dec.concealed == 0
+        damaged_meta = "damaged" in entry.get("metadata", {})
+        assert len(list(dec.errors)) == damaged_meta and dec.concealed == 0
         assert np.array_equal(y, _decode(pac.read_bytes(), strict=True)[0])
 
 
@@ -132,3 +135,21 @@ def test_vectors_cover_what_the_format_can_express(version):
     assert any(c["concealed_frames"] and c["crc_valid_invalid_payloads"] for c in cov)
     size = sum(p.stat().st_size for p in _dir(version).iterdir())
     assert size < 2_000_000
+
+
+def test_metadata_vectors_give_their_tags_and_loudness_and_a_damaged_block_only_its_loss():
+    """The manifest's metadata (from make_vectors' spec-only walker) is what the decoder reads;
+    the damaged block's stream decodes to exactly the intact one's samples, without tags."""
+    good, bad = _entry(4, "stereo_16k_tags"), _entry(4, "stereo_16k_tags_damaged")
+    y, dec = _decode((_dir(4) / good["pac"]).read_bytes())
+    meta = good["metadata"]
+    assert [list(c) for c in dec.metadata.comments] == meta["comments"]
+    assert dec.metadata.loudness == meta["loudness"] is not None
+    assert ["ARTIST", "Bo"] in meta["comments"] and any("\n" in v for _, v in meta["comments"])
+    yb, decb = _decode((_dir(4) / bad["pac"]).read_bytes())
+    assert bad["metadata"] == {"damaged": "crc"} and decb.metadata is None
+    assert "metadata block CRC mismatch" in list(decb.errors)[0]
+    assert np.array_equal(y, yb)
+    assert bad["covers"]["rejected_candidates"] == 0       # no sync word in the block
+    # the damaged block is skipped as garbage even by strict decoding
+    assert np.array_equal(_decode((_dir(4) / bad["pac"]).read_bytes(), strict=True)[0], y)
