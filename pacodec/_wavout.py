@@ -41,8 +41,10 @@ class WavWriter:
 
     def __init__(self, fh, samplerate: int, channels: int, *, float32: bool = False,
                  frames: int | None = None, seekable: bool = False, limit: int = RIFF_LIMIT,
-                 warn=None):
+                 warn=None, tags=None):
         self.fh = fh
+        # tags: a LIST/INFO chunk after the data, written on close (seekable output only)
+        self._info = _info_chunk(tags) if tags and seekable else b""
         self.channels = channels
         self.float32 = float32
         self.width = 4 if float32 else 2
@@ -63,7 +65,9 @@ class WavWriter:
         fh.write(self._header(self.expected))
 
     def _riff_size(self, frames):
-        return self.head_size - 8 + frames * self.block_align
+        nbytes = frames * self.block_align
+        tail = len(self._info) + (nbytes & 1) if self._info else 0
+        return self.head_size - 8 + nbytes + tail
 
     def _header(self, frames, final=False) -> bytes:
         if frames is None and not final:
@@ -119,8 +123,28 @@ class WavWriter:
                       f"WAV header written first declares {self.expected} samples, the data "
                       f"holds {self.written}")
         if self.seekable:
+            if self._info:
+                pad = b"\0" if (self.written * self.block_align) & 1 else b""
+                self.fh.write(pad + self._info)
             end = self.fh.tell()
             self.fh.seek(0)
             self.fh.write(self._header(self.written, final=True))
             self.fh.seek(end)
         self.fh.flush()
+
+
+# Vorbis comment name -> RIFF INFO id (the ones libsndfile reads back)
+_INFO_IDS = {"TITLE": b"INAM", "ARTIST": b"IART", "ALBUM": b"IPRD", "TRACKNUMBER": b"ITRK",
+             "DATE": b"ICRD", "GENRE": b"IGNR", "COMMENT": b"ICMT", "COPYRIGHT": b"ICOP"}
+
+
+def _info_chunk(tags: dict) -> bytes:
+    """A ``LIST`` chunk of type ``INFO`` for the tags it has ids for (UTF-8, as libsndfile)."""
+    body = b""
+    for key, value in tags.items():
+        cid = _INFO_IDS.get(key.upper())
+        if cid is None or not value:
+            continue
+        text = value.encode("utf-8") + b"\0"
+        body += cid + struct.pack("<I", len(text)) + text + (b"\0" if len(text) & 1 else b"")
+    return b"LIST" + struct.pack("<I", 4 + len(body)) + b"INFO" + body if body else b""

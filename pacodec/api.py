@@ -3,6 +3,7 @@
     data = pacodec.encode(x, 44100)                     # -> bytes of a .pac stream (VBR)
     y, fs = pacodec.decode(data)                        # -> float32 (frames, channels), rate
     pacodec.write("a.pac", x, 44100, bitrate=96)        # atomic: temp file + rename
+    pacodec.write("a.pac", x, 44100, tags={"TITLE": "A song"})   # tags + loudness
     y, fs = pacodec.read("a.pac")
     pacodec.info("a.pac")                               # -> Info (rate, channels, duration, ...)
     for block in pacodec.blocks("a.pac", blocksize=4096): ...
@@ -35,22 +36,24 @@ def _as_2d(data):
 
 
 def encode(data, samplerate, bitrate=None, *, abr=None, quality=None, distance=None,
-           mode=None, quantizer=None, mu=None, low_delay=False, window_shape="sine") -> bytes:
+           mode=None, quantizer=None, mu=None, low_delay=False, window_shape="sine", tags=None,
+           loudness=None) -> bytes:
     """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
 
     Without a rate option: VBR at the default quality (about 128 kbit/s on 44.1 kHz stereo
     music).  ``bitrate`` (kbit/s for all channels) codes CBR, ``abr`` an average bitrate
     (also ``bitrate=B, mode="abr"``); ``quality`` (0..10, 10 best) or ``distance`` select VBR.
     One rate option at most; the rules are those of :mod:`pacodec.options`.
+    ``tags={"TITLE": ...}`` are stored in the stream with the measured loudness
+    (``loudness=True`` measures it without tags).
     """
     x = _as_2d(data)
     enc = Encoder(samplerate, x.shape[1], bitrate=bitrate, abr=abr, mode=mode, quality=quality,
                   distance=distance, quantizer=quantizer, mu=mu, low_delay=low_delay,
-                  window_shape=window_shape, total_frames=len(x))
-    parts = [enc.header()]
-    parts += enc.encode(x)
+                  window_shape=window_shape, total_frames=len(x), tags=tags, loudness=loudness)
+    parts = enc.encode(x)
     parts += enc.flush()
-    return b"".join(parts)
+    return enc.header() + b"".join(parts)       # the header last: it holds the loudness
 
 
 def decode(data, *, strict: bool = False):

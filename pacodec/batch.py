@@ -369,6 +369,21 @@ def _score(job, rate):
     return scores
 
 
+def _file_tags(snd, rec) -> dict:
+    """The input's tags as ``pacodec encode`` copies them; tags too large for the stream are
+    dropped (noted in the record) rather than failing the job."""
+    from . import bitstream as bs
+    from .errors import UnsupportedError
+    from .tags import read_file_tags
+    tags = read_file_tags(snd)
+    try:
+        bs.pack_metadata(bs.Metadata(bs.normalize_tags(tags)))
+    except UnsupportedError as e:
+        rec["tags_dropped"] = str(e)
+        return {}
+    return tags
+
+
 def _encode_file(job, rec):
     import soundfile as sf
 
@@ -384,7 +399,9 @@ def _encode_file(job, rec):
         raise _error(f"not a readable audio file ({msg.rstrip('.')})") from None
     with snd:
         total = snd.frames if snd.seekable() else None
-        enc = Encoder(snd.samplerate, snd.channels, total_frames=total, **_encoder_kwargs(s))
+        tags = _file_tags(snd, rec)
+        enc = Encoder(snd.samplerate, snd.channels, total_frames=total, tags=tags,
+                      loudness=True, **_encoder_kwargs(s))
         os.makedirs(os.path.dirname(job["dst"]), exist_ok=True)
         done = 0
         with atomic_output(job["dst"], force=True, inputs=[job["src"]]) as fh:
@@ -398,6 +415,8 @@ def _encode_file(job, rec):
                 done += len(x)
             for fr in enc.flush():
                 fh.write(fr)
+            fh.seek(0)
+            fh.write(enc.header())          # its metadata block now holds the loudness
         rate, ch, fmt = snd.samplerate, snd.channels, f"{snd.format}/{snd.subtype}"
     out_size = os.path.getsize(job["dst"])
     secs = done / rate
@@ -428,6 +447,9 @@ def _decode_file(job, rec):
         with atomic_output(job["dst"], force=True, inputs=[job["src"]]) as fh:
             with sf.SoundFile(fh, "w", samplerate=f.samplerate, channels=f.channels,
                               format=fmt, subtype=subtype) as snd:
+                if f.tags:
+                    from .tags import write_file_tags
+                    write_file_tags(snd, f.tags)
                 for b in f.blocks(1 << 16):
                     if subtype != "FLOAT":
                         b = np.clip(b, -1.0, 32767 / 32768)

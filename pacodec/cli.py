@@ -277,6 +277,48 @@ def _warn(msg):
     print(f"pacodec: warning: {msg}", file=sys.stderr)
 
 
+def _encode_tags(args, src) -> dict:
+    """The input's tags (unless --no-tags), then each --tag: a key given replaces the input's,
+    a key given twice gets two values, KEY= with nothing after it removes KEY."""
+    from .tags import parse_tag_option, read_file_tags
+    tags = {} if args.no_tags else {k: [v] for k, v in read_file_tags(src).items()}
+    given: dict = {}
+    for text in args.tag or ():
+        try:
+            key, value = parse_tag_option(text)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        given.setdefault(key.upper(), []).append(value)
+    for key, values in given.items():
+        values = [v for v in values if v]
+        if values:
+            tags[key] = values
+        else:
+            tags.pop(key, None)
+    return tags
+
+
+def _measure_loudness(src):
+    """BS.1770 loudness of a seekable input, read once before encoding (None: cannot read it
+    or too short/silent: then the stream has none)."""
+    import soundfile as sf
+
+    from .loudness import LoudnessMeter
+    m = LoudnessMeter(src.samplerate, src.channels)
+    try:
+        while True:
+            x = src.read(1 << 16, dtype="float64", always_2d=True)
+            if not len(x):
+                break
+            m.feed(x)
+        src.seek(0)
+    except (RuntimeError, sf.LibsndfileError):
+        src.seek(0)
+        return False
+    value = m.integrated()
+    return False if value is None else value
+
+
 def cmd_encode(args):
     import soundfile as sf
 
@@ -300,12 +342,16 @@ def cmd_encode(args):
         # before the rate checks: minimum_bitrate runs the encoder (compiling it when cold)
         _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
         kwargs = _encoder_kwargs(args, src.samplerate, src.channels, opts)
-        enc = Encoder(src.samplerate, src.channels, total_frames=total, **kwargs)
+        loudness = True              # measured while encoding; the header is rewritten at the end
+        if out == "-" and src.seekable():
+            loudness = _measure_loudness(src)       # stdout cannot be rewritten: measure first
+        enc = Encoder(src.samplerate, src.channels, total_frames=total,
+                      tags=_encode_tags(args, src), loudness=loudness, **kwargs)
         nbytes = 0
         prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16
 
-        def run(fh):
+        def run(fh, rewrite):
             nonlocal nbytes
             fh.write(enc.header())
             nbytes += len(enc.header())
@@ -327,17 +373,20 @@ def cmd_encode(args):
             for fr in enc.flush():
                 fh.write(fr)
                 nbytes += len(fr)
+            if rewrite:
+                fh.seek(0)                  # the metadata block with the measured loudness
+                fh.write(enc.header())
             prog.done()
             return done
 
         if out == "-":
             stdout = _clinotes.binary_stdout()
-            done = run(stdout)
+            done = run(stdout, False)
             stdout.flush()
         else:
             with _name_write_errors(out), atomic_output(
                     out, force=args.force, inputs=[args.input] if args.input != "-" else []) as fh:
-                done = run(fh)
+                done = run(fh, True)
         if args.input != "-" and src.format in ("WAV", "WAVEX"):
             extra = _wav_trailing_audio(args.input, src.channels * 2)
             if extra:
@@ -525,7 +574,7 @@ def cmd_decode(args):
                         frames = None     # the header's length is not what will decode
                     w = WavWriter(fh, f.samplerate, f.channels, float32=args.float,
                                   frames=frames, seekable=seekable, limit=limit,
-                                  warn=lambda m: warnings.warn("pacodec: " + m))
+                                  warn=lambda m: warnings.warn("pacodec: " + m), tags=f.tags)
                     for b in blocks():
                         w.write(b)
                     w.close()
@@ -537,6 +586,13 @@ def cmd_decode(args):
                     try:
                         with sf.SoundFile(guard, "w", samplerate=f.samplerate,
                                           channels=f.channels, format=fmt, subtype=subtype) as snd:
+                            if f.tags:                 # before the audio: libsndfile's rule
+                                from .tags import write_file_tags
+                                left = write_file_tags(snd, f.tags)
+                                if left:
+                                    warnings.warn(f"pacodec: {out}: {fmt} output through "
+                                                  f"libsndfile cannot hold the tag(s) "
+                                                  f"{', '.join(left)}; not written")
                             for b in blocks():
                                 if subtype != "FLOAT":
                                     b = np.clip(b, -1.0, 32767 / 32768)
@@ -611,6 +667,17 @@ def cmd_info(args):
             print(f"  bitrate       {i.bitrate_kbps:.1f} kbit/s ({i.file_bytes} bytes)")
         if i.dcr is not None:
             print(f"  DCR           {100 * i.dcr:.2f} % smaller than 16-bit PCM")
+        if i.loudness is not None:
+            print(f"  loudness      {i.loudness:.2f} LUFS (ITU-R BS.1770), playback gain "
+                  f"{i.gain:+.2f} dB (ReplayGain 2.0, to -18 LUFS)")
+        if i.tags:
+            width = max(len(k) for k in i.tags)
+            print("  tags:")
+            for k, v in i.tags.items():
+                lines = v.splitlines() or [""]
+                print(f"    {k:<{width}}  {lines[0]}")
+                for more in lines[1:]:
+                    print(f"    {'':<{width}}  {more}")
         if i.problems:
             print("  problems:")
             for p in i.problems[:20]:
@@ -705,6 +772,13 @@ def build_parser():
     e.add_argument("-f", "--force", action="store_true",
                    help="overwrite an existing output; write binary to a terminal")
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    e.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                   help="set a tag (Vorbis comment names: TITLE, ARTIST, ALBUM, TRACKNUMBER, "
+                        "DATE, GENRE, COMMENT, or any other); replaces the input's; repeat the "
+                        "option for more (the same KEY twice: two values; KEY= removes it)")
+    e.add_argument("--no-tags", action="store_true",
+                   help="do not copy the input's tags (title, artist, ... as libsndfile reads "
+                        "them from FLAC, Ogg, WAV, AIFF); the loudness is measured anyway")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="decode a .pac file to WAV, FLAC, AIFF, OGG...",

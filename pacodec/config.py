@@ -91,7 +91,7 @@ class StreamConfig:
     window_shape: str = "sine"
     quantizer: str = DEFAULT_QUANTIZER
     mu: int = DEFAULT_MU     # mu-law parameter (only used by the mulaw quantizer)
-    version: int = 3         # format version (FORMAT.md §3.1, §13)
+    version: int = 4         # format version (FORMAT.md §3.1, §13)
 
     def __post_init__(self):
         _check_rate(self.samplerate)

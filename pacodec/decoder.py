@@ -437,6 +437,8 @@ class Decoder:
         self._had_header = False
         self._header_config = False    # the config came from the stream header only
         self._run_out = None           # output of the frames _run_frames decoded
+        self.metadata: bs.Metadata | None = None   # the stream's metadata block (FORMAT.md §3.3)
+        self.metadata_error: str | None = None     # why the metadata block there is ignored
 
     @property
     def concealed(self) -> int:
@@ -567,6 +569,12 @@ class Decoder:
         else:
             self.configure(hdr.config)
             self.total_length = hdr.total_length
+            self.metadata = sc.metadata
+            if sc.metadata_error is not None:
+                # damaged tags are no damage to the audio: reported, never fatal (not even strict)
+                self.metadata_error = (f"{sc.metadata_error} (byte offset {bs.HEADER_SIZE}): "
+                                       "its tags and loudness are ignored")
+                self.errors.append(self.metadata_error)
             self._had_header = True
             self._header_config = True
         return True

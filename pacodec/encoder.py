@@ -188,12 +188,19 @@ class Encoder:
     float samples shaped ``(n, channels)`` (or ``(n,)`` for mono) and returns the frames completed
     so far as ``bytes`` objects; ``flush()`` returns the rest and the end-of-stream frame.
 
+    ``tags`` (a mapping ``{"TITLE": "...", ...}``, a value may be a list, or ``(key, value)``
+    pairs) are carried in the stream's metadata block (FORMAT.md §3.3), with the integrated
+    loudness (ITU-R BS.1770) of the input when ``loudness`` is true -- by default whenever tags
+    are given -- or ``loudness=LUFS`` measured beforehand.  A measured loudness is known once the
+    input has ended: :meth:`header` returns the block with it after :meth:`flush` (same size),
+    for a writer that can rewrite the start of its output.
+
     Not thread-safe: use one encoder from one thread at a time.
     """
 
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
                  distance=None, quantizer=None, mu=None, low_delay=False, total_frames=None,
-                 window_shape="sine", abr=None):
+                 window_shape="sine", abr=None, tags=None, loudness=None):
         # numpy scalars (np.float32 bitrate, np.int64 channels or mu...) count as the numbers they are
         samplerate, channels = _plain(samplerate), _plain(channels)
         #: the resolved coding options (:mod:`pacodec.options`: defaults, conflicts)
@@ -207,6 +214,24 @@ class Encoder:
             raise PacodecError("total_frames must be a non-negative integer")
         self.total_frames = None if total_frames is None else int(total_frames)
         cfg = self.config
+        # the metadata block (FORMAT.md §3.3): its size is checked now, before any audio
+        self.tags = bs.normalize_tags(tags) if tags is not None else None
+        # loudness: True/False/None (measure; None: when there are tags), or a number in LUFS
+        # measured beforehand (a writer that cannot rewrite the header: a pipe)
+        self._given_loudness = None
+        if loudness is not None and not isinstance(loudness, (bool, np.bool_)):
+            self._given_loudness = float(loudness)
+            loudness = False
+            if self.tags is None:
+                self.tags = ()
+        measure = tags is not None if loudness is None else bool(loudness)
+        self._metadata = self.tags is not None or measure
+        if self._metadata:
+            bs.pack_metadata(bs.Metadata(self.tags or ()))
+        self._meter = None
+        if measure:
+            from .loudness import LoudnessMeter
+            self._meter = LoudnessMeter(cfg.samplerate, cfg.channels)
         self.samplerate, self.channels = cfg.samplerate, cfg.channels
         self.frame_size = cfg.hop
         self.delay = cfg.delay
@@ -291,8 +316,19 @@ class Encoder:
 
     # ------------------------------------------------------------------ public
     def header(self) -> bytes:
-        """The stream header (a ``.pac`` file is this followed by the frames)."""
-        return bs.pack_header(self.config, self.total_frames)
+        """The stream header and, with tags or loudness, the metadata block (a ``.pac`` file is
+        this followed by the frames).  The block holds the loudness only after :meth:`flush`."""
+        head = bs.pack_header(self.config, self.total_frames)
+        if not self._metadata:
+            return head
+        loud = self._given_loudness if self._given_loudness is not None else \
+            (self.loudness if self._finished else None)
+        return head + bs.pack_metadata(bs.Metadata(self.tags or (), loud))
+
+    @property
+    def loudness(self) -> float | None:
+        """Integrated loudness (LUFS, ITU-R BS.1770) of the input so far, if measured."""
+        return None if self._meter is None else self._meter.integrated()
 
     def encode(self, pcm) -> list[bytes]:
         if self._finished:
@@ -300,6 +336,8 @@ class Encoder:
         x = self._check(pcm)
         if x.shape[1]:
             self._append(x)
+            if self._meter is not None:
+                self._meter.feed(x.T)
         return self._drain(final=False)
 
     def flush(self) -> list[bytes]:

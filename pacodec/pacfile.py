@@ -253,6 +253,9 @@ class Info:
     # to (FORMAT.md §6.3), and ``declared_frames`` is the header's length (None: none given)
     truncated: bool = False
     declared_frames: int | None = None
+    tags: dict = field(default_factory=dict)   # {KEY: value} of the metadata block (§3.3)
+    loudness: float | None = None   # LUFS (ITU-R BS.1770) of the encoder's input
+    gain: float | None = None       # dB to ReplayGain 2.0's -18 LUFS: -18 - loudness
 
     def as_dict(self):
         return asdict(self)
@@ -350,6 +353,9 @@ class PacFile:
         self._settle()
         cfg = self._dec.config if self._dec.config is not None else cfg
         self.config = cfg
+        # the metadata block (FORMAT.md §3.3), read with the header: kept across seeks
+        self.metadata = self._dec.metadata
+        self.metadata_error = self._dec.metadata_error
         self.samplerate = cfg.samplerate
         self.channels = cfg.channels
 
@@ -478,6 +484,25 @@ class PacFile:
     @property
     def problems(self):
         return list(self._dec.errors)
+
+    @property
+    def tags(self) -> dict:
+        """The stream's tags ``{KEY: value}`` (Vorbis comment names, upper case); ``{}`` when it
+        has none (or its metadata block is damaged: see :attr:`metadata_error`)."""
+        self._need_mode("r")
+        return self.metadata.tags if self.metadata is not None else {}
+
+    @property
+    def loudness(self) -> float | None:
+        """Integrated loudness of the encoder's input in LUFS (ITU-R BS.1770), if known."""
+        self._need_mode("r")
+        return self.metadata.loudness if self.metadata is not None else None
+
+    @property
+    def gain(self) -> float | None:
+        """Playback gain in dB to ReplayGain 2.0's -18 LUFS (``-18 - loudness``), if known."""
+        self._need_mode("r")
+        return self.metadata.gain if self.metadata is not None else None
 
     def read(self, frames: int = -1) -> np.ndarray:
         self._need_mode("r")
@@ -610,8 +635,15 @@ class PacFile:
             self._out = self._stack.enter_context(atomic_output(file, force=force))
         else:
             self._out = file
+        self._out_start = self._out.tell() if self._seekable_out() else 0
         self._out.write(self._enc.header())
         self._written = 0
+
+    def _seekable_out(self) -> bool:
+        try:
+            return bool(self._out.seekable())
+        except (AttributeError, OSError, ValueError):
+            return False
 
     def write(self, data) -> None:
         self._need_mode("w")
@@ -630,10 +662,13 @@ class PacFile:
             enc, self._enc = self._enc, None
             for fr in enc.flush():
                 self._out.write(fr)
-            if enc.total_frames is None and self._out.seekable():
+            if (enc.total_frames is None or enc.loudness is not None) and self._seekable_out():
+                # the length, and the loudness the metadata block holds once the input ended
+                if enc.total_frames is None:
+                    enc.total_frames = enc._consumed
                 end = self._out.tell()
-                self._out.seek(0)
-                self._out.write(bs.pack_header(enc.config, enc._consumed))
+                self._out.seek(self._out_start)
+                self._out.write(enc.header())
                 self._out.seek(end)
         self._stack.close()
 
@@ -727,6 +762,10 @@ def _info(fh, name) -> Info:
         header_error = FormatError("not a pacodec stream (bad magic)")
     else:
         cfg, total = head.config, head.total_length
+        if sc.metadata_error is not None:
+            problems.append(f"{sc.metadata_error} (byte offset {bs.HEADER_SIZE}): its tags "
+                            "and loudness are ignored")
+    meta = sc.metadata if head else None
     nframes = 0            # audio frames that pass their CRC
     expect = None          # sequence number of the next frame
     bad_at = bad_what = None   # a damaged region: where it starts, what is wrong there
@@ -850,4 +889,7 @@ def _info(fh, name) -> Info:
                 duration=duration, quantizer=cfg.quantizer, mu=cfg.mu, frame_size=cfg.hop,
                 overlap=cfg.overlap, low_delay=not cfg.short_blocks, window_shape=cfg.window_shape,
                 delay=cfg.delay, codec_frames=nframes, file_bytes=size, bitrate_kbps=bitrate,
-                dcr=dcr, problems=list(problems), truncated=not eos, declared_frames=declared)
+                dcr=dcr, problems=list(problems), truncated=not eos, declared_frames=declared,
+                tags=meta.tags if meta is not None else {},
+                loudness=meta.loudness if meta is not None else None,
+                gain=meta.gain if meta is not None else None)

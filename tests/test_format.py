@@ -272,7 +272,7 @@ def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, 
     from pacodec.errors import VersionError
     x, fs, data = stream
     old = _with_version(data, version)
-    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3\\)"
+    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3, 4\\)"
     with pytest.raises(VersionError, match=msg):
         pacodec.decode(old)
     # headerless (a live stream): refused at the first config frame, not skipped as damage

@@ -162,7 +162,7 @@ DAMAGED = (10, 11, 60)
 def damage(path, frames=DAMAGED):
     """Flip a byte inside some frames (their CRC fails: parser and decoder must skip them)."""
     d = bytearray(path.read_bytes())
-    pos, starts = bs.HEADER_SIZE, []
+    pos, starts = bs.frames_start(d), []
     while pos < len(d):
         starts.append(pos)
         pos += bs.parse_frame_at(d, pos).size
@@ -324,7 +324,7 @@ def test_gst_encoder_with_two_rate_properties_posts_the_cli_error(gst_env, tmp_p
 def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tmp_path, gst_env):
     """pacodecenc's defaults (quantizer, mu, rate mode: VBR at the default quality) are the
     CLI's: the same input gives the same frames (the header differs only in the length field:
-    a pipeline cannot rewrite it)."""
+    a pipeline cannot rewrite it; the CLI adds a metadata block with the loudness)."""
     rng = np.random.default_rng(5)
     x = (rng.standard_normal((44100, 2)) * 0.1).astype(np.float32)
     wav = tmp_path / "in.wav"
@@ -336,7 +336,7 @@ def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tm
     b = (tmp_path / "gst.pac").read_bytes()
     ha, hb = bs.unpack_header(a), bs.unpack_header(b)
     assert ha.config == hb.config and ha.total_length == len(x) and hb.total_length is None
-    assert a[bs.HEADER_SIZE:] == b[bs.HEADER_SIZE:]
+    assert a[bs.frames_start(a):] == b[bs.HEADER_SIZE:] and bs.frames_start(b) == bs.HEADER_SIZE
 
 
 @needs_gst
@@ -451,3 +451,23 @@ def test_gst_play_plays_a_pac_file(gst_env, cli_pac):
                        env=gst_env, capture_output=True, text=True, timeout=TIMEOUT)
     ok(p)
     assert "Reached end of play list" in p.stdout and "rror" not in p.stdout + p.stderr
+
+
+@needs_gst
+def test_parse_posts_the_tags_and_the_replaygain_of_the_metadata_block(gst_env, tmp_path):
+    """FORMAT.md §3.3: pacodecparse pushes the block's tags as a stream tag list (what players
+    show) and its loudness as the ReplayGain track gain."""
+    t = np.arange(16000) / 16000
+    x = np.stack([0.1 * np.sin(2 * np.pi * 1000 * t)] * 2, 1)
+    pac = tmp_path / "t.pac"
+    pacodec.write(pac, x, 16000, bitrate=48, tags={"TITLE": "Ünï ✓", "ARTIST": "A",
+                                                   "TRACKNUMBER": "4/12", "DATE": "2024"})
+    gain = pacodec.info(pac).gain
+    r = subprocess.run(["gst-launch-1.0", "-t", "filesrc", f"location={pac}", "!", "pacodecparse",
+                        "!", "pacodecdec", "!", "fakesink"], env=gst_env, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    for line in ("title: Ünï ✓", "artist: A", "track number: 4", "datetime: 2024",
+                 f"replaygain track gain: {gain:.6f}"):
+        assert line in r.stdout, (line, r.stdout)
+    assert "WARNING" not in r.stderr

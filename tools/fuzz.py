@@ -10,8 +10,10 @@ KBD windows, known and unknown length, no header) plus the conformance vectors. 
 derived deterministically from ``(seed, index)``: a target (``decode``, ``strict``, ``feed`` in
 random chunks, ``packet``, ``unpack``, ``info``, ``pacfile`` with seeks) and an input made by 1-4
 stacked mutations (bit flips, byte changes, insertions, deletions, truncation, splicing, frame
-reordering, payload or header changes *with the CRC fixed* so the payload parser is reached, random
-frames with valid CRCs, pure random bytes).
+reordering, payload or header changes *with the CRC fixed* so the payload parser is reached,
+metadata blocks (FORMAT.md §3.3) edited with their CRC fixed, with damaged lengths, removed,
+duplicated, or inserted with hostile content such as a CRC-valid frame inside, random frames with
+valid CRCs, pure random bytes).
 
 The contract checked: a target returns float32 audio shaped ``(n, channels)`` with finite values
 (or an ``Info``), or raises :class:`pacodec.FormatError`; a truncated stream warns at most once.
@@ -84,6 +86,12 @@ SEED_SPECS = [
     ("s44_headerless", "piano.flac", 0.30, 44100, 2, dict(bitrate=64, _headerless=True)),
     ("m8k_lowdelay_power_vbr", "amen_drums.flac", 0.5, 8000, 1,
      dict(quality=2, low_delay=True, quantizer="power")),
+    # the metadata block (FORMAT.md §3.3): tags (unicode, a repeated key) and the loudness
+    ("s22k_tags", "piano.flac", 0.50, 22050, 2, dict(bitrate=64, tags={
+        "TITLE": "Fuzz ✓ Ünï — ピアノ", "ARTIST": ["A", "B"], "COMMENT": "two\nlines",
+        "TRACKNUMBER": "1"})),
+    ("m16k_tags_unknown_length", "amen_drums.flac", 0.40, 16000, 1,
+     dict(bitrate=24, tags={"ALBUM": "x" * 300}, _unknown=True)),
 ]
 
 
@@ -110,10 +118,10 @@ def make_seed(spec) -> bytes:
     # the clip is only relabelled with another rate: content does not matter, the layout does
     x = _clip(clip, int(seconds * rate), ch)
     enc = pacodec.Encoder(rate, ch, total_frames=None if unknown else len(x), **kwargs)
-    parts = [] if headerless else [enc.header()]
-    parts += enc.encode(x)
+    parts = enc.encode(x)
     parts += enc.flush()
-    return b"".join(parts)
+    # the header last: after flush its metadata block holds the loudness (same size)
+    return (b"" if headerless else enc.header()) + b"".join(parts)
 
 
 def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True) -> dict:
@@ -132,7 +140,7 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True)
         if p is not None:
             p.write_bytes(data)
     if vectors:
-        for p in sorted((ROOT / "bitstreams" / "vectors").glob("*.pac")):
+        for p in sorted((ROOT / "bitstreams" / "vectors").glob("v*/*.pac")):
             data = p.read_bytes()
             try:                   # intact streams only: one vector is damaged on purpose
                 split_frames(data)
@@ -143,8 +151,8 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True)
 
 
 def split_frames(data: bytes):
-    """(header bytes or b'', [frame bytes]) of a valid stream."""
-    pos = bs.HEADER_SIZE if data[:4] == bs.MAGIC else 0
+    """(header and metadata bytes or b'', [frame bytes]) of a valid stream."""
+    pos = bs.frames_start(data)
     head = data[:pos]
     frames = []
     while pos < len(data):
@@ -344,9 +352,66 @@ def mut_config_crc(rng, data, ctx):
     return head + b"".join(frames)
 
 
+def _fake_block(rng, ctx) -> bytes:
+    """A metadata block: valid (random tags), or with hostile content and its CRC fixed."""
+    r = rng.random()
+    if r < 0.4:
+        n = int(rng.integers(0, 6))
+        tags = [(f"K{int(rng.integers(0, 9))}", "".join(chr(int(c)) for c in
+                 rng.integers(1, 0x3000, int(rng.integers(0, 40))) if not 0xD800 <= c < 0xE000))
+                for _ in range(n)]
+        loud = None if rng.random() < 0.2 else float(rng.uniform(-80, 10))
+        return bs.pack_metadata(bs.Metadata(tags, loud))
+    if r < 0.7:
+        # a sync word and a CRC-valid frame inside the block (invalid UTF-8: a damaged block)
+        seeds = ctx["seeds"]
+        try:
+            _, frames = split_frames(seeds[int(rng.integers(0, len(seeds)))])
+            inner = frames[int(rng.integers(0, len(frames)))]
+        except Exception:
+            inner = bs.pack_frame(0, 0, b"")
+        body = bytes(3) + b"T=" + inner + b"\0"
+    else:
+        body = _rand_bytes(rng, int(rng.integers(0, 300)))
+    body = body[:bs.META_MAX_BODY]
+    blk = bs.META_MAGIC + bs._u7(len(body), 2) + body
+    return blk + bs._u7(bs.crc16(blk), 3)
+
+
+def mut_metadata(rng, data, ctx):
+    """The metadata block: edited with its CRC fixed, its length or CRC damaged, removed,
+    duplicated, or a new (possibly hostile) one inserted after the header."""
+    if data[:4] != bs.MAGIC or len(data) < bs.HEADER_SIZE:
+        return mut_bytes(rng, data, ctx)
+    try:
+        start = bs.frames_start(data)
+    except Exception:
+        start = bs.HEADER_SIZE
+    head, block, rest = data[:bs.HEADER_SIZE], data[bs.HEADER_SIZE:start], data[start:]
+    r = rng.random()
+    if r < 0.3 or not block:
+        return head + _fake_block(rng, ctx) + rest
+    b = bytearray(block)
+    if r < 0.55:                       # content edited, CRC fixed: the parser is reached
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(6, max(7, len(b) - 3)))
+            if i < len(b) - 3:
+                b[i] = _byte_change(rng, b[i])
+        b[-3:] = bs._u7(bs.crc16(bytes(b[:-3])), 3)
+    elif r < 0.7:                      # length field: any value, top bits included
+        b[4:6] = _rand_bytes(rng, 2)
+    elif r < 0.8:
+        b[-1] ^= 1 << int(rng.integers(0, 8))
+    elif r < 0.9:
+        return head + block + block + rest
+    else:
+        return head + rest
+    return head + bytes(b) + rest
+
+
 MUTATORS = [(mut_bitflip, 14), (mut_bytes, 10), (mut_insert, 10), (mut_delete, 10),
             (mut_truncate, 10), (mut_splice, 6), (mut_frames, 8), (mut_payload_crc, 24),
-            (mut_config_crc, 8)]
+            (mut_config_crc, 8), (mut_metadata, 6)]
 _MUT_W = np.array([w for _, w in MUTATORS], dtype=float)
 
 
@@ -554,6 +619,10 @@ def _run_info(data):
     for p in i.problems:
         if not isinstance(p, str):
             raise BadOutput("problem is not a string")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in i.tags.items()):
+        raise BadOutput("tags are not strings")
+    if (i.loudness is None) != (i.gain is None):
+        raise BadOutput("loudness without gain or gain without loudness")
     json.dumps(i.as_dict())
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors in bitstreams/vectors/ and their manifest (FORMAT.md §11).
+"""Make the conformance vectors of the current format in bitstreams/vectors/v4/ and their manifest
+(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/) are frozen: they were made by
+the release of that format and are never regenerated.
 
     python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
 
 Each vector is a small ``.pac`` byte stream made by the pacodec encoder from the shipped CC0 clips
 or a synthetic signal, sometimes edited afterwards (header removed, bytes corrupted, frames
-removed).  Its reference decoding is the reference decoder's binary32 output, stored as a 32-bit
+removed, the metadata block damaged).  Its reference decoding is the reference decoder's binary32 output, stored as a 32-bit
 float WAV (``NAME.ref.wav``).  ``manifest.json`` is generated here and never edited by hand: it
 records how each vector was made (the exact encoder arguments and edits), what it covers
 (computed by walking its frames with the independent, spec-only parser below, not by the
@@ -32,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
-OUT = ROOT / "bitstreams" / "vectors"
+OUT = ROOT / "bitstreams" / "vectors" / "v4"
 CODEBOOKS = ROOT / "pacodec" / "data" / "codebooks.json"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -93,7 +95,7 @@ def parse_config(b):
     short, shape, quant, res = b[3] >> 7, (b[3] >> 6) & 1, (b[3] >> 4) & 3, b[3] & 15
     mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
     n, vv = 1 << hl, 1 << ol
-    ok = (v == FORMAT_VERSION and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+    ok = (v in (3, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
           and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
           and (not short or (vv == n and n >= 128)))
     return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
@@ -209,6 +211,41 @@ def parse_payload(p, cfg, codes, stats):
     stats["stuffing_frames"] += (len(p) - (r.pos + 7) // 8) > 0
 
 
+def u7(b):
+    """FORMAT.md §3.3: bytes of 7 bits, most significant first (None: a top bit is set)."""
+    v = 0
+    for x in b:
+        if x > 127:
+            return None
+        v = v * 128 + x
+    return v
+
+
+def parse_metadata(data, at):
+    """The metadata block at ``at`` (§3.3): {"comments", "loudness", "size"} or {"damaged"}."""
+    L = u7(data[at + 4:at + 6]) if len(data) >= at + 6 else None
+    if L is None or at + L + 9 > len(data):
+        return {"damaged": "length"}
+    crc = u7(data[at + 6 + L:at + 9 + L])
+    if crc is None or crc != crc16(data[at:at + 6 + L]):
+        return {"damaged": "crc"}
+    body = data[at + 6:at + 6 + L]
+    v = u7(body[:3]) if L >= 3 else None
+    if v is None or (len(body) > 3 and body[-1] != 0):
+        return {"damaged": "body"}
+    comments = []
+    for raw in body[3:].split(b"\0")[:-1]:
+        key, eq, value = raw.partition(b"=")
+        if not eq or not key or any(c < 0x20 or c > 0x7D for c in key):
+            return {"damaged": "comment"}
+        try:
+            comments.append([key.decode("ascii").upper(), value.decode("utf-8")])
+        except UnicodeDecodeError:
+            return {"damaged": "utf-8"}
+    return {"comments": comments, "loudness": None if v == 0 else (v - 1048576) / 256,
+            "size": L + 9}
+
+
 def walk(data):
     """Follow FORMAT.md §4.3 over the whole byte stream (frame acceptance and the time line);
     returns (config, coverage stats, emitted frames [[position, normative, cut]]), where ``cut`` is
@@ -218,7 +255,7 @@ def walk(data):
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
-              first_index=None)
+              first_index=None, metadata=None)
     cfg = total = None
     had_header = from_header = started = False
     next_seq = next_index = None
@@ -244,6 +281,11 @@ def walk(data):
                 total = None if t == 2 ** 48 - 1 else t
                 st["total_in_header"] = total is not None
         p = 20
+        if cfg is not None and cfg["version"] == 4 and data[20:24] == b"PACM":
+            meta = parse_metadata(data, 20)
+            st["metadata"] = meta
+            if "size" in meta:
+                p = 20 + meta.pop("size")
 
     def gap(seq, start):
         nonlocal pos
@@ -362,7 +404,19 @@ def frames_of(data, start):
 
 def encode(x, fs, kw):
     enc = pacodec.Encoder(fs, x.shape[1], total_frames=len(x), **kw)
-    return enc.header() + b"".join(enc.encode(x)) + b"".join(enc.flush())
+    frames = b"".join(enc.encode(x)) + b"".join(enc.flush())
+    return enc.header() + frames           # after flush: the metadata block has the loudness
+
+
+TAGS = {"TITLE": "Prélude — ピアノ ✓", "ARTIST": ["Ann", "Bo"], "ALBUM": "Vectors",
+        "TRACKNUMBER": "7", "DATE": "2026", "COMMENT": "two\nlines", "X-EMPTY": ""}
+
+
+def damage_metadata(data):
+    """One byte of the metadata block's first comment flipped: its CRC fails."""
+    b = bytearray(data)
+    b[20 + 9 + 6] ^= 0x01
+    return bytes(b), "metadata block byte 15 (in its first comment) flipped: its CRC fails"
 
 
 def headerless_from_second_config(data):
@@ -445,6 +499,12 @@ def vectors():
     burst = (0.3 * np.sin(2 * np.pi * 300 * tn) * (tn < 0.15))[:, None]
     yield "mono_8k_cbr_stuffing", burst, 8000, dict(bitrate=32, quantizer="uniform"), None, \
         "0.15 s of a 300 Hz sine, then digital silence (CBR stuffing bytes, escapes)"
+    pt, _ = clip("piano.flac", 0.6, 0.2)
+    yield "stereo_16k_tags", resample(pt, fs, 16000), 16000, dict(
+        bitrate=48, quantizer="uniform", tags=TAGS), None, "piano.flac 0.2-0.8 s at 16 kHz"
+    yield "stereo_16k_tags_damaged", resample(pt, fs, 16000), 16000, dict(
+        bitrate=48, quantizer="uniform", tags=TAGS), damage_metadata, \
+        "piano.flac 0.2-0.8 s at 16 kHz"
 
 
 def _tones(rng):
@@ -507,6 +567,15 @@ def reference_decode(data):
     return np.concatenate(y).astype(np.float32, copy=False), dec.samplerate
 
 
+def reference_metadata(data):
+    dec = pacodec.Decoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dec.feed(data)
+        dec.finish()
+    return dec.metadata
+
+
 def covers(cfg, st, data):
     """The manifest's ``covers`` object: the stream's config and what its frames exercise."""
     return {
@@ -521,7 +590,9 @@ def covers(cfg, st, data):
         "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
         "rejected_candidates": st["damaged_candidates"],
         "crc_valid_invalid_payloads": st["invalid_payloads"],
-        "concealed_frames": st["concealed"], "spliced_frames": st["spliced"]}
+        "concealed_frames": st["concealed"], "spliced_frames": st["spliced"],
+        **({"metadata_block": "damaged" if "damaged" in st["metadata"] else "valid"}
+           if st["metadata"] is not None else {})}
 
 
 def main():
@@ -559,6 +630,17 @@ def main():
         if n_out != len(y):
             raise SystemExit(f"{name}: the walker's time line ({n_out}) disagrees with the "
                              f"decoder ({len(y)}): fix one of them")
+        meta, dec_meta = st["metadata"], reference_metadata(data)
+        if meta is not None and "damaged" not in meta:
+            if dec_meta is None or [list(c) for c in dec_meta.comments] != meta["comments"] \
+                    or dec_meta.loudness != meta["loudness"]:
+                raise SystemExit(f"{name}: the walker's metadata disagrees with the decoder's")
+        elif dec_meta is not None:
+            raise SystemExit(f"{name}: the decoder took metadata from a damaged block")
+        if edit is damage_metadata:  # the audio of a stream with a damaged block: untouched
+            yc, _ = reference_decode(clean)
+            if not np.array_equal(y, yc):
+                raise SystemExit(f"{name}: a damaged metadata block changed the audio")
         if edit is damage:           # outside the non-normative ranges: the intact decode
             yc, _ = reference_decode(clean)
             keep = np.ones(len(y), bool)
@@ -574,7 +656,8 @@ def main():
             "name": name, "pac": pac.name, "reference": ref.name,
             "pac_sha256": sha(pac), "reference_sha256": sha(ref),
             "samplerate": fs2, "channels": int(y.shape[1]), "frames": int(len(y)),
-            "made_with": made, "covers": covers(cfg, st, data), "non_normative": bad})
+            "made_with": made, "covers": covers(cfg, st, data), "non_normative": bad,
+            **({"metadata": st["metadata"]} if st["metadata"] is not None else {})})
         print(f"{name}: {len(data)} bytes, {len(y)} x {y.shape[1]} @ {fs2}, "
               f"{sum(b - a for a, b in bad)} non-normative samples")
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

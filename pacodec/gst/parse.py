@@ -53,8 +53,11 @@ class PacodecParse(_Element):
             elif hdr:
                 self._configure(hdr.config)
                 self._total = hdr.total_length
-                ret = self.push(bytes(sc.buf[sc.pos - bs.HEADER_SIZE:sc.pos]), 0, 0,
-                                Gst.BufferFlags.HEADER)
+                if sc.metadata is not None:          # FORMAT.md §3.3: tags for players
+                    self.srcpad.push_event(Gst.Event.new_tag(_tag_list(sc.metadata)))
+                elif sc.metadata_error is not None:
+                    self.warn(f"pacodecparse: ignoring the tags ({sc.metadata_error})")
+                ret = self.push(sc.header_bytes, 0, 0, Gst.BufferFlags.HEADER)
                 if ret != Gst.FlowReturn.OK:
                     return ret
         ret = Gst.FlowReturn.OK
@@ -100,3 +103,35 @@ class PacodecParse(_Element):
                        "pacodecparse: no pacodec frame found in the input (not a .pac stream?)")
             return Gst.FlowReturn.ERROR
         return Gst.FlowReturn.OK
+
+
+# Vorbis comment names -> GStreamer tags (the rest are left out)
+_GST_TAGS = {"TITLE": "title", "ARTIST": "artist", "ALBUM": "album", "DATE": "datetime",
+             "GENRE": "genre", "COMMENT": "comment", "COPYRIGHT": "copyright",
+             "LICENSE": "license", "TRACKNUMBER": "track-number"}
+
+
+def _tag_list(meta):
+    """A stream-scope ``Gst.TagList`` of the metadata block: the common tags, and the loudness
+    as ReplayGain track gain (``replaygain-track-gain``, dB to -18 LUFS; reference level 89 dB
+    SPL, the ReplayGain equivalent)."""
+    tl = Gst.TagList.new_empty()
+    tl.set_scope(Gst.TagScope.STREAM)
+    for key, value in meta.comments:
+        name = _GST_TAGS.get(key)
+        if name == "track-number":
+            digits = value.split("/")[0].strip()
+            if digits.isdigit() and int(digits) < 2 ** 32:
+                from gi.repository import GObject
+                tl.add_value(Gst.TagMergeMode.APPEND, name,
+                             GObject.Value(GObject.TYPE_UINT, int(digits)))
+        elif name == "datetime":
+            dt = Gst.DateTime.new_from_iso8601_string(value.strip())
+            if dt is not None:
+                tl.add_value(Gst.TagMergeMode.APPEND, name, dt)
+        elif name is not None:
+            tl.add_value(Gst.TagMergeMode.APPEND, name, value)
+    if meta.gain is not None:
+        tl.add_value(Gst.TagMergeMode.REPLACE, "replaygain-track-gain", float(meta.gain))
+        tl.add_value(Gst.TagMergeMode.REPLACE, "replaygain-reference-level", 89.0)
+    return tl
