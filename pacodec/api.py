@@ -80,16 +80,19 @@ def read(file, *, start: float = 0.0, stop: float | None = None, strict: bool = 
         return f.read(frames), f.samplerate
 
 
-def write(file, data, samplerate, bitrate=None, *, mode=None, force=True, **options) -> None:
+def write(file, data, samplerate, bitrate=None, *, mode=None, force=True, tags=None,
+          loudness=None, **options) -> None:
     """Encode ``data`` and write it to ``file`` (a path: written atomically; or a file object).
 
-    The coding options are those of :func:`encode` (none: VBR at the default quality).  Like
+    The coding options, ``tags`` and ``loudness`` are those of :func:`encode` (no rate option:
+    VBR at the default quality).  Like
     ``soundfile.write``, an existing file is replaced -- atomically, so the old one stays
     intact until the new one is complete; ``force=False`` refuses instead."""
     x = _as_2d(data)
     opts = resolve(bitrate=bitrate, mode=mode, **options)    # PacFile's own `mode` is "w"
     with PacFile(file, "w", samplerate=samplerate, channels=x.shape[1], force=force,
-                 total_frames=len(x), **opts.encoder_kwargs()) as f:
+                 total_frames=len(x), tags=tags, loudness=loudness,
+                 **opts.encoder_kwargs()) as f:
         f.write(x)
 
 

@@ -232,7 +232,9 @@ def test_cli_default_is_vbr_at_the_default_quality(tmp_path, capsys):
     assert main(["encode", str(wav)]) == 0
     assert f"(VBR quality {DEFAULT_QUALITY:g})" in capsys.readouterr().err
     x, _ = sf.read(wav, always_2d=True)
-    assert (tmp_path / "a.pac").read_bytes() == pacodec.encode(x, RATE, quality=DEFAULT_QUALITY)
+    # the CLI always stores the input's loudness (FORMAT.md §3.3)
+    assert (tmp_path / "a.pac").read_bytes() == pacodec.encode(x, RATE, quality=DEFAULT_QUALITY,
+                                                               loudness=True)
 
 
 def test_quality_for_kbps_inverts_the_published_scale_and_clamps():
