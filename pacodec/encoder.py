@@ -260,7 +260,7 @@ class Encoder:
         else:
             kbps_ch = self.settings.bitrate / ch
         bw = bandwidth_hz(kbps_ch)
-        pns_hz, self._pns_ton = pns_rule(kbps_ch)
+        pns_hz, self._pns_ton, self._zero_fill = pns_rule(kbps_ch)
         edges = self.layout.edges_long
         fbin = cfg.samplerate / (2.0 * n)
         self._max_band_long = int(np.searchsorted(edges[1:] * fbin, bw, side="left") + 1)
@@ -521,13 +521,13 @@ class Encoder:
         out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
                self._ms_mode, self._ms_flags, self._max_band, self._ubits, self._rdi, self._rdf)
         offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
-                                      pns_band, self._pns_ton, *out)
+                                      pns_band, self._pns_ton, self._zero_fill, *out)
         if hi is not None:
             self.rate.offset = offset
         while nbits > limit and max_band > 0:      # pathological: drop bands until it fits
             max_band -= 1
             self._max_band[:] = max_band
-            nbits = code_at(offset, *state, max_band, pns_band, self._pns_ton, *out)
+            nbits = code_at(offset, *state, max_band, pns_band, self._pns_ton, self._zero_fill, *out)
         buf = self._payload
         buf[:] = 0
         st = writer_state()

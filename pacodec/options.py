@@ -183,7 +183,7 @@ def resolve(*, bitrate=None, abr=None, quality=None, distance=None, mode=None, q
 # ------------------------------------------------------------------------- command line
 #: Mean bitrate (kbit/s) of ``pacodec encode -q Q`` on 44.1 kHz stereo music: 10 whole clips of
 #: the corpus (README "Quickstart: your own files" has the clips and the command).
-QUALITY_KBPS = ((0, 27), (1, 41), (2, 56), (3, 58), (4, 63), (5, 75), (6, 99), (7, 127),
+QUALITY_KBPS = ((0, 27), (1, 41), (2, 56), (3, 62), (4, 66), (5, 78), (6, 101), (7, 128),
                 (8, 161), (9, 194), (10, 229))
 
 
