@@ -656,7 +656,7 @@ def cmd_info(args):
                         f"; the header declares {i.declared_frames / i.samplerate:.3f} s")
             dur += f", measured: no end-of-stream frame (truncated){declared}"
             _warn(f"{i.path}: truncated: {i.duration:.3f} s of audio decode from it{declared}")
-        print(f"{i.path}: pacodec stream")
+        print(f"{i.path}: pacodec stream, format version {i.format_version}")
         print(f"  sample rate   {i.samplerate} Hz, {i.channels} channel(s)")
         print(f"  duration      {dur}")
         print(f"  frames        {i.codec_frames} x {i.frame_size} samples "

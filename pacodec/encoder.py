@@ -181,10 +181,10 @@ class Encoder:
 
     ``Encoder(samplerate, channels)`` codes VBR at the default quality; ``bitrate=128`` CBR at
     128 kbit/s for all channels; ``abr=96`` (or ``bitrate=96, mode="abr"``) averages the bitrate
-    over seconds; ``quality=0..10``
-    or ``distance=D`` selects VBR at a perceptual distance (1.0 = noise at the masking threshold).
-    Give at most one of ``bitrate``, ``abr``, ``quality``, ``distance``; ``mu`` alone selects the mulaw
-    quantizer (the rules of :mod:`pacodec.options`, the same in every front-end).  ``encode(pcm)`` takes
+    over seconds; ``quality=0..10`` or ``distance=D`` selects VBR at a perceptual distance (1.0 =
+    noise at the masking threshold).  Give at most one of ``bitrate``, ``abr``, ``quality``,
+    ``distance``; ``mu`` alone selects the mulaw quantizer (the rules of :mod:`pacodec.options`,
+    the same in every front-end).  ``encode(pcm)`` takes
     float samples shaped ``(n, channels)`` (or ``(n,)`` for mono) and returns the frames completed
     so far as ``bytes`` objects; ``flush()`` returns the rest and the end-of-stream frame.
 

@@ -256,6 +256,7 @@ class Info:
     tags: dict = field(default_factory=dict)   # {KEY: value} of the metadata block (§3.3)
     loudness: float | None = None   # LUFS (ITU-R BS.1770) of the encoder's input
     gain: float | None = None       # dB to ReplayGain 2.0's -18 LUFS: -18 - loudness
+    format_version: int = 0         # the stream's format version (FORMAT.md §3.1)
 
     def as_dict(self):
         return asdict(self)
@@ -892,4 +893,4 @@ def _info(fh, name) -> Info:
                 dcr=dcr, problems=list(problems), truncated=not eos, declared_frames=declared,
                 tags=meta.tags if meta is not None else {},
                 loudness=meta.loudness if meta is not None else None,
-                gain=meta.gain if meta is not None else None)
+                gain=meta.gain if meta is not None else None, format_version=cfg.version)

@@ -153,3 +153,15 @@ def test_metadata_vectors_give_their_tags_and_loudness_and_a_damaged_block_only_
     assert bad["covers"]["rejected_candidates"] == 0       # no sync word in the block
     # the damaged block is skipped as garbage even by strict decoding
     assert np.array_equal(_decode((_dir(4) / bad["pac"]).read_bytes(), strict=True)[0], y)
+
+
+def test_info_names_the_format_version_of_version_3_and_version_4_streams(tmp_path):
+    """0.3's files keep decoding, and `pacodec info` says which format a file is in."""
+    for version in SETS:
+        entry = _entry(version, "stereo_44k_power")
+        i = pacodec.info(_dir(version) / entry["pac"])
+        assert i.format_version == version and i.as_dict()["format_version"] == version
+        assert not i.problems
+    new = tmp_path / "new.pac"
+    pacodec.write(new, np.zeros((4000, 1)), 8000, bitrate=16)
+    assert pacodec.info(new).format_version == bs.FORMAT_VERSION == 4
