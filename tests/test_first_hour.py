@@ -138,7 +138,9 @@ def test_a_truncated_stream_decodes_to_the_same_length_on_a_pipe(tmp_path, half_
 def test_a_reader_that_goes_away_ends_the_process_by_sigpipe(tmp_path, unbuffered, command):
     # 1 s: decode writes the samples in one write() larger than the pipe, which the reader
     # leaves half done; unbuffered, Python took that partial write for all and exited 0
-    src = noise_wav(tmp_path / "in.wav", 48000, 2, 1)
+    # encode: 8 s, so its output (~200 KB) cannot all fit in the pipe before the reader goes:
+    # with 1 s (25 KB) every write could land in the pipe's buffer first, and exit 0 was a race
+    src = noise_wav(tmp_path / "in.wav", 48000, 2, 1 if command == "decode" else 8)
     ok(run("encode", src, "-o", tmp_path / "in.pac"))
     arg = tmp_path / ("in.pac" if command == "decode" else "in.wav")
     env = dict(os.environ, PYTHONUNBUFFERED=unbuffered)

@@ -362,7 +362,7 @@ def test_typefinder_recognises_pacodec_streams_and_nothing_else(tmp_path, cli_pa
     assert tf.identify(_peek_of(data)) == tf.MAXIMUM                 # header, CRC valid
     damaged = data[:6] + bytes([data[6] ^ 1]) + data[7:]
     assert tf.identify(_peek_of(damaged)) == tf.LIKELY                # magic, CRC fails
-    body = data[bs.HEADER_SIZE:]                                      # a headerless stream
+    body = data[bs.frames_start(data):]                     # a headerless stream
     assert tf.identify(_peek_of(body)) == tf.NEARLY_CERTAIN
     first = bs.parse_frame_at(body, 0).size
     assert tf.identify(_peek_of(body[:first])) == tf.POSSIBLE         # one frame, then the end
@@ -398,7 +398,8 @@ def test_decodebin_and_playbin_play_a_pac_file(tmp_path, gst_env, cli_pac, heade
     src = cli_pac
     if not header:
         src = tmp_path / "live.bin"          # a recorded stream: no header, no .pac extension
-        src.write_bytes(cli_pac.read_bytes()[bs.HEADER_SIZE:])
+        data = cli_pac.read_bytes()           # no header, no metadata block (§3.3)
+        src.write_bytes(data[bs.frames_start(data):])
     ok(cli("decode", src, "-o", tmp_path / "cli.wav", "--float"))
     out = tmp_path / "gst.wav"
     sink = f"audioconvert ! audio/x-raw,format=F32LE ! wavenc ! filesink location={out}"
