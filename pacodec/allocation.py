@@ -5,10 +5,11 @@ coarsest scalefactor whose *measured* quantization noise stays within ``T_u * w_
 ``T_u`` is the masking threshold of the unit, ``w_b`` the low-frequency tilt of its band (TILT_DB)
 and ``o`` the frame's distance offset in dB (0 dB = noise at the tilted threshold); a unit above its
 threshold also keeps the SNR floor of its band (FLOOR_DB) until the offset passes 15 dB; its
-values are rounded so the reconstruction is no louder than the unit (:func:`quantize_matched`).  A unit whose energy is below that allowance is zero, unless it is
-non-tonal and within 10 dB of its masking threshold (ZERO_FILL): then, like a noise-like unit
-above the noise-substitution start that is masked or cheap to describe that way, it is coded as
-noise of its RMS (book 7, a scalefactor and no spectral data).  The coded units' books are then
+values are rounded so the reconstruction is no louder than the unit (:func:`quantize_matched`).
+A unit whose energy is below that allowance is zero, unless it is non-tonal and within 10 dB of
+its masking threshold (ZERO_FILL, from 48 kbit/s per channel): then, like a noise-like unit above
+the noise-substitution start that is masked or cheap to describe that way, it is coded as noise
+of its RMS (book 7, a scalefactor and no spectral data).  The coded units' books are then
 chosen together (:func:`rd_scalefactors`, a Viterbi search over each unit's two smallest fitting
 books) for the fewest bits of spectral data, context-coded book indices and scalefactor deltas.
 
@@ -40,9 +41,10 @@ __all__ = ["allocate", "code_at", "search_offset", "stereo_decision", "RateContr
 #: energy is above ZERO_FILL times its masking threshold and which is not tonal (tonality below
 #: ZERO_FILL_TON) is coded as noise of its RMS (book 7) instead, at any frequency, from
 #: ZERO_FILL_KBPS per channel up (pns_rule).  Whole clips, CBR, the corpus's even half chosen
-#: on, its odd half confirming: 128 kbit/s 2f +3.9 / +1.7, ViSQOL +0.0003 / +0.0004; 64 kbit/s
-#: 2f +1.5 / +1.8 but ViSQOL -0.005 / -0.017 (journeys_end -0.13: the noise units' scalefactors
-#: cost the coded units bits there), so not below 48 kbit/s per channel.
+#: on, its odd half confirming: 128 kbit/s 2f +3.9 / +1.7, ViSQOL +0.0003 / +0.0004; 96 kbit/s
+#: (odd half) 2f +2.6, ViSQOL -0.001; 64 kbit/s 2f +1.5 / +1.8 but ViSQOL -0.005 / -0.017
+#: (journeys_end -0.13: the noise units' scalefactors cost the coded units bits there), so not
+#: below 48 kbit/s per channel.
 ZERO_FILL = 0.1
 ZERO_FILL_TON = 0.5
 ZERO_FILL_KBPS = 48.0
@@ -451,8 +453,7 @@ def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quant
     for c in range(cod.shape[0]):
         allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], floor, gain, quantizer,
                  mu, max_band, pns_band, pns_ton, zero_fill, books[c], sf[c], q[c], lengths, hint[c],
-                 ubits[c],
-                 rdi, rdf)
+                 ubits[c], rdi, rdf)
         # max_band ends at the last band any group codes: trailing zero units cost book indices
         last = 0
         for g in range(ngroups):
