@@ -85,14 +85,24 @@ def decode_settings(*, fmt="wav", float_=False, strict=False) -> dict:
             "pacodec": __version__}
 
 
+def _resolve_keywords(s: dict) -> dict:
+    """The keywords of :func:`pacodec.options.resolve` of a settings record."""
+    rate = {k: s[k] for k in ("quality", "distance") if k in s} or {
+        "abr" if s["mode"] == "abr" else "bitrate": s["bitrate"]}
+    return dict(rate, quantizer=s["quantizer"], mu=s["mu"] if s["quantizer"] == "mulaw" else None,
+                window_shape=s["window"], low_delay=s["low_delay"])
+
+
 def _encoder_kwargs(s: dict) -> dict:
     """The :class:`~pacodec.Encoder` keywords of a settings record."""
     from .options import resolve
-    rate = {k: s[k] for k in ("quality", "distance") if k in s} or {
-        "abr" if s["mode"] == "abr" else "bitrate": s["bitrate"]}
-    return resolve(**rate, quantizer=s["quantizer"],
-                   mu=s["mu"] if s["quantizer"] == "mulaw" else None, window_shape=s["window"],
-                   low_delay=s["low_delay"]).encoder_kwargs()
+    return resolve(**_resolve_keywords(s)).encoder_kwargs()
+
+
+def _coding_options(s: dict, samplerate, channels):
+    """The coding options of a settings record for an input (with the input's limits)."""
+    from .ratelimit import coding_options
+    return coding_options(samplerate, channels, **_resolve_keywords(s))
 
 
 def _settings_key(s: dict) -> str:
@@ -399,9 +409,12 @@ def _encode_file(job, rec):
         raise _error(f"not a readable audio file ({msg.rstrip('.')})") from None
     with snd:
         total = snd.frames if snd.seekable() else None
+        opts = _coding_options(s, snd.samplerate, snd.channels)   # the input's limits too
+        if opts.note:
+            rec["note"] = opts.note
         tags = _file_tags(snd, rec)
         enc = Encoder(snd.samplerate, snd.channels, total_frames=total, tags=tags,
-                      loudness=True, **_encoder_kwargs(s))
+                      loudness=True, **opts.encoder_kwargs())
         os.makedirs(os.path.dirname(job["dst"]), exist_ok=True)
         done = 0
         with atomic_output(job["dst"], force=True, inputs=[job["src"]]) as fh:
@@ -1004,6 +1017,9 @@ def cmd_batch(args):
     if not args.quiet:
         print(summary_line(res, args.decode), file=sys.stderr)
         print(f"pacodec batch: manifest {res.manifest}", file=sys.stderr)
+    for r in res.encoded:
+        if r.get("note") and not args.quiet:
+            print(f"pacodec: warning: {r['input']}: {r['note']}", file=sys.stderr)
     for r in res.failed:
         print(f"pacodec: failed: {r['input']}: {r['error']}", file=sys.stderr)
     if args.report:

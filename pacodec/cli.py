@@ -236,41 +236,14 @@ def _wav_trailing_audio(path, block_align) -> int:
     return rest if rest >= max(block_align, 8) else 0
 
 
-#: a rate option above this fraction of 16-bit PCM's rate is capped there (the stream, headers
-#: included, then stays below PCM)
-PCM_CAP = 0.95
-
-
-def _pcm_kbps(samplerate, channels):
-    return samplerate * channels * 16 / 1000
-
-
-def _encoder_kwargs(args, samplerate, channels, opts=None):
-    """Encoder keywords: the options resolved by :mod:`pacodec.options` (the rules of every
-    front-end), then this command's checks of a CBR/ABR rate against the input (warnings)."""
-    from . import options
-    opts = options.from_args(args) if opts is None else opts
-    if opts.mode != "vbr":
-        rate = opts.bitrate
-        pcm = _pcm_kbps(samplerate, channels)
-        from . import SUPPORTED_RATES
-        if rate > PCM_CAP * pcm and samplerate in SUPPORTED_RATES:
-            # capped a little below PCM: frame headers come on top of the rate coded
-            cap = round(PCM_CAP * pcm, 1)
-            _warn(f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit "
-                  f"PCM at {samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at "
-                  f"{cap:g} kbit/s so that the stream stays smaller than PCM")
-            rate = cap
-        if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
-            from .api import minimum_bitrate
-            low = minimum_bitrate(samplerate, channels, low_delay=args.low_delay)
-            if rate < low:
-                raise CliError(f"{rate:g} kbit/s is too low for {samplerate} Hz x {channels} ch: "
-                               f"frame headers and side information alone take most of it, "
-                               f"and the audio would decode as silence; use at least {low:g} "
-                               f"kbit/s (or fewer channels, or a lower sample rate)")
-        opts = opts.with_bitrate(rate)
-    return opts.encoder_kwargs()
+def _coding_options(args, samplerate, channels):
+    """The coding options of the command line for this input (:mod:`pacodec.options`, with the
+    input's limits: a rate capped at 16-bit PCM's is a warning, one too low an error)."""
+    from .ratelimit import coding_options
+    opts = coding_options(samplerate, channels, **options.args_options(args))
+    if opts.note:
+        _warn(opts.note)
+    return opts
 
 
 def _warn(msg):
@@ -341,7 +314,8 @@ def cmd_encode(args):
         total = src.frames if src.seekable() else None
         # before the rate checks: minimum_bitrate runs the encoder (compiling it when cold)
         _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
-        kwargs = _encoder_kwargs(args, src.samplerate, src.channels, opts)
+        opts = _coding_options(args, src.samplerate, src.channels)
+        kwargs = opts.encoder_kwargs()
         loudness = True              # measured while encoding; the header is rewritten at the end
         if out == "-" and src.seekable():
             loudness = _measure_loudness(src)       # stdout cannot be rewritten: measure first
@@ -394,9 +368,9 @@ def cmd_encode(args):
                       f"bytes follow its data chunk; they were not encoded (the header is "
                       f"probably wrong)")
         if opts.mode != "vbr":                  # a rate was asked for: is it what came out?
-            _clinotes.check_rate(out, nbytes, done / src.samplerate, opts.bitrate,
-                                 kwargs.get("bitrate", kwargs.get("abr")),
-                                 _pcm_kbps(src.samplerate, src.channels), src.samplerate,
+            _clinotes.check_rate(out, nbytes, done / src.samplerate,
+                                 opts.asked_bitrate or opts.bitrate, opts.bitrate,
+                                 options.pcm_kbps(src.samplerate, src.channels), src.samplerate,
                                  src.channels, _warn)
         if not args.quiet and out != "-":
             size = os.path.getsize(out)

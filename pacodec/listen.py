@@ -101,7 +101,7 @@ def cmd_listen(args):
 
     from . import _clinotes
     from .api import decode
-    from .cli import CliError, _encoder_kwargs, _open_input_audio, _warn
+    from .cli import CliError, _coding_options, _open_input_audio, _warn
     from .encoder import Encoder
     from .pacfile import atomic_output
     if args.input == "-":
@@ -113,7 +113,8 @@ def cmd_listen(args):
         fs, ch = src.samplerate, src.channels
         _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS + _clinotes.DECODE_KERNELS,
                                     args.quiet)
-        kwargs = [_encoder_kwargs(v.namespace(args), fs, ch) for v in versions]
+        kwargs = [_coding_options(v.namespace(args), fs, ch).encoder_kwargs()
+                  for v in versions]
         start = int(round(_seconds(args.start) * fs)) if args.start else 0
         count = -1 if args.duration is None else int(round(_seconds(args.duration) * fs))
         if src.seekable():
