@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -47,12 +46,14 @@ import time
 __all__ = ["MANIFEST", "encode_settings", "scan", "load_manifest", "run_batch", "run_job",
            "report", "add_parser", "cmd_batch", "BatchResult"]
 
-MANIFEST = "pacodec-manifest.jsonl"
 #: extensions taken as audio when no --include is given (what libsndfile reads); a file with one
 #: of these that libsndfile cannot open is a failure, other files are ignored
 AUDIO_EXTS = frozenset("""wav wave flac ogg oga opus aif aiff aifc au snd caf w64 rf64 bwf mp3 mat
     mat4 mat5 paf pvf sd2 sds htk nist sph ircam sf voc xi avr wve mpc""".split())
 ENV_SCORE_PATH = "PACODEC_SCORE_PATH"
+
+from .manifest import (COORDINATOR_FDS, MANIFEST, ManifestWriter, latest_files,  # noqa: E402
+                       load_manifest, read_records, settings_key, sha256, up_to_date)
 
 
 class BatchError(Exception):
@@ -103,10 +104,6 @@ def _coding_options(s: dict, samplerate, channels):
     """The coding options of a settings record for an input (with the input's limits)."""
     from .ratelimit import coding_options
     return coding_options(samplerate, channels, **_resolve_keywords(s))
-
-
-def _settings_key(s: dict) -> str:
-    return json.dumps(s, sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------------------------- scanning
@@ -162,119 +159,8 @@ def scan(in_dir, out_dir, *, decode=False, include=(), exclude=(), fmt="wav"):
     return jobs, ignored
 
 
-# ---------------------------------------------------------------------------------- manifest
-def _read_lines(path):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except ValueError:             # a torn last line (the writer was killed mid-append)
-            continue
-    return out
-
-
-def load_manifest(path_or_dir) -> list[dict]:
-    """All records of a manifest (a path, or a directory holding ``pacodec-manifest.jsonl``)."""
-    path = os.fspath(path_or_dir)
-    if os.path.isdir(path):
-        path = os.path.join(path, MANIFEST)
-    return _read_lines(path)
-
-
-def latest_files(records, kind=None) -> dict:
-    """input path -> its latest ``file`` record (an ``error`` record after it removes it)."""
-    latest = {}
-    for r in records:
-        if r.get("type") == "file" and (kind is None or r.get("settings", {}).get("kind") == kind):
-            latest[r["input"]] = r
-        elif r.get("type") == "error":
-            latest.pop(r.get("input"), None)
-    return latest
-
-
-#: descriptors only the coordinator may hold (the manifest and its lock): a forked worker closes
-#: its copies, or a worker still alive after its coordinator died would keep the next run out
-_COORDINATOR_FDS: set = set()
 _PARENT = None          # in a pool worker: the coordinator's pid
 _IN_JOB = False         # in a pool worker: inside run_job, where a SIGTERM must unwind
-
-
-class _ManifestWriter:
-    """Appends one JSON line per record with a single write on an O_APPEND descriptor, then fsync:
-    a kill at any point leaves complete lines plus at most one torn line, which ``open`` cuts off."""
-
-    def __init__(self, path):
-        self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        _COORDINATOR_FDS.add(self.fd)
-        try:
-            import fcntl
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:            # not POSIX: no lock
-            pass
-        except OSError:
-            os.close(self.fd)
-            raise _error(f"{path} is in use by another 'pacodec batch' (one run per output "
-                         f"directory at a time)") from None
-        size = os.lseek(self.fd, 0, os.SEEK_END)
-        if size:
-            os.lseek(self.fd, max(0, size - 1), os.SEEK_SET)
-            if os.read(self.fd, 1) != b"\n":          # torn last line: cut it off
-                with open(path, "rb") as f:
-                    keep = f.read().rfind(b"\n") + 1
-                os.ftruncate(self.fd, keep)
-                os.fsync(self.fd)
-
-    def append(self, record: dict):
-        line = (json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
-                + "\n").encode()
-        n = os.write(self.fd, line)
-        while n < len(line):               # a short write to a regular file (disk nearly full)
-            n += os.write(self.fd, line[n:])
-        os.fsync(self.fd)
-
-    def close(self):
-        if self.fd is not None:
-            _COORDINATOR_FDS.discard(self.fd)
-            os.close(self.fd)
-            self.fd = None
-
-
-def _sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
-
-
-def _up_to_date(job, rec, settings_key, verify):
-    """Whether ``rec`` (the input's latest manifest record) still describes a finished output."""
-    if rec is None or rec.get("settings_key") != settings_key or rec.get("output") != job["output"]:
-        return False
-    try:
-        st = os.stat(job["src"])
-        out_size = os.path.getsize(job["dst"])
-    except OSError:
-        return False
-    if st.st_size != rec.get("input_size") or out_size != rec.get("output_size"):
-        return False
-    if st.st_mtime_ns != rec.get("input_mtime_ns"):
-        # touched or copied: the same content counts as the same input
-        if not rec.get("input_sha256") or _sha256(job["src"]) != rec["input_sha256"]:
-            return False
-    if verify and _sha256(job["dst"]) != rec.get("output_sha256"):
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------- workers
@@ -302,10 +188,10 @@ def _worker_init():
     global _PARENT
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the coordinator decides what Ctrl-C does
     _PARENT = os.getppid()
-    for fd in list(_COORDINATOR_FDS):                # forked: drop the manifest lock's copies
+    for fd in list(COORDINATOR_FDS):                # forked: drop the manifest lock's copies
         with contextlib.suppress(OSError):
             os.close(fd)
-    _COORDINATOR_FDS.clear()
+    COORDINATOR_FDS.clear()
 
     def _term(signum, frame):
         if not _IN_JOB:
@@ -436,7 +322,7 @@ def _encode_file(job, rec):
     pcm = done * ch * 2
     rec.update(samplerate=rate, channels=ch, frames=done, duration=round(secs, 6),
                input_format=fmt, output_size=out_size,
-               output_sha256=_sha256(job["dst"]),
+               output_sha256=sha256(job["dst"]),
                bitrate_kbps=round(8 * out_size / secs / 1000, 3) if secs else None,
                dcr=round(1 - out_size / pcm, 6) if pcm else None)
     if job.get("score"):
@@ -472,7 +358,7 @@ def _decode_file(job, rec):
     out_size = os.path.getsize(job["dst"])
     rec.update(samplerate=f.samplerate, channels=f.channels, frames=done,
                duration=round(done / f.samplerate, 6), output_size=out_size,
-               output_sha256=_sha256(job["dst"]), problems=problems[:20])
+               output_sha256=sha256(job["dst"]), problems=problems[:20])
 
 
 def run_job(job: dict) -> dict:
@@ -481,13 +367,13 @@ def run_job(job: dict) -> dict:
     from .errors import PacodecError
     _warm()
     rec = {"type": "file", "input": job["input"], "output": job["output"],
-           "settings": job["settings"], "settings_key": _settings_key(job["settings"]),
+           "settings": job["settings"], "settings_key": settings_key(job["settings"]),
            "host": socket.gethostname(), "pid": os.getpid()}
     t0 = time.perf_counter()
     try:
         st = os.stat(job["src"])
         rec.update(input_size=st.st_size, input_mtime_ns=st.st_mtime_ns,
-                   input_sha256=_sha256(job["src"]))
+                   input_sha256=sha256(job["src"]))
         if job["settings"]["kind"] == "encode":
             _encode_file(job, rec)
         else:
@@ -644,10 +530,11 @@ def _audio(seconds):
 
 
 class _Progress:
-    """files, audio hours, ETA on one rewritten stderr line (terminals only)."""
+    """files, audio hours, ETA on the progress line (terminals only)."""
 
     def __init__(self, jobs, enabled):
-        self.on = enabled
+        from ._frontend import Progress
+        self.line = Progress(enabled=enabled, width=24)
         self.n = len(jobs)
         self.total_bytes = sum(j["size"] for j in jobs) or 1
         self.done = self.failed = 0
@@ -664,22 +551,19 @@ class _Progress:
         else:
             self.failed += 1
         now = time.monotonic()
-        if not self.on or (now - self.last < 0.2 and self.done < self.n):
+        if not self.line.on or (now - self.last < 0.2 and self.done < self.n):
             return
         self.last = now
         el = now - self.t0
         frac = self.bytes / self.total_bytes
         eta = el * (1 - frac) / frac if frac > 0 else 0
-        bar = "#" * int(24 * frac)
         est = self.audio / frac if frac > 0 else 0
         fail = f", {self.failed} failed" if self.failed else ""
-        sys.stderr.write(f"\r[{bar:<24}] {self.done}/{self.n} files{fail}, "
-                         f"{_audio(self.audio)} of ~{_audio(est)} audio, ETA {_hms(eta)}   ")
-        sys.stderr.flush()
+        self.line.show(frac, f"{self.done}/{self.n} files{fail}, {_audio(self.audio)} of "
+                             f"~{_audio(est)} audio, ETA {_hms(eta)}   ")
 
     def close(self):
-        if self.on and self.done:
-            sys.stderr.write("\n")
+        self.line.done()
 
 
 # ---------------------------------------------------------------------------------- the batch
@@ -725,13 +609,13 @@ def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask:
     found, res.ignored = scan(in_dir, out_dir, decode=decode, include=include, exclude=exclude,
                               fmt=settings.get("format", "wav"))
     res.manifest = os.path.join(out_dir, MANIFEST)
-    key = _settings_key(settings)
-    latest = latest_files(_read_lines(res.manifest))
+    key = settings_key(settings)
+    latest = latest_files(read_records(res.manifest))
     for job in found:
         job["settings"] = settings
         if score:
             job["score"], job["score_path"] = list(score), score_path
-        if _up_to_date(job, latest.get(job["input"]), key, verify):
+        if up_to_date(job, latest.get(job["input"]), key, verify):
             res.skipped.append(job)
         else:
             res.todo.append(job)
@@ -745,7 +629,7 @@ def run_batch(in_dir, out_dir, settings: dict, *, jobs: int | None = None, dask:
     conn = _dask_connect(dask) if dask and res.todo else None   # fail before writing anything
     try:
         os.makedirs(out_dir, exist_ok=True)
-        writer = _ManifestWriter(res.manifest)
+        writer = ManifestWriter(res.manifest)
     except BaseException:
         if conn:
             _dask_close(conn)

@@ -60,7 +60,7 @@ def _common(p, device=True):
 def _codec_opts(p):
     p.add_argument("-b", "--bitrate", type=_positive, default=128.0, metavar="KBPS",
                    help="CBR bitrate in kbit/s for all channels (default 128)")
-    from ..cli import LOW_DELAY_HELP
+    from ..options import LOW_DELAY_HELP
     p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     p.add_argument("-r", "--samplerate", type=int, metavar="HZ",
                    help="capture rate (default: the input device's default rate)")
