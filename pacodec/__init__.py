@@ -27,7 +27,7 @@ from .config import SUPPORTED_RATES  # noqa: E402  (light: no numba)
 _LAZY = {
     "encode": "api", "decode": "api", "read": "api", "write": "api", "info": "pacfile",
     "blocks": "api", "Info": "pacfile", "Encoder": "encoder", "Decoder": "decoder",
-    "PacFile": "pacfile", "minimum_bitrate": "api",
+    "PacFile": "pacfile", "minimum_bitrate": "ratelimit",
 }
 
 

@@ -170,7 +170,7 @@ def njit(*args, **kwargs):
     """``numba.njit`` with the project defaults: ``cache=True``, ``nogil=True``, no C-callable
     wrapper (the kernels are called from Python and from each other, never through a C function
     pointer, and numba would otherwise compile that wrapper for every signature), and no numba
-    runtime (``_nrt=False``): drivers allocate, kernels only compute (DESIGN.md), so the
+    runtime (``_nrt=False``): drivers allocate, kernels only compute (the package's rule), so the
     reference counting numba would add to every array argument, view and call is dead weight --
     about a tenth of the cold-start compile time.  A kernel that allocates fails to compile
     ("No implementation of function zeros"); give it ``_nrt=True`` if it really must."""

@@ -14,6 +14,7 @@ All of them are thin wrappers over :class:`pacodec.Encoder`, :class:`pacodec.Dec
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from .encoder import Encoder
 from .errors import EncoderInputError
 from .options import resolve
 from .pacfile import Info, PacFile, info
+from .ratelimit import coding_options, minimum_bitrate
 
 __all__ = ["encode", "decode", "read", "write", "info", "blocks", "Info", "minimum_bitrate"]
 
@@ -43,14 +45,20 @@ def encode(data, samplerate, bitrate=None, *, abr=None, quality=None, distance=N
     Without a rate option: VBR at the default quality (about 128 kbit/s on 44.1 kHz stereo
     music).  ``bitrate`` (kbit/s for all channels) codes CBR, ``abr`` an average bitrate
     (also ``bitrate=B, mode="abr"``); ``quality`` (0..10, 10 best) or ``distance`` select VBR.
-    One rate option at most; the rules are those of :mod:`pacodec.options`.
+    One rate option at most; the rules are those of :mod:`pacodec.options` (a CBR/ABR rate
+    above 16-bit PCM's is capped there with a ``UserWarning``, one too low for the input is an
+    error).
     ``tags={"TITLE": ...}`` are stored in the stream with the measured loudness
     (``loudness=True`` measures it without tags).
     """
     x = _as_2d(data)
-    enc = Encoder(samplerate, x.shape[1], bitrate=bitrate, abr=abr, mode=mode, quality=quality,
-                  distance=distance, quantizer=quantizer, mu=mu, low_delay=low_delay,
-                  window_shape=window_shape, total_frames=len(x), tags=tags, loudness=loudness)
+    opts = coding_options(samplerate, x.shape[1], bitrate=bitrate, abr=abr, mode=mode,
+                          quality=quality, distance=distance, quantizer=quantizer, mu=mu,
+                          low_delay=low_delay, window_shape=window_shape)
+    if opts.note:
+        warnings.warn(f"pacodec: {opts.note}", UserWarning, stacklevel=2)
+    enc = Encoder(samplerate, x.shape[1], total_frames=len(x), tags=tags, loudness=loudness,
+                  **opts.encoder_kwargs())
     parts = enc.encode(x)
     parts += enc.flush()
     return enc.header() + b"".join(parts)       # the header last: it holds the loudness
@@ -100,18 +108,3 @@ def blocks(file, blocksize: int = 4096, *, strict: bool = False):
     """Yield decoded blocks of ``blocksize`` frames (the last may be shorter)."""
     with PacFile(file, strict=strict) as f:
         yield from f.blocks(blocksize)
-
-
-def minimum_bitrate(samplerate, channels, *, low_delay=False, **config) -> float:
-    """The lowest CBR/ABR rate (kbit/s) that leaves room for audio in this configuration.
-
-    Every frame carries a header, a CRC and per-band side information even when it codes
-    nothing: 48 kHz with 8 channels spends ~5.6 kbit/s on frames of silence alone, so
-    ``bitrate=6`` there would decode to digital silence.  This measures the size of such an empty frame with the
-    real encoder and asks for half as much again for the audio itself, rounded up.
-    """
-    enc = Encoder(samplerate, channels, distance=50.0, low_delay=low_delay, **config)
-    hop = enc.frame_size
-    frames = enc.encode(np.zeros((4 * hop, enc.channels)))
-    empty = min(len(f) for f in frames[1:]) if len(frames) > 1 else len(frames[0])
-    return float(math.ceil(1.5 * 8 * empty * samplerate / hop / 1000))

@@ -1,4 +1,5 @@
-"""Bit-level I/O: the only place bits are packed into and read out of bytes.
+"""Bit-level I/O: bits packed into and read out of bytes.  (Codewords are read bit by bit
+in the same way inside :func:`pacodec.huffman.get_symbol`, without a call per bit.)
 
 Bits are written most-significant first (FORMAT.md §2).  The numba kernels work on a byte
 buffer plus a small ``int64`` state array so that a whole frame can be written or parsed inside one

@@ -11,15 +11,13 @@ import os
 import sys
 
 from . import __version__, options
+from ._audioin import open_input_audio, refuse_terminal_input, sniff_audio
+from ._frontend import CliError, coding_options_for, output_name, seconds_progress, warn
 from .errors import PacodecError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPT = 130
-
-
-class CliError(Exception):
-    pass
 
 
 class Terminated(KeyboardInterrupt):
@@ -53,157 +51,11 @@ def _restore_signal_handlers(old: dict):
         signal.signal(sig, handler)
 
 
-#: one description of low-delay mode for every command (README "How it works")
-LOW_DELAY_HELP = options.LOW_DELAY_HELP
-
-
-def _derive(path: str, suffix: str) -> str:
-    if path == "-":
-        return "-"
-    root, _ = os.path.splitext(path)
-    return root + suffix
-
-
-class _Progress:
-    """A progress bar on stderr, shown only for long inputs on a terminal."""
-
-    def __init__(self, total_seconds, label, quiet=False):
-        self.on = (not quiet and total_seconds is not None and total_seconds > 20
-                   and sys.stderr.isatty())
-        self.total = total_seconds
-        self.label = label
-
-    def update(self, seconds):
-        if self.on:
-            frac = min(1.0, seconds / self.total)
-            bar = "#" * int(30 * frac)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {100 * frac:5.1f}%")
-            sys.stderr.flush()
-
-    def done(self):
-        if self.on:
-            sys.stderr.write("\n")
-
-
-#: leading bytes of the audio formats people hand to the wrong command
-_MAGICS = ((b"RIFF", 8, b"WAVE", "WAV"), (b"RF64", 8, b"WAVE", "WAV (RF64)"),
-           (b"fLaC", 0, b"", "FLAC"), (b"OggS", 0, b"", "Ogg"), (b"FORM", 8, b"AIFF", "AIFF"),
-           (b"FORM", 8, b"AIFC", "AIFF"), (b"ID3", 0, b"", "MP3"), (b"caff", 0, b"", "CAF"),
-           (b"riff", 0, b"", "W64"))
-
-
-def sniff_audio(head: bytes):
-    """The name of the audio format ``head`` (a file's first bytes) starts, or None."""
-    for magic, at, sub, name in _MAGICS:
-        if head.startswith(magic) and (not sub or head[at:at + len(sub)] == sub):
-            return name
-    return None
-
-
-def _refuse_terminal_input():
-    """Like gzip -d: binary input is not read from a terminal (a forgotten redirect)."""
-    if sys.stdin is not None and sys.stdin.isatty():
-        raise CliError("refusing to read binary data from a terminal; redirect a file (< FILE) "
-                       "or pipe one in")
-
-
 def _refuse_terminal(force: bool):
     """Like gzip: binary data is not written to a terminal unless forced."""
     if not force and sys.stdout.isatty():
         raise CliError("refusing to write binary data to a terminal; redirect it (> FILE) or "
                        "pipe it, or use -f to force")
-
-
-def _read_head(fd, n):
-    """Up to ``n`` bytes from ``fd`` (fewer only at end of input)."""
-    head = b""
-    while len(head) < n:
-        b = os.read(fd, n - len(head))
-        if not b:
-            break
-        head += b
-    return head
-
-
-def _seekable_fd(fd) -> bool:
-    try:
-        os.lseek(fd, 0, os.SEEK_CUR)
-    except OSError:
-        return False
-    import stat
-    return stat.S_ISREG(os.fstat(fd).st_mode)
-
-
-def _stdin_audio_source():
-    """Something libsndfile can open that streams standard input in constant memory.
-
-    A regular file on stdin is opened directly.  From a pipe, the first bytes are read to see
-    the format, then a thread copies them and the rest of stdin into an OS pipe that libsndfile
-    reads as it decodes (64 KB at a time).  FLAC is the exception: libsndfile cannot decode it
-    from a pipe, so it is spooled to an unnamed temporary file first (disk, not memory).
-    """
-    import threading
-    fd = sys.stdin.fileno()
-    if _seekable_fd(fd):
-        return fd, None
-    head = _read_head(fd, 12)
-    if sniff_audio(head) == "FLAC":
-        import tempfile
-        spool = tempfile.TemporaryFile()
-        spool.write(head)
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            spool.write(b)
-        spool.seek(0)
-        return spool, spool
-    r, w = os.pipe()
-
-    def pump():
-        try:
-            os.write(w, head)
-            while True:
-                b = os.read(fd, 1 << 16)
-                if not b:
-                    break
-                while b:
-                    b = b[os.write(w, b):]
-        except OSError:                 # the reader stopped (error or end of what it needs)
-            pass
-        finally:
-            os.close(w)
-
-    threading.Thread(target=pump, name="stdin-pump", daemon=True).start()
-    return r, r
-
-
-def _open_input_audio(path):
-    import soundfile as sf
-    closefd = False
-    if path == "-":
-        _refuse_terminal_input()
-        src, keep = _stdin_audio_source()
-        closefd = isinstance(keep, int)
-        name = "<stdin>"
-    else:
-        if not os.path.exists(path):
-            raise CliError(f"{path}: no such file")
-        if os.path.isdir(path):
-            raise CliError(f"{path} is a directory")
-        with open(path, "rb") as fh:     # a plain OSError (permission denied...), not libsndfile's
-            head = fh.read(4)
-        if head == b"PACD":
-            raise CliError(f"{path}: this is a pacodec stream already "
-                           f"(did you mean 'pacodec decode'?)")
-        src, name = path, path
-    try:
-        f = sf.SoundFile(src, closefd=closefd) if isinstance(src, int) else sf.SoundFile(src)
-    except (RuntimeError, sf.LibsndfileError, TypeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CliError(f"{name}: not a readable audio file ({msg})") from None
-    f.display_name = name
-    return f
 
 
 def _wav_trailing_audio(path, block_align) -> int:
@@ -234,47 +86,6 @@ def _wav_trailing_audio(path, block_align) -> int:
         return 0
     rest = size - pos
     return rest if rest >= max(block_align, 8) else 0
-
-
-#: a rate option above this fraction of 16-bit PCM's rate is capped there (the stream, headers
-#: included, then stays below PCM)
-PCM_CAP = 0.95
-
-
-def _pcm_kbps(samplerate, channels):
-    return samplerate * channels * 16 / 1000
-
-
-def _encoder_kwargs(args, samplerate, channels, opts=None):
-    """Encoder keywords: the options resolved by :mod:`pacodec.options` (the rules of every
-    front-end), then this command's checks of a CBR/ABR rate against the input (warnings)."""
-    from . import options
-    opts = options.from_args(args) if opts is None else opts
-    if opts.mode != "vbr":
-        rate = opts.bitrate
-        pcm = _pcm_kbps(samplerate, channels)
-        from . import SUPPORTED_RATES
-        if rate > PCM_CAP * pcm and samplerate in SUPPORTED_RATES:
-            # capped a little below PCM: frame headers come on top of the rate coded
-            cap = round(PCM_CAP * pcm, 1)
-            _warn(f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit "
-                  f"PCM at {samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at "
-                  f"{cap:g} kbit/s so that the stream stays smaller than PCM")
-            rate = cap
-        if samplerate in SUPPORTED_RATES and 1 <= channels <= 8:
-            from .api import minimum_bitrate
-            low = minimum_bitrate(samplerate, channels, low_delay=args.low_delay)
-            if rate < low:
-                raise CliError(f"{rate:g} kbit/s is too low for {samplerate} Hz x {channels} ch: "
-                               f"frame headers and side information alone take most of it, "
-                               f"and the audio would decode as silence; use at least {low:g} "
-                               f"kbit/s (or fewer channels, or a lower sample rate)")
-        opts = opts.with_bitrate(rate)
-    return opts.encoder_kwargs()
-
-
-def _warn(msg):
-    print(f"pacodec: warning: {msg}", file=sys.stderr)
 
 
 def _encode_tags(args, src) -> dict:
@@ -329,10 +140,10 @@ def cmd_encode(args):
     if args.input != "-" and os.path.splitext(args.input)[1].lower() == ".pac":
         raise CliError(f"{args.input} is already a pacodec file (did you mean 'pacodec decode'?)")
     opts = from_args(args)               # a bad combination of options fails before any I/O
-    out = args.output or _derive(args.input, ".pac")
+    out = args.output or ("-" if args.input == "-" else output_name(args.input, ".pac"))
     if out == "-":
         _refuse_terminal(args.force)
-    src = _open_input_audio(args.input)
+    src = open_input_audio(args.input)
     name = src.display_name
     if _clinotes.refuse_audio_name(out):       # after the input's own problems
         src.close()
@@ -341,14 +152,15 @@ def cmd_encode(args):
         total = src.frames if src.seekable() else None
         # before the rate checks: minimum_bitrate runs the encoder (compiling it when cold)
         _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS, args.quiet)
-        kwargs = _encoder_kwargs(args, src.samplerate, src.channels, opts)
+        opts = coding_options_for(args, src.samplerate, src.channels)
+        kwargs = opts.encoder_kwargs()
         loudness = True              # measured while encoding; the header is rewritten at the end
         if out == "-" and src.seekable():
             loudness = _measure_loudness(src)       # stdout cannot be rewritten: measure first
         enc = Encoder(src.samplerate, src.channels, total_frames=total,
                       tags=_encode_tags(args, src), loudness=loudness, **kwargs)
         nbytes = 0
-        prog = _Progress(total / src.samplerate if total else None, "encoding", args.quiet)
+        prog = seconds_progress(total / src.samplerate if total else None, "encoding", args.quiet)
         block = 1 << 16
 
         def run(fh, rewrite):
@@ -390,14 +202,14 @@ def cmd_encode(args):
         if args.input != "-" and src.format in ("WAV", "WAVEX"):
             extra = _wav_trailing_audio(args.input, src.channels * 2)
             if extra:
-                _warn(f"{args.input}: the WAV header declares {done} samples, but {extra} more "
+                warn(f"{args.input}: the WAV header declares {done} samples, but {extra} more "
                       f"bytes follow its data chunk; they were not encoded (the header is "
                       f"probably wrong)")
         if opts.mode != "vbr":                  # a rate was asked for: is it what came out?
-            _clinotes.check_rate(out, nbytes, done / src.samplerate, opts.bitrate,
-                                 kwargs.get("bitrate", kwargs.get("abr")),
-                                 _pcm_kbps(src.samplerate, src.channels), src.samplerate,
-                                 src.channels, _warn)
+            _clinotes.check_rate(out, nbytes, done / src.samplerate,
+                                 opts.asked_bitrate or opts.bitrate, opts.bitrate,
+                                 options.pcm_kbps(src.samplerate, src.channels), src.samplerate,
+                                 src.channels, warn)
         if not args.quiet and out != "-":
             size = os.path.getsize(out)
             secs = done / src.samplerate
@@ -462,7 +274,7 @@ class _PacInput:
         self.path = path
         self.name = "<stdin>" if path == "-" else path
         if path == "-":
-            _refuse_terminal_input()
+            refuse_terminal_input()
             self.fh = sys.stdin.buffer
             self.own = False
         else:
@@ -526,7 +338,7 @@ def cmd_decode(args):
     from ._wavout import RIFF_LIMIT, WavWriter
     from .errors import FormatError
     from .pacfile import PacFile, atomic_output
-    out = args.output or _derive(args.input, ".wav")
+    out = args.output or ("-" if args.input == "-" else output_name(args.input, ".wav"))
     if out == "-":
         fmt = "WAV"
     else:
@@ -554,8 +366,8 @@ def cmd_decode(args):
             except FormatError as e:
                 raise inp.named(e) from None
             with f:
-                prog = _Progress(f.frames / f.samplerate if f.frames else None, "decoding",
-                                 args.quiet)
+                prog = seconds_progress(f.frames / f.samplerate if f.frames else None,
+                                        "decoding", args.quiet)
 
                 def blocks():
                     done = 0
@@ -655,7 +467,7 @@ def cmd_info(args):
             declared = ("" if i.declared_frames is None else
                         f"; the header declares {i.declared_frames / i.samplerate:.3f} s")
             dur += f", measured: no end-of-stream frame (truncated){declared}"
-            _warn(f"{i.path}: truncated: {i.duration:.3f} s of audio decode from it{declared}")
+            warn(f"{i.path}: truncated: {i.duration:.3f} s of audio decode from it{declared}")
         print(f"{i.path}: pacodec stream, format version {i.format_version}")
         print(f"  sample rate   {i.samplerate} Hz, {i.channels} channel(s)")
         print(f"  duration      {dur}")

@@ -8,7 +8,7 @@ replaced lives here; the decoder only decides *how many* frames are lost and tri
 
 Two methods (``method=``):
 
-``"pitch"`` (opt-in: ``Concealer(method="pitch")`` or ``DEFAULT_METHOD``; measured better by
+``"pitch"`` (opt-in: ``Decoder(conceal="pitch")``; measured better by
 ViSQOL, worse by the 2f-model at low loss rates, so not the default).  The concealer keeps the last ``HISTORY`` output samples.  For a lost frame
 it looks for a period in them (normalised autocorrelation of the mono mix, lags 2.5-20 ms) and
 continues the signal by repeating its last period over the lost frame's whole window span (the
@@ -29,13 +29,15 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["Concealer", "CONCEAL_DECAY", "MAX_CONCEAL", "CONCEAL_SEED", "DEFAULT_METHOD"]
+__all__ = ["Concealer", "CONCEAL_DECAY", "MAX_CONCEAL", "CONCEAL_SEED", "DEFAULT_METHOD",
+           "METHODS"]
 
 CONCEAL_DECAY = 0.6          # gain per consecutive lost frame (about -4.4 dB)
 MAX_CONCEAL = 256            # frames concealed for one gap at most
 CONCEAL_SEED = 7919          # seed of the sign generator (any fixed value: output is reproducible)
 FADED = 1e-9                 # gain below which a concealed frame is silence (-180 dB)
-DEFAULT_METHOD = "spectral"   # "pitch" wins on ViSQOL, loses on the 2f-model (notes/stream.md)
+METHODS = ("spectral", "pitch")   # Decoder(conceal=...), pacodec receive/live --conceal
+DEFAULT_METHOD = "spectral"   # "pitch" wins on ViSQOL, loses on the 2f-model (module docstring)
 PITCH_FIRST = 0.8            # "pitch": gain at the end of the first lost frame ...
 PITCH_DECAY = 0.8            # ... and per further consecutive lost frame (about -1.9 dB)
 PITCH_MIN, PITCH_MAX = 0.0025, 0.020    # period search range, seconds

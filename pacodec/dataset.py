@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from .batch import MANIFEST, latest_files, load_manifest
+from .manifest import MANIFEST, latest_files, load_manifest
 from .pacfile import PacFile
 
 __all__ = ["PacDataset"]

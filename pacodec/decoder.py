@@ -35,6 +35,7 @@ from .bitio import reader_state
 from .bitstream import (CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, _scan,
                         noise_seed_kernel, read_payload)
 from .conceal import CONCEAL_DECAY, Concealer
+from .conceal import METHODS as CONCEAL_METHODS
 from .config import StreamConfig
 from .errors import FormatError, ProblemLog, VersionError
 from .mdct import imdct_kernel, plan
@@ -403,11 +404,17 @@ class Decoder:
     keeps :meth:`finish` from warning about a missing end-of-stream frame (``truncated`` still
     tells), ``warn_trailing=False`` about data after the end-of-stream frame (``errors`` still
     tells).  ``errors`` lists the problems found (bounded: the first and last ones, with the
-    total in ``errors.count``).
+    total in ``errors.count``).  ``conceal`` is the concealment method of lost frames, one of
+    :data:`pacodec.conceal.METHODS` (None: :data:`~pacodec.conceal.DEFAULT_METHOD`).
     """
 
     def __init__(self, *, strict: bool = False, warn_truncation: bool = True,
-                 warn_trailing: bool = True, warn_config_conflict: bool = True):
+                 warn_trailing: bool = True, warn_config_conflict: bool = True,
+                 conceal: str | None = None):
+        if conceal is not None and conceal not in CONCEAL_METHODS:
+            raise ValueError(f"unknown concealment method {conceal!r}; choose one of "
+                             f"{', '.join(CONCEAL_METHODS)}")
+        self.conceal_method = conceal
         self.strict = strict
         self.warn_config_conflict = warn_config_conflict
         self.config_conflict = False    # the header's config gave way to the in-band one
@@ -486,7 +493,8 @@ class Decoder:
         self._run_keep = np.zeros((cfg.channels, cfg.hop))
         self._run_info = np.zeros(4, dtype=np.int64)
         self._concealer = Concealer(cfg.channels, cfg.hop, self._fd.synth, windows=self._fd._win,
-                                    offset=self._fd._s, samplerate=cfg.samplerate)
+                                    offset=self._fd._s, samplerate=cfg.samplerate,
+                                    method=self.conceal_method)
 
     def join(self, cfg: StreamConfig, total_length: int | None = None):
         """Byte-stream mode from a frame boundary in the middle of a stream (a seek): no stream

@@ -60,7 +60,7 @@ def _versions(args) -> list[Version]:
 
 
 def _seconds(text):
-    from .cli import CliError
+    from ._frontend import CliError
     try:
         parts = [float(p) for p in str(text).split(":")]
     except ValueError:
@@ -74,7 +74,7 @@ def _seconds(text):
 
 
 def _check_output_dir(path: str, force: bool):
-    from .cli import CliError
+    from ._frontend import CliError
     if os.path.exists(path) and not os.path.isdir(path):
         raise CliError(f"{path} exists and is not a directory")
     if os.path.isdir(path) and os.listdir(path) and not force:
@@ -101,19 +101,22 @@ def cmd_listen(args):
 
     from . import _clinotes
     from .api import decode
-    from .cli import CliError, _encoder_kwargs, _open_input_audio, _warn
+    from ._audioin import open_input_audio
+    from ._frontend import CliError, coding_options_for, warn
+    from .options import pcm_kbps
     from .encoder import Encoder
     from .pacfile import atomic_output
     if args.input == "-":
         raise CliError("listen needs a file, not standard input")
     versions = _versions(args)
     out = args.output or os.path.splitext(args.input)[0] + "-listen"
-    src = _open_input_audio(args.input)
+    src = open_input_audio(args.input)
     with src:
         fs, ch = src.samplerate, src.channels
         _clinotes.note_cold_kernels(_clinotes.ENCODE_KERNELS + _clinotes.DECODE_KERNELS,
                                     args.quiet)
-        kwargs = [_encoder_kwargs(v.namespace(args), fs, ch) for v in versions]
+        kwargs = [coding_options_for(v.namespace(args), fs, ch).encoder_kwargs()
+                  for v in versions]
         start = int(round(_seconds(args.start) * fs)) if args.start else 0
         count = -1 if args.duration is None else int(round(_seconds(args.duration) * fs))
         if src.seekable():
@@ -150,7 +153,7 @@ def cmd_listen(args):
         if v.kind in ("bitrate", "abr"):
             _clinotes.check_rate(v.stem + ".pac", len(data), secs, v.value,
                                  kw.get("bitrate", kw.get("abr")),
-                                 fs * ch * 16 / 1000, fs, ch, _warn)
+                                 pcm_kbps(fs, ch), fs, ch, warn)
         if not args.quiet:
             print(f"listen: {v.label}: {kbps:.1f} kbit/s, {len(data)} bytes, DCR "
                   f"{100 * dcr:.2f} %", file=sys.stderr)
@@ -226,7 +229,7 @@ def add_parser(sub):
                    help="quantizer for every version (default uniform)")
     p.add_argument("--mu", type=int, default=None, metavar="MU", help="mu-law parameter")
     p.add_argument("--window", choices=["sine", "kbd"], default="sine", help="window shape")
-    from .cli import LOW_DELAY_HELP
+    from .options import LOW_DELAY_HELP
     p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     p.add_argument("--start", metavar="TIME", help="excerpt start, seconds or M:SS")
     p.add_argument("--duration", metavar="TIME", help="excerpt length, seconds or M:SS")

@@ -19,6 +19,13 @@ The rules (README "Quickstart: your own files"; ``pacodec encode --help``):
   quality).  ``mode="abr", bitrate=B`` is the same as ``abr=B``.
 * **``mu``** is the mu-law quantizer's parameter: given without ``quantizer`` it selects
   ``quantizer="mulaw"``.
+* **The input's limits** (once its sample rate and channel count are known: ``resolve(...,
+  samplerate=, channels=)``).  A CBR/ABR rate above :data:`PCM_CAP` of 16-bit PCM's rate is
+  coded at that cap, so the stream stays smaller than PCM (:attr:`CodingOptions.note` says so,
+  and each front-end shows it: a warning line, a ``UserWarning``, an element warning, a
+  manifest field); a rate below the lowest that codes audio (``minimum_bitrate``: frame
+  headers and side information alone take it) is an error.  Rates are checked so only at the
+  sample rates pacodec codes; other inputs are refused by the encoder itself.
 * **Conflicts are errors, never silent overrides.**  Two options that cannot both take effect
   (two rate options, a ``mode`` that disagrees with the rate option, ``mu`` with another
   quantizer) raise :class:`~pacodec.errors.UnsupportedError` naming both, with the same text in
@@ -28,24 +35,31 @@ The rules (README "Quickstart: your own files"; ``pacodec encode --help``):
 
       conflicting options: quality and distance (give one rate option: bitrate, abr, quality or distance)
 
-This module is light (standard library only): the CLI imports it for ``--help``.
+This module is light (standard library only): the CLI imports it for ``--help``.  The lowest
+rate that codes audio is measured with the encoder, which imports this module, so
+:func:`resolve` takes that measurement as a function (``minimum_bitrate``);
+:func:`pacodec.ratelimit.coding_options` is :func:`resolve` with it, what the front-ends call.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from .config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUALITY, DEFAULT_QUANTIZER, QUANTIZERS,
-                     WINDOW_SHAPES, EncoderSettings, stream_config_for)
+from .config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUALITY, DEFAULT_QUANTIZER,
+                     MAX_CHANNELS, QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, EncoderSettings,
+                     stream_config_for)
 from .errors import UnsupportedError
 
-__all__ = ["CodingOptions", "resolve", "RATE_OPTIONS", "QUALITY_KBPS", "quality_for_kbps", "add_arguments",
-           "from_args", "rate_given", "rate_help", "LOW_DELAY_HELP"]
+__all__ = ["CodingOptions", "resolve", "RATE_OPTIONS", "PCM_CAP", "pcm_kbps", "QUALITY_KBPS", "quality_for_kbps", "add_arguments",
+           "from_args", "args_options", "rate_given", "rate_help", "LOW_DELAY_HELP"]
 
 #: The rate options, in the order error messages name them.
 RATE_OPTIONS = ("bitrate", "abr", "quality", "distance")
 _MODES = ("cbr", "abr", "vbr")
 _RATE_HINT = "give one rate option: bitrate, abr, quality or distance"
+#: a CBR/ABR rate above this fraction of 16-bit PCM's rate is coded at it (the stream, headers
+#: included, then stays below PCM)
+PCM_CAP = 0.95
 #: one description of low-delay mode for every command (README "How it works")
 LOW_DELAY_HELP = ("low-delay mode: frames a quarter of the normal length (256 samples at "
                   "32-48 kHz) with a half-overlap window, 8 ms algorithmic delay at 48 kHz")
@@ -71,6 +85,42 @@ class CodingOptions:
     mu: int
     window_shape: str
     low_delay: bool
+    #: the CBR/ABR rate asked for, when the input's limits changed it (capped at PCM); not part
+    #: of what the options mean to the encoder, so two options differing only here are equal
+    asked_bitrate: float | None = field(default=None, compare=False)
+    #: what the input's limits changed, for the front-end to tell its user (None: nothing)
+    note: str | None = field(default=None, compare=False)
+
+    def for_input(self, samplerate, channels, minimum_bitrate=None) -> "CodingOptions":
+        """These options checked against an input of ``samplerate`` Hz and ``channels``
+        channels (the module's rule "the input's limits"): a CBR/ABR rate capped at
+        :data:`PCM_CAP` of 16-bit PCM's rate (with a :attr:`note`), and refused
+        (:class:`~pacodec.errors.UnsupportedError`) below ``minimum_bitrate(samplerate,
+        channels, low_delay=...)`` kbit/s when that function is given."""
+        samplerate, channels = _plain(samplerate), _plain(channels)
+        if (self.mode == "vbr" or samplerate not in SUPPORTED_RATES
+                or not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS):
+            return self                  # the encoder refuses such an input with its own error
+        out = self
+        rate = self.bitrate
+        pcm = pcm_kbps(samplerate, channels)
+        if rate > PCM_CAP * pcm:
+            # capped a little below PCM: frame headers come on top of the rate coded
+            cap = round(PCM_CAP * pcm, 1)
+            out = replace(self, bitrate=cap, asked_bitrate=rate, note=(
+                f"{rate:g} kbit/s is {'more than' if rate > pcm else 'close to'} 16-bit PCM at "
+                f"{samplerate} Hz x {channels} ch ({pcm:g} kbit/s); coding at {cap:g} kbit/s "
+                f"so that the stream stays smaller than PCM"))
+            rate = cap
+        if minimum_bitrate is not None:
+            low = minimum_bitrate(samplerate, channels, low_delay=self.low_delay)
+            if rate < low:
+                raise UnsupportedError(
+                    f"{rate:g} kbit/s is too low for {samplerate} Hz x {channels} ch: frame "
+                    f"headers and side information alone take most of it, and the audio would "
+                    f"decode as silence; use at least {low:g} kbit/s (or fewer channels, or a "
+                    f"lower sample rate)")
+        return out
 
     def settings(self) -> EncoderSettings:
         """The rate control's :class:`~pacodec.config.EncoderSettings`."""
@@ -99,16 +149,17 @@ class CodingOptions:
                     else {"distance": self.distance})
         return {"bitrate" if self.mode == "cbr" else "abr": self.bitrate}
 
-    def with_bitrate(self, kbps: float) -> "CodingOptions":
-        """The same options at another CBR/ABR rate (the CLI's cap at the PCM rate)."""
-        return replace(self, bitrate=_number("bitrate", kbps))
-
     def describe(self) -> str:
         """``"CBR 128 kbit/s"``, ``"ABR 96 kbit/s"``, ``"VBR quality 6"``, ``"VBR distance 1"``."""
         if self.mode == "vbr":
             return (f"VBR quality {self.quality:g}" if self.quality is not None
                     else f"VBR distance {self.distance:g}")
         return f"{self.mode.upper()} {self.bitrate:g} kbit/s"
+
+
+def pcm_kbps(samplerate, channels) -> float:
+    """16-bit PCM's rate in kbit/s."""
+    return samplerate * channels * 16 / 1000
 
 
 def _plain(v):
@@ -127,8 +178,11 @@ def _number(name, v) -> float:
 
 
 def resolve(*, bitrate=None, abr=None, quality=None, distance=None, mode=None, quantizer=None,
-            mu=None, window_shape=None, low_delay=False) -> CodingOptions:
-    """Resolve the user's coding options (``None`` = not given) by the rules of this module.
+            mu=None, window_shape=None, low_delay=False, samplerate=None, channels=None,
+            minimum_bitrate=None) -> CodingOptions:
+    """Resolve the user's coding options (``None`` = not given) by the rules of this module;
+    with ``samplerate`` and ``channels``, checked against that input too
+    (:meth:`CodingOptions.for_input`, given ``minimum_bitrate``).
 
     Raises :class:`~pacodec.errors.UnsupportedError` on a conflict or a value out of range."""
     if mode is not None and mode not in _MODES:
@@ -177,6 +231,8 @@ def resolve(*, bitrate=None, abr=None, quality=None, distance=None, mode=None, q
     opts = CodingOptions(quantizer=quantizer, mu=mu, window_shape=window_shape,
                          low_delay=bool(_plain(low_delay)), **out)
     opts.settings()                                # range checks of bitrate and distance
+    if samplerate is not None and channels is not None:
+        opts = opts.for_input(samplerate, channels, minimum_bitrate)
     return opts
 
 
@@ -244,6 +300,11 @@ def rate_given(args) -> bool:
 
 def from_args(args) -> CodingOptions:
     """:func:`resolve` the options :func:`add_arguments` parsed."""
-    return resolve(bitrate=args.bitrate, abr=args.abr, quality=args.quality,
-                   distance=args.distance, quantizer=args.quantizer, mu=args.mu,
-                   window_shape=args.window, low_delay=args.low_delay)
+    return resolve(**args_options(args))
+
+
+def args_options(args) -> dict:
+    """The keywords of :func:`resolve` that the options :func:`add_arguments` parsed give."""
+    return dict(bitrate=args.bitrate, abr=args.abr, quality=args.quality,
+                distance=args.distance, quantizer=args.quantizer, mu=args.mu,
+                window_shape=args.window, low_delay=args.low_delay)

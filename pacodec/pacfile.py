@@ -19,6 +19,7 @@ import math
 import os
 import re
 import secrets
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -629,7 +630,13 @@ class PacFile:
         if samplerate is None or channels is None:
             raise PacodecError("writing needs samplerate and channels")
         from .encoder import Encoder       # here: a decoding process needs none of it
-        self._enc = Encoder(samplerate, channels, total_frames=total_frames, **encoder_args)
+        from .ratelimit import CODING_KEYWORDS, coding_options
+        given = {k: encoder_args.pop(k) for k in CODING_KEYWORDS if k in encoder_args}
+        opts = coding_options(samplerate, channels, **given)       # the input's limits too
+        if opts.note:
+            warnings.warn(f"pacodec: {opts.note}", UserWarning, stacklevel=3)
+        self._enc = Encoder(samplerate, channels, total_frames=total_frames,
+                            **opts.encoder_kwargs(), **encoder_args)
         self.samplerate, self.channels = self._enc.samplerate, self._enc.channels
         self.config = self._enc.config
         if isinstance(file, (str, os.PathLike)):

@@ -10,7 +10,7 @@ is a monotonic map ``F`` with ``q = floor(F(u) + r)`` and reconstruction ``|x^| 
   companding of the step-normalised amplitude (fine steps near zero, constant relative precision
   above ``u ~ K / mu``); reconstruction ``(K / mu) ((1 + mu) ** (|q| / K) - 1)``.
 
-Decoding (``dequantize``) is normative; quantizing is the encoder's business.
+Decoding (:func:`dequantize_unit`) is normative; quantizing is the encoder's business.
 """
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ import numpy as np
 from ._jit import njit
 
 __all__ = ["SF_BIAS", "SF_MAX", "QUANT_UNIFORM", "QUANT_MULAW", "QUANT_POWER", "MU_K", "step",
-           "quantize_unit", "quantize_unit_fast", "quantize_unit_rounded", "dequantize_unit", "quantize",
-           "dequantize"]
+           "quantize_unit", "quantize_unit_fast", "quantize_unit_rounded", "dequantize_unit"]
 
 SF_BIAS = 100
 SF_MAX = 255
@@ -158,18 +157,3 @@ def dequantize_unit(q, start, end, sf, quantizer, mu, out):
         else:
             r = delta * k
         out[i] = -r if q[i] < 0 else r
-
-
-def quantize(x, sf: int, quantizer: int, mu: int = 255):
-    """Quantize a whole array with one scalefactor (driver for tests and tools)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    q = np.zeros(len(x), dtype=np.int64)
-    quantize_unit(x, 0, len(x), sf, quantizer, float(mu), q)
-    return q
-
-
-def dequantize(q, sf: int, quantizer: int, mu: int = 255):
-    q = np.ascontiguousarray(q, dtype=np.int64)
-    out = np.zeros(len(q))
-    dequantize_unit(q, 0, len(q), sf, quantizer, float(mu), out)
-    return out

@@ -245,3 +245,94 @@ def test_quality_for_kbps_inverts_the_published_scale_and_clamps():
     assert quality_for_kbps(1) == 0.0 and quality_for_kbps(10_000) == 10.0
     qs = [quality_for_kbps(k) for k in range(20, 300, 7)]
     assert qs == sorted(qs)
+
+
+# The input's limits (pacodec.options "the input's limits"): a CBR/ABR rate above 16-bit PCM's is
+# capped, one below the lowest that codes audio refused -- by every front-end alike, since they
+# know the input's rate and channels (pacodec.ratelimit.coding_options).
+LIMIT_ROWS = [
+    ("cap-cbr", 8000, 1, {"bitrate": 200}, dict(mode="cbr", bitrate=121.6, asked_bitrate=200.0)),
+    ("cap-abr", 8000, 1, {"abr": 150}, dict(mode="abr", bitrate=121.6, asked_bitrate=150.0)),
+    ("cap-close", 16000, 2, {"bitrate": 500}, dict(mode="cbr", bitrate=486.4)),
+    ("no-cap", 16000, 2, {"bitrate": 480}, dict(mode="cbr", bitrate=480.0, note=None)),
+    ("floor-8ch", 48000, 8, {"bitrate": 6},
+     "6 kbit/s is too low for 48000 Hz x 8 ch: frame headers and side information"),
+    ("floor-abr", 48000, 8, {"abr": 6, "quantizer": "power"}, "6 kbit/s is too low for 48000"),
+    ("floor-ok", 8000, 1, {"bitrate": 6}, dict(mode="cbr", bitrate=6.0, note=None)),
+    ("vbr-no-limits", 8000, 1, {"quality": 10}, dict(mode="vbr", quality=10.0, note=None)),
+]
+
+
+def limits_reference(rate, ch, given):
+    from pacodec.ratelimit import coding_options
+    return outcome(lambda: coding_options(rate, ch, **as_python(given)))
+
+
+def test_the_input_limits_rule_is_in_the_resolver():
+    for name, rate, ch, given, expect in LIMIT_ROWS:
+        ref = limits_reference(rate, ch, given)
+        if isinstance(expect, str):
+            assert isinstance(ref, str) and ref.startswith(expect), (name, ref)
+        else:
+            assert {k: getattr(ref, k) for k in expect} == expect, name
+            assert (ref.note is None) == (ref.asked_bitrate is None), name
+    # without the input, or at a rate the encoder refuses, the options are the plain ones
+    assert options.resolve(bitrate=200) == options.resolve(bitrate=200, samplerate=8000)
+    assert options.resolve(bitrate=200, samplerate=7000, channels=1).bitrate == 200.0
+    assert options.resolve(bitrate=6, samplerate=48000, channels=8).bitrate == 6.0   # no measure
+
+
+@pytest.mark.parametrize("row", LIMIT_ROWS, ids=[r[0] for r in LIMIT_ROWS])
+def test_every_front_end_applies_the_input_limits(row, tmp_path, built, capsys):
+    name, rate, ch, given, expect = row
+    ref = limits_reference(rate, ch, given)
+    x = np.random.default_rng(3).standard_normal((2048, ch)) * 0.1
+    wav = tmp_path / "in" / "a.wav"
+    wav.parent.mkdir()
+    sf.write(wav, x, rate, subtype="FLOAT")
+    got, notes = {}, {}
+
+    rc = main(["encode", str(wav), "-o", str(tmp_path / "a.pac"), *as_argv(given)])
+    err = capsys.readouterr().err
+    if rc == 0:
+        got["encode"] = built[-1]
+        notes["encode"] = f"pacodec: warning: {ref.note}" in err if ref.note else "warning" not in err
+    else:
+        assert rc == 1 and err.count("\n") == 1 and err.startswith("pacodec: error: "), err
+        got["encode"] = err[len("pacodec: error: "):].rstrip("\n")
+    n = len(built)
+    rc = main(["batch", str(wav.parent), str(tmp_path / "out"), "-j", "1", *as_argv(given)])
+    err = capsys.readouterr().err
+    if rc == 0 and len(built) > n:
+        got["batch"] = built[-1]
+        notes["batch"] = (f"pacodec: warning: a.wav: {ref.note}" in err if ref.note
+                          else "warning" not in err)
+    else:
+        line = [ln for ln in err.splitlines() if ln.startswith("pacodec: failed: a.wav: ")]
+        assert rc == 1 and len(line) == 1, err
+        got["batch"] = line[0][len("pacodec: failed: a.wav: "):]
+
+    import warnings
+    for tag, call in (("encode()", lambda kw: pacodec.encode(x, rate, **kw)),
+                      ("write()", lambda kw: pacodec.write(tmp_path / "w.pac", x, rate, **kw)),
+                      ("PacFile", lambda kw: _pacfile(tmp_path / "p.pac", x, rate, kw))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            n = len(built)
+            got[tag] = outcome(lambda: (call(as_python(given)), built[-1])[1])
+        said = [str(w.message) for w in caught]
+        if not isinstance(got[tag], str):
+            assert len(built) == n + 1
+            notes[tag] = said == ([f"pacodec: {ref.note}"] if ref.note else [])
+    props = as_gst(given)
+    got["pacodecenc"] = outcome(lambda: pacodec.gst.encoder_options(props, rate, ch))
+    if not isinstance(got["pacodecenc"], str):
+        notes["pacodecenc"] = got["pacodecenc"].note == ref.note
+
+    assert {k: v for k, v in got.items() if v != ref} == {}, f"reference: {ref}"
+    assert {k: v for k, v in notes.items() if not v} == {}
+
+
+def _pacfile(path, x, rate, kw):
+    with pacodec.PacFile(path, "w", samplerate=rate, channels=x.shape[1], **kw) as f:
+        f.write(x)

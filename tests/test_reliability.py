@@ -245,6 +245,7 @@ def test_permission_denied_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("cmd", ["encode", "decode", "info"])
 def test_permission_denied_message_even_as_root(tmp_path, monkeypatch, capsys, pac, cmd):
     """Root reads any file, so the open() is made to fail as it does for other users (EACCES)."""
+    import pacodec._audioin
     import pacodec.cli
     p = tmp_path / ("secret.wav" if cmd == "encode" else "secret.pac")
     if cmd == "encode":
@@ -258,6 +259,7 @@ def test_permission_denied_message_even_as_root(tmp_path, monkeypatch, capsys, p
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(p))
         return real_open(file, *a, **k)
     monkeypatch.setattr(pacodec.cli, "open", denying_open, raising=False)
+    monkeypatch.setattr(pacodec._audioin, "open", denying_open, raising=False)
     monkeypatch.setattr(pacodec.pacfile, "open", denying_open, raising=False)
     args = (cmd, p) if cmd == "info" else (cmd, p, "-o", tmp_path / "out.wav")
     assert run(*args) == 1

@@ -518,3 +518,14 @@ def test_time_compression_joins_two_frames_without_a_jump():
     step = np.abs(np.diff(y[:, 0])).max()
     assert step <= 1.2 * np.abs(np.diff(x[:, 0])).max()     # no click at the splice
     np.testing.assert_array_equal(y[-100:], x[-100:])         # ends where the next frame starts
+
+
+def test_receive_and_live_take_the_concealment_method():
+    from pacodec.cli import build_parser
+    from pacodec.stream import cli as stream_cli
+    p = build_parser()
+    for argv in (["receive", "--port", "0", "--conceal", "pitch"], ["live", "--conceal", "pitch"]):
+        args = p.parse_args(argv)
+        assert stream_cli._decoder_factory(args)().conceal_method == "pitch"
+    args = p.parse_args(["receive", "--port", "0"])
+    assert stream_cli._decoder_factory(args)().conceal_method is None      # the default

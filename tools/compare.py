@@ -68,7 +68,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -278,29 +277,12 @@ def codec_order(name):
 _SCORER = None
 
 
-def _stand_in_audio_samples():
-    """audio_samples_qoe's __init__ imports audio_samples.AudioSamples, whose PyPI package does not
-    install here; scoring only needs the native module, so an empty placeholder class will do."""
-    if "audio_samples" in sys.modules or importlib.util.find_spec("audio_samples") is not None:
-        return
-    placeholder = types.ModuleType("audio_samples")
-    placeholder.AudioSamples = type("AudioSamples", (), {"__doc__": "placeholder, never instantiated"})
-    sys.modules["audio_samples"] = placeholder
-
-
-def _own_score(native):
-    def score(ref, sr, deg, sr2):
-        if sr != sr2:
-            raise ValueError(f"reference at {sr} Hz, decoded at {sr2} Hz: resample to one rate first")
-        ref2 = np.asarray(ref, np.float64).reshape(len(ref), -1)
-        deg2 = np.asarray(deg, np.float64).reshape(len(deg), -1)
-        per_channel = [
-            native._score(np.ascontiguousarray(ref2[:, ch]), sr,
-                          np.ascontiguousarray(deg2[:, min(ch, deg2.shape[1] - 1)]), sr2, "audio")
-            for ch in range(ref2.shape[1])
-        ]
-        return float(np.mean(per_channel))
-    return score
+def _own_score(ref, sr, deg, sr2):
+    """ViSQOL as pacodec.quality scores it (each channel, averaged), at one sample rate."""
+    from pacodec import quality
+    if sr != sr2:
+        raise ValueError(f"reference at {sr} Hz, decoded at {sr2} Hz: resample to one rate first")
+    return quality.visqol(ref, deg, sr)
 
 
 def load_scorer(path=None):
@@ -309,13 +291,12 @@ def load_scorer(path=None):
     global _SCORER
     if _SCORER is not None and path is None:
         return _SCORER
-    _stand_in_audio_samples()
+    from pacodec import quality         # the one loader of the metric (its stand-in module)
     try:
-        from audio_samples_qoe import _native
+        version = quality.version()
     except ImportError as exc:
-        raise ToolMissing(f"ViSQOL (audio-samples-qoe) is not installed ({exc}); run: "
-                          f"`{VISQOL_INSTALL[0]}` then `{VISQOL_INSTALL[1]}`") from None
-    version = getattr(_native, "__version__", "?")
+        raise ToolMissing(f"ViSQOL (audio-samples-qoe) is not installed ({exc.__cause__ or exc}); "
+                          f"run: `{VISQOL_INSTALL[0]}` then `{VISQOL_INSTALL[1]}`") from None
     candidate = Path(path) if path else (Path(os.environ["PACODEC_VISQOL"]) if os.environ.get("PACODEC_VISQOL")
                                          else SHARED_VISQOL)
     if candidate.is_file():
@@ -324,7 +305,7 @@ def load_scorer(path=None):
         spec.loader.exec_module(module)
         _SCORER = (module.score, f"audio-samples-qoe {version} via {candidate}")
     else:
-        _SCORER = (_own_score(_native), f"audio-samples-qoe {version} via tools/compare.py")
+        _SCORER = (_own_score, f"audio-samples-qoe {version} via pacodec.quality")
     return _SCORER
 
 

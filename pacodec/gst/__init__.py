@@ -32,6 +32,7 @@ rebuilds it on its next run.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -135,13 +136,18 @@ def heal_registry(path: str) -> bool:
     return True
 
 
-def encoder_options(props: dict):
+def encoder_options(props: dict, samplerate=None, channels=None):
     """``pacodecenc``'s coding options: the properties the user *set* (name -> value) resolved
     by :func:`pacodec.options.resolve`, so a property left alone means what an option left out
     means in ``pacodec encode`` and in Python.  ``quality=-1`` and ``distance=0`` read as unset;
-    ``abr=true`` makes ``bitrate`` (default 128) an average bitrate."""
-    from ..options import resolve
+    ``abr=true`` makes ``bitrate`` (default 128) an average bitrate.  With the input's
+    ``samplerate`` and ``channels`` (from the caps), checked against them too
+    (:func:`pacodec.ratelimit.coding_options`)."""
     from ..config import DEFAULT_BITRATE
+    from ..options import resolve
+    if samplerate is not None and channels is not None:
+        from ..ratelimit import coding_options
+        resolve = functools.partial(coding_options, samplerate, channels)
     quality = props.get("quality")
     distance = props.get("distance")
     bitrate = props.get("bitrate")

@@ -69,9 +69,10 @@ class PacodecEnc(_Element):
         self._props[pspec.name] = value
         self._set[pspec.name] = value
 
-    def coding_options(self):
-        """The resolved coding options of the properties set (:func:`pacodec.gst.encoder_options`)."""
-        return encoder_options(self._set)
+    def coding_options(self, samplerate=None, channels=None):
+        """The resolved coding options of the properties set (:func:`pacodec.gst.encoder_options`),
+        for an input of ``samplerate`` and ``channels`` when given."""
+        return encoder_options(self._set, samplerate, channels)
 
     def reset(self):
         self._enc = None
@@ -104,10 +105,13 @@ class PacodecEnc(_Element):
         import pacodec
         _, rate, ch = self._fmt
         try:
-            self._enc = pacodec.Encoder(rate, ch, **self.coding_options().encoder_kwargs())
+            opts = self.coding_options(rate, ch)
+            self._enc = pacodec.Encoder(rate, ch, **opts.encoder_kwargs())
         except pacodec.PacodecError as e:
             self.error(Gst.library_error_quark, Gst.LibraryError.SETTINGS, f"pacodecenc: {e}")
             return Gst.FlowReturn.ERROR
+        if opts.note:
+            self.warn(f"pacodecenc: {opts.note}")
         return self.push(self._enc.header(), self._base, 0, Gst.BufferFlags.HEADER)
 
     def chain(self, data, buf):

@@ -6,9 +6,9 @@ exit status (0 success, 1 error; errors are one line on stderr).  ``python -m
 pacodec.stream.cli ...`` runs the same commands stand-alone.
 
     pacodec devices
-    pacodec live    [-b KBPS] [--low-delay] [--device IN[,OUT]] [-r RATE] [-c CH] [--duration S]
+    pacodec live    [-b KBPS] [--low-delay] [--conceal M] [--device IN[,OUT]] [-r RATE] [-c CH]
     pacodec send    --to HOST:PORT [--key-file K] [--file F] [-b KBPS] [--low-delay] [--device D]
-    pacodec receive --port PORT [--key-file K] [-o FILE.wav [--force]] [--device D] [--idle-exit S]
+    pacodec receive --port PORT [--key-file K] [-o FILE.wav [--force]] [--device D] [--conceal M]
     pacodec play    FILE.pac [--start TIME] [--device D] [--duration S]
 
 Every command accepts ``--stats-json PATH`` (final counters as JSON) and ``--quiet``.
@@ -60,7 +60,7 @@ def _common(p, device=True):
 def _codec_opts(p):
     p.add_argument("-b", "--bitrate", type=_positive, default=128.0, metavar="KBPS",
                    help="CBR bitrate in kbit/s for all channels (default 128)")
-    from ..cli import LOW_DELAY_HELP
+    from ..options import LOW_DELAY_HELP
     p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
     p.add_argument("-r", "--samplerate", type=int, metavar="HZ",
                    help="capture rate (default: the input device's default rate)")
@@ -68,6 +68,19 @@ def _codec_opts(p):
                    help="capture channels (default: up to 2, as the device has)")
     p.add_argument("--blocksize", type=int, default=0, metavar="FRAMES",
                    help="audio block size (default 0: whatever the device prefers)")
+
+
+def _conceal_opt(p):
+    from ..conceal import DEFAULT_METHOD, METHODS
+    p.add_argument("--conceal", choices=METHODS, default=None,
+                   help=f"how lost packets are concealed (default {DEFAULT_METHOD}): spectral "
+                        f"repeats the last spectrum fading; pitch continues the last period "
+                        f"(better by ViSQOL, worse by the 2f-model)")
+
+
+def _decoder_factory(args):
+    from .live import default_decoder_factory
+    return default_decoder_factory(conceal=args.conceal)
 
 
 def _key_opt(p):
@@ -95,6 +108,7 @@ def add_subparsers(subparsers):
         description="Hear yourself through the codec: the microphone is encoded and decoded "
                     "on the fly and played back. Shows bitrate, latency and over/underruns.")
     _codec_opts(p)
+    _conceal_opt(p)
     _common(p)
     p.set_defaults(func=cmd_live)
 
@@ -133,6 +147,7 @@ def add_subparsers(subparsers):
                    help="exit when no packet came for S seconds (after the first one)")
     p.add_argument("--blocksize", type=int, default=0, metavar="FRAMES",
                    help="audio block size for playback (default 0: whatever the device prefers)")
+    _conceal_opt(p)
     _common(p)
     p.set_defaults(func=cmd_receive)
 
@@ -248,7 +263,8 @@ def cmd_live(args):
     _check_rate(args)
     rate, ch, dev = _capture_params(args)
     pipe = LivePipeline(samplerate=rate, channels=ch, bitrate=args.bitrate,
-                        low_delay=args.low_delay, device=dev, blocksize=args.blocksize)
+                        low_delay=args.low_delay, device=dev, blocksize=args.blocksize,
+                        decoder_factory=_decoder_factory(args))
     stats = pipe.run(args.duration, status=_status(args))
     write_stats(args.stats_json, stats)
     if pipe.error is not None:
@@ -288,7 +304,8 @@ def cmd_receive(args):
     key = _load_key(args)
     rx = Receiver((args.bind, args.port), output=args.output, device=parse_device(args.device),
                   blocksize=args.blocksize, min_delay=args.min_delay, max_delay=args.max_delay,
-                  idle_timeout=args.idle_exit, key=key, force=args.force, silence=args.silence)
+                  idle_timeout=args.idle_exit, key=key, force=args.force, silence=args.silence,
+                  decoder_factory=_decoder_factory(args))
     if key is None:
         print(f"pacodec receive: warning: no --key-file: anyone who can send UDP to port "
               f"{rx.address[1]} can inject audio into this stream", file=sys.stderr)
