@@ -200,7 +200,10 @@ class Encoder:
 
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
                  distance=None, quantizer=None, mu=None, low_delay=False, total_frames=None,
-                 window_shape="sine", abr=None, tags=None, loudness=None):
+                 window_shape="sine", abr=None, tags=None, loudness=None, observer=None):
+        #: called as ``observer(record)`` once per frame after its payload is written, with a
+        #: :class:`pacodec.observer.FrameRecord` (decisions, coded values, payload bits); None: off
+        self.observer = observer
         # numpy scalars (np.float32 bitrate, np.int64 channels or mu...) count as the numbers they are
         samplerate, channels = _plain(samplerate), _plain(channels)
         #: the resolved coding options (:mod:`pacodec.options`: defaults, conflicts)
@@ -536,6 +539,12 @@ class Encoder:
                          self._q, ub, nbands, ngroups, self.books.codes, self.books.lengths)
         if st[1] or st[0] != nbits:
             raise PacodecError("internal error: payload size mismatch")
+        if self.observer is not None:
+            from .observer import FrameRecord
+            self.observer(FrameRecord(self._k, int(is_short), int(left_short), int(right_short),
+                                      int(gflags), self._max_band, self._ms_mode, self._ms_flags,
+                                      self._books, self._sf, self._q, ub, int(nbands),
+                                      int(ngroups), int(nbits)))
         payload_len = (nbits + 7) // 8
         payload = buf[:payload_len].tobytes()
         short = 0

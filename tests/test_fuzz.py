@@ -1,28 +1,21 @@
 """Property-based fuzzing of everything that reads untrusted bytes.
 
-Streams are real ``.pac`` files (tools/fuzz.py's seeds: many rates, channel counts, quantizers,
+Streams are real ``.pac`` files (the fuzzer's seeds, pacodec._fuzz: many rates, channel counts, quantizers,
 low delay, short blocks, no header...) damaged by bit flips, byte changes, insertions, deletions,
 truncation, splicing, and payload/config changes with the CRC fixed up (so the payload parser and
 its numba kernels see hostile input, not just CRC failures), plus purely random input.  The
-contract (``tools/fuzz.py:run_case``): audio (float32, ``(n, channels)``, finite) or an ``Info``
+contract (``pacodec._fuzz.run_case``): audio (float32, ``(n, channels)``, finite) or an ``Info``
 comes back, or :class:`pacodec.FormatError` is raised, a truncated stream warns at most once, and
 chunked decoding equals one-shot decoding.  ``python tools/fuzz.py`` runs the same oracle for
 100 000s of cases with crash and hang detection.
 """
 import functools
-import importlib.util
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from pacodec import _fuzz as FUZZ
 from pacodec import bitstream as bs
-
-HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("pacodec_tools_fuzz",
-                                               HERE.parent / "tools" / "fuzz.py")
-FUZZ = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(FUZZ)
 
 FUZZ_SETTINGS = dict(deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -42,7 +35,7 @@ class _SeedList(tuple):
     """The seed streams, shown by name only when hypothesis reports a failing example."""
 
     def __repr__(self):
-        return f"<{len(self)} seed streams from tools/fuzz.py>"
+        return f"<{len(self)} seed streams from pacodec._fuzz>"
 
 
 def check(case):
@@ -205,7 +198,7 @@ def test_unpack_packet_returns_fields_or_raises_format_error(data):
        ops=pacfile_ops, chunks=st.lists(st.integers(1, 3000), min_size=1, max_size=6))
 def test_damaged_streams_stay_within_the_resource_bounds(seeds, stream, target, ops, chunks):
     """The fuzzer's bounds, checked by rate (no wall time): output bytes per input byte within
-    the format's worst case (tools/fuzz.py MAX_OUT_PER_BYTE), and a tracemalloc peak that for
+    the format's worst case (pacodec._fuzz.MAX_OUT_PER_BYTE), and a tracemalloc peak that for
     inputs this small (< 100 KB) stays under 64 MB -- plus 4 bytes per output byte for the
     targets that return the whole result."""
     which, edits = stream

@@ -3,9 +3,8 @@ reviewing the decoder stays fixed.
 
 Fuzz findings are stored minimized under ``tests/regressions/*.json`` (target, operations, input as
 hex; made with ``python tools/fuzz.py --minimize FINDING.json``) and replayed through the same
-oracle as the fuzzer: the target must return audio / an ``Info`` or raise ``FormatError``.
+oracle as the fuzzer (pacodec._fuzz): the target must return audio / an ``Info`` or raise ``FormatError``.
 """
-import importlib.util
 import io
 import json
 import warnings
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import pacodec
+from pacodec import _fuzz as FUZZ
 from pacodec import bitstream as bs
 from pacodec.bitio import writer_state
 from pacodec.config import StreamConfig
@@ -25,10 +25,6 @@ from pacodec.tables import load_codebooks
 from conftest import snr_db
 
 HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("pacodec_tools_fuzz",
-                                               HERE.parent / "tools" / "fuzz.py")
-FUZZ = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(FUZZ)
 
 FINDINGS = sorted((HERE / "regressions").glob("*.json"))
 

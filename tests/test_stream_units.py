@@ -529,3 +529,115 @@ def test_receive_and_live_take_the_concealment_method():
         assert stream_cli._decoder_factory(args)().conceal_method == "pitch"
     args = p.parse_args(["receive", "--port", "0"])
     assert stream_cli._decoder_factory(args)().conceal_method is None      # the default
+
+
+# ---------------------------------------------------------------------------- settings, counters
+def test_receiver_and_sender_settings_are_checked_once_and_keywords_still_work(tmp_path):
+    from pacodec.errors import UnsupportedError
+    from pacodec.stream import Receiver, Sender
+    from pacodec.stream.settings import ReceiverSettings, SenderSettings
+    cfg = ReceiverSettings(output=tmp_path / "o.wav", min_delay=0.02, idle_timeout=1)
+    assert cfg.idle_timeout == 1.0 and cfg.blocksize == 0
+    with pytest.raises(Exception):
+        cfg.min_delay = 0.5                     # frozen
+    for bad in (dict(min_delay=0.6), dict(margin=-1), dict(silence=0), dict(blocksize=-1),
+                dict(blocksize=2.5), dict(idle_timeout=float("nan")), dict(key=b"")):
+        with pytest.raises(ValueError) as e:
+            ReceiverSettings(**bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(UnsupportedError):
+        SenderSettings(bitrate=-3)
+    with pytest.raises(ValueError):
+        SenderSettings(session=1 << 32)
+    assert "ab" not in repr(SenderSettings(key=b"\xab" * 16))   # the key is never shown
+    a = Receiver(("127.0.0.1", 0), output=tmp_path / "a.wav", min_delay=0.02, idle_timeout=1)
+    b = Receiver(("127.0.0.1", 0), settings=cfg)
+    c = Receiver(("127.0.0.1", 0), settings=cfg, min_delay=0.03)   # keywords replace fields
+    try:
+        assert a.settings == ReceiverSettings(output=tmp_path / "a.wav", min_delay=0.02,
+                                              idle_timeout=1)
+        assert b.settings is cfg and b.jitter.min_delay == 0.02
+        assert c.settings.min_delay == 0.03 and c.settings.output == cfg.output
+    finally:
+        for rx in (a, b, c):
+            rx.transport.close()
+    with pytest.raises(TypeError):
+        Receiver(("127.0.0.1", 0), settings=SenderSettings())
+    with pytest.raises(TypeError):
+        Receiver(("127.0.0.1", 0), no_such_option=1)
+    tx = Sender(("127.0.0.1", 9), source=np.zeros((100, 1), np.float32), samplerate=44100,
+                bitrate=64, session=7, loop=True)
+    try:
+        assert tx.settings == SenderSettings(samplerate=44100, bitrate=64, session=7, loop=True)
+        assert (tx.samplerate, tx.channels, tx.session) == (44100, 1, 7)
+    finally:
+        tx.transport.close()
+
+
+def test_counters_are_one_record_type_across_the_streaming_objects():
+    from pacodec.stream.counters import Counted
+    from pacodec.stream.live import LivePipeline
+    from pacodec.stream.player import FilePlayer
+    from pacodec.stream.receiver import Receiver
+    from pacodec.stream.sender import Sender
+    from pacodec.stream.session import SessionFilter
+    for cls in (JitterBuffer, UdpTransport, SessionFilter, LossyRelay, Receiver, Sender,
+                LivePipeline, FilePlayer):
+        assert issubclass(cls, Counted) and cls.COUNTERS, cls
+    jb = JitterBuffer(clock_rate=1000, frame_samples=10)
+    assert set(jb.counters()) == set(JitterBuffer.COUNTERS) and not any(jb.counters().values())
+    jb.insert(0, 0, b"a")
+    jb.insert(0, 0, b"a")
+    assert jb.counters("received", "duplicates") == {"received": 1, "duplicates": 1}
+    assert {k: jb.stats()[k] for k in JitterBuffer.COUNTERS} == jb.counters()
+    with UdpTransport(bind=("127.0.0.1", 0)) as t:
+        assert t.counters() == dict.fromkeys(UdpTransport.COUNTERS, 0)
+
+
+def test_the_run_loop_of_the_base_class_stops_when_the_pipeline_ends():
+    import io
+    import threading
+    from pacodec.stream._audio import AudioPipeline, StatusLine
+
+    class Toy(AudioPipeline):
+        COUNTERS = ("steps",)
+
+        def __init__(self, fail=None):
+            self.zero_counters()
+            self._end_event = threading.Event()
+            self.fail = fail
+            self.calls = []
+
+        def start(self):
+            self.calls.append("start")
+            if self.fail == "start":
+                raise ValueError("cannot start")
+            self.started_at = 0.5
+            self.steps += 1
+            if self.fail == "thread":
+                self.error = RuntimeError("thread failed")
+            self._end_event.set()          # the pipeline's own thread would do this
+            return self
+
+        def stop(self):
+            self.calls.append("stop")
+
+        def stats(self):
+            return {**self.counters(), "error": self._error_text()}
+
+        def status_text(self):
+            return f"toy {self.steps}"
+
+    out = io.StringIO()
+    toy = Toy()
+    assert toy.run(status=StatusLine(stream=out)) == {"steps": 1, "error": None}
+    assert toy.calls == ["start", "stop"] and out.getvalue().endswith("toy 1\n")
+    toy = Toy(fail="thread")
+    with pytest.raises(RuntimeError, match="thread failed"):
+        toy.run(status=StatusLine(stream=io.StringIO()))
+    assert toy.calls == ["start", "stop"]
+    out = io.StringIO()
+    toy = Toy(fail="start")
+    with pytest.raises(ValueError, match="cannot start"):
+        toy.run(status=StatusLine(stream=out))
+    assert toy.calls == ["start", "stop"] and out.getvalue() == ""

@@ -21,7 +21,6 @@ Developer diagnostics only; nothing here is part of the format.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import tempfile
@@ -32,7 +31,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pacodec import bitstream as bs  # noqa: E402
 from pacodec.encoder import Encoder  # noqa: E402
 from pacodec.huffman import BOOK_DIM, BOOK_LAV  # noqa: E402
 from pacodec.tables import (ESC_BOOK, ESC_VALUE, NOISE_BOOK, ROW_SPECTRAL, SF_DELTA_MAX,  # noqa: E402
@@ -125,21 +123,14 @@ class Stats:
 
 def encode_with_stats(x, sr, kbps):
     stats = Stats()
-    real = bs.write_payload
 
-    def spy(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands,
-            ngroups, codes, lengths):
-        real(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands,
-             ngroups, codes, lengths)
-        stats.payload += int(st[0])
-        stats.frame(is_short, gflags, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups, lengths)
+    def watch(r):            # the encoder's observer: once per frame, after its payload is written
+        stats.payload += r.payload_bits
+        stats.frame(r.is_short, r.group_flags, r.max_band, r.ms_mode, r.ms_flags, r.books, r.sf, r.q,
+                    r.unit_bounds, r.nbands, r.ngroups, enc.books.lengths)
 
-    bs.write_payload = spy
-    try:
-        enc = Encoder(sr, x.shape[1], bitrate=kbps)
-        frames = enc.encode(x) + enc.flush()
-    finally:
-        bs.write_payload = real
+    enc = Encoder(sr, x.shape[1], bitrate=kbps, observer=watch)
+    frames = enc.encode(x) + enc.flush()
     data = enc.header() + b"".join(frames)
     return stats, data
 
@@ -163,8 +154,10 @@ def band_snr(ref, deg, sr, edges_hz=CRITICAL_BAND_EDGES_HZ):
 
 def main(argv=None):
     import soundfile as sf
-    from compare import best_lag, align, opus16_encode_decode  # tools/ on sys.path
+    from compare import opus16_encode_decode  # tools/ on sys.path
+
     from pacodec.api import decode
+    from pacodec.quality import align, best_lag
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("clip")

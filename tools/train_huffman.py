@@ -97,15 +97,11 @@ def collect(clips, rates, stats, excerpt=None):
     """Encode each clip at each rate (stereo-equivalent kbit/s) and count the symbols of every
     payload the encoder writes (FORMAT.md §5.3 order and contexts)."""
     import soundfile as sf
-    from pacodec import bitstream as bs
     from pacodec.encoder import Encoder
 
-    real = bs.write_payload
-
-    def spy(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sfs, q, ub, nbands,
-            ngroups, codes, lengths):
-        real(buf, st, is_short, ls, rs, gflags, max_band, ms_mode, ms_flags, books, sfs, q, ub, nbands,
-             ngroups, codes, lengths)
+    def watch(r):            # the encoder's observer: once per frame, after its payload is written
+        max_band, books, sfs, q, ub = r.max_band, r.books, r.sf, r.q, r.unit_bounds
+        nbands, ngroups = r.nbands, r.ngroups
         for c in range(max_band.shape[0]):
             ctx = 0
             prev = None
@@ -133,20 +129,16 @@ def collect(clips, rates, stats, excerpt=None):
                                 sym = sym * base + int(x)
                             stats["spectral"][bk][sym] += 1
 
-    bs.write_payload = spy
-    try:
-        for clip in clips:
-            x, fs = sf.read(clip, always_2d=True)
-            if excerpt:
-                x = x[:int(excerpt * fs)]
-            for kbps in rates:
-                rate = kbps * x.shape[1] / 2
-                enc = Encoder(fs, x.shape[1], bitrate=rate)
-                data = b"".join(enc.encode(x) + enc.flush())
-                print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
-                      flush=True)
-    finally:
-        bs.write_payload = real
+    for clip in clips:
+        x, fs = sf.read(clip, always_2d=True)
+        if excerpt:
+            x = x[:int(excerpt * fs)]
+        for kbps in rates:
+            rate = kbps * x.shape[1] / 2
+            enc = Encoder(fs, x.shape[1], bitrate=rate, observer=watch)
+            data = b"".join(enc.encode(x) + enc.flush())
+            print(f"  {Path(clip).name} @ {rate:g} kbps: {8 * len(data) / (len(x) / fs) / 1000:.1f} kbps",
+                  flush=True)
 
 
 def main(argv=None):

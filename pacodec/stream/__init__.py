@@ -7,6 +7,8 @@ stream does):
 * :class:`Sender` — microphone or file (paced in real time) -> Encoder -> UDP;
 * :class:`Receiver` — UDP -> :class:`JitterBuffer` -> Decoder (with concealment) -> speakers
   or a WAV file;
+* their options: :class:`SenderSettings`, :class:`ReceiverSettings` (checked once, when made;
+  the pipelines also take the same names as keywords);
 * :class:`FilePlayer` — a ``.pac`` file -> speakers, from any start time;
 * building blocks: :class:`RingBuffer` (what audio callbacks touch), :class:`JitterBuffer`,
   :class:`UdpTransport`, :class:`LossyRelay` (a seeded lossy/reordering relay for tests).
@@ -29,7 +31,8 @@ import importlib
 _LAZY = {"JitterBuffer": "jitter", "Playout": "jitter", "LivePipeline": "live",
          "FilePlayer": "player", "Receiver": "receiver", "LossyRelay": "relay",
          "RingBuffer": "ringbuffer", "Sender": "sender", "UdpTransport": "transport",
-         "parse_hostport": "transport"}
+         "parse_hostport": "transport", "ReceiverSettings": "settings",
+         "SenderSettings": "settings"}
 
 
 def __getattr__(name):
@@ -42,7 +45,8 @@ def __getattr__(name):
     return value
 
 
-__all__ = ["LivePipeline", "Sender", "Receiver", "FilePlayer", "JitterBuffer", "Playout",
+__all__ = ["LivePipeline", "Sender", "Receiver", "SenderSettings", "ReceiverSettings",
+           "FilePlayer", "JitterBuffer", "Playout",
            "RingBuffer", "UdpTransport", "LossyRelay", "parse_hostport", "list_devices"]
 
 

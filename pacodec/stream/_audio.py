@@ -8,10 +8,11 @@ import time
 
 
 from ..errors import UnsupportedError
+from .counters import Counted
 
 __all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
            "AudioPipeline", "RunClock", "ctrl_c_stops", "stop_requested",
-           "write_stats", "fmt_time", "playable_rate"]
+           "write_stats", "fmt_time", "playable_rate", "kbps"]
 
 
 def sounddevice():
@@ -181,10 +182,80 @@ def fast_switching(interval=0.001):
         sys.setswitchinterval(old)
 
 
-class AudioPipeline:
-    """The lifecycle the streaming objects share: a context manager around ``start``/``stop``,
-    closing the sounddevice stream, and holding the short GIL switch interval while it runs.
-    Subclasses set ``switch_interval``, ``_stream`` and ``_switch`` in ``__init__``."""
+class AudioPipeline(Counted):
+    """What the streaming objects share: the lifecycle (a context manager around
+    ``start``/``stop``), closing the sounddevice stream, holding the short GIL switch interval
+    while it runs, the caller's :meth:`run` loop and the common entries of ``stats()``.
+
+    A subclass gives ``start``, ``stop``, ``stats`` and ``status_text``, sets
+    ``switch_interval`` and (once :meth:`start` has run) ``started_at``, lists its counters in
+    ``COUNTERS`` (:class:`~.counters.Counted`), and says when it has ended by itself: sets
+    ``_end_event`` (a ``threading.Event``, set by its own thread when the work is done) or
+    overrides :attr:`finished`.  Its threads store what they raise in ``error``.
+    """
+
+    _stream = None          # the sounddevice stream while it is open
+    _switch = None          # the held fast_switching context
+    _end_event = None       # threading.Event set when the pipeline ended by itself, or None
+    started_at = None       # time.monotonic() when start() ran
+    error = None            # what a pipeline thread raised
+    codec_seconds = 0.0     # time spent encoding/decoding
+
+    @property
+    def started(self) -> bool:
+        return self.started_at is not None
+
+    @property
+    def finished(self) -> bool:
+        """True once the pipeline ended by itself (file sent or played, idle, an error)."""
+        return self._end_event is not None and self._end_event.is_set()
+
+    def _pause(self, seconds):
+        """Wait between two status updates (returns early when the pipeline ends)."""
+        if self._end_event is not None:
+            self._end_event.wait(seconds)
+        else:
+            time.sleep(seconds)
+
+    def run(self, duration=None, status=None):
+        """Start (unless started), show the status line until ``duration`` seconds have passed,
+        the pipeline has :attr:`finished` or Ctrl-C was pressed, then stop.  Raises what a
+        pipeline thread raised; else returns :meth:`stats`.  A Ctrl-C during ``start`` stops
+        the pipeline as one during the run does; an error in ``start`` is raised after
+        ``stop`` (without a final status line)."""
+        status = status or StatusLine()
+        failed = False
+        try:
+            if not self.started:
+                try:
+                    self.start()
+                except Exception:
+                    failed = True
+                    raise
+            clock = RunClock(duration)
+            while clock.running() and not self.finished:
+                status.update(self.status_text())
+                self._pause(clock.wait())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            status.finish(None if failed else self.status_text())
+        if self.error is not None:
+            raise self.error
+        return self.stats()
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.started_at if self.started_at else 0.0
+
+    def _common_stats(self, elapsed) -> dict:
+        """``elapsed``, ``cpu_per_second`` (codec time per second) and ``error``."""
+        return {"elapsed": round(elapsed, 3),
+                "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
+                "error": self._error_text()}
+
+    def _error_text(self):
+        return None if self.error is None else repr(self.error)
 
     def _hold_fast_switching(self):
         self._switch = fast_switching(self.switch_interval)
@@ -208,6 +279,11 @@ class AudioPipeline:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def kbps(nbytes, seconds) -> float:
+    """kbit/s of ``nbytes`` over ``seconds`` (0.0 for no time), rounded as stats show it."""
+    return round(8.0 * nbytes / seconds / 1000.0, 2) if seconds > 0 else 0.0
 
 
 def write_stats(path, stats):

@@ -54,12 +54,17 @@ import time
 
 import numpy as np
 
+from .counters import Counted
+
 __all__ = ["JitterBuffer", "Playout"]
 
 Playout = collections.namedtuple("Playout", "kind seq payload")
 
 
-class JitterBuffer:
+class JitterBuffer(Counted):
+    COUNTERS = ("received", "played", "lost", "late", "duplicates", "underruns", "skipped",
+                "rebuffers", "resyncs", "overflowed")
+
     def __init__(self, *, clock_rate=None, frame_samples=None, min_delay=0.0, max_delay=1.0,
                  margin=0.010, quantile=0.97, low_quantile=0.1, window=2.0, seq_bits=32, capacity=1024,
                  rebuffer_after=0.5, boost_hold=10.0, clock=time.monotonic):
@@ -96,16 +101,7 @@ class JitterBuffer:
         self.frame_samples = None
         self.frame_duration = None
         # statistics (read them at any time; they are plain ints/floats)
-        self.received = 0
-        self.late = 0
-        self.duplicates = 0
-        self.lost = 0
-        self.underruns = 0
-        self.skipped = 0
-        self.played = 0
-        self.overflowed = 0
-        self.rebuffers = 0
-        self.resyncs = 0
+        self.zero_counters()
         self.jitter = 0.0
         self.target_frames = 1
         self.first_seq = None          # first sequence number handed out by pop()
@@ -384,10 +380,7 @@ class JitterBuffer:
     def stats(self):
         """A dict snapshot of the counters."""
         return {
-            "received": self.received, "played": self.played, "lost": self.lost,
-            "late": self.late, "duplicates": self.duplicates, "underruns": self.underruns,
-            "skipped": self.skipped, "rebuffers": self.rebuffers, "resyncs": self.resyncs, "overflowed": self.overflowed,
-            "depth_frames": self.depth, "target_frames": self.target_frames,
+            **self.counters(), "depth_frames": self.depth, "target_frames": self.target_frames,
             "jitter_ms": round(self.jitter * 1000.0, 3),
             "first_seq": self.first_seq, "last_seq": self.last_seq,
         }

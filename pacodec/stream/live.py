@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, RunClock, StatusLine, sounddevice, warm_codec
+from ._audio import AudioPipeline, kbps, sounddevice, warm_codec
 from .ringbuffer import RingBuffer
 
 __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
@@ -57,6 +57,16 @@ class LivePipeline(AudioPipeline):
     context manager or call :meth:`start` / :meth:`stop`.
     """
 
+    # written by the callback: callbacks, input_overflows (PortAudio input-overflow flags +
+    # ring overflows), output_underflows (PortAudio output-underflow flags), underruns
+    # (callbacks whose output ring ran dry after the start), status_flags; by the codec
+    # thread: frames, blocks_coded (input frames fully encoded, decoded and queued),
+    # input_dropped (input samples dropped because the codec fell behind), dropped (decoded
+    # samples dropped to shorten the latency), adaptations, bytes
+    COUNTERS = ("callbacks", "input_overflows", "output_underflows", "underruns",
+                "status_flags", "frames", "blocks_coded", "input_dropped", "dropped",
+                "adaptations", "bytes")
+
     def __init__(self, *, samplerate=48000, channels=2, bitrate=128, low_delay=False,
                  device=None, blocksize=0, encoder_factory=None, decoder_factory=None,
                  ring_seconds=1.0, switch_interval=0.001, adapt_window=1.0, margin=0.003,
@@ -81,30 +91,13 @@ class LivePipeline(AudioPipeline):
         self._wake = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = None
-        self._stream = None
-        self._switch = None
         self.encoder = None
         self.decoder = None
-        # counters written by the callback
-        self.callbacks = 0
-        self.input_overflows = 0      # PortAudio input-overflow flags + ring overflows
-        self.output_underflows = 0    # PortAudio output-underflow flags
-        self.underruns = 0            # callbacks whose output ring ran dry after start
-        self.status_flags = 0
+        self.zero_counters()
         self._lat_samples = None      # pipeline latency in samples, sampled per callback
         self._min_level = 1 << 62      # lowest output-ring level seen by the callback
         self._last_frames = 0
-        # counters written by the codec thread
-        self.frames = 0
-        self.blocks_coded = 0         # input frames fully encoded, decoded and queued
-        self.input_dropped = 0        # input samples dropped because the codec fell behind
-        self.dropped = 0              # decoded samples dropped to shorten the latency
-        self.adaptations = 0
         self._check_at = None
-        self.bytes = 0
-        self.codec_seconds = 0.0
-        self.error = None
-        self.started_at = None
         self._device_latency = 0.0
 
     # ------------------------------------------------------------------ audio thread
@@ -246,6 +239,11 @@ class LivePipeline(AudioPipeline):
     def running(self):
         return self._stream is not None and not self._stop.is_set()
 
+    @property
+    def finished(self):
+        """True once the codec thread failed (a live pipeline runs until stopped)."""
+        return self.error is not None
+
     def latency(self):
         """Estimated mic -> speaker latency in seconds (pipeline + device), or None."""
         lat = self._lat_samples
@@ -261,21 +259,18 @@ class LivePipeline(AudioPipeline):
         return self.encoder.delay / self.samplerate if self.encoder is not None else 0.0
 
     def stats(self):
-        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
+        elapsed = self._elapsed()
         lat = self.latency()
-        kbps = 8.0 * self.bytes / elapsed / 1000.0 if elapsed > 0 else 0.0
         return {
-            "elapsed": round(elapsed, 3), "frames": self.frames,
-            "bitrate_kbps": round(kbps, 2), "latency_ms": None if lat is None
+            **self._common_stats(elapsed), "frames": self.frames,
+            "bitrate_kbps": kbps(self.bytes, elapsed), "latency_ms": None if lat is None
             else round(1000.0 * lat, 2),
             "input_overflows": self.input_overflows, "output_underflows": self.output_underflows,
             "underruns": self.underruns, "callbacks": self.callbacks,
             "dropped_samples": self.dropped, "adaptations": self.adaptations,
             "input_dropped": self.input_dropped,
-            "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
             "frame_size": self.encoder.frame_size if self.encoder else None,
             "codec_delay_ms": round(1000.0 * self.encoder_delay_seconds(), 2),
-            "error": None if self.error is None else repr(self.error),
         }
 
     def status_text(self):
@@ -284,22 +279,3 @@ class LivePipeline(AudioPipeline):
         return (f"live {s['bitrate_kbps']:6.1f} kbit/s  latency {lat}  "
                 f"overruns {s['input_overflows']}  underruns {s['underruns'] + s['output_underflows']}"
                 f"  cpu {100 * (s['cpu_per_second'] or 0):.0f}%")
-
-    def run(self, duration=None, status=None):
-        """Start (if needed), show the status line until ``duration`` s or Ctrl-C, stop."""
-        status = status or StatusLine()
-        if self._stream is None:
-            self.start()
-        clock = RunClock(duration)
-        try:
-            while clock.running():
-                if self.error is not None:
-                    raise self.error
-                status.update(self.status_text())
-                time.sleep(clock.wait())
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-            status.finish(self.status_text())
-        return self.stats()

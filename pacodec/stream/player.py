@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, RunClock, StatusLine, fmt_time, playable_rate, sounddevice
+from ._audio import AudioPipeline, fmt_time, playable_rate, sounddevice
 from .resample import StreamResampler
 from .live import default_decoder_factory
 from .ringbuffer import RingBuffer
@@ -24,6 +24,8 @@ CHUNK_BYTES = 4096
 
 
 class FilePlayer(AudioPipeline):
+    COUNTERS = ("underruns", "output_underflows")
+
     def __init__(self, path, *, start=0.0, device=None, blocksize=0, buffer_seconds=0.5,
                  decoder_factory=None, switch_interval=0.001):
         self.path = str(path)
@@ -46,13 +48,9 @@ class FilePlayer(AudioPipeline):
         self._eof = False
         self._wake = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._done = threading.Event()
+        self._end_event = threading.Event()
         self._thread = None
-        self._stream = None
-        self._switch = None
-        self.underruns = 0
-        self.output_underflows = 0
-        self.error = None
+        self.zero_counters()
 
     # ------------------------------------------------------------------ decoding
     def _decode_more(self):
@@ -109,7 +107,7 @@ class FilePlayer(AudioPipeline):
         except BaseException as exc:
             self.error = exc
         finally:
-            self._done.set()
+            self._end_event.set()
 
     # ------------------------------------------------------------------ audio thread
     def _callback(self, outdata, frames, time_info, status):
@@ -163,7 +161,7 @@ class FilePlayer(AudioPipeline):
                                        dtype="float32", blocksize=self.blocksize,
                                        device=self.device, callback=self._callback)
         self._stream.start()
-        self._t0 = time.monotonic()
+        self.started_at = time.monotonic()
         return self
 
     def stop(self):
@@ -179,10 +177,6 @@ class FilePlayer(AudioPipeline):
         self._release_fast_switching()
 
     @property
-    def finished(self):
-        return self._done.is_set()
-
-    @property
     def position(self):
         """Seconds of the file played so far (including ``start``)."""
         if self.ring is None or not self.samplerate:
@@ -192,28 +186,9 @@ class FilePlayer(AudioPipeline):
     def stats(self):
         return {"position": round(self.position, 3), "duration": self.duration,
                 "samplerate": self.samplerate, "channels": self.channels,
-                "underruns": self.underruns, "output_underflows": self.output_underflows,
-                "error": None if self.error is None else repr(self.error)}
+                **self.counters(), "error": self._error_text()}
 
     def status_text(self):
         total = f" / {fmt_time(self.duration)}" if self.duration else ""
         return (f"play {fmt_time(self.position)}{total}  {self.samplerate} Hz "
                 f"{self.channels} ch  underruns {self.underruns}")
-
-    def run(self, duration=None, status=None):
-        status = status or StatusLine()
-        if self._stream is None:
-            self.start()
-        clock = RunClock(duration)
-        try:
-            while clock.running() and not self.finished:
-                status.update(self.status_text())
-                self._done.wait(clock.wait())
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-            status.finish(self.status_text())
-        if self.error is not None:
-            raise self.error
-        return self.stats()

@@ -43,12 +43,13 @@ import time
 import numpy as np
 
 from ..errors import PacodecError
-from ._audio import AudioPipeline, RunClock, StatusLine, playable_rate, sounddevice, warm_codec
+from ._audio import AudioPipeline, kbps, playable_rate, sounddevice, warm_codec
 from .jitter import JitterBuffer
 from .live import default_decoder_factory
 from .resample import StreamResampler
 from .ringbuffer import RingBuffer
 from .session import SessionFilter
+from .settings import ReceiverSettings, make_settings
 from .timescale import compress
 from .transport import UdpTransport
 
@@ -80,34 +81,32 @@ def check_output(path, force=False):
 class Receiver(AudioPipeline):
     """Receive a pacodec UDP stream on ``bind=(host, port)`` and play it.
 
-    ``output=None`` plays to ``device``; ``output="x.wav"`` writes the decoded audio (in real
-    time, silence where playback waited; see the module docstring for how).  ``key`` (bytes,
-    see :func:`.packet.load_key`) accepts only packets carrying its MAC.  With a device, the
-    playout thread keeps one frame plus one audio block plus ``ring_margin`` seconds in the
-    output ring.  ``min_delay``/``max_delay`` bound the jitter buffer's target (seconds);
-    ``silence`` is how long a session may be quiet before another may take over.
+    The options are a :class:`~.settings.ReceiverSettings` (``settings=``) or its fields as
+    keywords.  ``output=None`` plays to ``device``; ``output="x.wav"`` writes the decoded audio
+    (in real time, silence where playback waited; see the module docstring for how).  ``key``
+    (bytes, see :func:`.packet.load_key`) accepts only packets carrying its MAC.  With a
+    device, the playout thread keeps one frame plus one audio block plus ``ring_margin``
+    seconds in the output ring.  ``min_delay``/``max_delay`` bound the jitter buffer's target
+    (seconds); ``silence`` is how long a session may be quiet before another may take over.
     """
 
-    def __init__(self, bind=("0.0.0.0", 0), *, output=None, device=None, blocksize=0,
-                 min_delay=0.0, max_delay=0.5, margin=0.010, decoder_factory=None,
-                 transport=None, key=None, force=False, silence=2.0, switch_interval=0.001,
-                 idle_timeout=None, ring_margin=0.005):
-        if output is not None:
-            check_output(output, force)
-        self.output = output
-        self.force = bool(force)
-        self.device = device
-        self.blocksize = int(blocksize)
-        self.switch_interval = switch_interval
-        self.idle_timeout = idle_timeout
-        self.ring_margin = float(ring_margin)
+    COUNTERS = ("streams_ended", "eos_ignored", "reconfigured", "clipped", "packets", "bytes",
+                "samples_out", "callbacks", "output_underflows", "ring_underruns")
+
+    def __init__(self, bind=("0.0.0.0", 0), *, settings=None, decoder_factory=None,
+                 transport=None, **options):
+        self.settings = cfg = make_settings(ReceiverSettings, settings, options)
+        if cfg.output is not None:
+            check_output(cfg.output, cfg.force)
+        self.output = cfg.output
+        self.switch_interval = cfg.switch_interval
         self._make_decoder = decoder_factory or default_decoder_factory()
-        self.key = key
-        self.session = SessionFilter(key, silence=silence)
+        self.key = cfg.key
+        self.session = SessionFilter(cfg.key, silence=cfg.silence)
         self.transport = transport or UdpTransport(bind=bind, timeout=0.1)
         self._own_transport = transport is None
-        self.jitter = JitterBuffer(min_delay=min_delay, max_delay=max_delay, margin=margin,
-                                   seq_bits=None)
+        self.jitter = JitterBuffer(min_delay=cfg.min_delay, max_delay=cfg.max_delay,
+                                   margin=cfg.margin, seq_bits=None)
         self.decoder = None
         self.samplerate = None
         self.channels = None
@@ -123,27 +122,13 @@ class Receiver(AudioPipeline):
         self._dec_gen = 0
         self._preroll = None          # audio decoded while joining, played first
         self._threads = []
-        self._stream = None
         self._file = None
         self._out_cm = None
-        self._switch = None
-        self.streams_ended = 0
         self._ended = False            # the stream's end-of-stream frame was played
-        self.eos_ignored = 0
-        self.reconfigured = 0
-        self.clipped = 0
-        self.packets = 0
-        self.bytes = 0
+        self.zero_counters()
         self.last_packet_at = None
         self.first_packet_at = None
-        self.samples_out = 0
-        self.codec_seconds = 0.0
-        self.callbacks = 0
-        self.output_underflows = 0
-        self.ring_underruns = 0
         self.playing_since = None
-        self.error = None
-        self.started_at = None
         self.idle = False
         self.written = None           # the output path once the file is complete
         self._old_concealed = 0       # counts of the decoders of earlier sessions
@@ -331,9 +316,10 @@ class Receiver(AudioPipeline):
             self._stop.set()
 
     def _idle_expired(self):
-        if self.idle_timeout is None or self.last_packet_at is None:
+        timeout = self.settings.idle_timeout
+        if timeout is None or self.last_packet_at is None:
             return False
-        if time.monotonic() - self.last_packet_at > self.idle_timeout:
+        if time.monotonic() - self.last_packet_at > timeout:
             self.idle = True
             return True
         return False
@@ -341,7 +327,7 @@ class Receiver(AudioPipeline):
     def _open_file(self):
         import soundfile as sf
         from ..pacfile import atomic_output
-        cm = atomic_output(self.output, force=self.force)
+        cm = atomic_output(self.output, force=self.settings.force)
         fh = cm.__enter__()
         self._out_cm = cm
         try:
@@ -393,18 +379,20 @@ class Receiver(AudioPipeline):
 
     def _device_loop(self):
         sd = sounddevice()
-        rate = playable_rate(sd, self.device, self.samplerate, self.channels)
+        device = self.settings.device
+        rate = playable_rate(sd, device, self.samplerate, self.channels)
         self.resampler = None
         if rate != self.samplerate:
             self.resampler = StreamResampler(self.samplerate, rate, self.channels)
         self.device_rate = rate
         hop = -(-self.frame_size * rate // self.samplerate)    # a frame, at the device rate
         self.ring = RingBuffer(max(rate, 8 * hop), self.channels)
-        self._ring_margin = int(self.ring_margin * rate)
-        period = self.blocksize or 256
+        self._ring_margin = int(self.settings.ring_margin * rate)
+        blocksize = self.settings.blocksize
+        period = blocksize or 256
         self._stream = sd.OutputStream(samplerate=rate, channels=self.channels,
-                                       dtype="float32", blocksize=self.blocksize,
-                                       device=self.device, latency="low",
+                                       dtype="float32", blocksize=blocksize,
+                                       device=device, latency="low",
                                        callback=self._callback)
         try:
             self._device_latency = float(self._stream.latency)
@@ -437,7 +425,8 @@ class Receiver(AudioPipeline):
             # fail now, as play/live/send do, not when the first packet arrives: PortAudio
             # missing, no such device, or no default output (no sound card or audio server)
             sd = sounddevice()
-            out = self.device[1] if isinstance(self.device, (tuple, list)) else self.device
+            device = self.settings.device
+            out = device[1] if isinstance(device, (tuple, list)) else device
             sd.query_devices(out, "output")
         self.decoder = self._make_decoder()
         self._warm_decoder()
@@ -479,13 +468,15 @@ class Receiver(AudioPipeline):
         self._release_fast_switching()
 
     @property
-    def done(self):
+    def finished(self):
         """True when the playout thread has ended (idle timeout, error or stop)."""
-        return self._stop.is_set() or (self._threads and not self._threads[1].is_alive())
+        return self._stop.is_set() or bool(self._threads and not self._threads[1].is_alive())
+
+    done = finished
 
     def stats(self):
         jb = self.jitter.stats()
-        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
+        elapsed = self._elapsed()
         active = (self.last_packet_at - self.first_packet_at) if self.first_packet_at else 0.0
         fd = (self.frame_size / self.samplerate) if self.samplerate else None
         ring_ms = (1000.0 * self.ring.available / self.device_rate
@@ -495,9 +486,9 @@ class Receiver(AudioPipeline):
             if jb[k] is not None:
                 jb[k] &= 0xFFFFFFFF
         return {
-            "elapsed": round(elapsed, 3), "packets": self.packets, "bad_packets": self.bad_packets,
-            "datagrams": self.transport.received,
-            "bitrate_kbps": round(8.0 * self.bytes / active / 1000.0, 2) if active > 0 else 0.0,
+            **self._common_stats(elapsed), "packets": self.packets,
+            "bad_packets": self.bad_packets, "datagrams": self.transport.received,
+            "bitrate_kbps": kbps(self.bytes, active),
             "samplerate": self.samplerate, "channels": self.channels,
             "frame_size": self.frame_size, **jb,
             "loss_percent": round(100.0 * jb["lost"] / expected, 2) if expected else 0.0,
@@ -513,8 +504,7 @@ class Receiver(AudioPipeline):
             "clipped": self.clipped, "output": self.written,
             "ring_underruns": self.ring_underruns, "output_underflows": self.output_underflows,
             "seconds_out": round(self.samples_out / self.samplerate, 3) if self.samplerate else 0.0,
-            "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
-            "idle": self.idle, "streams_ended": self.streams_ended, "error": None if self.error is None else repr(self.error),
+            "idle": self.idle, "streams_ended": self.streams_ended,
         }
 
     def status_text(self):
@@ -526,21 +516,3 @@ class Receiver(AudioPipeline):
                 f"(target {s['target_ms']})  concealed {s['concealed']}  "
                 f"underruns {s['underruns'] + s['ring_underruns']}  ignored "
                 f"{s['foreign'] + s['unauthenticated'] + s['malformed'] + s['jumps'] + s['replayed']}")
-
-    def run(self, duration=None, status=None):
-        status = status or StatusLine()
-        try:
-            if self.started_at is None:
-                self.start()
-            clock = RunClock(duration)
-            while clock.running() and not self.done:
-                status.update(self.status_text())
-                time.sleep(clock.wait())
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-            status.finish(self.status_text())
-        if self.error is not None:
-            raise self.error
-        return self.stats()

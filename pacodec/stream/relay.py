@@ -23,12 +23,15 @@ import random
 import threading
 import time
 
+from .counters import Counted
 from .transport import UdpTransport
 
 __all__ = ["LossyRelay"]
 
 
-class LossyRelay:
+class LossyRelay(Counted):
+    COUNTERS = ("received", "forwarded", "dropped", "reordered")
+
     def __init__(self, forward_to, *, listen=("127.0.0.1", 0), loss=0.0, reorder=0.0,
                  reorder_depth=3, jitter=0.0, seed=0, seq_of=None, duration=600.0):
         if not 0.0 <= loss <= 1.0 or not 0.0 <= reorder <= 1.0:
@@ -45,10 +48,7 @@ class LossyRelay:
         self._out = UdpTransport(peer=forward_to)
         self._stop = threading.Event()
         self._thread = None
-        self.received = 0
-        self.forwarded = 0
-        self.dropped = 0
-        self.reordered = 0
+        self.zero_counters()
         self.dropped_seqs = []
         self.reordered_seqs = []
 

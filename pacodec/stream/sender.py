@@ -24,10 +24,11 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, RunClock, StatusLine, sounddevice, warm_codec
+from ._audio import AudioPipeline, kbps, sounddevice, warm_codec
 from .live import default_encoder_factory
 from .packet import new_session_id, pack
 from .ringbuffer import RingBuffer
+from .settings import SenderSettings, make_settings
 from .transport import UdpTransport
 
 __all__ = ["Sender", "load_audio"]
@@ -58,21 +59,23 @@ def load_audio(path):
 class Sender(AudioPipeline):
     """Encode live or file audio and send it as UDP packets to ``destination=(host, port)``.
 
-    ``source=None`` records from ``device``; ``source=array`` ((n, channels) float) or a path
-    streams that audio in real time (``samplerate`` is then the array's rate, or the file's).
-    ``key`` (bytes, see :func:`.packet.load_key`) authenticates every packet.
+    ``source=None`` records from the settings' ``device``; ``source=array`` ((n, channels)
+    float) or a path streams that audio in real time (``samplerate`` is then the array's rate,
+    or the file's).  The options are a :class:`~.settings.SenderSettings` (``settings=``) or
+    its fields as keywords: ``samplerate``, ``channels``, ``bitrate``, ``low_delay``,
+    ``device``, ``blocksize``, ``key`` (bytes, see :func:`.packet.load_key`: authenticates
+    every packet), ``session``, ``loop``, ``switch_interval``, ``max_backlog``.
     """
 
-    def __init__(self, destination, *, source=None, samplerate=None, channels=None,
-                 bitrate=128, low_delay=False, device=None, blocksize=0,
-                 encoder_factory=None, transport=None, key=None, session=None, loop=False,
-                 switch_interval=0.001, max_backlog=0.1):
+    COUNTERS = ("seq", "bytes", "samples_in", "input_overflows", "input_dropped",
+                "status_flags")
+
+    def __init__(self, destination, *, source=None, settings=None, encoder_factory=None,
+                 transport=None, **options):
+        self.settings = cfg = make_settings(SenderSettings, settings, options)
         self.destination = destination
-        self.loop = bool(loop)
-        self.switch_interval = switch_interval
-        self.max_backlog = float(max_backlog)
-        self.device = device
-        self.blocksize = int(blocksize)
+        self.switch_interval = cfg.switch_interval
+        samplerate, channels = cfg.samplerate, cfg.channels
         self._source = None
         if source is not None:
             if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
@@ -86,33 +89,21 @@ class Sender(AudioPipeline):
             channels = source.shape[1]
             self._source = source
         self.samplerate = int(samplerate or 48000)
-        self._max_backlog = int(self.max_backlog * self.samplerate)
+        self._max_backlog = int(cfg.max_backlog * self.samplerate)
         self.channels = int(channels or 2)
-        self.bitrate = bitrate
-        self.low_delay = bool(low_delay)
         self._make_encoder = encoder_factory or default_encoder_factory(
-            self.samplerate, self.channels, bitrate=bitrate, low_delay=self.low_delay)
-        self.key = key
-        self.session = int(session) if session else new_session_id()
+            self.samplerate, self.channels, bitrate=cfg.bitrate, low_delay=cfg.low_delay)
+        self.key = cfg.key
+        self.session = cfg.session or new_session_id()
         self.transport = transport or UdpTransport(peer=destination)
         self._own_transport = transport is None
         self.ring = RingBuffer(max(self.samplerate, 8192), self.channels)
         self._wake = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._finished = threading.Event()
+        self._end_event = threading.Event()
         self._thread = None
-        self._stream = None
-        self._switch = None
         self.encoder = None
-        self.seq = 0
-        self.bytes = 0
-        self.samples_in = 0
-        self.codec_seconds = 0.0
-        self.input_overflows = 0
-        self.input_dropped = 0
-        self.status_flags = 0
-        self.error = None
-        self.started_at = None
+        self.zero_counters()            # seq: the next packet's sequence number
 
     # ------------------------------------------------------------------ audio thread
     def _callback(self, indata, frames, time_info, status):
@@ -173,7 +164,7 @@ class Sender(AudioPipeline):
         sent = 0
         while not self._stop.is_set():
             if pos >= len(src):
-                if not self.loop:
+                if not self.settings.loop:
                     break
                 pos = 0
             due = t0 + (sent + hop) / self.samplerate   # a frame is "captured" at its end
@@ -196,7 +187,7 @@ class Sender(AudioPipeline):
         except BaseException as exc:
             self.error = exc
         finally:
-            self._finished.set()
+            self._end_event.set()
 
     # ------------------------------------------------------------------ control
     def start(self):
@@ -215,19 +206,14 @@ class Sender(AudioPipeline):
         self._thread.start()
         try:
             self._stream = sd.InputStream(samplerate=self.samplerate, channels=self.channels,
-                                          dtype="float32", blocksize=self.blocksize,
-                                          device=self.device, latency="low",
+                                          dtype="float32", blocksize=self.settings.blocksize,
+                                          device=self.settings.device, latency="low",
                                           callback=self._callback)
             self._stream.start()
         except BaseException:
             self.stop()
             raise
         return self
-
-    @property
-    def finished(self):
-        """True once the file is sent (or after ``stop``)."""
-        return self._finished.is_set()
 
     def stop(self):
         self._close_stream()
@@ -241,17 +227,15 @@ class Sender(AudioPipeline):
         self._release_fast_switching()
 
     def stats(self):
-        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
+        elapsed = self._elapsed()
         return {
-            "elapsed": round(elapsed, 3), "packets": self.seq, "bytes": self.bytes,
-            "bitrate_kbps": round(8.0 * self.bytes / elapsed / 1000.0, 2) if elapsed > 0 else 0.0,
+            **self._common_stats(elapsed), "packets": self.seq, "bytes": self.bytes,
+            "bitrate_kbps": kbps(self.bytes, elapsed),
             "seconds_sent": round(self.samples_in / self.samplerate, 3),
             "input_overflows": self.input_overflows, "input_dropped": self.input_dropped,
             "send_errors": self.transport.send_errors,
-            "cpu_per_second": round(self.codec_seconds / elapsed, 4) if elapsed > 0 else None,
             "frame_size": self.encoder.frame_size if self.encoder else None,
             "session": f"{self.session:08x}", "authenticated": self.key is not None,
-            "error": None if self.error is None else repr(self.error),
         }
 
     def status_text(self):
@@ -259,21 +243,3 @@ class Sender(AudioPipeline):
         return (f"send {s['bitrate_kbps']:6.1f} kbit/s  packets {s['packets']}  "
                 f"sent {s['seconds_sent']:.1f} s  overruns {s['input_overflows']}  "
                 f"cpu {100 * (s['cpu_per_second'] or 0):.0f}%")
-
-    def run(self, duration=None, status=None):
-        status = status or StatusLine()
-        if self.encoder is None:
-            self.start()
-        clock = RunClock(duration)
-        try:
-            while clock.running() and not self.finished:
-                status.update(self.status_text())
-                self._finished.wait(clock.wait())
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-            status.finish(self.status_text())
-        if self.error is not None:
-            raise self.error
-        return self.stats()

@@ -31,6 +31,7 @@ import time
 
 from ..errors import FormatError
 from . import packet as pk
+from .counters import Counted
 
 __all__ = ["SessionFilter", "Accepted"]
 
@@ -68,7 +69,12 @@ class _Source:
         self.valid = False
 
 
-class SessionFilter:
+class SessionFilter(Counted):
+    #: ``replayed``: duplicates and packets too old for the replay window; ``jumps``: packets
+    #: dropped as unconfirmed sequence jumps
+    COUNTERS = ("unauthenticated", "malformed", "foreign", "replayed", "jumps", "restarts",
+                "sessions", "accepted")
+
     def __init__(self, key=None, *, probation=3, max_dropout=64, max_misorder=100, confirm=3,
                  silence=2.0, max_candidates=4, clock=time.monotonic):
         self.key = key
@@ -85,15 +91,7 @@ class SessionFilter:
         self._candidates = collections.OrderedDict()
         self._retired = collections.deque(maxlen=16)
         self._ext_base = 0             # extended numbers keep rising across sessions/restarts
-        # counters
-        self.unauthenticated = 0
-        self.malformed = 0
-        self.foreign = 0
-        self.replayed = 0              # duplicates and packets too old for the replay window
-        self.jumps = 0                 # packets dropped as unconfirmed sequence jumps
-        self.restarts = 0
-        self.sessions = 0
-        self.accepted = 0
+        self.zero_counters()
         self.last_error = None
 
     # ------------------------------------------------------------------ helpers
@@ -266,8 +264,5 @@ class SessionFilter:
         return None if c is None else c.addr
 
     def stats(self):
-        return {"unauthenticated": self.unauthenticated, "malformed": self.malformed,
-                "foreign": self.foreign, "replayed": self.replayed, "jumps": self.jumps,
-                "restarts": self.restarts, "sessions": self.sessions,
-                "accepted": self.accepted,
+        return {**self.counters(),
                 "session": None if self.current is None else f"{self.current.session:08x}"}

@@ -13,6 +13,8 @@ timeout.  Never call these from an audio callback.
 import errno
 import socket
 
+from .counters import Counted
+
 __all__ = ["UdpTransport", "parse_hostport", "MAX_DATAGRAM"]
 
 MAX_DATAGRAM = 65507
@@ -39,12 +41,14 @@ def parse_hostport(text, default_host="127.0.0.1"):
     return host, port
 
 
-class UdpTransport:
+class UdpTransport(Counted):
     """A UDP endpoint.
 
     ``bind=(host, port)`` listens there (port 0 picks a free port: see :attr:`address`);
     ``peer=(host, port)`` is the default destination of :meth:`send`.
     """
+
+    COUNTERS = ("sent", "send_errors", "received", "bytes_sent", "bytes_received")
 
     def __init__(self, bind=None, peer=None, *, timeout=0.1, rcvbuf=1 << 20):
         host = (bind or peer or ("127.0.0.1", 0))[0]
@@ -59,11 +63,7 @@ class UdpTransport:
         self._sock.settimeout(timeout)
         self.peer = peer
         self.timeout = timeout
-        self.sent = 0
-        self.send_errors = 0
-        self.received = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
+        self.zero_counters()
         self.last_sender = None
         self._closed = False
         self._address = self._sock.getsockname()[:2]
