@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from pacodec.encoder import Encoder  # noqa: E402
 from pacodec.huffman import BOOK_DIM, BOOK_LAV  # noqa: E402
-from pacodec.tables import (ESC_BOOK, ESC_VALUE, NOISE_BOOK, ROW_SPECTRAL, SF_DELTA_MAX,  # noqa: E402
+from pacodec.tables import (ESC_BOOK, ESC_VALUE, NOISE_BOOK, SF_DELTA_MAX, spectral_row, tuple_context,  # noqa: E402
                             CRITICAL_BAND_EDGES_HZ, book_row, sf_row)
 
 
@@ -107,7 +107,10 @@ class Stats:
                     for v in vals:
                         self.mag[int(v)] = self.mag.get(int(v), 0) + 1
                     self.sign_bits += int(np.count_nonzero(vals))
+                    psum = -1
                     for i in range(s, e, dim):
+                        row = spectral_row(bk, tuple_context(psum))
+                        psum = int(np.abs(q[c, i:i + dim]).sum())
                         sym = 0
                         for j in range(dim):
                             v = int(abs(q[c, i + j])) if i + j < e else 0
@@ -116,7 +119,7 @@ class Stats:
                                 self.esc_bits += 2 * m.bit_length() - 1 - 2
                                 v = ESC_VALUE
                             sym = sym * (lav + 1) + v
-                        self.cw_bits += int(lengths[ROW_SPECTRAL + bk, sym])
+                        self.cw_bits += int(lengths[row, sym])
                         d = self.sym.setdefault(bk, {})
                         d[sym] = d.get(sym, 0) + 1
 
