@@ -543,9 +543,10 @@ def band_weights(z):
 def pns_rule(kbps_per_channel: float):
     """(start frequency, tonality limit, zero-unit factor or 0) of noise substitution at this
     bitrate per channel (ZERO_FILL from ZERO_FILL_KBPS up)."""
-    # /work/q/quick.py, 22 clips (5 s) against 5 kHz / 0.35: at 32 kbit/s per channel 3.5 kHz /
-    # 0.5 gave ViSQOL +0.054, 2f +5.2 (tabla -1.8 2f); at 64 kbit/s per channel 2f -0.31 (bell
-    # -2.3), so the old rule stays there.  Later starts or a stricter limit lost on both metrics.
+    # measured with tools/compare.py, 22 clips (5 s), against 5 kHz / 0.35: at 32 kbit/s per
+    # channel 3.5 kHz / 0.5 gave ViSQOL +0.054, 2f +5.2 (tabla -1.8 2f); at 64 kbit/s per channel
+    # 2f -0.31 (bell -2.3), so the old rule stays there.  Later starts or a stricter limit lost
+    # on both metrics.
     zero_fill = ZERO_FILL if kbps_per_channel >= ZERO_FILL_KBPS else 0.0
     if kbps_per_channel <= 40.0:
         return PNS_START_LOW_HZ, PNS_TONALITY_LOW, zero_fill

@@ -22,7 +22,8 @@ from .bitio import BitReader, BitWriter, get_bits, put_bits
 from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
 from .errors import FormatError, UnsupportedError, VersionError
 from .huffman import get_symbol, put_symbol, read_unit, write_unit
-from .tables import N_BOOKS, NOISE_BOOK, SF_DELTA_MAX, book_row, sf_row
+from .tables import (N_BOOKS, NOISE_BOOK, SF_DELTA_MAX, book_row, book_row_v, sf_row,
+                     sf_row_v)
 
 __all__ = [
     "MAGIC", "SYNC", "FORMAT_VERSION", "UNKNOWN_LENGTH", "FRAME_AUDIO", "FRAME_CONFIG", "FRAME_EOS",
@@ -904,8 +905,9 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
 
 @njit(inline="always")
 def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
-                 ms_flags, books, sf, q, ub_long, ub_short_tab, count, first, offset, symbols):
-    """Parse the audio payload of one frame (§5), validating every field and index.
+                 ms_flags, books, sf, q, ub_long, ub_short_tab, ctx, count, first, offset, symbols):
+    """Parse the audio payload of one frame (§5), validating every field and index.  ``ctx`` and
+    the code tables are those of the stream's version (:func:`~pacodec.tables.load_codebooks`).
 
     ``hdr`` receives [is_short, left_short, right_short, group_flags, ngroups, nbands].  Returns 0
     on success or an error code (1 = truncated/invalid code, 2 = field out of range).  On return
@@ -964,16 +966,17 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
             sf[c, u] = 0
         for i in range(q.shape[1]):
             q[c, i] = 0
-        ctx = 0
+        pctx = 0
         for g in range(ngroups):
             for b in range(mb):
-                bk = get_symbol(buf, st, count, first, offset, symbols, book_row(ctx, b, nbands))
+                bk = get_symbol(buf, st, count, first, offset, symbols,
+                                book_row_v(ctx, pctx, b, nbands))
                 if st[1] != 0:
                     return 1
                 if bk < 0 or bk >= N_BOOKS:
                     return 2
                 books[c, g * nbands + b] = bk
-                ctx = bk
+                pctx = bk
         firstsf = True
         prev = 0
         pbk = 0
@@ -986,7 +989,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         firstsf = False
                     else:
                         d = get_symbol(buf, st, count, first, offset, symbols,
-                                       sf_row(pbk, books[c, u]))
+                                       sf_row_v(ctx, pbk, books[c, u]))
                         v = prev + d - SF_DELTA_MAX
                     if st[1] != 0:
                         return 1
@@ -1008,7 +1011,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         e = ub_long[u + 1]
                     if s < 0 or e > q.shape[1] or s > e:
                         return 2
-                    read_unit(buf, st, q[c], s, e, bk, count, first, offset, symbols)
+                    read_unit(buf, st, q[c], s, e, bk, ctx, count, first, offset, symbols)
                     if st[1] != 0:
                         return 1
     return 0

@@ -116,7 +116,8 @@ FrameArrays = namedtuple("FrameArrays", "hdr max_band ms_mode ms_flags books sf 
 #: Band layout of a configuration, as kernel arguments (see :class:`~pacodec.bitstream.Layout`).
 LayoutArrays = namedtuple("LayoutArrays", "nb_long nb_short ub_long ub_short perm_short")
 #: Canonical-code decoding tables (see :class:`~pacodec.tables.CodebookSet`).
-DecodeBooks = namedtuple("DecodeBooks", "count first offset symbols")
+#: ``ctx``: the version's context parameters (:func:`~pacodec.tables.context_params`).
+DecodeBooks = namedtuple("DecodeBooks", "ctx count first offset symbols")
 
 
 @njit
@@ -169,9 +170,9 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
     """
     hdr, max_band, msm, msf, bk, sf, q, cod, nat = fa
     nb_long, nb_short, ub_long, ub_short, perm_short = lay
-    count, first, offset, symbols = books
+    ctx, count, first, offset, symbols = books
     err = read_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, max_band, msm, msf,
-                       bk, sf, q, ub_long, ub_short, count, first, offset, symbols)
+                       bk, sf, q, ub_long, ub_short, ctx, count, first, offset, symbols)
     if err:
         return err
     is_short = hdr[0]
@@ -275,7 +276,8 @@ class FrameDecoder:
 
     def __init__(self, cfg: StreamConfig, books=None):
         self.config = cfg
-        self._books = books if books is not None else load_codebooks()
+        # the codes and contexts of the stream's version (FORMAT.md §7)
+        self._books = books if books is not None else load_codebooks(version=cfg.version)
         self._rng = np.array([0], dtype=np.uint32)       # reseeded every frame (§8.4)
         self._lay = bs.layout_for(cfg)
         n, ch = cfg.hop, cfg.channels
@@ -294,7 +296,7 @@ class FrameDecoder:
         self._layk = tuple(LayoutArrays(lay.nb_long, lay.nb_short, lay.ub_long, lay.ub_short,
                                         lay.perm_short))
         B = self._books
-        self._booksk = tuple(DecodeBooks(B.count, B.first, B.offset, B.symbols))
+        self._booksk = tuple(DecodeBooks(B.ctx, B.count, B.first, B.offset, B.symbols))
         self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,
@@ -436,7 +438,6 @@ class Decoder:
         self._index = None             # frame index of the next expected frame (§8.4)
         self._ended = False
         self._after_end = 0             # bytes after the end-of-stream frame (not decoded)
-        self._books = load_codebooks()
         self._fd: FrameDecoder | None = None
         self._concealer: Concealer | None = None
         self._frame_at = 0             # stream offset of the frame being handled
@@ -489,7 +490,7 @@ class Decoder:
         self.samplerate, self.channels, self.frame_size = cfg.samplerate, cfg.channels, cfg.hop
         self.delay = cfg.delay
         self.timeline._channels = cfg.channels
-        self._fd = FrameDecoder(cfg, self._books)
+        self._fd = FrameDecoder(cfg)
         self._run_keep = np.zeros((cfg.channels, cfg.hop))
         self._run_info = np.zeros(4, dtype=np.int64)
         self._concealer = Concealer(cfg.channels, cfg.hop, self._fd.synth, windows=self._fd._win,

@@ -17,7 +17,8 @@ import numpy as np
 
 from ._jit import njit
 from .bitio import get_bits, put_bits
-from .tables import ESC_BOOK, ESC_VALUE, MAX_QUANT, ROW_SPECTRAL, SPECTRAL_BOOKS
+from .tables import (ESC_BOOK, ESC_VALUE, MAX_QUANT, SPECTRAL_BOOKS, spectral_row,
+                     spectral_row_v, tuple_context)
 
 __all__ = ["put_symbol", "get_symbol", "unit_bits", "write_unit", "read_unit", "code_lengths",
            "BOOK_DIM", "BOOK_LAV"]
@@ -85,13 +86,16 @@ def unit_bits(q, start, end, book, lengths):
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
-    row = ROW_SPECTRAL + book
     bits = 0
+    prev = -1
     i = start
     while i < end:
+        row = spectral_row(book, tuple_context(prev))
+        prev = 0
         sym = 0
         for j in range(dim):
             v = abs(q[i + j]) if i + j < end else 0
+            prev += v
             if book == ESC_BOOK:
                 if v > MAX_QUANT:
                     return -1
@@ -117,12 +121,15 @@ def write_unit(buf, st, q, start, end, book, codes, lengths):
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
-    row = ROW_SPECTRAL + book
+    prev = -1
     i = start
     while i < end:
+        row = spectral_row(book, tuple_context(prev))
+        prev = 0
         sym = 0
         for j in range(dim):
             v = abs(q[i + j]) if i + j < end else 0
+            prev += v
             if book == ESC_BOOK and v >= ESC_VALUE:
                 v = ESC_VALUE
             sym = sym * base + v
@@ -145,15 +152,23 @@ def write_unit(buf, st, q, start, end, book, codes, lengths):
 
 
 @njit(inline="always")
-def read_unit(buf, st, q, start, end, book, count, first, offset, symbols):
-    """Read a unit written by :func:`write_unit` into ``q[start:end]`` (caller checked bounds)."""
+def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols):
+    """Read a unit written by :func:`write_unit` into ``q[start:end]`` (caller checked bounds),
+    with the context parameters ``ctx`` of the stream's version (:mod:`pacodec.tables`)."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
-    row = ROW_SPECTRAL + book
     # no scratch array: the values go straight into q[i:i + dim] (the part inside the unit)
+    prev = -1
     i = start
     while i < end:
+        if prev >= 0:             # the magnitudes of the tuple before (escapes included)
+            prev = 0
+            for j in range(dim):
+                if i - dim + j < end:
+                    prev += abs(q[i - dim + j])
+        row = spectral_row_v(ctx, book, tuple_context(prev))
+        prev = 0
         sym = get_symbol(buf, st, count, first, offset, symbols, row)
         if st[1] != 0:
             return

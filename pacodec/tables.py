@@ -2,8 +2,11 @@
 
 Band edges are computed by the integer algorithm of FORMAT.md §5 (no floating point, so every
 decoder derives the same edges).  The Huffman code lengths are trained on real recordings by
-``tools/train_huffman.py`` and shipped as ``pacodec/data/codebooks.json`` (loaded with
-``importlib.resources``; canonical codes are rebuilt from the lengths, FORMAT.md §7).
+``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks.json`` (version 4) and
+``bitstreams/codebooks_v3.json`` (version 3, frozen), shipped as byte-identical copies in
+``pacodec/data/`` (loaded with ``importlib.resources``; canonical codes are rebuilt from the
+lengths, FORMAT.md §7; tests/test_conformance.py checks the copies).  The code *contexts* of each
+version -- which row of which code a symbol uses -- are below.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from ._jit import njit
 __all__ = [
     "CRITICAL_BAND_EDGES_HZ", "band_edges", "band_centres_hz", "load_codebooks",
     "SPECTRAL_BOOKS", "NOISE_BOOK", "N_BOOKS", "ESC_BOOK", "ESC_VALUE", "MAX_QUANT", "SF_DELTA_MAX",
-    "BOOK_REGIONS", "SF_CLASS", "SF_CLASSES", "book_row", "sf_row",
+    "BOOK_REGIONS", "TUPLE_CONTEXTS", "SF_CLASS", "SF_CLASSES", "CONTEXTS", "CTX", "context_params",
+    "n_rows", "book_row", "sf_row", "spectral_row", "book_row_v", "sf_row_v", "spectral_row_v",
+    "tuple_context", "ROW_SF", "ROW_SPECTRAL", "N_SF_ROWS",
 ]
 
 #: Zwicker's critical band edges in Hz (the Bark scale).  FORMAT.md §5.
@@ -147,35 +152,95 @@ class CodebookSet:
         return self.lengths, self.codes, self.count, self.first, self.offset, self.symbols
 
 
-#: Code contexts (FORMAT.md §7.2, version 3).  A book index is coded with the row of the previous
-#: unit's book and the *region* of its band, ``min(BOOK_REGIONS - 1, BOOK_REGIONS * b // nbands)``;
-#: a scalefactor delta with the row of the pair (class of the previous coded unit's book, class of
-#: this unit's book), classes by SF_CLASS.
-BOOK_REGIONS = 4
+#: Code contexts (FORMAT.md §7.2).  A book index is coded with the row of the previous unit's book
+#: and the *region* of its band, ``min(R - 1, R * b // nbands)``; a scalefactor delta with the row of
+#: the pair (class of the previous coded unit's book, class of this unit's book), classes by
+#: SF_CLASS; a spectral tuple (version 4) with a row of its book chosen by the magnitudes of the
+#: tuple before it in the unit (:func:`tuple_context`).  What differs between versions is held in
+#: a small parameter array a kernel takes (``ctx``): [R, first scalefactor row, first spectral row,
+#: T spectral rows per book].  Row layout: 8R book-index rows (``8 * region + previous book``),
+#: SF_CLASSES^2 scalefactor rows, then T rows per spectral book 1..6.
 SF_CLASS = np.array([0, 0, 0, 1, 1, 2, 2, 3], dtype=np.int64)    # book -> class (book 0 unused)
 SF_CLASSES = 4
-#: Row layout of the packed codebook set: rows 0 .. 8*BOOK_REGIONS-1 = book-index codes (row
-#: ``8 * region + previous book``); then SF_CLASSES^2 scalefactor-delta codes (row
-#: ``ROW_SF + SF_CLASSES * class(previous) + class(this)``); then spectral books 1..6.
-ROW_BOOK_CONTEXT = 0
-ROW_SF = N_BOOKS * BOOK_REGIONS
 N_SF_ROWS = SF_CLASSES * SF_CLASSES
-ROW_SPECTRAL = ROW_SF + N_SF_ROWS - 1     # row of spectral book b is ROW_SPECTRAL + b
+#: version -> (regions R, spectral contexts T, codebook file in pacodec/data and bitstreams/)
+CONTEXTS = {3: (4, 1, "codebooks_v3.json"), 4: (8, 5, "codebooks.json")}
+BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[4][:2]      # what the encoder writes (version 4)
 
 
-@njit
-def book_row(prev, b, nbands):
+def context_params(version: int) -> np.ndarray:
+    """The ``ctx`` array of a format version (see above)."""
+    R, T, _ = CONTEXTS[version]
+    return np.array([R, N_BOOKS * R, N_BOOKS * R + N_SF_ROWS, T], dtype=np.int64)
+
+
+def n_rows(version: int) -> int:
+    R, T, _ = CONTEXTS[version]
+    return N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
+
+
+#: the encoder's contexts (version 4); the decoder takes those of the stream's version
+CTX = context_params(4)
+ROW_SF = int(CTX[1])
+ROW_SPECTRAL = int(CTX[2])
+
+
+@njit(inline="always")
+def book_row_v(ctx, prev, b, nbands):
     """Row of the book-index code of band ``b`` (of ``nbands``) after a unit of book ``prev``."""
-    r = (BOOK_REGIONS * b) // nbands
-    if r > BOOK_REGIONS - 1:
-        r = BOOK_REGIONS - 1
+    R = ctx[0]
+    r = (R * b) // nbands
+    if r > R - 1:
+        r = R - 1
     return N_BOOKS * r + prev
 
 
-@njit
-def sf_row(prev_book, book):
+@njit(inline="always")
+def sf_row_v(ctx, prev_book, book):
     """Row of the scalefactor-delta code of a unit of ``book`` after a coded unit of ``prev_book``."""
-    return ROW_SF + SF_CLASSES * SF_CLASS[prev_book] + SF_CLASS[book]
+    return ctx[1] + SF_CLASSES * SF_CLASS[prev_book] + SF_CLASS[book]
+
+
+@njit(inline="always")
+def tuple_context(prev_sum):
+    """Spectral context of a tuple (version 4) from the magnitude sum of the tuple before it in
+    its unit; -1 for the unit's first tuple: 0 first, 1 sum 0, 2 sum 1, 3 sum 2..3, 4 sum >= 4."""
+    if prev_sum < 0:
+        return 0
+    if prev_sum == 0:
+        return 1
+    if prev_sum == 1:
+        return 2
+    if prev_sum <= 3:
+        return 3
+    return 4
+
+
+@njit(inline="always")
+def spectral_row_v(ctx, book, t):
+    """Row of spectral ``book`` (1..6) in tuple context ``t`` (0..4; version 3 has one row)."""
+    T = ctx[3]
+    if t > T - 1:
+        t = T - 1
+    return ctx[2] + T * (book - 1) + t
+
+
+@njit(inline="always")
+def book_row(prev, b, nbands):
+    """:func:`book_row_v` with the encoder's (version 4) contexts."""
+    return book_row_v(CTX, prev, b, nbands)
+
+
+@njit(inline="always")
+def sf_row(prev_book, book):
+    """:func:`sf_row_v` with the encoder's (version 4) contexts."""
+    return sf_row_v(CTX, prev_book, book)
+
+
+@njit(inline="always")
+def spectral_row(book, t):
+    """:func:`spectral_row_v` with the encoder's (version 4) contexts."""
+    return spectral_row_v(CTX, book, t)
 
 
 def spectral_alphabet(book: int) -> int:
@@ -184,18 +249,27 @@ def spectral_alphabet(book: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def load_codebooks(path: str | None = None) -> CodebookSet:
-    """Load the trained code lengths (``pacodec/data/codebooks.json``) as a :class:`CodebookSet`."""
+def load_codebooks(path: str | None = None, version: int = 4) -> CodebookSet:
+    """Load the trained code lengths of a format version (``pacodec/data/codebooks.json`` for
+    version 4, ``codebooks_v3.json`` for version 3; ``path`` overrides the file) as a
+    :class:`CodebookSet` whose ``ctx`` holds the version's context parameters."""
+    R, T, name = CONTEXTS[version]
     if path is None:
-        text = resources.files("pacodec").joinpath("data/codebooks.json").read_text()
+        text = resources.files("pacodec").joinpath("data/" + name).read_text()
     else:
         with open(path) as fh:
             text = fh.read()
     data = json.loads(text)
-    if len(data["book_index"]) != N_BOOKS * BOOK_REGIONS or len(data["scalefactor"]) != N_SF_ROWS:
-        raise ValueError("codebook file does not match this format version's contexts")
+    # a spectral book's entry is its list of rows (version 4), or one row's lengths (version 3)
+    spectral = {k: (v if v and isinstance(v[0], list) else [v]) for k, v in data["spectral"].items()}
+    if (len(data["book_index"]) != N_BOOKS * R or len(data["scalefactor"]) != N_SF_ROWS
+            or any(len(spectral[str(b)]) != T for b in SPECTRAL_BOOKS)):
+        raise ValueError(f"codebook file does not match format version {version}'s contexts")
     books = [Codebook(row) for row in data["book_index"]]
     books += [Codebook(row) for row in data["scalefactor"]]
     for b in sorted(SPECTRAL_BOOKS):
-        books.append(Codebook(data["spectral"][str(b)]))
-    return CodebookSet(books)
+        books += [Codebook(row) for row in spectral[str(b)]]
+    out = CodebookSet(books)
+    out.ctx = context_params(version)
+    out.version = version
+    return out

@@ -5,8 +5,9 @@ from hypothesis import given, strategies as st
 from pacodec.bitio import BitReader, BitWriter, get_bits, put_bits, reader_state, writer_state
 from pacodec.errors import FormatError
 from pacodec.huffman import code_lengths, get_symbol, put_symbol, read_unit, unit_bits, write_unit
-from pacodec.tables import (ESC_BOOK, MAX_QUANT, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS, book_row,
-                            load_codebooks, sf_row)
+from pacodec.tables import (ESC_BOOK, MAX_QUANT, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS,
+                            TUPLE_CONTEXTS, book_row, book_row_v, context_params, load_codebooks,
+                            n_rows, sf_row, spectral_row, spectral_row_v, tuple_context)
 
 BOOKS = load_codebooks()
 
@@ -83,7 +84,7 @@ def test_spectral_units_round_trip_in_every_book(case):
     assert w[0] == bits and w[1] == 0
     out = np.zeros(len(q), np.int64)
     r = reader_state(len(buf))
-    read_unit(buf, r, out, 0, len(q), book, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
+    read_unit(buf, r, out, 0, len(q), book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
     assert r[1] == 0
     np.testing.assert_array_equal(out, q)
 
@@ -99,7 +100,7 @@ def test_decoding_random_bytes_never_reads_outside_or_exceeds_limits(data, book)
     buf = np.frombuffer(data, np.uint8)
     out = np.zeros(32, np.int64)
     r = reader_state(len(buf))
-    read_unit(buf, r, out, 0, 32, book, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
+    read_unit(buf, r, out, 0, 32, book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
     assert r[0] <= len(data) * 8
     assert np.abs(out).max(initial=0) <= MAX_QUANT
 
@@ -112,18 +113,35 @@ def test_code_lengths_form_a_complete_prefix_code_within_the_limit(counts):
 
 
 def test_trained_books_are_complete_prefix_codes():
-    for row in range(BOOKS.lengths.shape[0]):
-        ls = BOOKS.lengths[row][BOOKS.lengths[row] > 0]
-        assert abs(sum(2.0 ** -int(l) for l in ls) - 1.0) < 1e-9
-    assert ROW_SPECTRAL + 6 == BOOKS.lengths.shape[0] - 1
+    for version in (3, 4):
+        books = load_codebooks(version=version)
+        for row in range(books.lengths.shape[0]):
+            ls = books.lengths[row][books.lengths[row] > 0]
+            assert abs(sum(2.0 ** -int(l) for l in ls) - 1.0) < 1e-9
+        assert books.lengths.shape[0] == n_rows(version)
+    assert ROW_SPECTRAL + 6 * TUPLE_CONTEXTS == BOOKS.lengths.shape[0]
 
 
 def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
-    # FORMAT.md §7.2: book-index rows 0..31 by (previous book, band region), scalefactor rows by
-    # the classes of (previous coded book, this book); every row is reachable, none beyond
+    # FORMAT.md §7.2: book-index rows 0..8R-1 by (previous book, band region), scalefactor rows by
+    # the classes of (previous coded book, this book), spectral rows by book and tuple context;
+    # every row is reachable, none beyond
     rows = {book_row(ctx, b, nb) for nb in range(1, 53) for b in range(nb) for ctx in range(8)}
     assert rows == set(range(ROW_SF))
-    assert book_row(7, 0, 52) == 7 and book_row(0, 51, 52) == 24 and book_row(3, 13, 52) == 11
+    assert book_row(7, 0, 52) == 7 and book_row(0, 51, 52) == 56 and book_row(3, 13, 52) == 19
     sf_rows = {sf_row(p, b) for p in range(1, 8) for b in range(1, 8)}
-    assert sf_rows == set(range(ROW_SF, ROW_SPECTRAL + 1))
-    assert sf_row(7, 7) == ROW_SPECTRAL and sf_row(1, 2) == ROW_SF
+    assert sf_rows == set(range(ROW_SF, ROW_SPECTRAL))
+    assert sf_row(7, 7) == ROW_SPECTRAL - 1 and sf_row(1, 2) == ROW_SF
+    spec = {spectral_row(b, t) for b in SPECTRAL_BOOKS for t in range(TUPLE_CONTEXTS)}
+    assert spec == set(range(ROW_SPECTRAL, BOOKS.lengths.shape[0]))
+    # version 3 (frozen): 4 regions, one row per spectral book
+    v3 = context_params(3)
+    assert {book_row_v(v3, c, b, nb) for nb in range(1, 53) for b in range(nb)
+            for c in range(8)} == set(range(32))
+    assert book_row_v(v3, 0, 51, 52) == 24 and book_row_v(v3, 3, 13, 52) == 11
+    assert {spectral_row_v(v3, b, t) for b in SPECTRAL_BOOKS for t in range(5)} == set(range(48, 54))
+
+
+def test_tuple_contexts_follow_the_magnitudes_of_the_tuple_before():
+    # FORMAT.md §7.3: first tuple 0; previous sum 0 -> 1, 1 -> 2, 2..3 -> 3, >= 4 -> 4
+    assert [tuple_context(s) for s in (-1, 0, 1, 2, 3, 4, 40)] == [0, 1, 2, 3, 3, 4, 4]

@@ -139,6 +139,7 @@ def test_play_and_the_live_example_without_a_sound_card_say_so_in_one_line(tmp_p
 def test_the_package_ships_only_what_the_demo_needs():
     data = ROOT / "pacodec" / "data"
     shipped = sorted(p.name for p in data.iterdir() if p.is_file())
-    assert shipped == ["README.md", "__init__.py", "codebooks.json", "piano.flac"]
+    assert shipped == ["README.md", "__init__.py", "codebooks.json", "codebooks_v3.json",
+                       "piano.flac"]
     assert (ROOT / "tests" / "data" / "amen_drums.flac").exists()
     assert sum(p.stat().st_size for p in data.iterdir() if p.is_file()) < 300_000

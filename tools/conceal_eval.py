@@ -12,7 +12,7 @@ its own lossless decoding, with the same loss rates (its pattern is drawn per 20
     python tools/conceal_eval.py [--clips a,b,...] [--seconds 8] [--losses 0.05,0.1,0.2]
                                  [--methods spectral,pitch,opus] [--no-2f] [--json out.json]
 
-Scoring tools: /work/shared/tools/visqol.py and mushra2f.py (set PACODEC_SCORE_TOOLS to
+Scoring tools: ../shared/tools/visqol.py and mushra2f.py (set PACODEC_SCORE_TOOLS to
 another directory holding them).
 """
 import argparse
@@ -27,8 +27,9 @@ import numpy as np
 import soundfile as sf
 
 RATE = 48000
-TOOLS = os.environ.get("PACODEC_SCORE_TOOLS", "/work/shared/tools")
-CORPUS = os.environ.get("PACODEC_CORPUS", "/work/shared/corpus")
+_SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
+TOOLS = os.environ.get("PACODEC_SCORE_TOOLS", os.path.join(_SHARED, "tools"))
+CORPUS = os.environ.get("PACODEC_CORPUS", os.path.join(_SHARED, "corpus"))
 DEFAULT_CLIPS = "guitar_em9,piano,speech_alsa,orchestral_elfland,bass_voxy,amen_drums"
 
 

@@ -53,9 +53,9 @@ if str(ROOT) not in sys.path:
 
 from pacodec import bitstream as bs  # noqa: E402
 from pacodec._fuzz import (MAX_OUT_PER_BYTE, MAX_PEAK, OK_OUTCOMES, TARGETS,  # noqa: E402
-                           TIME_FIXED, TIME_PER_BYTE, TIME_PER_OUT_BYTE, case_from_json,
-                           case_size, case_to_json, frame_parts, input_bytes, make_seeds,
-                           run_case, run_counted, run_measured, split_frames)
+                           TIME_FIXED, TIME_PER_BYTE, TIME_PER_OUT_BYTE, WHOLE_RESULT_TARGETS,
+                           case_from_json, case_size, case_to_json, frame_parts, input_bytes,
+                           make_seeds, run_case, run_counted, run_measured, split_frames)
 from pacodec.errors import FormatError  # noqa: E402
 
 TARGET_WEIGHTS = np.array([30, 6, 14, 16, 4, 12, 18], dtype=float)
@@ -770,13 +770,19 @@ def main(argv=None):
     for s in range(args.first, args.first + args.cases, args.batch):
         batches.put((s, min(s + args.batch, args.first + args.cases)))
 
+    failed = []            # an error of the harness itself: no report of a clean run after it
+
     def job():
         while time.time() < deadline:
             try:
                 a, b = batches.get_nowait()
             except queue.Empty:
                 return
-            run_batch(args, a, b, stats, ctx, deadline)
+            try:
+                run_batch(args, a, b, stats, ctx, deadline)
+            except Exception as e:                 # noqa: BLE001 - reported below, then exit 2
+                failed.append(f"{type(e).__name__}: {e}")
+                return
             print(f"  [{time.time() - t0:7.1f} s] {stats.cases} cases, "
                   f"{sum(v for k, v in stats.outcomes.items() if k not in OK_OUTCOMES)} bugs",
                   file=sys.stderr, flush=True)
@@ -787,6 +793,9 @@ def main(argv=None):
     for t in threads:
         t.join()
     elapsed = time.time() - t0
+    if failed:
+        print(f"fuzz: the harness failed, results incomplete: {failed[0]}", file=sys.stderr)
+        return 2
     report(args, stats, elapsed)
     if args.selftest:
         got = sorted((o.split(":")[0], i) for o, i, *_ in stats.findings)

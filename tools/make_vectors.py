@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
 OUT = ROOT / "bitstreams" / "vectors" / "v4"
-CODEBOOKS = ROOT / "pacodec" / "data" / "codebooks.json"
+CODEBOOKS = ROOT / "bitstreams" / "codebooks.json"      # pacodec/data/ ships a byte-identical copy
 FORMAT_VERSION = 4
 
 
@@ -69,7 +69,7 @@ def canonical(lengths):
 def load_codes():
     d = json.loads(CODEBOOKS.read_text())
     return {"book": [canonical(r) for r in d["book_index"]], "sf": [canonical(r) for r in d["scalefactor"]],
-            "spec": {int(k): canonical(v) for k, v in d["spectral"].items()}}
+            "spec": {int(k): [canonical(row) for row in v] for k, v in d["spectral"].items()}}
 
 
 def band_edges(fs, m):
@@ -163,8 +163,8 @@ def parse_payload(p, cfg, codes, stats):
     for c in range(ch):
         units = [g * nb + b for g in range(G) for b in range(mb[c])]
         ctx, books = 0, {}
-        for u in units:      # §7.2: book_row(ctx, b, nbands)
-            books[u] = ctx = r.se(codes["book"][8 * min(3, 4 * (u % nb) // nb) + ctx])
+        for u in units:      # §7.2: book_row(ctx, b, nbands), R = 8 regions
+            books[u] = ctx = r.se(codes["book"][8 * min(7, 8 * (u % nb) // nb) + ctx])
         first, prev, pbook = True, 0, 0
         cls = [0, 0, 0, 1, 1, 2, 2, 3]
         for u in units:
@@ -180,8 +180,11 @@ def parse_payload(p, cfg, codes, stats):
             if not 1 <= bk <= 6:
                 continue
             dim, lav = BOOKS[bk]
+            s = -1                # §7.3: the row by the magnitudes of the tuple before
             for _ in range(width[u] // dim):
-                sym = r.se(codes["spec"][bk])
+                t = 0 if s < 0 else 1 if s == 0 else 2 if s == 1 else 3 if s <= 3 else 4
+                stats["tuple_contexts"].add(t)
+                sym = r.se(codes["spec"][bk][t])
                 m = [(sym // (lav + 1) ** (dim - 1 - i)) % (lav + 1) for i in range(dim)]
                 for x in m:
                     if x:
@@ -198,6 +201,7 @@ def parse_payload(p, cfg, codes, stats):
                             raise ValueError("escape value too large")
                         esc += 1
                 qmax = max(qmax, *m)
+                s = sum(m)
     stats["frames"] += 1
     stats["short_frames"] += is_short
     if is_short:
@@ -252,6 +256,7 @@ def walk(data):
     the total length known when the frame's samples were output (None: not cut), §6.3."""
     codes = load_codes()
     st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
+              tuple_contexts=set(),
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
@@ -586,7 +591,8 @@ def covers(cfg, st, data):
         "audio_frames": st["frames"], "config_frames": st["config_frames"],
         "short_frames": st["short_frames"], "group_patterns": sorted(st["group_patterns"]),
         "window_flags_seen": sorted(st["window_flags"]), "ms_modes": sorted(st["ms_modes"]),
-        "books": sorted(st["books"]), "escapes": st["escapes"], "noise_units": st["noise_units"],
+        "books": sorted(st["books"]), "tuple_contexts": sorted(st["tuple_contexts"]),
+        "escapes": st["escapes"], "noise_units": st["noise_units"],
         "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
         "rejected_candidates": st["damaged_candidates"],
         "crc_valid_invalid_payloads": st["invalid_payloads"],
@@ -602,7 +608,7 @@ def main():
     manifest = {
         "generated_by": "tools/make_vectors.py (do not edit by hand)",
         "format_version": FORMAT_VERSION,
-        "codebooks": "pacodec/data/codebooks.json", "codebooks_sha256": sha(CODEBOOKS),
+        "codebooks": "bitstreams/codebooks.json", "codebooks_sha256": sha(CODEBOOKS),
         "reference_format": "WAV, 32-bit IEEE float (format tag 3), channels interleaved",
         "tolerance": 0,
         "rule": "decode the whole .pac as one byte stream (FORMAT.md §4.3); same frames and "

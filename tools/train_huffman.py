@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Train pacodec's Huffman code lengths on real recordings; writes pacodec/data/codebooks.json.
 
+The tables are those of the format version the encoder writes (4): book-index rows by region and
+previous book, scalefactor rows by book classes, TUPLE_CONTEXTS rows per spectral book
+(FORMAT.md §7.2).  Version 3's tables (codebooks_v3.json) are frozen.
+
     python tools/train_huffman.py --bootstrap            # synthetic starting tables
     python tools/train_huffman.py CLIP.flac ... [--rates 48 64 96 128 160 192] [--rounds 2]
     python tools/train_huffman.py CLIP.flac ... --holdout        # also an overfitting check
@@ -10,8 +14,9 @@ normative decoder, counts the symbols of every code (book indices per context ro
 deltas per context row, spectral tuples; FORMAT.md §7.2) and rebuilds length-limited canonical
 codes from the counts.  Symbols never seen still get a code.  ``--holdout`` also trains on every
 other clip (sorted by name) and reports the bits of the held-out half's symbols under those
-codes, under codes trained on the held-out half itself, and under the current tables.  Changing the tables changes the format: regenerate the conformance
-vectors (tools/make_vectors.py) and say so in FORMAT.md.
+codes, under codes trained on the held-out half itself, and under the current tables.  Changing
+the tables changes the format: regenerate the conformance vectors (tools/make_vectors.py) and say
+so in FORMAT.md.
 """
 from __future__ import annotations
 
@@ -28,9 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from pacodec.huffman import code_lengths  # noqa: E402
 from pacodec.tables import (BOOK_REGIONS, N_BOOKS, N_SF_ROWS, ROW_SF, SF_DELTA_MAX,  # noqa: E402
-                            SPECTRAL_BOOKS, book_row, sf_row, spectral_alphabet)
+                            SPECTRAL_BOOKS, TUPLE_CONTEXTS, book_row, sf_row, spectral_alphabet,
+                            tuple_context)
 
 OUT = ROOT / "pacodec" / "data" / "codebooks.json"
+SPEC_COPY = ROOT / "bitstreams" / "codebooks.json"     # the normative file (FORMAT.md §7.1)
 MAXLEN = 20
 
 
@@ -52,20 +59,22 @@ def bootstrap() -> dict:
                 tot += s % base
                 s //= base
             counts.append(int(1e6 * math.exp(-tot * 4.0 / max(lav, 1))))
-        data["spectral"][str(b)] = code_lengths(counts, MAXLEN)
+        data["spectral"][str(b)] = [code_lengths(counts, MAXLEN)] * TUPLE_CONTEXTS
     return data
 
 
 def empty_stats():
     return {"book_index": [[0] * N_BOOKS for _ in range(N_BOOKS * BOOK_REGIONS)],
             "scalefactor": [[0] * (2 * SF_DELTA_MAX + 1) for _ in range(N_SF_ROWS)],
-            "spectral": {b: [0] * spectral_alphabet(b) for b in SPECTRAL_BOOKS}}
+            "spectral": {b: [[0] * spectral_alphabet(b) for _ in range(TUPLE_CONTEXTS)]
+                         for b in SPECTRAL_BOOKS}}
 
 
 def train(stats) -> dict:
     return {"book_index": [code_lengths(c, MAXLEN) for c in stats["book_index"]],
             "scalefactor": [code_lengths(c, MAXLEN) for c in stats["scalefactor"]],
-            "spectral": {str(b): code_lengths(c, MAXLEN) for b, c in stats["spectral"].items()}}
+            "spectral": {str(b): [code_lengths(c, MAXLEN) for c in rows]
+                         for b, rows in stats["spectral"].items()}}
 
 
 def merge(stats_list):
@@ -75,10 +84,10 @@ def merge(stats_list):
             for row, cs in zip(out[kind], st[kind]):
                 for i, n in enumerate(cs):
                     row[i] += n
-        for b, cs in st["spectral"].items():
-            row = out["spectral"][b]
-            for i, n in enumerate(cs):
-                row[i] += n
+        for b, rows in st["spectral"].items():
+            for row, cs in zip(out["spectral"][b], rows):
+                for i, n in enumerate(cs):
+                    row[i] += n
     return out
 
 
@@ -88,8 +97,11 @@ def cost(stats, data) -> dict:
     out = {}
     for kind in ("book_index", "scalefactor"):
         out[kind] = sum(n * l for cs, ls in zip(stats[kind], data[kind]) for n, l in zip(cs, ls))
-    out["spectral"] = sum(n * l for b, cs in stats["spectral"].items()
-                          for n, l in zip(cs, data["spectral"][str(b)]))
+    out["spectral"] = 0
+    for b, rows in stats["spectral"].items():
+        lrows = data["spectral"][str(b)]
+        lrows = lrows if isinstance(lrows[0], list) else [lrows] * len(rows)
+        out["spectral"] += sum(n * l for cs, ls in zip(rows, lrows) for n, l in zip(cs, ls))
     return out
 
 
@@ -122,12 +134,13 @@ def collect(clips, rates, stats, excerpt=None):
                         dim, lav = SPECTRAL_BOOKS[bk]
                         base = lav + 1
                         v = np.abs(q[c, ub[u]:ub[u + 1]])
-                        v = np.minimum(v, 16) if bk == 6 else v
+                        psum = -1
                         for t in v.reshape(-1, dim):
                             sym = 0
                             for x in t:
-                                sym = sym * base + int(x)
-                            stats["spectral"][bk][sym] += 1
+                                sym = sym * base + min(int(x), 16 if bk == 6 else int(x))
+                            stats["spectral"][bk][tuple_context(psum)][sym] += 1
+                            psum = int(t.sum())
 
     for clip in clips:
         x, fs = sf.read(clip, always_2d=True)
@@ -177,7 +190,8 @@ def main(argv=None):
                 for name, c in rows.items():
                     print(f"  {name:<28} " + "  ".join(f"{k} {v:9d}" for k, v in c.items()))
         OUT.write_text(json.dumps(train(merge(per_clip))))
-        print(f"wrote {OUT}")
+        SPEC_COPY.write_bytes(OUT.read_bytes())
+        print(f"wrote {OUT} and {SPEC_COPY}")
 
 
 if __name__ == "__main__":

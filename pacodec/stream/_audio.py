@@ -266,6 +266,15 @@ class AudioPipeline(Counted):
             self._switch.__exit__(None, None, None)
             self._switch = None
 
+    def _stop_worker(self, timeout):
+        """Stop the pipeline's codec thread (``_thread``): set ``_stop``, wake it through
+        ``_wake`` and wait up to ``timeout`` seconds for it."""
+        self._stop.set()
+        self._wake.put_nowait(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
     def _close_stream(self):
         if self._stream is not None:
             try:

@@ -228,11 +228,7 @@ class LivePipeline(AudioPipeline):
 
     def stop(self):
         self._close_stream()
-        self._stop.set()
-        self._wake.put_nowait(None)
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
+        self._stop_worker(5.0)
         self._release_fast_switching()
 
     @property

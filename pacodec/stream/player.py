@@ -165,11 +165,7 @@ class FilePlayer(AudioPipeline):
         return self
 
     def stop(self):
-        self._stop.set()
-        self._wake.put_nowait(None)
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
+        self._stop_worker(5.0)
         self._close_stream()
         if self._f is not None:
             self._f.close()

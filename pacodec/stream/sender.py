@@ -217,11 +217,7 @@ class Sender(AudioPipeline):
 
     def stop(self):
         self._close_stream()
-        self._stop.set()
-        self._wake.put_nowait(None)
-        if self._thread is not None:
-            self._thread.join(10.0)
-            self._thread = None
+        self._stop_worker(10.0)
         if self._own_transport:
             self.transport.close()
         self._release_fast_switching()
