@@ -32,7 +32,9 @@ def tone(seconds, channels=2, rate=RATE):
     return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
 
 
-def wait_until(cond, timeout=30.0):
+def wait_until(cond, timeout=120.0):
+    """A guard against a hang, not a timing: a cold kernel cache on a loaded machine compiles
+    for tens of seconds inside the codec thread."""
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
         time.sleep(0.005)
