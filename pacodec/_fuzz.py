@@ -34,7 +34,8 @@ __all__ = ["TARGETS", "OK_OUTCOMES", "SEED_SPECS", "make_seed", "make_seeds", "s
            "input_bytes", "check_bounds", "run_case", "run_measured", "run_counted",
            "case_size", "case_to_json", "case_from_json"]
 
-#: the source checkout (its clips and conformance vectors make the seeds)
+#: the default source checkout (its clips and conformance vectors make the seeds): the one this
+#: module sits in when pacodec runs from a checkout; an installed pacodec is given ``root``
 ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS = ("decode", "strict", "feed", "packet", "unpack", "info", "pacfile")
@@ -73,28 +74,28 @@ SEED_SPECS = [
 ]
 
 
-def clip_path(name) -> Path:
-    """A CC0 clip of the package (``pacodec/data``) or of the tests (``tests/data``)."""
-    p = ROOT / "pacodec" / "data" / name
-    return p if p.exists() else ROOT / "tests" / "data" / name
+def clip_path(name, root=None) -> Path:
+    """A CC0 clip of the package (``pacodec/data``) or of the checkout's tests (``tests/data``)."""
+    p = Path(__file__).resolve().parent / "data" / name
+    return p if p.exists() else Path(root or ROOT) / "tests" / "data" / name
 
 
-def _clip(name, nsamples, channels):
+def _clip(name, nsamples, channels, root=None):
     import soundfile as sf
-    x, fs = sf.read(clip_path(name), always_2d=True)
+    x, fs = sf.read(clip_path(name, root), always_2d=True)
     x = x[int(0.1 * fs):int(0.1 * fs) + nsamples]
     cols = [x[:, 0], x[:, -1], 0.5 * (x[:, 0] - x[:, -1])]
     out = np.stack([cols[c % 3] * (1.0 - 0.1 * (c // 3)) for c in range(channels)], axis=1)
     return out
 
 
-def make_seed(spec) -> bytes:
+def make_seed(spec, root=None) -> bytes:
     name, clip, seconds, rate, ch, kwargs = spec
     kwargs = dict(kwargs)
     unknown = kwargs.pop("_unknown", False)
     headerless = kwargs.pop("_headerless", False)
     # the clip is only relabelled with another rate: content does not matter, the layout does
-    x = _clip(clip, int(seconds * rate), ch)
+    x = _clip(clip, int(seconds * rate), ch, root)
     enc = pacodec.Encoder(rate, ch, total_frames=None if unknown else len(x), **kwargs)
     parts = enc.encode(x)
     parts += enc.flush()
@@ -102,8 +103,11 @@ def make_seed(spec) -> bytes:
     return (b"" if headerless else enc.header()) + b"".join(parts)
 
 
-def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True) -> dict:
-    """All seed streams by name (cached as ``NAME.pac`` in ``cache_dir`` when given)."""
+def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True,
+               root: str | os.PathLike | None = None) -> dict:
+    """All seed streams by name (cached as ``NAME.pac`` in ``cache_dir`` when given), from the
+    source checkout ``root`` (default :data:`ROOT`)."""
+    root = Path(root or ROOT)
     seeds = {}
     cache = Path(cache_dir) if cache_dir else None
     if cache:
@@ -113,12 +117,12 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True)
         if p is not None and p.exists():
             seeds[spec[0]] = p.read_bytes()
             continue
-        data = make_seed(spec)
+        data = make_seed(spec, root)
         seeds[spec[0]] = data
         if p is not None:
             p.write_bytes(data)
     if vectors:
-        for p in sorted((ROOT / "bitstreams" / "vectors").glob("v*/*.pac")):
+        for p in sorted((root / "bitstreams" / "vectors").glob("v*/*.pac")):
             data = p.read_bytes()
             try:                   # intact streams only: one vector is damaged on purpose
                 split_frames(data)

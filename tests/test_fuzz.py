@@ -10,6 +10,7 @@ chunked decoding equals one-shot decoding.  ``python tools/fuzz.py`` runs the sa
 100 000s of cases with crash and hang detection.
 """
 import functools
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -23,7 +24,7 @@ FUZZ_SETTINGS = dict(deadline=None, derandomize=True, database=None,
 
 @functools.lru_cache(maxsize=None)
 def _seeds():
-    return tuple(FUZZ.make_seeds().values())
+    return tuple(FUZZ.make_seeds(root=Path(__file__).resolve().parents[1]).values())
 
 
 @pytest.fixture(scope="module")

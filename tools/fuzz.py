@@ -545,7 +545,7 @@ def worker(args):
     if args.memory_mb:
         lim = args.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-    seeds = make_seeds(args.seed_dir)
+    seeds = make_seeds(args.seed_dir, root=ROOT)
     ctx = {"seeds": list(seeds.values()), "names": list(seeds)}
     # warm up (kernels, lazy imports, layouts) so start-up is not counted as decode time
     for i in range(40):
@@ -760,7 +760,7 @@ def main(argv=None):
         args.inject_crash, args.inject_hang = args.first + 3, args.first + 7
         args.timeout = min(args.timeout, 5.0)
     t0 = time.time()
-    seeds = make_seeds(args.seed_dir)
+    seeds = make_seeds(args.seed_dir, root=ROOT)
     ctx = {"seeds": list(seeds.values()), "names": list(seeds)}
     print(f"{len(seeds)} seed streams ({sum(map(len, seeds.values()))} bytes) in {args.seed_dir}",
           file=sys.stderr)
