@@ -175,6 +175,7 @@ def context_params(version: int) -> np.ndarray:
 
 
 def n_rows(version: int) -> int:
+    """Rows of a format version's packed codebook set (book index, scalefactor, spectral)."""
     R, T, _ = CONTEXTS[version]
     return N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
 
