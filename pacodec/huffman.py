@@ -3,8 +3,11 @@
 Kernels here write/read one symbol with a row of the packed :class:`~pacodec.tables.CodebookSet`,
 and one *unit* (a scalefactor band of one window group) with a spectral book: tuples of magnitudes
 (4 or 2 values per codeword), then one sign bit per non-zero value, then the Exp-Golomb suffix of
-every escaped value (book 6).  Decoding is canonical (count / first code per length), so no
-decoding tree is stored, and every table index is checked against the table bounds.
+every escaped value (book 6).  Each tuple's code is the row of its book chosen by the magnitudes
+of the tuple before it in the unit (FORMAT.md §7.3, :func:`~pacodec.tables.tuple_context`): the
+encoder's kernels use format 4's contexts, :func:`read_unit` those of the stream's version.
+Decoding is canonical (count / first code per length), so no decoding tree is stored, and every
+table index is checked against the table bounds.
 
 ``code_lengths`` builds length-limited Huffman code lengths from symbol counts; it is used by
 ``tools/train_huffman.py`` to make ``pacodec/data/codebooks.json``.
