@@ -26,6 +26,7 @@ from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
 from ._jit import njit
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, plan
+from .observer import FrameRecord
 from .options import resolve
 from .quantize import magnitudes
 from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
@@ -540,7 +541,6 @@ class Encoder:
         if st[1] or st[0] != nbits:
             raise PacodecError("internal error: payload size mismatch")
         if self.observer is not None:
-            from .observer import FrameRecord
             self.observer(FrameRecord(self._k, int(is_short), int(left_short), int(right_short),
                                       int(gflags), self._max_band, self._ms_mode, self._ms_flags,
                                       self._books, self._sf, self._q, ub, int(nbands),

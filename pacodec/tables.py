@@ -122,11 +122,13 @@ class Codebook:
 
 
 class CodebookSet:
-    """All the codebooks of the format packed into 2-D arrays (row = book) for the kernels."""
+    """All the codebooks of a format version packed into 2-D arrays (row = code) for the kernels,
+    with ``ctx``, the version's context parameters (:func:`context_params`)."""
 
     MAXLEN = 24
 
-    def __init__(self, books: list[Codebook]):
+    def __init__(self, books: list[Codebook], ctx: np.ndarray):
+        self.ctx = ctx
         n = len(books)
         width = max(len(b.lengths) for b in books)
         L = self.MAXLEN
@@ -270,7 +272,4 @@ def load_codebooks(path: str | None = None, version: int = 4) -> CodebookSet:
     books += [Codebook(row) for row in data["scalefactor"]]
     for b in sorted(SPECTRAL_BOOKS):
         books += [Codebook(row) for row in spectral[str(b)]]
-    out = CodebookSet(books)
-    out.ctx = context_params(version)
-    out.version = version
-    return out
+    return CodebookSet(books, context_params(version))

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from pacodec.encoder import Encoder  # noqa: E402
 from pacodec.huffman import BOOK_DIM, BOOK_LAV  # noqa: E402
-from pacodec.tables import (ESC_BOOK, ESC_VALUE, NOISE_BOOK, SF_DELTA_MAX, spectral_row, tuple_context,  # noqa: E402
-                            CRITICAL_BAND_EDGES_HZ, book_row, sf_row)
+from pacodec.tables import (ESC_BOOK, ESC_VALUE, NOISE_BOOK, SF_DELTA_MAX,  # noqa: E402
+                            CRITICAL_BAND_EDGES_HZ, book_row, sf_row, spectral_row, tuple_context)
 
 
 def entropy_bits(counts):
@@ -65,14 +65,14 @@ class AdaptiveCost:
 
     def __init__(self):
         self.bits = {}
-        self.counts = {}
+        self.counts = {}       # (field, row) -> ({symbol: count}, [total])
 
     def add(self, field, row, sym, alphabet):
-        c = self.counts.setdefault((field, row), {})
-        n = sum(c.values()) if c else 0
-        p = (c.get(sym, 0) + 0.5) / (n + 0.5 * alphabet)
+        c, total = self.counts.setdefault((field, row), ({}, [0]))
+        p = (c.get(sym, 0) + 0.5) / (total[0] + 0.5 * alphabet)
         self.bits[field] = self.bits.get(field, 0.0) - math.log2(p)
         c[sym] = c.get(sym, 0) + 1
+        total[0] += 1
 
 
 class Stats:
@@ -106,9 +106,10 @@ class Stats:
                 for b in range(mb):
                     u = g * nbands + b
                     bk = int(books[c, u])
-                    self.book_bits += int(lengths[book_row(ctx, b, nbands), bk])
-                    key = (book_row(ctx, b, nbands), bk)
-                    self.ac.add("book indices", key[0], bk, 8)
+                    row = book_row(ctx, b, nbands)
+                    self.book_bits += int(lengths[row, bk])
+                    key = (row, bk)
+                    self.ac.add("book indices", row, bk, 8)
                     self.books_ctx[key] = self.books_ctx.get(key, 0) + 1
                     ctx = bk
                     self.units["zero" if bk == 0 else "noise" if bk == NOISE_BOOK else "coded"] += 1

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pacodec.huffman import code_lengths  # noqa: E402
-from pacodec.tables import (BOOK_REGIONS, N_BOOKS, N_SF_ROWS, ROW_SF, SF_DELTA_MAX,  # noqa: E402
-                            SPECTRAL_BOOKS, TUPLE_CONTEXTS, book_row, sf_row, spectral_alphabet,
-                            tuple_context)
+from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, ESC_VALUE, N_BOOKS, N_SF_ROWS,  # noqa: E402
+                            ROW_SF, SF_DELTA_MAX, SPECTRAL_BOOKS, TUPLE_CONTEXTS, book_row, sf_row,
+                            spectral_alphabet, tuple_context)
 
 OUT = ROOT / "pacodec" / "data" / "codebooks.json"
 SPEC_COPY = ROOT / "bitstreams" / "codebooks.json"     # the normative file (FORMAT.md §7.1)
@@ -99,9 +99,8 @@ def cost(stats, data) -> dict:
         out[kind] = sum(n * l for cs, ls in zip(stats[kind], data[kind]) for n, l in zip(cs, ls))
     out["spectral"] = 0
     for b, rows in stats["spectral"].items():
-        lrows = data["spectral"][str(b)]
-        lrows = lrows if isinstance(lrows[0], list) else [lrows] * len(rows)
-        out["spectral"] += sum(n * l for cs, ls in zip(rows, lrows) for n, l in zip(cs, ls))
+        out["spectral"] += sum(n * l for cs, ls in zip(rows, data["spectral"][str(b)])
+                               for n, l in zip(cs, ls))
     return out
 
 
@@ -138,7 +137,8 @@ def collect(clips, rates, stats, excerpt=None):
                         for t in v.reshape(-1, dim):
                             sym = 0
                             for x in t:
-                                sym = sym * base + min(int(x), 16 if bk == 6 else int(x))
+                                sym = sym * base + (min(int(x), ESC_VALUE) if bk == ESC_BOOK
+                                                    else int(x))
                             stats["spectral"][bk][tuple_context(psum)][sym] += 1
                             psum = int(t.sum())
 
