@@ -31,12 +31,11 @@ from .options import resolve
 from .quantize import magnitudes
 from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
 from .tables import load_codebooks
-from .transient import detect_attack
+from .transient import HISTORY, detect_attack
 from .window import block_window
 
 __all__ = ["Encoder"]
 
-GROUP_SPLIT_DB = 8.0
 #: Largest sample magnitude accepted (2^40): float input beyond +-1.0 is kept, not clipped, up to
 #: here; the scalefactor range (2^-25..2^38.75 steps, |q| <= 8191) codes it with headroom.
 MAX_AMPLITUDE = float(2 ** 40)
@@ -256,6 +255,7 @@ class Encoder:
         self._short = [False, False]  # short decision for frames k-1, k
         self._decided = -1            # last frame whose short decision is made
         self._attack = -1
+        self._attack_scr = np.zeros(0)        # the detector's segment energies
         self._thr_prev = np.zeros((ch, self.layout.nb_long))
         self._has_prev = np.zeros(ch, dtype=np.int64)
         self._finished = False
@@ -455,8 +455,11 @@ class Encoder:
         if start - 4 * seg - 1 < 0:
             return -1
         best = -1
+        n_seg = (n + ns) // seg
+        if self._attack_scr.shape[0] < n_seg + HISTORY:
+            self._attack_scr = np.zeros(n_seg + HISTORY)
         for c in range(self.channels):
-            w = detect_attack(self._buf[c], start, seg, (n + ns) // seg, ns)
+            w = detect_attack(self._buf[c], start, seg, n_seg, ns, self._attack_scr)
             if w >= 0 and (best < 0 or w < best):
                 best = w
         return best
@@ -601,14 +604,12 @@ class Encoder:
                        self._ptonal_short), en_w, thr_w, ton_w)
         self._has_prev[:] = 0
         self._pred.npred[:] = 0
-        # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
-        e = en_w.sum(axis=(0, 2)) + 1e-12
-        gflags = 0
-        ref = e[0]
-        for j in range(1, SHORT_BLOCKS):
-            if abs(10 * math.log10(e[j] / ref)) > GROUP_SPLIT_DB or j == attack:
-                gflags |= 1 << (7 - j)
-                ref = e[j]
+        # window grouping: the windows before the attack, and the attack with those after it.
+        # Splitting also where the window energy jumped by more than 8 dB (up to 6 groups, 3.5
+        # on average on drum loops) cost a scalefactor and a book index per band and group:
+        # one split only measured +0.25 / +0.92 2f (ViSQOL +0.000 / +0.006) at 64 kbit/s CBR
+        # on the even / odd halves of the corpus (see the README).
+        gflags = 1 << (7 - attack) if 1 <= attack < SHORT_BLOCKS else 0
         U = self._units
         group_units(gflags, self._coef, self.layout.perm_short[gflags], en_w, thr_w, ton_w,
                     self._cod, U["energy"], U["thr"], U["ton"])
