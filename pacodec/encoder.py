@@ -31,12 +31,12 @@ from .options import resolve
 from .quantize import magnitudes
 from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
 from .tables import load_codebooks
-from .transient import detect_attack
+from .transient import HISTORY, detect_attack
 from .window import block_window
 
 __all__ = ["Encoder"]
 
-GROUP_SPLIT_DB = 8.0
+GROUP_SPLIT_DB = 99.0
 #: Largest sample magnitude accepted (2^40): float input beyond +-1.0 is kept, not clipped, up to
 #: here; the scalefactor range (2^-25..2^38.75 steps, |q| <= 8191) codes it with headroom.
 MAX_AMPLITUDE = float(2 ** 40)
@@ -256,6 +256,7 @@ class Encoder:
         self._short = [False, False]  # short decision for frames k-1, k
         self._decided = -1            # last frame whose short decision is made
         self._attack = -1
+        self._attack_scr = np.zeros(0)        # the detector's segment energies
         self._thr_prev = np.zeros((ch, self.layout.nb_long))
         self._has_prev = np.zeros(ch, dtype=np.int64)
         self._finished = False
@@ -455,8 +456,11 @@ class Encoder:
         if start - 4 * seg - 1 < 0:
             return -1
         best = -1
+        n_seg = (n + ns) // seg
+        if self._attack_scr.shape[0] < n_seg + HISTORY:
+            self._attack_scr = np.zeros(n_seg + HISTORY)
         for c in range(self.channels):
-            w = detect_attack(self._buf[c], start, seg, (n + ns) // seg, ns)
+            w = detect_attack(self._buf[c], start, seg, n_seg, ns, self._attack_scr)
             if w >= 0 and (best < 0 or w < best):
                 best = w
         return best
@@ -601,7 +605,13 @@ class Encoder:
                        self._ptonal_short), en_w, thr_w, ton_w)
         self._has_prev[:] = 0
         self._pred.npred[:] = 0
-        # window grouping: split where the window energy jumps by more than GROUP_SPLIT_DB
+        # window grouping: a new group at the attack and where the window energy jumps by more
+        # than GROUP_SPLIT_DB.  At 99 dB that is only sound next to digital silence (the padding
+        # before a file's first sample, a gap in a sample), whose threshold would otherwise hold
+        # the group's noise allowance (the minimum over its windows) at the hearing threshold.
+        # It was 8 dB: up to 6 groups (3.5 on average on drum loops), each costing a scalefactor
+        # and a book index per band; 99 measured +0.4 / +2.1 2f (ViSQOL +0.001 / +0.011) at 64
+        # kbit/s CBR on the even / odd halves of the corpus with the detector above (README).
         e = en_w.sum(axis=(0, 2)) + 1e-12
         gflags = 0
         ref = e[0]

@@ -1,52 +1,63 @@
 """Transient detector (encoder only): decides which frames switch to short blocks.
 
 The region a short frame would cover (``hop + short_hop`` samples around the centre of the block)
-is cut into segments of half a short block; after a first-difference high-pass, a segment whose
-energy exceeds ``ATTACK_RATIO`` times the mean of the four segments before it (and an absolute
-floor) is an attack.  The returned index is the short window holding the attack, used to group
-windows (windows before the attack, the attack, and after).
+is cut into segments of half a short block; after a first-difference high-pass, a segment is an
+attack when its energy exceeds
+
+* ``ATTACK_RATIO`` times the mean of the four segments before it (a 10 dB jump), and
+* ``HISTORY_RATIO`` times the loudest of the ``HISTORY`` segments before it, and
+* an absolute floor.
+
+The second test is what keeps a periodic sound with a sharp edge in each period (a low synth
+bass: a sawtooth at 50 Hz has one step every 20 ms) long: each edge jumps 10 dB over the smooth
+ramp just before it, but not over the previous period's edge.  Without it the detector fired on
+every frame of such a bass (``bass_voxy`` of the corpus: 100 % short frames, 2 % with it; tb303
+58 % → 23 %), and short blocks there cost both bits and the frequency resolution a bass needs.
+``HISTORY`` = 16 segments is 1024 samples, 21–23 ms at 44.1–48 kHz: a period of a 43–47 Hz tone.
+
+The returned index is the short window holding the attack, used to group windows (the windows
+before the attack, and the attack with those after it).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ._jit import njit
 
-__all__ = ["detect_attack", "ATTACK_RATIO", "ATTACK_FLOOR"]
+__all__ = ["detect_attack", "ATTACK_RATIO", "ATTACK_FLOOR", "HISTORY", "HISTORY_RATIO"]
 
-ATTACK_RATIO = 10.0          # 10 dB jump in high-passed energy
+ATTACK_RATIO = 10.0          # 10 dB jump in high-passed energy over the last 4 segments
 ATTACK_FLOOR = 1e-6          # mean-square level below which nothing is an attack (-60 dBFS)
+HISTORY = 16                 # segments whose loudest an attack must also exceed ...
+HISTORY_RATIO = 2.0          # ... by 3 dB
 
 
 @njit
-def detect_attack(x, start, seg_len, n_seg, short_hop):
+def detect_attack(x, start, seg_len, n_seg, short_hop, energies):
     """Return the short window (0..7) holding the strongest attack in ``n_seg`` segments of
-    ``x[start:...]`` (x: one channel, padded input), or -1 if there is none.  ``x`` must hold the
-    4 segments before ``start``; the caller guarantees the bounds."""
-    best = -1
-    best_ratio = ATTACK_RATIO
-    h0 = h1 = h2 = h3 = 0.0        # energies of the last 4 segments, slot (j + 4) % 4
-    for j in range(-4, n_seg):
+    ``x[start:...]`` (x: one channel, padded input), or -1 if there is none.  ``energies``:
+    scratch of at least ``n_seg + HISTORY`` values.  Segments of the history that would start
+    before ``x[1]`` count as silent; ``x`` must hold every sample up to the last segment (the
+    caller guarantees it)."""
+    for j in range(-HISTORY, n_seg):
         s = start + j * seg_len
         e = 0.0
-        for n in range(s, s + seg_len):
-            d = x[n] - x[n - 1]
-            e += d * d
-        e /= seg_len
-        if j >= 0:
-            ref = (h0 + h1 + h2 + h3) * 0.25
-            if e > ATTACK_FLOOR and e > best_ratio * (ref + 1e-12):
-                best_ratio = e / (ref + 1e-12)
-                best = j
-        slot = (j + 4) % 4
-        if slot == 0:
-            h0 = e
-        elif slot == 1:
-            h1 = e
-        elif slot == 2:
-            h2 = e
-        else:
-            h3 = e
+        if s >= 1:
+            for n in range(s, s + seg_len):
+                d = x[n] - x[n - 1]
+                e += d * d
+            e /= seg_len
+        energies[j + HISTORY] = e
+    best = -1
+    best_ratio = ATTACK_RATIO
+    for j in range(n_seg):
+        i = j + HISTORY
+        e = energies[i]
+        ref = (energies[i - 1] + energies[i - 2] + energies[i - 3] + energies[i - 4]) * 0.25
+        loudest = 0.0
+        for h in range(i - HISTORY, i):
+            loudest = max(loudest, energies[h])
+        if e > ATTACK_FLOOR and e > best_ratio * (ref + 1e-12) and e > HISTORY_RATIO * loudest:
+            best_ratio = e / (ref + 1e-12)
+            best = j
     if best < 0:
         return -1
     # segment j spans short window (j*seg_len - short_hop/2) // short_hop of the frame's 8 windows

@@ -77,7 +77,7 @@ def test_bit_io_kernels_match_py_func(rng):
 def test_transient_kernel_matches_py_func(rng):
     x = rng.standard_normal(4000) * 0.001
     x[2500:2600] += rng.standard_normal(100)
-    res = [k(x, 2000, 64, 18, 128) for k in _both(detect_attack)]
+    res = [k(x, 2000, 64, 18, 128, np.zeros(40)) for k in _both(detect_attack)]
     assert res[0] == res[-1] and res[0] >= 0
 
 
