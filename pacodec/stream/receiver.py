@@ -93,15 +93,18 @@ class Receiver(AudioPipeline):
     COUNTERS = ("streams_ended", "eos_ignored", "reconfigured", "clipped", "packets", "bytes",
                 "samples_out", "callbacks", "output_underflows", "ring_underruns")
 
+    # settings the pipeline reads, as views of the one copy in ``self.settings``
+    output = property(lambda self: self.settings.output, doc="where the stream is written, or None")
+    key = property(lambda self: self.settings.key, doc="the stream key, or None (unauthenticated)")
+    switch_interval = property(lambda self: self.settings.switch_interval,
+                               doc="the interpreter's thread switch interval while running")
+
     def __init__(self, bind=("0.0.0.0", 0), *, settings=None, decoder_factory=None,
                  transport=None, **options):
         self.settings = cfg = make_settings(ReceiverSettings, settings, options)
         if cfg.output is not None:
             check_output(cfg.output, cfg.force)
-        self.output = cfg.output
-        self.switch_interval = cfg.switch_interval
         self._make_decoder = decoder_factory or default_decoder_factory()
-        self.key = cfg.key
         self.session = SessionFilter(cfg.key, silence=cfg.silence)
         self.transport = transport or UdpTransport(bind=bind, timeout=0.1)
         self._own_transport = transport is None

@@ -70,11 +70,15 @@ class Sender(AudioPipeline):
     COUNTERS = ("seq", "bytes", "samples_in", "input_overflows", "input_dropped",
                 "status_flags")
 
+    # settings the pipeline reads, as views of the one copy in ``self.settings``
+    key = property(lambda self: self.settings.key, doc="the stream key, or None (unauthenticated)")
+    switch_interval = property(lambda self: self.settings.switch_interval,
+                               doc="the interpreter's thread switch interval while running")
+
     def __init__(self, destination, *, source=None, settings=None, encoder_factory=None,
                  transport=None, **options):
         self.settings = cfg = make_settings(SenderSettings, settings, options)
         self.destination = destination
-        self.switch_interval = cfg.switch_interval
         samplerate, channels = cfg.samplerate, cfg.channels
         self._source = None
         if source is not None:
@@ -93,7 +97,6 @@ class Sender(AudioPipeline):
         self.channels = int(channels or 2)
         self._make_encoder = encoder_factory or default_encoder_factory(
             self.samplerate, self.channels, bitrate=cfg.bitrate, low_delay=cfg.low_delay)
-        self.key = cfg.key
         self.session = cfg.session or new_session_id()
         self.transport = transport or UdpTransport(peer=destination)
         self._own_transport = transport is None
