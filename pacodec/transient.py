@@ -15,8 +15,8 @@ every frame of such a bass (``bass_voxy`` of the corpus: 100 % short frames, 2 %
 58 % → 23 %), and short blocks there cost both bits and the frequency resolution a bass needs.
 ``HISTORY`` = 16 segments is 1024 samples, 21–23 ms at 44.1–48 kHz: a period of a 43–47 Hz tone.
 
-The returned index is the short window holding the attack, used to group windows (the windows
-before the attack, and the attack with those after it).
+The returned index is the short window holding the attack: the encoder starts a new window group
+there (see ``GROUP_SPLIT_DB`` in :mod:`.encoder` for the only other split).
 """
 from __future__ import annotations
 
