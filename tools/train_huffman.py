@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Train pacodec's Huffman code lengths on real recordings; writes pacodec/data/codebooks.json.
+"""Train pacodec's Huffman code lengths on real recordings; writes bitstreams/codebooks.json and
+its byte-identical copy pacodec/data/codebooks.json.
 
 The tables are those of the format version the encoder writes (4): book-index rows by region and
 previous book, scalefactor rows by book classes, TUPLE_CONTEXTS rows per spectral book
@@ -61,6 +62,13 @@ def bootstrap() -> dict:
             counts.append(int(1e6 * math.exp(-tot * 4.0 / max(lav, 1))))
         data["spectral"][str(b)] = [code_lengths(counts, MAXLEN)] * TUPLE_CONTEXTS
     return data
+
+
+def write_tables(data):
+    """Write the tables to the package file and its normative copy beside the spec, together."""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(data))
+    SPEC_COPY.write_bytes(OUT.read_bytes())
 
 
 def empty_stats():
@@ -164,9 +172,8 @@ def main(argv=None):
     ap.add_argument("--holdout", action="store_true", help="also report an overfitting check (see above)")
     args = ap.parse_args(argv)
     if args.bootstrap or not OUT.exists():
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(bootstrap()))
-        print(f"wrote bootstrap tables to {OUT}")
+        write_tables(bootstrap())
+        print(f"wrote bootstrap tables to {OUT} and {SPEC_COPY}")
         if args.bootstrap:
             return
     for r in range(args.rounds):
@@ -189,8 +196,7 @@ def main(argv=None):
                 print(f"held-out half {h + 1} ({len(halves[h])} clips):")
                 for name, c in rows.items():
                     print(f"  {name:<28} " + "  ".join(f"{k} {v:9d}" for k, v in c.items()))
-        OUT.write_text(json.dumps(train(merge(per_clip))))
-        SPEC_COPY.write_bytes(OUT.read_bytes())
+        write_tables(train(merge(per_clip)))
         print(f"wrote {OUT} and {SPEC_COPY}")
 
 
