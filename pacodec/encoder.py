@@ -256,7 +256,6 @@ class Encoder:
         self._short = [False, False]  # short decision for frames k-1, k
         self._decided = -1            # last frame whose short decision is made
         self._attack = -1
-        self._attack_scr = np.zeros(0)        # the detector's segment energies
         self._thr_prev = np.zeros((ch, self.layout.nb_long))
         self._has_prev = np.zeros(ch, dtype=np.int64)
         self._finished = False
@@ -280,6 +279,10 @@ class Encoder:
         self._floor_long = band_weights(self._model_long.z)
         self._floor_short = band_weights(self._model_short.z) if cfg.short_blocks else self._floor_long
         self._config_interval = max(1, int(cfg.samplerate // cfg.hop))   # <= 1 s
+        # the transient detector's segment energies: (hop + short_hop) / (short_hop / 2) segments
+        # of the frame and the HISTORY before them (transient.detect_attack)
+        self._attack_scr = np.zeros((n + cfg.short_hop) // (cfg.short_hop // 2) + HISTORY
+                                    if cfg.short_blocks else 0)
         # scratch
         mu_ = self.layout.max_units
         self._scr = dict(
@@ -456,11 +459,8 @@ class Encoder:
         if start - 4 * seg - 1 < 0:
             return -1
         best = -1
-        n_seg = (n + ns) // seg
-        if self._attack_scr.shape[0] < n_seg + HISTORY:
-            self._attack_scr = np.zeros(n_seg + HISTORY)
         for c in range(self.channels):
-            w = detect_attack(self._buf[c], start, seg, n_seg, ns, self._attack_scr)
+            w = detect_attack(self._buf[c], start, seg, (n + ns) // seg, ns, self._attack_scr)
             if w >= 0 and (best < 0 or w < best):
                 best = w
         return best
