@@ -2,8 +2,8 @@
 
 Stages per frame (each in its own module): transient detection (:mod:`.transient`) → window
 sequence (:mod:`.window`) → MDCT (:mod:`.mdct`) → masking thresholds (:mod:`.psychoacoustic`) →
-M/S decision and rate control + allocation (:mod:`.allocation`) → payload and frame
-(:mod:`.bitstream`).
+M/S decision and allocation (:mod:`.allocation`) under rate control (:mod:`.ratecontrol`) →
+payload and frame (:mod:`.bitstream`).
 
 Time alignment (FORMAT.md §6.3): the input is preceded by ``hop`` zero samples ("padded" time);
 frame ``k`` transforms padded samples ``[k*hop, k*hop + 2*hop)``.  The decoder's output of frame
@@ -19,8 +19,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
-                         search_offset, band_weights, rd_scratch, stereo_decision)
+from .allocation import bandwidth_hz, pns_rule, band_weights, rd_scratch, stereo_decision
+from .ratecontrol import SEARCH_MIN, RateControl, code_at, search_offset
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
 from ._jit import njit
