@@ -19,6 +19,7 @@ Rate control (the search of the offset ``o`` per frame, and the frame budgets) i
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, q
 from .tables import MAX_QUANT, NOISE_BOOK, SF_DELTA_MAX, book_row, sf_row
 
 __all__ = ["allocate", "stereo_decision", "bandwidth_hz", "PNS_START_HZ", "pns_rule",
-           "band_weights", "rd_scratch"]
+           "band_weights", "FrameUnits", "Allocation", "AllocScratch", "alloc_scratch"]
 
 #: Units the allocation leaves at zero (energy within the allowance) decode as silence, and the PEAQ
 #: ear model behind the 2f-model hears every 0.5-Bark band whose excitation drops by 1 dB or more
@@ -112,58 +113,145 @@ def _fits(noise, rec, energy, allowed):
 
 
 @njit(inline="always")
-def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, hint):
-    """Coarsest scalefactor whose quantization of c[s:e] :func:`_fits` the allowance.
+def _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u):
+    """:func:`quantize_matched` of unit ``u`` of channel ``ch`` at ``sf``, remembered for the
+    frame's later trial offsets: a scalefactor this frame's search already tried returns its
+    (noise, max |q|, reconstruction energy) from ``scr`` and leaves ``q`` as it is (``scr.qsf``
+    says which scalefactor ``q[s:e]`` holds).  The tried scalefactors of a unit are one run
+    ``scr.mlo..scr.mhi`` (every search walks in 1-steps from the last result)."""
+    lo = scr.mlo[ch, u]
+    hi = scr.mhi[ch, u]
+    if lo <= sf <= hi:
+        return scr.mnoise[ch, u, sf], scr.mqmax[ch, u, sf], scr.mrec[ch, u, sf]
+    noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+    scr.qsf[ch, u] = sf
+    if lo > hi:
+        scr.mlo[ch, u] = sf
+        scr.mhi[ch, u] = sf
+    elif sf == hi + 1:
+        scr.mhi[ch, u] = sf
+    elif sf == lo - 1:
+        scr.mlo[ch, u] = sf
+    else:
+        return noise, qmax, rec
+    scr.mnoise[ch, u, sf] = noise
+    scr.mrec[ch, u, sf] = rec
+    scr.mqmax[ch, u, sf] = qmax
+    return noise, qmax, rec
 
-    Starts from ``hint`` (the unit's scalefactor at the previous offset of the rate loop, or -1
-    for the high-resolution estimate ``delta^2 w / 12 = allowed``) and walks 1.5 dB steps.
+
+@njit(inline="always")
+def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
+    """Coarsest scalefactor whose quantization of c[s:e] :func:`_fits` the allowance; on return
+    ``q[s:e]`` holds that quantization.
+
+    Starts from the unit's hint ``scr.hint[ch, u]`` (its scalefactor at the previous offset of the
+    rate loop, or -1 for the high-resolution estimate ``delta^2 w / 12 = allowed``) and walks 1.5
+    dB steps.  The quantizations come from :func:`_quantize_memo` (a hint of -1 starts the unit's
+    memo afresh), so a trial offset re-quantizes only at scalefactors the frame has not tried.
     """
     w = e - s
+    hint = scr.hint[ch, u]
     if hint >= 0:
         sf = hint
     else:
+        scr.mlo[ch, u] = 1          # a new frame: forget the last one's quantizations
+        scr.mhi[ch, u] = 0
+        scr.qsf[ch, u] = -1
+        scr.cand[ch, u, 0] = -1
         d0 = math.sqrt(12.0 * allowed / w)
         sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
         if quantizer == QUANT_POWER:
             sf -= 3
     sf = min(255, max(0, sf))
-    noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+    noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
     if not _fits(noise, rec, energy, allowed):
         while sf > 0 and not _fits(noise, rec, energy, allowed):
             sf -= 1
-            noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+            noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
     else:
         while sf < 255:
-            n2, q2, r2 = quantize_matched(c, xa, s, e, sf + 1, quantizer, mu, q, energy)
+            n2, q2, r2 = _quantize_memo(c, xa, s, e, sf + 1, quantizer, mu, q, energy, scr, ch, u)
             if not _fits(n2, r2, energy, allowed):
-                noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+                noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy,
+                                                  scr, ch, u)
                 break
             sf += 1
             noise, qmax = n2, q2
     while qmax > MAX_QUANT and sf < 255:
         sf += 1
-        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
+    if scr.qsf[ch, u] != sf:
+        quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        scr.qsf[ch, u] = sf
     return sf, qmax
+
+
+@njit(inline="always")
+def _two_books(q, s, e, qmax, lengths):
+    """The two smallest books that can code ``q[s:e]`` (largest magnitude ``qmax`` > 0) and their
+    bits: (book, bits, book, bits), bits -1 where the book cannot code the unit, book -1 where
+    there is no second book."""
+    b1 = -1
+    n1 = -1
+    b2 = -1
+    n2 = -1
+    tried = 0
+    for bk in range(1, 7):
+        if BOOK_LAV[bk] < qmax and bk != 6:
+            continue
+        bits = unit_bits(q, s, e, bk, lengths)
+        if tried == 0:
+            b1 = bk
+            n1 = bits
+        else:
+            b2 = bk
+            n2 = bits
+        tried += 1
+        if tried == 2:          # the two smallest books that can code the unit
+            break
+    return b1, n1, b2, n2
+
+
+@njit(inline="always")
+def _pick_book(qmax, b1, n1, b2, n2):
+    """The cheaper of :func:`_two_books`' pair (the first on a tie): (book, bits); (0, 0) for an
+    all-zero unit, (-1, 2^60) when neither codes it."""
+    if qmax == 0:
+        return 0, 0
+    best = -1
+    best_bits = 1 << 60
+    if b1 >= 0 and n1 >= 0 and n1 < best_bits:
+        best = b1
+        best_bits = n1
+    if b2 >= 0 and n2 >= 0 and n2 < best_bits:
+        best = b2
+        best_bits = n2
+    return best, best_bits
 
 
 @njit(inline="always")
 def _best_book(q, s, e, qmax, lengths):
     if qmax == 0:
         return 0, 0
-    best = -1
-    best_bits = 1 << 60
-    tried = 0
-    for bk in range(1, 7):
-        if BOOK_LAV[bk] < qmax and bk != 6:
-            continue
-        bits = unit_bits(q, s, e, bk, lengths)
-        if bits >= 0 and bits < best_bits:
-            best_bits = bits
-            best = bk
-        tried += 1
-        if tried == 2:          # the two smallest books that can code the unit
-            break
-    return best, best_bits
+    b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+    return _pick_book(qmax, b1, n1, b2, n2)
+
+
+@njit(inline="always")
+def _unit_books(q, s, e, qmax, lengths, scr, ch, u, sf):
+    """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u]`` (scalefactor,
+    book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials."""
+    cand = scr.cand[ch, u]
+    if cand[0] != sf:
+        b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+        cand[0] = sf
+        cand[1] = b1
+        cand[2] = n1
+        cand[3] = b2
+        cand[4] = n2
+        cand[5] = qmax
+    return cand[1], cand[2], cand[3], cand[4]
 
 
 #: Rate-distortion scalefactor choice (:func:`rd_scalefactors`): a coded unit may take its
@@ -181,26 +269,61 @@ _RD_STATES = 2 * (SF_RD_FINER + 1)      # (scalefactor, book) candidates per uni
 _RD_INF = 1e18
 
 
-def rd_scratch(max_units):
-    """Scratch arrays of :func:`rd_scalefactors` for frames of up to ``max_units`` units."""
-    return (np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
-            np.zeros((max_units, _RD_STATES)))
+#: One frame's units as allocation reads them, every channel (``cod``/``xa``/``thr``/``energy``/
+#: ``ton``: (channels, ...)); nothing in it changes during the frame's rate loop.
+FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton floor quantizer mu "
+                        "max_band pns_band pns_ton zero_fill lengths is_short ms_mode ms_flags")
+#: What allocation writes, (channels, units) or (channels, N): books, scalefactors, quantized
+#: values in coding order, each spectral unit's bits, and per channel the last coded band + 1.
+Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
+#: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
+AllocScratch = namedtuple("AllocScratch", "hint qsf cand mlo mhi mnoise mrec mqmax rdi rdf")
+
+
+def alloc_scratch(channels, max_units):
+    """:data:`AllocScratch` for frames of up to ``max_units`` units: per channel and unit the
+    hint (last scalefactor, -1: none yet this frame), the scalefactor ``q`` holds (-1: none),
+    the book candidates at a scalefactor (:func:`_unit_books`), the memo of quantizations
+    (:func:`_quantize_memo`: run ``mlo..mhi``, noise, reconstruction energy, max |q| per
+    scalefactor); and the Viterbi arrays of :func:`rd_scalefactors`."""
+    cu = (channels, max_units)
+    return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
+                        cand=np.full(cu + (6,), -1, dtype=np.int64),
+                        mlo=np.ones(cu, dtype=np.int64), mhi=np.zeros(cu, dtype=np.int64),
+                        mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),
+                        mqmax=np.zeros(cu + (256,), dtype=np.int64),
+                        rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
+                        rdf=np.zeros((max_units, _RD_STATES)))
 
 
 @njit
-def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, ubits, quantizer, mu,
-                    rdi, rdf, energy):
-    """Re-choose the scalefactors and books of one channel's coded units for the fewest bits.
+def rd_scalefactors(fu, out, scr, ch):
+    """Re-choose the scalefactors and books of channel ``ch``'s coded units for the fewest bits.
 
     On entry ``sf``/``books`` hold each unit's coarsest fitting scalefactor and best book.  Each
     coded unit's candidates are (scalefactor, book) pairs: that scalefactor or up to SF_RD_FINER
-    steps finer, each with the two smallest books that code it; noise units keep theirs.  A
-    Viterbi search over the units in coding order (FORMAT.md §5.3) minimises the exact Huffman
-    bits of the scalefactor deltas, the context-coded book indices and the spectral data.  Finer
-    steps only lower a unit's noise, so the result is never worse than the start and never
-    larger.  ``rdi[0..3, i, j]``: scalefactor, book, spectral bits, back pointer of candidate
-    ``j`` of the ``i``-th coded unit; ``rdf[i, j]``: path cost.
+    steps finer, each with the two smallest books that code it (at the unit's own scalefactor
+    the ones :func:`allocate` kept in ``scr.cand``); noise units keep theirs.  A Viterbi search
+    over the units in coding order (FORMAT.md §5.3) minimises the exact Huffman bits of the
+    scalefactor deltas, the context-coded book indices and the spectral data.  Finer steps only
+    lower a unit's noise, so the result is never worse than the start and never larger.
+    ``rdi[0..3, i, j]``: scalefactor, book, spectral bits, back pointer of candidate ``j`` of the
+    ``i``-th coded unit; ``rdf[i, j]``: path cost.
     """
+    c = fu.cod[ch]
+    xa = fu.xa[ch]
+    ub = fu.ub
+    nbands = fu.nbands
+    nunits = nbands * fu.ngroups
+    max_band = fu.max_band
+    lengths = fu.lengths
+    energy = fu.energy[ch]
+    books = out.books[ch]
+    sf = out.sf[ch]
+    q = out.q[ch]
+    ubits = out.ubits[ch]
+    rdi = scr.rdi
+    rdf = scr.rdf
     S = rdi.shape[2]
     n = 0
     prev_seq = -1           # previous unit in coding order (below max_band)
@@ -225,24 +348,31 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
                     v = sf[u] - j
                     if v < 0:
                         break
-                    noise, qmax, rec = quantize_matched(c, xa, s, e, v, quantizer, mu, q, energy[u])
+                    cand = scr.cand[ch, u]
+                    if cand[0] == v:                # the books allocate() weighed at v
+                        qmax = cand[5]
+                    else:
+                        noise, qmax, rec = quantize_matched(c, xa, s, e, v, fu.quantizer, fu.mu,
+                                                            q, energy[u])
+                        scr.qsf[ch, u] = v
                     if qmax > MAX_QUANT or qmax == 0:
                         if j == 0:
                             m = 0
                         break
-                    tried = 0
-                    for bk in range(1, 7):
-                        if BOOK_LAV[bk] < qmax and bk != 6:
-                            continue
-                        bits = unit_bits(q, s, e, bk, lengths)
-                        if bits >= 0:
-                            rdi[0, i, m] = v
-                            rdi[1, i, m] = bk
-                            rdi[2, i, m] = bits
-                            m += 1
-                        tried += 1
-                        if tried == 2:
-                            break
+                    if cand[0] == v:
+                        b1, n1, b2, n2 = cand[1], cand[2], cand[3], cand[4]
+                    else:
+                        b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+                    if b1 >= 0 and n1 >= 0:
+                        rdi[0, i, m] = v
+                        rdi[1, i, m] = b1
+                        rdi[2, i, m] = n1
+                        m += 1
+                    if b2 >= 0 and n2 >= 0:
+                        rdi[0, i, m] = v
+                        rdi[1, i, m] = b2
+                        rdi[2, i, m] = n2
+                        m += 1
                 if m == 0:      # cannot happen for a unit allocate() coded; keep it as it is
                     rdi[0, i, 0] = sf[u]
                     rdi[1, i, 0] = bk0
@@ -326,7 +456,9 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
         v = rdi[0, i, j]
         bk = rdi[1, i, j]
         if bk != NOISE_BOOK:
-            quantize_matched(c, xa, ub[u], ub[u + 1], v, quantizer, mu, q, energy[u])
+            if scr.qsf[ch, u] != v:
+                quantize_matched(c, xa, ub[u], ub[u + 1], v, fu.quantizer, fu.mu, q, energy[u])
+                scr.qsf[ch, u] = v
             ubits[u] = rdi[2, i, j]
         sf[u] = v
         books[u] = bk
@@ -334,44 +466,68 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
 
 
 @njit(inline="always")
-def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, quantizer, mu, max_band,
-             pns_band, pns_ton, zero_fill, books, sf, q, lengths, hint, ubits, rdi, rdf):
-    """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear).
-    ``zero_fill``: ZERO_FILL or 0 (off) by :func:`pns_rule`; ``rdi``/``rdf``: scratch of
-    :func:`rd_scalefactors`."""
-    nunits = nbands * ngroups
+def allocate(fu, out, scr, ch, gain):
+    """Scalefactors, books and quantized values of channel ``ch`` for offset ``gain`` (linear):
+    ``fu`` the frame (:data:`FrameUnits`; ``zero_fill``: ZERO_FILL or 0 (off) by :func:`pns_rule`),
+    ``out`` the result (:data:`Allocation`), ``scr`` the frame's scratch (:data:`AllocScratch`,
+    whose hints and memo carry work from one trial offset of the frame to the next)."""
+    c = fu.cod[ch]
+    xa = fu.xa[ch]
+    ub = fu.ub
+    nbands = fu.nbands
+    thr = fu.thr[ch]
+    energy = fu.energy[ch]
+    tonality = fu.ton[ch]
+    floor = fu.floor
+    quantizer = fu.quantizer
+    mu = fu.mu
+    max_band = fu.max_band
+    pns_band = fu.pns_band
+    pns_ton = fu.pns_ton
+    zero_fill = fu.zero_fill
+    lengths = fu.lengths
+    books = out.books[ch]
+    sf = out.sf[ch]
+    q = out.q[ch]
+    ubits = out.ubits[ch]
+    nunits = nbands * fu.ngroups
     for u in range(nunits):
         s = ub[u]
         e = ub[u + 1]
         b = u % nbands
-        for i in range(s, e):
-            q[i] = 0
         books[u] = 0
         sf[u] = 0
-        if b >= max_band or e <= s:
-            continue
-        E = energy[u]
-        A = thr[u] * gain * floor[1, b]
-        noisy = b >= pns_band and tonality[u] < pns_ton
-        if E > thr[u] and not noisy:
-            # audible above its masking threshold: keeps MIN_SNR, relaxed dB for dB only beyond
-            # FLOOR_OFFSET so the rate loop can always meet its budget
-            A = min(A, E * floor[0, b] * max(1.0, gain * FLOOR_GAIN_INV))
-        if E <= A:
-            if E > 1e-12 and ((noisy and E > thr[u])
-                              or (zero_fill > 0.0 and E > thr[u] * zero_fill
-                                  and tonality[u] < ZERO_FILL_TON)):
+        coded = False
+        if b < max_band and e > s:
+            E = energy[u]
+            A = thr[u] * gain * floor[1, b]
+            noisy = b >= pns_band and tonality[u] < pns_ton
+            if E > thr[u] and not noisy:
+                # audible above its masking threshold: keeps MIN_SNR, relaxed dB for dB only
+                # beyond FLOOR_OFFSET so the rate loop can always meet its budget
+                A = min(A, E * floor[0, b] * max(1.0, gain * FLOOR_GAIN_INV))
+            if E <= A:
+                if E > 1e-12 and ((noisy and E > thr[u])
+                                  or (zero_fill > 0.0 and E > thr[u] * zero_fill
+                                      and tonality[u] < ZERO_FILL_TON)):
+                    books[u] = NOISE_BOOK
+            elif noisy and E < A * PNS_SMR:
                 books[u] = NOISE_BOOK
-            continue
-        if noisy and E < A * PNS_SMR:
-            books[u] = NOISE_BOOK
-            continue
-        v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, hint[u])
-        sf[u] = v
-        hint[u] = v
-        bk, bits = _best_book(q, s, e, qmax, lengths)
-        books[u] = bk
-        ubits[u] = bits
+            else:
+                v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, scr, ch, u)
+                coded = True
+                sf[u] = v
+                scr.hint[ch, u] = v
+                bk, bits = 0, 0
+                if qmax != 0:
+                    b1, n1, b2, n2 = _unit_books(q, s, e, qmax, lengths, scr, ch, u, v)
+                    bk, bits = _pick_book(qmax, b1, n1, b2, n2)
+                books[u] = bk
+                ubits[u] = bits
+        if not coded:           # silent in this trial (the memo keeps its quantizations)
+            for i in range(s, e):
+                q[i] = 0
+            scr.qsf[ch, u] = -1
     # noise units carry their RMS level as the scalefactor
     for u in range(nunits):
         if books[u] == NOISE_BOOK:
@@ -379,8 +535,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
             rms = math.sqrt(energy[u] / w)
             v = int(math.floor(4.0 * math.log2(max(rms, 1e-30)) + SF_BIAS + 0.5))
             sf[u] = min(255, max(0, v))
-    rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, ubits, quantizer, mu,
-                    rdi, rdf, energy)
+    rd_scalefactors(fu, out, scr, ch)
     # keep scalefactor deltas codable; a clamped unit is requantized with its new scalefactor
     prev = -1
     for u in range(nunits):
@@ -398,6 +553,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
                     s = ub[u]
                     e = ub[u + 1]
                     noise, qmax, rec = quantize_matched(c, xa, s, e, v, quantizer, mu, q, energy[u])
+                    scr.qsf[ch, u] = -1
                     if qmax > MAX_QUANT:
                         for i in range(s, e):
                             q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))

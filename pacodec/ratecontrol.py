@@ -19,24 +19,26 @@ __all__ = ["code_at", "search_offset", "RateControl", "SEARCH_MIN", "SEARCH_MAX"
 
 
 @njit
-def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer, mu, max_band,
-            pns_band, pns_ton, zero_fill, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags,
-            max_bands, ubits, rdi, rdf):
-    """Allocate every channel at ``offset`` dB; returns the payload's exact bit count."""
+def code_at(offset, fu, out, scr):
+    """Allocate every channel at ``offset`` dB; returns the payload's exact bit count.  ``fu``,
+    ``out``, ``scr``: the frame, the result and the scratch (:mod:`pacodec.allocation`'s
+    :data:`~pacodec.allocation.FrameUnits`, :data:`~pacodec.allocation.Allocation`,
+    :data:`~pacodec.allocation.AllocScratch`); the scratch carries the frame's earlier trials
+    (see :func:`search_offset`)."""
     gain = 10.0 ** (offset / 10.0)
-    for c in range(cod.shape[0]):
-        allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], floor, gain, quantizer,
-                 mu, max_band, pns_band, pns_ton, zero_fill, books[c], sf[c], q[c], lengths, hint[c],
-                 ubits[c], rdi, rdf)
+    nbands = fu.nbands
+    books = out.books
+    for c in range(fu.cod.shape[0]):
+        allocate(fu, out, scr, c, gain)
         # max_band ends at the last band any group codes: trailing zero units cost book indices
         last = 0
-        for g in range(ngroups):
-            for b in range(last, max_band):
+        for g in range(fu.ngroups):
+            for b in range(last, fu.max_band):
                 if books[c, g * nbands + b] != 0:
                     last = b + 1
-        max_bands[c] = last
-    return payload_bits(is_short, max_bands, ms_mode, ms_flags, books, sf, q, ub, nbands,
-                        ngroups, lengths, ubits)
+        out.max_bands[c] = last
+    return payload_bits(fu.is_short, out.max_bands, fu.ms_mode, fu.ms_flags, books, out.sf, out.q,
+                        fu.ub, nbands, fu.ngroups, fu.lengths, out.ubits)
 
 
 SEARCH_STEP = 4.0
@@ -46,20 +48,19 @@ ACCEPT = 0.97           # a frame within 3 % under its target ends the search
 
 
 @njit
-def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer,
-                  mu, max_band, pns_band, pns_ton, zero_fill, books, sf, q, lengths, hint, is_short,
-                  ms_mode, ms_flags, max_bands, ubits, rdi, rdf):
+def search_offset(target, start, vbr, fu, out, scr):
     """The smallest distance offset (best quality) whose payload fits ``target`` bits.
 
     VBR starts at its fixed offset and only moves up when the frame is too large; CBR/ABR
     bracket from ``start`` (the previous frame's offset) in SEARCH_STEP dB steps, then bisect to
-    SEARCH_RESOLUTION.  On return the allocation arrays hold the returned offset's result.
+    SEARCH_RESOLUTION.  On return ``out`` holds the returned offset's allocation.  The search of
+    a frame starts afresh (every unit's hint -1, which also empties its memo of quantizations);
+    later trial offsets, and :func:`code_at` calls for the same frame after it, reuse what the
+    earlier ones quantized and costed (:func:`~pacodec.allocation.allocate`).
     """
-    a = (cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer, mu, max_band, pns_band,
-         pns_ton, zero_fill, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands,
-         ubits, rdi, rdf)
+    scr.hint[:, :] = -1
     o = start
-    bits = code_at(o, *a)
+    bits = code_at(o, fu, out, scr)
     if vbr and bits <= target:
         return o, bits
     # bracket: lo_o gives too many bits (lo_bits), hi_o fits (hi_bits)
@@ -72,7 +73,7 @@ def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy,
             if hi_o <= SEARCH_MIN:
                 return hi_o, hi_bits
             lo_o = max(SEARCH_MIN, hi_o - SEARCH_STEP)
-            lo_bits = code_at(lo_o, *a)
+            lo_bits = code_at(lo_o, fu, out, scr)
             if lo_bits > target:
                 break
             hi_o, hi_bits = lo_o, lo_bits
@@ -82,7 +83,7 @@ def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy,
         lo_o, lo_bits = o, bits
         while True:
             hi_o = lo_o + SEARCH_STEP
-            hi_bits = code_at(hi_o, *a)
+            hi_bits = code_at(hi_o, fu, out, scr)
             if hi_bits <= target or hi_o >= SEARCH_MAX:
                 break
             lo_o, lo_bits = hi_o, hi_bits
@@ -93,12 +94,12 @@ def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy,
         f = (lo_bits - target) / max(lo_bits - hi_bits, 1)
         f = min(0.8, max(0.2, f))
         mid = lo_o + f * (hi_o - lo_o)
-        b = code_at(mid, *a)
+        b = code_at(mid, fu, out, scr)
         if b <= target:
             hi_o, hi_bits = mid, b
         else:
             lo_o, lo_bits = mid, b
-    bits = code_at(hi_o, *a)
+    bits = code_at(hi_o, fu, out, scr)
     return hi_o, bits
 
 
