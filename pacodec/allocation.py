@@ -231,14 +231,6 @@ def _pick_book(qmax, b1, n1, b2, n2):
 
 
 @njit(inline="always")
-def _best_book(q, s, e, qmax, lengths):
-    if qmax == 0:
-        return 0, 0
-    b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
-    return _pick_book(qmax, b1, n1, b2, n2)
-
-
-@njit(inline="always")
 def _unit_books(q, s, e, qmax, lengths, scr, ch, u, sf):
     """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u]`` (scalefactor,
     book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials."""
@@ -558,7 +550,8 @@ def allocate(fu, out, scr, ch, gain):
                         for i in range(s, e):
                             q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))
                         qmax = MAX_QUANT
-                    bk, bits = _best_book(q, s, e, qmax, lengths)
+                    b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+                    bk, bits = _pick_book(qmax, b1, n1, b2, n2)
                     books[u] = bk
                     ubits[u] = bits
                     if bk == 0:
