@@ -116,15 +116,23 @@ def _fits(noise, rec, energy, allowed):
 def _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u):
     """:func:`quantize_matched` of unit ``u`` of channel ``ch`` at ``sf``, remembered for the
     frame's later trial offsets: a scalefactor this frame's search already tried returns its
-    (noise, max |q|, reconstruction energy) from ``scr`` and leaves ``q`` as it is (``scr.qsf``
-    says which scalefactor ``q[s:e]`` holds).  The tried scalefactors of a unit are one run
+    (noise, max |q|, reconstruction energy) from ``scr`` and quantizes nothing; a new one goes to
+    ``q`` or ``scr.qb`` (``scr.qsf``/``scr.qbsf`` say which scalefactor each holds, -1: none).  The tried scalefactors of a unit are one run
     ``scr.mlo..scr.mhi`` (every search walks in 1-steps from the last result)."""
     lo = scr.mlo[ch, u]
     hi = scr.mhi[ch, u]
     if lo <= sf <= hi:
         return scr.mnoise[ch, u, sf], scr.mqmax[ch, u, sf], scr.mrec[ch, u, sf]
-    noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
-    scr.qsf[ch, u] = sf
+    # into whichever of q and scr.qb holds the older quantization: a walk's result is its last
+    # or its last but one, which then need not be quantized again (:func:`_search_sf`)
+    if scr.qlast[ch, u] == 0:
+        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, scr.qb[ch], energy)
+        scr.qbsf[ch, u] = sf
+        scr.qlast[ch, u] = 1
+    else:
+        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        scr.qsf[ch, u] = sf
+        scr.qlast[ch, u] = 0
     if lo > hi:
         scr.mlo[ch, u] = sf
         scr.mhi[ch, u] = sf
@@ -158,6 +166,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         scr.mlo[ch, u] = 1          # a new frame: forget the last one's quantizations
         scr.mhi[ch, u] = 0
         scr.qsf[ch, u] = -1
+        scr.qbsf[ch, u] = -1
         scr.cand[ch, u, 0] = -1
         d0 = math.sqrt(12.0 * allowed / w)
         sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
@@ -182,7 +191,12 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         sf += 1
         noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
     if scr.qsf[ch, u] != sf:
-        quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        if scr.qbsf[ch, u] == sf:
+            qb = scr.qb[ch]
+            for i in range(s, e):
+                q[i] = qb[i]
+        else:
+            quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
         scr.qsf[ch, u] = sf
     return sf, qmax
 
@@ -269,17 +283,22 @@ FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton f
 #: values in coding order, each spectral unit's bits, and per channel the last coded band + 1.
 Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
 #: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
-AllocScratch = namedtuple("AllocScratch", "hint qsf cand mlo mhi mnoise mrec mqmax rdi rdf")
+AllocScratch = namedtuple("AllocScratch", "hint qsf qb qbsf qlast cand mlo mhi mnoise mrec mqmax "
+                                          "rdi rdf")
 
 
-def alloc_scratch(channels, max_units):
-    """:data:`AllocScratch` for frames of up to ``max_units`` units: per channel and unit the
-    hint (last scalefactor, -1: none yet this frame), the scalefactor ``q`` holds (-1: none),
-    the book candidates at a scalefactor (:func:`_unit_books`), the memo of quantizations
-    (:func:`_quantize_memo`: run ``mlo..mhi``, noise, reconstruction energy, max |q| per
-    scalefactor); and the Viterbi arrays of :func:`rd_scalefactors`."""
+def alloc_scratch(channels, max_units, n):
+    """:data:`AllocScratch` for frames of up to ``max_units`` units and ``n`` coefficients: per
+    channel and unit the hint (last scalefactor, -1: none yet this frame), the scalefactor ``q``
+    holds (-1: none), a second buffer of quantized values ``qb`` (the scalefactor it holds, and
+    which of the two was written last), the book candidates at a scalefactor
+    (:func:`_unit_books`), the memo of quantizations (:func:`_quantize_memo`: run ``mlo..mhi``,
+    noise, reconstruction energy, max |q| per scalefactor); and the Viterbi arrays of
+    :func:`rd_scalefactors`."""
     cu = (channels, max_units)
     return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
+                        qb=np.zeros((channels, n), dtype=np.int64),
+                        qbsf=np.full(cu, -1, dtype=np.int64), qlast=np.zeros(cu, dtype=np.int64),
                         cand=np.full(cu + (6,), -1, dtype=np.int64),
                         mlo=np.ones(cu, dtype=np.int64), mhi=np.zeros(cu, dtype=np.int64),
                         mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),

@@ -316,7 +316,7 @@ class Encoder:
         self._q = np.zeros((ch, n), dtype=np.int64)
         self._xa = np.zeros((ch, n))
         self._ubits = np.zeros((ch, mu_), dtype=np.int64)
-        self._alloc_scr = alloc_scratch(ch, mu_)
+        self._alloc_scr = alloc_scratch(ch, mu_, n)
         self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
