@@ -508,35 +508,38 @@ def allocate(fu, out, scr, ch, gain):
         b = u % nbands
         books[u] = 0
         sf[u] = 0
-        coded = False
-        if b < max_band and e > s:
-            E = energy[u]
-            A = thr[u] * gain * floor[1, b]
-            noisy = b >= pns_band and tonality[u] < pns_ton
-            if E > thr[u] and not noisy:
-                # audible above its masking threshold: keeps MIN_SNR, relaxed dB for dB only
-                # beyond FLOOR_OFFSET so the rate loop can always meet its budget
-                A = min(A, E * floor[0, b] * max(1.0, gain * FLOOR_GAIN_INV))
-            if E <= A:
-                if E > 1e-12 and ((noisy and E > thr[u])
-                                  or (zero_fill > 0.0 and E > thr[u] * zero_fill
-                                      and tonality[u] < ZERO_FILL_TON)):
-                    books[u] = NOISE_BOOK
-            elif noisy and E < A * PNS_SMR:
+        if b >= max_band or e <= s:
+            continue
+        E = energy[u]
+        A = thr[u] * gain * floor[1, b]
+        noisy = b >= pns_band and tonality[u] < pns_ton
+        if E > thr[u] and not noisy:
+            # audible above its masking threshold: keeps MIN_SNR, relaxed dB for dB only beyond
+            # FLOOR_OFFSET so the rate loop can always meet its budget
+            A = min(A, E * floor[0, b] * max(1.0, gain * FLOOR_GAIN_INV))
+        if E <= A:
+            if E > 1e-12 and ((noisy and E > thr[u])
+                              or (zero_fill > 0.0 and E > thr[u] * zero_fill
+                                  and tonality[u] < ZERO_FILL_TON)):
                 books[u] = NOISE_BOOK
-            else:
-                v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, scr, ch, u)
-                coded = True
-                sf[u] = v
-                scr.hint[ch, u] = v
-                bk, bits = 0, 0
-                if qmax != 0:
-                    b1, n1, b2, n2 = _unit_books(q, s, e, qmax, lengths, scr, ch, u, v)
-                    bk, bits = _pick_book(qmax, b1, n1, b2, n2)
-                books[u] = bk
-                ubits[u] = bits
-        if not coded:           # silent in this trial (the memo keeps its quantizations)
-            for i in range(s, e):
+            continue
+        if noisy and E < A * PNS_SMR:
+            books[u] = NOISE_BOOK
+            continue
+        v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, scr, ch, u)
+        sf[u] = v
+        scr.hint[ch, u] = v
+        bk, bits = 0, 0
+        if qmax != 0:
+            b1, n1, b2, n2 = _unit_books(q, s, e, qmax, lengths, scr, ch, u, v)
+            bk, bits = _pick_book(qmax, b1, n1, b2, n2)
+        books[u] = bk
+        ubits[u] = bits
+    # units without spectral data are zero (q is not cleared before the search: the search
+    # reuses what it holds, scr.qsf)
+    for u in range(nunits):
+        if books[u] == 0 or books[u] == NOISE_BOOK:
+            for i in range(ub[u], ub[u + 1]):
                 q[i] = 0
             scr.qsf[ch, u] = -1
     # noise units carry their RMS level as the scalefactor
