@@ -189,6 +189,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
             noise, qmax = n2, q2
     while qmax > MAX_QUANT and sf < 255:
         sf += 1
+        scr.trial[1] = 1.0      # a search from sf need not end at sf (ratecontrol.search_offset)
         noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
     if scr.qsf[ch, u] != sf:
         if scr.qbsf[ch, u] == sf:
@@ -284,7 +285,7 @@ FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton f
 Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
 #: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
 AllocScratch = namedtuple("AllocScratch", "hint qsf qb qbsf qlast cand mlo mhi mnoise mrec mqmax "
-                                          "rdi rdf")
+                                          "rdi rdf trial")
 
 
 def alloc_scratch(channels, max_units, n):
@@ -293,8 +294,9 @@ def alloc_scratch(channels, max_units, n):
     holds (-1: none), a second buffer of quantized values ``qb`` (the scalefactor it holds, and
     which of the two was written last), the book candidates at a scalefactor
     (:func:`_unit_books`), the memo of quantizations (:func:`_quantize_memo`: run ``mlo..mhi``,
-    noise, reconstruction energy, max |q| per scalefactor); and the Viterbi arrays of
-    :func:`rd_scalefactors`."""
+    noise, reconstruction energy, max |q| per scalefactor); the Viterbi arrays of
+    :func:`rd_scalefactors`; and the last trial's offset and whether a unit's search went past
+    its coarsest fitting scalefactor (``trial``, :func:`~pacodec.ratecontrol.code_at`)."""
     cu = (channels, max_units)
     return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
                         qb=np.zeros((channels, n), dtype=np.int64),
@@ -304,7 +306,7 @@ def alloc_scratch(channels, max_units, n):
                         mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),
                         mqmax=np.zeros(cu + (256,), dtype=np.int64),
                         rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
-                        rdf=np.zeros((max_units, _RD_STATES)))
+                        rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2))
 
 
 @njit

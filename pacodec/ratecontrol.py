@@ -24,7 +24,10 @@ def code_at(offset, fu, out, scr):
     ``out``, ``scr``: the frame, the result and the scratch (:mod:`pacodec.allocation`'s
     :data:`~pacodec.allocation.FrameUnits`, :data:`~pacodec.allocation.Allocation`,
     :data:`~pacodec.allocation.AllocScratch`); the scratch carries the frame's earlier trials
-    (see :func:`search_offset`)."""
+    (see :func:`search_offset`); ``scr.trial`` records the offset (and whether a search of a
+    unit left its coarsest fitting scalefactor for its values' range)."""
+    scr.trial[0] = offset
+    scr.trial[1] = 0.0
     gain = 10.0 ** (offset / 10.0)
     nbands = fu.nbands
     books = out.books
@@ -99,6 +102,12 @@ def search_offset(target, start, vbr, fu, out, scr):
             hi_o, hi_bits = mid, b
         else:
             lo_o, lo_bits = mid, b
+    # out holds hi_o's allocation when the last trial was hi_o: allocating it again would find
+    # every unit's scalefactor where it is (a search that starts at a scalefactor that fits and
+    # whose next does not, or at 0 that does not fit, stays there), unless a unit's values did not
+    # fit the format's range at its coarsest fitting scalefactor (then the search moved it on)
+    if scr.trial[0] == hi_o and scr.trial[1] == 0.0:
+        return hi_o, hi_bits
     bits = code_at(hi_o, fu, out, scr)
     return hi_o, bits
 
