@@ -309,6 +309,13 @@ def alloc_scratch(channels, max_units, n):
                         rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2))
 
 
+@njit(inline="always")
+def _channel(fu, out, ch):
+    """Channel ``ch``'s rows of the frame and the result: coefficients, magnitudes, unit
+    energies; books, scalefactors, quantized values, spectral bits."""
+    return fu.cod[ch], fu.xa[ch], fu.energy[ch], out.books[ch], out.sf[ch], out.q[ch], out.ubits[ch]
+
+
 @njit
 def rd_scalefactors(fu, out, scr, ch):
     """Re-choose the scalefactors and books of channel ``ch``'s coded units for the fewest bits.
@@ -323,18 +330,12 @@ def rd_scalefactors(fu, out, scr, ch):
     ``rdi[0..3, i, j]``: scalefactor, book, spectral bits, back pointer of candidate ``j`` of the
     ``i``-th coded unit; ``rdf[i, j]``: path cost.
     """
-    c = fu.cod[ch]
-    xa = fu.xa[ch]
+    c, xa, energy, books, sf, q, ubits = _channel(fu, out, ch)
     ub = fu.ub
     nbands = fu.nbands
     nunits = nbands * fu.ngroups
     max_band = fu.max_band
     lengths = fu.lengths
-    energy = fu.energy[ch]
-    books = out.books[ch]
-    sf = out.sf[ch]
-    q = out.q[ch]
-    ubits = out.ubits[ch]
     rdi = scr.rdi
     rdf = scr.rdf
     S = rdi.shape[2]
@@ -484,13 +485,11 @@ def allocate(fu, out, scr, ch, gain):
     ``fu`` the frame (:data:`FrameUnits`; ``zero_fill``: ZERO_FILL or 0 (off) by :func:`pns_rule`),
     ``out`` the result (:data:`Allocation`), ``scr`` the frame's scratch (:data:`AllocScratch`,
     whose hints and memo carry work from one trial offset of the frame to the next)."""
-    c = fu.cod[ch]
-    xa = fu.xa[ch]
+    c, xa, energy, books, sf, q, ubits = _channel(fu, out, ch)
+    thr = fu.thr[ch]
+    tonality = fu.ton[ch]
     ub = fu.ub
     nbands = fu.nbands
-    thr = fu.thr[ch]
-    energy = fu.energy[ch]
-    tonality = fu.ton[ch]
     floor = fu.floor
     quantizer = fu.quantizer
     mu = fu.mu
@@ -499,10 +498,6 @@ def allocate(fu, out, scr, ch, gain):
     pns_ton = fu.pns_ton
     zero_fill = fu.zero_fill
     lengths = fu.lengths
-    books = out.books[ch]
-    sf = out.sf[ch]
-    q = out.q[ch]
-    ubits = out.ubits[ch]
     nunits = nbands * fu.ngroups
     for u in range(nunits):
         s = ub[u]
