@@ -14,7 +14,12 @@ chosen together (:func:`rd_scalefactors`, a Viterbi search over each unit's two 
 books) for the fewest bits of spectral data, context-coded book indices and scalefactor deltas.
 
 Rate control (the search of the offset ``o`` per frame, and the frame budgets) is
-:mod:`pacodec.ratecontrol`.
+:mod:`pacodec.ratecontrol`; it allocates a frame at several offsets.  What one offset computed
+serves the next (:data:`AllocScratch`): each unit's quantizations by scalefactor
+(:func:`_quantize_memo`), its search's start (the last result), the quantized values of its last
+two scalefactors and the bits of its candidate books, so an offset costs only the quantizations
+and book costs that no earlier offset of the frame made.  The result is the same, bit for bit, as
+allocating each offset from scratch with those starts.
 """
 from __future__ import annotations
 
