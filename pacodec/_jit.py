@@ -28,7 +28,8 @@ import tempfile
 
 import numba
 
-__all__ = ["njit", "dispatchers", "skip_blas_probe"]
+__all__ = ["njit", "dispatchers", "skip_blas_probe", "shipped_dir", "shipped_kernels",
+           "write_shipped"]
 
 #: every dispatcher made through :func:`njit` (``pacodec demo`` reads their compile statistics)
 dispatchers = []
@@ -115,8 +116,97 @@ def _make(func, args, kwargs):
     if not args:
         _one_signature_per_type(d)
     _stamp_cache(d)
+    _read_shipped(d)
     dispatchers.append(d)
     return d
+
+
+# --- kernels compiled when the wheel was built ------------------------------------------------
+
+#: where a wheel build (``setup.py``'s build_py, through ``python -m pacodec._aot``) leaves the
+#: kernels it compiled; absent in a source checkout or an editable install
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+
+
+def shipped_dir():
+    """The directory of the kernels compiled at build time: ``$PACODEC_KERNELS`` when set (an
+    empty value or ``off`` turns them off: every kernel is compiled on first use), else
+    ``pacodec/_kernels``."""
+    path = os.environ.get("PACODEC_KERNELS")
+    if path is None:
+        return SHIPPED_DIR
+    return None if path in ("", "off", "0") else path
+
+
+def _shipped_file(d, directory):
+    """numba's index+data file pair for ``d``'s build-time entries in ``directory`` (named by
+    module, qualified name and line, stamped with :func:`package_fingerprint`)."""
+    from numba.core.caching import IndexDataCacheFile
+    f = d.py_func
+    name = f"{f.__module__}.{f.__qualname__}".replace("<", "").replace(">", "")
+    base = f"{name}-{f.__code__.co_firstlineno}.py{sys.version_info[0]}{sys.version_info[1]}"
+    return IndexDataCacheFile(directory, base, package_fingerprint())
+
+
+def _shipped_key(sig, codegen):
+    """Index key of a build-time entry: the argument types and numba's description of the code
+    generator, with the CPU fixed to LLVM's ``generic`` model of this target (the build compiles
+    with ``NUMBA_CPU_NAME=generic``, so its machine code runs on any CPU of the triple)."""
+    return (sig, (codegen.magic_tuple()[0], "generic", ""))
+
+
+def _read_shipped(d):
+    """After numba's own cache (this machine's compile results) misses, look ``d``'s signature
+    up among the build-time kernels; a miss there (another platform, Python, numba, or
+    package content) leaves numba to compile as before."""
+    cache = getattr(d, "_cache", None)
+    directory = shipped_dir()
+    if cache is None or directory is None or not os.path.isdir(directory):
+        return
+    shipped = _shipped_file(d, directory)
+    load = cache.load_overload
+
+    def load_overload(sig, target_context):
+        cres = load(sig, target_context)
+        if cres is None:
+            payload = shipped.load(_shipped_key(sig, target_context.codegen()))
+            if payload is not None:
+                from numba.core.compiler import CompileResult
+                cres = CompileResult._rebuild(target_context, *payload)
+        return cres
+    cache.load_overload = load_overload
+
+
+def shipped_kernels(d) -> int:
+    """How many build-time entries ``d`` has that this process could load (0 without them)."""
+    directory = shipped_dir()
+    if getattr(d, "py_func", None) is None or directory is None or not os.path.isdir(directory):
+        return 0
+    magic = (d.targetctx.codegen().magic_tuple()[0], "generic", "")
+    return sum(key[1] == magic for key in _shipped_file(d, directory)._load_index())
+
+
+def write_shipped(directory):
+    """Save every signature the dispatchers of this process compiled into ``directory`` as
+    build-time kernels (see ``pacodec/_aot.py``).  Refuses unless numba compiles for the
+    ``generic`` CPU.  Returns the number of entries written."""
+    if (numba.config.CPU_NAME or "").lower() != "generic" or numba.config.CPU_FEATURES:
+        raise RuntimeError("build-time kernels must be compiled with NUMBA_CPU_NAME=generic "
+                           "(and no NUMBA_CPU_FEATURES)")
+    n = 0
+    for d in dispatchers:
+        if not hasattr(d, "overloads"):
+            continue
+        f = None
+        for sig, cres in d.overloads.items():
+            if any(not x.can_cache for x in cres.lifted) or cres.library.has_dynamic_globals:
+                continue
+            if f is None:
+                os.makedirs(directory, exist_ok=True)
+                f = _shipped_file(d, directory)
+            f.save(_shipped_key(sig, cres.library.codegen), cres._reduce())
+            n += 1
+    return n
 
 
 def _one_signature_per_type(d):
