@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 
@@ -40,4 +40,12 @@ class build_py_with_kernels(build_py):
                           level=2)
 
 
-setup(cmdclass={"build_py": build_py_with_kernels})
+class PlatformDistribution(Distribution):
+    """The wheel holds machine code for one platform and Python: tag it so (cp311-...-linux_x86_64,
+    not py3-none-any), so that no installer puts it where its kernels cannot load."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": build_py_with_kernels}, distclass=PlatformDistribution)

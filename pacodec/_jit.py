@@ -113,6 +113,8 @@ def _make(func, args, kwargs):
             if "cannot cache" not in str(e2):
                 raise
             d = numba.njit(*args, **dict(kwargs, cache=False))(func)
+    if not hasattr(d, "py_func"):       # NUMBA_DISABLE_JIT=1: numba gave back the function
+        return d
     if not args:
         _one_signature_per_type(d)
     _stamp_cache(d)
