@@ -20,6 +20,24 @@ codebooks from ``data/codebooks.json``), so after an edit to one of those, numba
 loading the old machine code: a wrong bitstream or a kernel that never returns.  So every
 pacodec kernel's cache entry is stamped with one fingerprint of all the package's sources and
 data (:func:`package_fingerprint`): any change to any of them recompiles every kernel.
+
+**Kernels compiled at build time.**  Building the wheel (``pip install .``) runs
+``python -m pacodec._aot`` (``setup.py``), which compiles the kernels that the command line's and
+the Python API's encode and decode reach for LLVM's ``generic`` model of the build machine's CPU
+family (``NUMBA_CPU_NAME=generic``: no instruction beyond the baseline of the triple, e.g.
+x86-64's SSE2) and stores them in ``pacodec/_kernels`` with numba's own index/data file format,
+stamped with the same fingerprint.  When numba's cache misses, :func:`_read_shipped` looks the
+signature up there; an entry loads only if the numba version, the Python version (file name),
+the target triple (index key) and the package fingerprint (stamp) all match, so copying the
+files (pip resets their modification times) does not matter and sources that differ in any byte
+are never run with old machine code.  Anything else -- another platform or numba, a signature
+the build did not reach, ``PACODEC_KERNELS=off`` -- compiles on first use and goes to numba's
+cache as before; ``NUMBA_DISABLE_JIT=1`` ignores both.  Why not ``numba.pycc``: it has been
+pending deprecation since numba 0.57 (its replacement is still being developed), needs a C
+compiler and an explicit signature for every exported function, and turns the drivers' calls
+into calls of a C extension that does not check argument types -- while the cache is the JIT
+path's own machine code, so the two cannot disagree (``tests/test_jit_shipped.py``).  Its cost:
+every process still imports numba and LLVM to load the kernels (~0.3 CPU-s, most of the ~150 MB).
 """
 import hashlib
 import os
