@@ -168,11 +168,16 @@ def _shipped_file(d, directory):
     return IndexDataCacheFile(directory, base, package_fingerprint())
 
 
+def _shipped_magic(codegen):
+    """numba's description of the code generator (target triple, CPU, features), with the CPU
+    fixed to LLVM's ``generic`` model of this target: the build compiles with
+    ``NUMBA_CPU_NAME=generic``, so its machine code runs on any CPU of the triple."""
+    return (codegen.magic_tuple()[0], "generic", "")
+
+
 def _shipped_key(sig, codegen):
-    """Index key of a build-time entry: the argument types and numba's description of the code
-    generator, with the CPU fixed to LLVM's ``generic`` model of this target (the build compiles
-    with ``NUMBA_CPU_NAME=generic``, so its machine code runs on any CPU of the triple)."""
-    return (sig, (codegen.magic_tuple()[0], "generic", ""))
+    """Index key of a build-time entry: the argument types and :func:`_shipped_magic`."""
+    return (sig, _shipped_magic(codegen))
 
 
 def _read_shipped(d):
@@ -202,7 +207,7 @@ def shipped_kernels(d) -> int:
     directory = shipped_dir()
     if getattr(d, "py_func", None) is None or directory is None or not os.path.isdir(directory):
         return 0
-    magic = (d.targetctx.codegen().magic_tuple()[0], "generic", "")
+    magic = _shipped_magic(d.targetctx.codegen())
     return sum(key[1] == magic for key in _shipped_file(d, directory)._load_index())
 
 
