@@ -20,6 +20,24 @@ codebooks from ``data/codebooks.json``), so after an edit to one of those, numba
 loading the old machine code: a wrong bitstream or a kernel that never returns.  So every
 pacodec kernel's cache entry is stamped with one fingerprint of all the package's sources and
 data (:func:`package_fingerprint`): any change to any of them recompiles every kernel.
+
+**Kernels compiled at build time.**  Building the wheel (``pip install .``) runs
+``python -m pacodec._aot`` (``setup.py``), which compiles the kernels that the command line's and
+the Python API's encode and decode reach for LLVM's ``generic`` model of the build machine's CPU
+family (``NUMBA_CPU_NAME=generic``: no instruction beyond the baseline of the triple, e.g.
+x86-64's SSE2) and stores them in ``pacodec/_kernels`` with numba's own index/data file format,
+stamped with the same fingerprint.  When numba's cache misses, :func:`_read_shipped` looks the
+signature up there; an entry loads only if the numba version, the Python version (file name),
+the target triple (index key) and the package fingerprint (stamp) all match, so copying the
+files (pip resets their modification times) does not matter and sources that differ in any byte
+are never run with old machine code.  Anything else -- another platform or numba, a signature
+the build did not reach, ``PACODEC_KERNELS=off`` -- compiles on first use and goes to numba's
+cache as before; ``NUMBA_DISABLE_JIT=1`` ignores both.  Why not ``numba.pycc``: it has been
+pending deprecation since numba 0.57 (its replacement is still being developed), needs a C
+compiler and an explicit signature for every exported function, and turns the drivers' calls
+into calls of a C extension that does not check argument types -- while the cache is the JIT
+path's own machine code, so the two cannot disagree (``tests/test_jit_shipped.py``).  Its cost:
+every process still imports numba and LLVM to load the kernels (~0.3 CPU-s, most of the ~150 MB).
 """
 import hashlib
 import os
@@ -28,7 +46,8 @@ import tempfile
 
 import numba
 
-__all__ = ["njit", "dispatchers", "skip_blas_probe"]
+__all__ = ["njit", "dispatchers", "skip_blas_probe", "shipped_dir", "shipped_kernels",
+           "write_shipped"]
 
 #: every dispatcher made through :func:`njit` (``pacodec demo`` reads their compile statistics)
 dispatchers = []
@@ -112,11 +131,107 @@ def _make(func, args, kwargs):
             if "cannot cache" not in str(e2):
                 raise
             d = numba.njit(*args, **dict(kwargs, cache=False))(func)
+    if not hasattr(d, "py_func"):       # NUMBA_DISABLE_JIT=1: numba gave back the function
+        return d
     if not args:
         _one_signature_per_type(d)
     _stamp_cache(d)
+    _read_shipped(d)
     dispatchers.append(d)
     return d
+
+
+# --- kernels compiled when the wheel was built ------------------------------------------------
+
+#: where a wheel build (``setup.py``'s build_py, through ``python -m pacodec._aot``) leaves the
+#: kernels it compiled; absent in a source checkout or an editable install
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+
+
+def shipped_dir():
+    """The directory of the kernels compiled at build time: ``$PACODEC_KERNELS`` when set (an
+    empty value or ``off`` turns them off: every kernel is compiled on first use), else
+    ``pacodec/_kernels``."""
+    path = os.environ.get("PACODEC_KERNELS")
+    if path is None:
+        return SHIPPED_DIR
+    return None if path in ("", "off", "0") else path
+
+
+def _shipped_file(d, directory):
+    """numba's index+data file pair for ``d``'s build-time entries in ``directory`` (named by
+    module, qualified name and line, stamped with :func:`package_fingerprint`)."""
+    from numba.core.caching import IndexDataCacheFile
+    f = d.py_func
+    name = f"{f.__module__}.{f.__qualname__}".replace("<", "").replace(">", "")
+    base = f"{name}-{f.__code__.co_firstlineno}.py{sys.version_info[0]}{sys.version_info[1]}"
+    return IndexDataCacheFile(directory, base, package_fingerprint())
+
+
+def _shipped_magic(codegen):
+    """numba's description of the code generator (target triple, CPU, features), with the CPU
+    fixed to LLVM's ``generic`` model of this target: the build compiles with
+    ``NUMBA_CPU_NAME=generic``, so its machine code runs on any CPU of the triple."""
+    return (codegen.magic_tuple()[0], "generic", "")
+
+
+def _shipped_key(sig, codegen):
+    """Index key of a build-time entry: the argument types and :func:`_shipped_magic`."""
+    return (sig, _shipped_magic(codegen))
+
+
+def _read_shipped(d):
+    """After numba's own cache (this machine's compile results) misses, look ``d``'s signature
+    up among the build-time kernels; a miss there (another platform, Python, numba, or
+    package content) leaves numba to compile as before."""
+    cache = getattr(d, "_cache", None)
+    directory = shipped_dir()
+    if cache is None or directory is None or not os.path.isdir(directory):
+        return
+    shipped = _shipped_file(d, directory)
+    load = cache.load_overload
+
+    def load_overload(sig, target_context):
+        cres = load(sig, target_context)
+        if cres is None:
+            payload = shipped.load(_shipped_key(sig, target_context.codegen()))
+            if payload is not None:
+                from numba.core.compiler import CompileResult
+                cres = CompileResult._rebuild(target_context, *payload)
+        return cres
+    cache.load_overload = load_overload
+
+
+def shipped_kernels(d) -> int:
+    """How many build-time entries ``d`` has that this process could load (0 without them)."""
+    directory = shipped_dir()
+    if getattr(d, "py_func", None) is None or directory is None or not os.path.isdir(directory):
+        return 0
+    magic = _shipped_magic(d.targetctx.codegen())
+    return sum(key[1] == magic for key in _shipped_file(d, directory)._load_index())
+
+
+def write_shipped(directory):
+    """Save every signature the dispatchers of this process compiled into ``directory`` as
+    build-time kernels (see ``pacodec/_aot.py``).  Refuses unless numba compiles for the
+    ``generic`` CPU.  Returns the number of entries written."""
+    if (numba.config.CPU_NAME or "").lower() != "generic" or numba.config.CPU_FEATURES:
+        raise RuntimeError("build-time kernels must be compiled with NUMBA_CPU_NAME=generic "
+                           "(and no NUMBA_CPU_FEATURES)")
+    n = 0
+    for d in dispatchers:
+        if not hasattr(d, "overloads"):
+            continue
+        f = None
+        for sig, cres in d.overloads.items():
+            if any(not x.can_cache for x in cres.lifted) or cres.library.has_dynamic_globals:
+                continue
+            if f is None:
+                os.makedirs(directory, exist_ok=True)
+                f = _shipped_file(d, directory)
+            f.save(_shipped_key(sig, cres.library.codegen), cres._reduce())
+            n += 1
+    return n
 
 
 def _one_signature_per_type(d):
