@@ -12,7 +12,7 @@ __all__ = ["note_cold_kernels", "cold_kernels", "check_rate", "refuse_audio_name
            "binary_stdout", "ENCODE_KERNELS", "DECODE_KERNELS"]
 
 #: the kernels that take the longest to compile, per command ("module.function")
-ENCODE_KERNELS = ("allocation.search_offset", "encoder.analyse_long")
+ENCODE_KERNELS = ("ratecontrol.search_offset", "encoder.analyse_long")
 DECODE_KERNELS = ("decoder.decode_run",)
 
 #: extensions of audio formats other than pacodec's (what libsndfile and common codecs write)

@@ -1,4 +1,4 @@
-"""Bit allocation and rate control (encoder only).
+"""Bit allocation of one channel and frame at a given distance offset (encoder only).
 
 Allocation (per channel and frame, :func:`allocate`): every unit (band of a window group) gets the
 coarsest scalefactor whose *measured* quantization noise stays within ``T_u * w_b * 10^(o/10)``, where
@@ -13,25 +13,28 @@ of its RMS (book 7, a scalefactor and no spectral data).  The coded units' books
 chosen together (:func:`rd_scalefactors`, a Viterbi search over each unit's two smallest fitting
 books) for the fewest bits of spectral data, context-coded book indices and scalefactor deltas.
 
-Rate control (:class:`RateControl`): the outer loop.  For CBR/ABR the frame's budget comes from a
-bit reservoir (a leaky bucket: CBR holds 6144 bits per channel like AAC's buffer model, ABR two
-seconds); the offset ``o`` is searched by bisection so the frame fits, starting from a running
-offset that tracks the reservoir's fullness.  VBR fixes ``o = 20 log10(distance)``.
+Rate control (the search of the offset ``o`` per frame, and the frame budgets) is
+:mod:`pacodec.ratecontrol`; it allocates a frame at several offsets.  What one offset computed
+serves the next (:data:`AllocScratch`): each unit's quantizations by scalefactor
+(:func:`_quantize_memo`), its search's start (the last result), the quantized values of its last
+two scalefactors and the bits of its candidate books, so an offset costs only the quantizations
+and book costs that no earlier offset of the frame made.  The result is the same, bit for bit, as
+allocating each offset from scratch with those starts.
 """
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
 from ._jit import njit
 from .huffman import BOOK_LAV, unit_bits
 from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, quantize_unit_rounded
-from .bitstream import payload_bits
 from .tables import MAX_QUANT, NOISE_BOOK, SF_DELTA_MAX, book_row, sf_row
 
-__all__ = ["allocate", "code_at", "search_offset", "stereo_decision", "RateControl", "bandwidth_hz",
-           "PNS_START_HZ", "pns_rule", "band_weights"]
+__all__ = ["allocate", "stereo_decision", "bandwidth_hz", "PNS_START_HZ", "pns_rule",
+           "band_weights", "FrameUnits", "Allocation", "AllocScratch", "alloc_scratch"]
 
 #: Units the allocation leaves at zero (energy within the allowance) decode as silence, and the PEAQ
 #: ear model behind the 2f-model hears every 0.5-Bark band whose excitation drops by 1 dB or more
@@ -115,58 +118,152 @@ def _fits(noise, rec, energy, allowed):
 
 
 @njit(inline="always")
-def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, hint):
-    """Coarsest scalefactor whose quantization of c[s:e] :func:`_fits` the allowance.
+def _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u):
+    """:func:`quantize_matched` of unit ``u`` of channel ``ch`` at ``sf``, remembered for the
+    frame's later trial offsets: a scalefactor this frame's search already tried returns its
+    (noise, max |q|, reconstruction energy) from ``scr`` and quantizes nothing; a new one goes to
+    ``q`` or ``scr.qb`` (``scr.qsf``/``scr.qbsf`` say which scalefactor each holds, -1: none).  The tried scalefactors of a unit are one run
+    ``scr.mlo..scr.mhi`` (every search walks in 1-steps from the last result)."""
+    lo = scr.mlo[ch, u]
+    hi = scr.mhi[ch, u]
+    if lo <= sf <= hi:
+        return scr.mnoise[ch, u, sf], scr.mqmax[ch, u, sf], scr.mrec[ch, u, sf]
+    # into whichever of q and scr.qb holds the older quantization: a walk's result is its last
+    # or its last but one, which then need not be quantized again (:func:`_search_sf`)
+    if scr.qlast[ch, u] == 0:
+        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, scr.qb[ch], energy)
+        scr.qbsf[ch, u] = sf
+        scr.qlast[ch, u] = 1
+    else:
+        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        scr.qsf[ch, u] = sf
+        scr.qlast[ch, u] = 0
+    if lo > hi:
+        scr.mlo[ch, u] = sf
+        scr.mhi[ch, u] = sf
+    elif sf == hi + 1:
+        scr.mhi[ch, u] = sf
+    elif sf == lo - 1:
+        scr.mlo[ch, u] = sf
+    else:
+        return noise, qmax, rec
+    scr.mnoise[ch, u, sf] = noise
+    scr.mrec[ch, u, sf] = rec
+    scr.mqmax[ch, u, sf] = qmax
+    return noise, qmax, rec
 
-    Starts from ``hint`` (the unit's scalefactor at the previous offset of the rate loop, or -1
-    for the high-resolution estimate ``delta^2 w / 12 = allowed``) and walks 1.5 dB steps.
+
+@njit(inline="always")
+def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
+    """Coarsest scalefactor whose quantization of c[s:e] :func:`_fits` the allowance; on return
+    ``q[s:e]`` holds that quantization.
+
+    Starts from the unit's hint ``scr.hint[ch, u]`` (its scalefactor at the previous offset of the
+    rate loop, or -1 for the high-resolution estimate ``delta^2 w / 12 = allowed``) and walks 1.5
+    dB steps.  The quantizations come from :func:`_quantize_memo` (a hint of -1 starts the unit's
+    memo afresh), so a trial offset re-quantizes only at scalefactors the frame has not tried.
     """
     w = e - s
+    hint = scr.hint[ch, u]
     if hint >= 0:
         sf = hint
     else:
+        scr.mlo[ch, u] = 1          # a new frame: forget the last one's quantizations
+        scr.mhi[ch, u] = 0
+        scr.qsf[ch, u] = -1
+        scr.qbsf[ch, u] = -1
+        scr.cand[ch, u, 0] = -1
         d0 = math.sqrt(12.0 * allowed / w)
         sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
         if quantizer == QUANT_POWER:
             sf -= 3
     sf = min(255, max(0, sf))
-    noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+    noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
     if not _fits(noise, rec, energy, allowed):
         while sf > 0 and not _fits(noise, rec, energy, allowed):
             sf -= 1
-            noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+            noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
     else:
         while sf < 255:
-            n2, q2, r2 = quantize_matched(c, xa, s, e, sf + 1, quantizer, mu, q, energy)
+            n2, q2, r2 = _quantize_memo(c, xa, s, e, sf + 1, quantizer, mu, q, energy, scr, ch, u)
             if not _fits(n2, r2, energy, allowed):
-                noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+                noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy,
+                                                  scr, ch, u)
                 break
             sf += 1
             noise, qmax = n2, q2
     while qmax > MAX_QUANT and sf < 255:
         sf += 1
-        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        scr.trial[1] = 1.0      # a search from sf need not end at sf (ratecontrol.search_offset)
+        noise, qmax, rec = _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u)
+    if scr.qsf[ch, u] != sf:
+        if scr.qbsf[ch, u] == sf:
+            qb = scr.qb[ch]
+            for i in range(s, e):
+                q[i] = qb[i]
+        else:
+            quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        scr.qsf[ch, u] = sf
     return sf, qmax
 
 
 @njit(inline="always")
-def _best_book(q, s, e, qmax, lengths):
-    if qmax == 0:
-        return 0, 0
-    best = -1
-    best_bits = 1 << 60
+def _two_books(q, s, e, qmax, lengths):
+    """The two smallest books that can code ``q[s:e]`` (largest magnitude ``qmax`` > 0) and their
+    bits: (book, bits, book, bits), bits -1 where the book cannot code the unit, book -1 where
+    there is no second book."""
+    b1 = -1
+    n1 = -1
+    b2 = -1
+    n2 = -1
     tried = 0
     for bk in range(1, 7):
         if BOOK_LAV[bk] < qmax and bk != 6:
             continue
         bits = unit_bits(q, s, e, bk, lengths)
-        if bits >= 0 and bits < best_bits:
-            best_bits = bits
-            best = bk
+        if tried == 0:
+            b1 = bk
+            n1 = bits
+        else:
+            b2 = bk
+            n2 = bits
         tried += 1
         if tried == 2:          # the two smallest books that can code the unit
             break
+    return b1, n1, b2, n2
+
+
+@njit(inline="always")
+def _pick_book(qmax, b1, n1, b2, n2):
+    """The cheaper of :func:`_two_books`' pair (the first on a tie): (book, bits); (0, 0) for an
+    all-zero unit, (-1, 2^60) when neither codes it."""
+    if qmax == 0:
+        return 0, 0
+    best = -1
+    best_bits = 1 << 60
+    if b1 >= 0 and n1 >= 0 and n1 < best_bits:
+        best = b1
+        best_bits = n1
+    if b2 >= 0 and n2 >= 0 and n2 < best_bits:
+        best = b2
+        best_bits = n2
     return best, best_bits
+
+
+@njit(inline="always")
+def _unit_books(q, s, e, qmax, lengths, scr, ch, u, sf):
+    """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u]`` (scalefactor,
+    book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials."""
+    cand = scr.cand[ch, u]
+    if cand[0] != sf:
+        b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+        cand[0] = sf
+        cand[1] = b1
+        cand[2] = n1
+        cand[3] = b2
+        cand[4] = n2
+        cand[5] = qmax
+    return cand[1], cand[2], cand[3], cand[4]
 
 
 #: Rate-distortion scalefactor choice (:func:`rd_scalefactors`): a coded unit may take its
@@ -184,26 +281,68 @@ _RD_STATES = 2 * (SF_RD_FINER + 1)      # (scalefactor, book) candidates per uni
 _RD_INF = 1e18
 
 
-def rd_scratch(max_units):
-    """Scratch arrays of :func:`rd_scalefactors` for frames of up to ``max_units`` units."""
-    return (np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
-            np.zeros((max_units, _RD_STATES)))
+#: One frame's units as allocation reads them, every channel (``cod``/``xa``/``thr``/``energy``/
+#: ``ton``: (channels, ...)); nothing in it changes during the frame's rate loop.
+FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton floor quantizer mu "
+                        "max_band pns_band pns_ton zero_fill lengths is_short ms_mode ms_flags")
+#: What allocation writes, (channels, units) or (channels, N): books, scalefactors, quantized
+#: values in coding order, each spectral unit's bits, and per channel the last coded band + 1.
+Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
+#: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
+AllocScratch = namedtuple("AllocScratch", "hint qsf qb qbsf qlast cand mlo mhi mnoise mrec mqmax "
+                                          "rdi rdf trial")
+
+
+def alloc_scratch(channels, max_units, n):
+    """:data:`AllocScratch` for frames of up to ``max_units`` units and ``n`` coefficients: per
+    channel and unit the hint (last scalefactor, -1: none yet this frame), the scalefactor ``q``
+    holds (-1: none), a second buffer of quantized values ``qb`` (the scalefactor it holds, and
+    which of the two was written last), the book candidates at a scalefactor
+    (:func:`_unit_books`), the memo of quantizations (:func:`_quantize_memo`: run ``mlo..mhi``,
+    noise, reconstruction energy, max |q| per scalefactor); the Viterbi arrays of
+    :func:`rd_scalefactors`; and the last trial's offset and whether a unit's search went past
+    its coarsest fitting scalefactor (``trial``, :func:`~pacodec.ratecontrol.code_at`)."""
+    cu = (channels, max_units)
+    return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
+                        qb=np.zeros((channels, n), dtype=np.int64),
+                        qbsf=np.full(cu, -1, dtype=np.int64), qlast=np.zeros(cu, dtype=np.int64),
+                        cand=np.full(cu + (6,), -1, dtype=np.int64),
+                        mlo=np.ones(cu, dtype=np.int64), mhi=np.zeros(cu, dtype=np.int64),
+                        mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),
+                        mqmax=np.zeros(cu + (256,), dtype=np.int64),
+                        rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
+                        rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2))
+
+
+@njit(inline="always")
+def _channel(fu, out, ch):
+    """Channel ``ch``'s rows of the frame and the result: coefficients, magnitudes, unit
+    energies; books, scalefactors, quantized values, spectral bits."""
+    return fu.cod[ch], fu.xa[ch], fu.energy[ch], out.books[ch], out.sf[ch], out.q[ch], out.ubits[ch]
 
 
 @njit
-def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, ubits, quantizer, mu,
-                    rdi, rdf, energy):
-    """Re-choose the scalefactors and books of one channel's coded units for the fewest bits.
+def rd_scalefactors(fu, out, scr, ch):
+    """Re-choose the scalefactors and books of channel ``ch``'s coded units for the fewest bits.
 
     On entry ``sf``/``books`` hold each unit's coarsest fitting scalefactor and best book.  Each
     coded unit's candidates are (scalefactor, book) pairs: that scalefactor or up to SF_RD_FINER
-    steps finer, each with the two smallest books that code it; noise units keep theirs.  A
-    Viterbi search over the units in coding order (FORMAT.md §5.3) minimises the exact Huffman
-    bits of the scalefactor deltas, the context-coded book indices and the spectral data.  Finer
-    steps only lower a unit's noise, so the result is never worse than the start and never
-    larger.  ``rdi[0..3, i, j]``: scalefactor, book, spectral bits, back pointer of candidate
-    ``j`` of the ``i``-th coded unit; ``rdf[i, j]``: path cost.
+    steps finer, each with the two smallest books that code it (at the unit's own scalefactor
+    the ones :func:`allocate` kept in ``scr.cand``); noise units keep theirs.  A Viterbi search
+    over the units in coding order (FORMAT.md §5.3) minimises the exact Huffman bits of the
+    scalefactor deltas, the context-coded book indices and the spectral data.  Finer steps only
+    lower a unit's noise, so the result is never worse than the start and never larger.
+    ``rdi[0..3, i, j]``: scalefactor, book, spectral bits, back pointer of candidate ``j`` of the
+    ``i``-th coded unit; ``rdf[i, j]``: path cost.
     """
+    c, xa, energy, books, sf, q, ubits = _channel(fu, out, ch)
+    ub = fu.ub
+    nbands = fu.nbands
+    nunits = nbands * fu.ngroups
+    max_band = fu.max_band
+    lengths = fu.lengths
+    rdi = scr.rdi
+    rdf = scr.rdf
     S = rdi.shape[2]
     n = 0
     prev_seq = -1           # previous unit in coding order (below max_band)
@@ -228,24 +367,31 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
                     v = sf[u] - j
                     if v < 0:
                         break
-                    noise, qmax, rec = quantize_matched(c, xa, s, e, v, quantizer, mu, q, energy[u])
+                    cand = scr.cand[ch, u]
+                    if cand[0] == v:                # the books allocate() weighed at v
+                        qmax = cand[5]
+                    else:
+                        noise, qmax, rec = quantize_matched(c, xa, s, e, v, fu.quantizer, fu.mu,
+                                                            q, energy[u])
+                        scr.qsf[ch, u] = v
                     if qmax > MAX_QUANT or qmax == 0:
                         if j == 0:
                             m = 0
                         break
-                    tried = 0
-                    for bk in range(1, 7):
-                        if BOOK_LAV[bk] < qmax and bk != 6:
-                            continue
-                        bits = unit_bits(q, s, e, bk, lengths)
-                        if bits >= 0:
-                            rdi[0, i, m] = v
-                            rdi[1, i, m] = bk
-                            rdi[2, i, m] = bits
-                            m += 1
-                        tried += 1
-                        if tried == 2:
-                            break
+                    if cand[0] == v:
+                        b1, n1, b2, n2 = cand[1], cand[2], cand[3], cand[4]
+                    else:
+                        b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+                    if b1 >= 0 and n1 >= 0:
+                        rdi[0, i, m] = v
+                        rdi[1, i, m] = b1
+                        rdi[2, i, m] = n1
+                        m += 1
+                    if b2 >= 0 and n2 >= 0:
+                        rdi[0, i, m] = v
+                        rdi[1, i, m] = b2
+                        rdi[2, i, m] = n2
+                        m += 1
                 if m == 0:      # cannot happen for a unit allocate() coded; keep it as it is
                     rdi[0, i, 0] = sf[u]
                     rdi[1, i, 0] = bk0
@@ -329,7 +475,9 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
         v = rdi[0, i, j]
         bk = rdi[1, i, j]
         if bk != NOISE_BOOK:
-            quantize_matched(c, xa, ub[u], ub[u + 1], v, quantizer, mu, q, energy[u])
+            if scr.qsf[ch, u] != v:
+                quantize_matched(c, xa, ub[u], ub[u + 1], v, fu.quantizer, fu.mu, q, energy[u])
+                scr.qsf[ch, u] = v
             ubits[u] = rdi[2, i, j]
         sf[u] = v
         books[u] = bk
@@ -337,18 +485,29 @@ def rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, 
 
 
 @njit(inline="always")
-def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, quantizer, mu, max_band,
-             pns_band, pns_ton, zero_fill, books, sf, q, lengths, hint, ubits, rdi, rdf):
-    """Scalefactors, books and quantized values of one channel for offset ``gain`` (linear).
-    ``zero_fill``: ZERO_FILL or 0 (off) by :func:`pns_rule`; ``rdi``/``rdf``: scratch of
-    :func:`rd_scalefactors`."""
-    nunits = nbands * ngroups
+def allocate(fu, out, scr, ch, gain):
+    """Scalefactors, books and quantized values of channel ``ch`` for offset ``gain`` (linear):
+    ``fu`` the frame (:data:`FrameUnits`; ``zero_fill``: ZERO_FILL or 0 (off) by :func:`pns_rule`),
+    ``out`` the result (:data:`Allocation`), ``scr`` the frame's scratch (:data:`AllocScratch`,
+    whose hints and memo carry work from one trial offset of the frame to the next)."""
+    c, xa, energy, books, sf, q, ubits = _channel(fu, out, ch)
+    thr = fu.thr[ch]
+    tonality = fu.ton[ch]
+    ub = fu.ub
+    nbands = fu.nbands
+    floor = fu.floor
+    quantizer = fu.quantizer
+    mu = fu.mu
+    max_band = fu.max_band
+    pns_band = fu.pns_band
+    pns_ton = fu.pns_ton
+    zero_fill = fu.zero_fill
+    lengths = fu.lengths
+    nunits = nbands * fu.ngroups
     for u in range(nunits):
         s = ub[u]
         e = ub[u + 1]
         b = u % nbands
-        for i in range(s, e):
-            q[i] = 0
         books[u] = 0
         sf[u] = 0
         if b >= max_band or e <= s:
@@ -369,12 +528,22 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
         if noisy and E < A * PNS_SMR:
             books[u] = NOISE_BOOK
             continue
-        v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, hint[u])
+        v, qmax = _search_sf(c, xa, s, e, A, E, quantizer, mu, q, scr, ch, u)
         sf[u] = v
-        hint[u] = v
-        bk, bits = _best_book(q, s, e, qmax, lengths)
+        scr.hint[ch, u] = v
+        bk, bits = 0, 0
+        if qmax != 0:
+            b1, n1, b2, n2 = _unit_books(q, s, e, qmax, lengths, scr, ch, u, v)
+            bk, bits = _pick_book(qmax, b1, n1, b2, n2)
         books[u] = bk
         ubits[u] = bits
+    # units without spectral data are zero (q is not cleared before the search: the search
+    # reuses what it holds, scr.qsf)
+    for u in range(nunits):
+        if books[u] == 0 or books[u] == NOISE_BOOK:
+            for i in range(ub[u], ub[u + 1]):
+                q[i] = 0
+            scr.qsf[ch, u] = -1
     # noise units carry their RMS level as the scalefactor
     for u in range(nunits):
         if books[u] == NOISE_BOOK:
@@ -382,8 +551,7 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
             rms = math.sqrt(energy[u] / w)
             v = int(math.floor(4.0 * math.log2(max(rms, 1e-30)) + SF_BIAS + 0.5))
             sf[u] = min(255, max(0, v))
-    rd_scalefactors(c, xa, ub, nunits, nbands, max_band, books, sf, q, lengths, ubits, quantizer, mu,
-                    rdi, rdf, energy)
+    rd_scalefactors(fu, out, scr, ch)
     # keep scalefactor deltas codable; a clamped unit is requantized with its new scalefactor
     prev = -1
     for u in range(nunits):
@@ -401,11 +569,13 @@ def allocate(c, xa, ub, nbands, ngroups, thr, energy, tonality, floor, gain, qua
                     s = ub[u]
                     e = ub[u + 1]
                     noise, qmax, rec = quantize_matched(c, xa, s, e, v, quantizer, mu, q, energy[u])
+                    scr.qsf[ch, u] = -1
                     if qmax > MAX_QUANT:
                         for i in range(s, e):
                             q[i] = min(MAX_QUANT, max(-MAX_QUANT, q[i]))
                         qmax = MAX_QUANT
-                    bk, bits = _best_book(q, s, e, qmax, lengths)
+                    b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
+                    bk, bits = _pick_book(qmax, b1, n1, b2, n2)
                     books[u] = bk
                     ubits[u] = bits
                     if bk == 0:
@@ -442,90 +612,6 @@ def stereo_decision(cl, cr, ub, nunits, thr_l, thr_r, e_l, e_r, flags):
             e_l[u] = em
             e_r[u] = es
     return n_ms
-
-
-@njit
-def code_at(offset, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer, mu, max_band,
-            pns_band, pns_ton, zero_fill, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags,
-            max_bands, ubits, rdi, rdf):
-    """Allocate every channel at ``offset`` dB; returns the payload's exact bit count."""
-    gain = 10.0 ** (offset / 10.0)
-    for c in range(cod.shape[0]):
-        allocate(cod[c], xa[c], ub, nbands, ngroups, thr[c], energy[c], ton[c], floor, gain, quantizer,
-                 mu, max_band, pns_band, pns_ton, zero_fill, books[c], sf[c], q[c], lengths, hint[c],
-                 ubits[c], rdi, rdf)
-        # max_band ends at the last band any group codes: trailing zero units cost book indices
-        last = 0
-        for g in range(ngroups):
-            for b in range(last, max_band):
-                if books[c, g * nbands + b] != 0:
-                    last = b + 1
-        max_bands[c] = last
-    return payload_bits(is_short, max_bands, ms_mode, ms_flags, books, sf, q, ub, nbands,
-                        ngroups, lengths, ubits)
-
-
-SEARCH_STEP = 4.0
-SEARCH_MIN, SEARCH_MAX = -40.0, 120.0
-SEARCH_RESOLUTION = 0.5
-ACCEPT = 0.97           # a frame within 3 % under its target ends the search
-
-
-@njit
-def search_offset(target, start, vbr, cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer,
-                  mu, max_band, pns_band, pns_ton, zero_fill, books, sf, q, lengths, hint, is_short,
-                  ms_mode, ms_flags, max_bands, ubits, rdi, rdf):
-    """The smallest distance offset (best quality) whose payload fits ``target`` bits.
-
-    VBR starts at its fixed offset and only moves up when the frame is too large; CBR/ABR
-    bracket from ``start`` (the previous frame's offset) in SEARCH_STEP dB steps, then bisect to
-    SEARCH_RESOLUTION.  On return the allocation arrays hold the returned offset's result.
-    """
-    a = (cod, xa, ub, nbands, ngroups, thr, energy, ton, floor, quantizer, mu, max_band, pns_band,
-         pns_ton, zero_fill, books, sf, q, lengths, hint, is_short, ms_mode, ms_flags, max_bands,
-         ubits, rdi, rdf)
-    o = start
-    bits = code_at(o, *a)
-    if vbr and bits <= target:
-        return o, bits
-    # bracket: lo_o gives too many bits (lo_bits), hi_o fits (hi_bits)
-    if bits <= target:
-        hi_o, hi_bits = o, bits
-        lo_o, lo_bits = o, -1
-        if bits >= ACCEPT * target:
-            return o, bits
-        while True:
-            if hi_o <= SEARCH_MIN:
-                return hi_o, hi_bits
-            lo_o = max(SEARCH_MIN, hi_o - SEARCH_STEP)
-            lo_bits = code_at(lo_o, *a)
-            if lo_bits > target:
-                break
-            hi_o, hi_bits = lo_o, lo_bits
-            if hi_bits >= ACCEPT * target:
-                return hi_o, hi_bits
-    else:
-        lo_o, lo_bits = o, bits
-        while True:
-            hi_o = lo_o + SEARCH_STEP
-            hi_bits = code_at(hi_o, *a)
-            if hi_bits <= target or hi_o >= SEARCH_MAX:
-                break
-            lo_o, lo_bits = hi_o, hi_bits
-        if hi_bits > target:
-            return hi_o, hi_bits
-    # regula falsi inside the bracket: bits fall roughly linearly with the offset in dB
-    while hi_o - lo_o > SEARCH_RESOLUTION and hi_bits < ACCEPT * target:
-        f = (lo_bits - target) / max(lo_bits - hi_bits, 1)
-        f = min(0.8, max(0.2, f))
-        mid = lo_o + f * (hi_o - lo_o)
-        b = code_at(mid, *a)
-        if b <= target:
-            hi_o, hi_bits = mid, b
-        else:
-            lo_o, lo_bits = mid, b
-    bits = code_at(hi_o, *a)
-    return hi_o, bits
 
 
 def band_weights(z):
@@ -566,60 +652,3 @@ def bandwidth_hz(kbps_per_channel: float) -> float:
         if x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return pts[-1][1]
-
-
-class RateControl:
-    """Frame budgets for CBR, ABR and VBR.
-
-    CBR/ABR: a leaky bucket of ``capacity`` bits (the reservoir) fills by ``bits_per_frame`` per
-    frame and drains by what each frame uses.  A frame's target is the per-frame rate scaled by
-    how demanding the frame is (its perceptual entropy against the running mean, square-rooted
-    and limited to 0.6..2.0x) plus a pull that keeps the reservoir about half full, never more
-    than the reservoir holds.  The encoder then searches the smallest distance offset whose
-    frame fits the target.  VBR has a fixed offset and only the format's frame-size limit.
-    """
-
-    PE_SMOOTH = 0.9
-
-    def __init__(self, settings, cfg):
-        self.mode = settings.mode
-        self.fps = cfg.samplerate / cfg.hop
-        self.pe_avg = None
-        if self.mode == "vbr":
-            self.offset = 20.0 * math.log10(settings.distance)
-            self.bits_per_frame = None
-            self.capacity = 0.0
-        else:
-            self.bits_per_frame = settings.bitrate * 1000.0 / self.fps
-            if self.mode == "cbr":
-                self.capacity = max(6144.0 * cfg.channels, 2.0 * self.bits_per_frame)
-            else:
-                self.capacity = max(2.0 * self.fps * self.bits_per_frame, 6144.0 * cfg.channels)
-            self.offset = 0.0
-        self.fill = 0.0 if self.mode == "vbr" else self.capacity * 0.5
-
-    def budget(self):
-        """(max_bits, min_bits) this frame may use in total (including framing)."""
-        if self.mode == "vbr":
-            return None, 0
-        hi = self.bits_per_frame + self.fill
-        lo = self.bits_per_frame + self.fill - self.capacity
-        return hi, lo
-
-    def target(self, pe: float) -> float:
-        """Bits (framing included) this frame should use, given its perceptual entropy."""
-        B = self.bits_per_frame
-        if self.pe_avg is None:
-            self.pe_avg = max(pe, 1.0)
-        demand = min(2.0, max(0.6, math.sqrt(max(pe, 1.0) / self.pe_avg)))
-        self.pe_avg = self.PE_SMOOTH * self.pe_avg + (1 - self.PE_SMOOTH) * max(pe, 1.0)
-        pull = 0.25 * (self.fill - 0.5 * self.capacity)
-        hi, lo = self.budget()
-        return min(hi, max(lo, B * demand + pull))
-
-    def commit(self, bits: int):
-        """Account a written frame of ``bits``."""
-        if self.mode == "vbr":
-            return
-        self.fill += self.bits_per_frame - bits
-        self.fill = min(self.fill, self.capacity)

@@ -2,8 +2,8 @@
 
 Stages per frame (each in its own module): transient detection (:mod:`.transient`) → window
 sequence (:mod:`.window`) → MDCT (:mod:`.mdct`) → masking thresholds (:mod:`.psychoacoustic`) →
-M/S decision and rate control + allocation (:mod:`.allocation`) → payload and frame
-(:mod:`.bitstream`).
+M/S decision and allocation (:mod:`.allocation`) under rate control (:mod:`.ratecontrol`) →
+payload and frame (:mod:`.bitstream`).
 
 Time alignment (FORMAT.md §6.3): the input is preceded by ``hop`` zero samples ("padded" time);
 frame ``k`` transforms padded samples ``[k*hop, k*hop + 2*hop)``.  The decoder's output of frame
@@ -19,8 +19,9 @@ from collections import namedtuple
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (SEARCH_MIN, RateControl, bandwidth_hz, code_at, pns_rule,
-                         search_offset, band_weights, rd_scratch, stereo_decision)
+from .allocation import (Allocation, FrameUnits, alloc_scratch, bandwidth_hz, band_weights,
+                         pns_rule, stereo_decision)
+from .ratecontrol import SEARCH_MIN, RateControl, code_at, search_offset
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
 from ._jit import njit
@@ -314,12 +315,12 @@ class Encoder:
         self._sf = np.zeros((ch, mu_), dtype=np.int64)
         self._q = np.zeros((ch, n), dtype=np.int64)
         self._xa = np.zeros((ch, n))
-        self._hint = np.full((ch, mu_), -1, dtype=np.int64)
         self._ubits = np.zeros((ch, mu_), dtype=np.int64)
-        self._rdi, self._rdf = rd_scratch(mu_)
+        self._alloc_scr = alloc_scratch(ch, mu_, n)
         self._ms_flags = np.zeros((max(ch // 2, 1), mu_), dtype=np.int64)
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
+        self._alloc = Allocation(self._books, self._sf, self._q, self._ubits, self._max_band)
         self._payload = np.zeros(bs.MAX_PAYLOAD + 64, dtype=np.uint8)
 
     # ------------------------------------------------------------------ public
@@ -514,7 +515,6 @@ class Encoder:
         pe = prepare_units(self._cod, self._xa, ub, nunits, U["thr"], U["energy"], self._ms_flags,
                            self._ms_mode, cfg.quantizer_code)
         self._max_band[:] = max_band
-        self._hint[:] = -1
         extra = bs.frame_overhead(ftype) - bs.frame_overhead(bs.FRAME_AUDIO)
         overhead = 8 * bs.frame_overhead(ftype)
         hi, lo = self.rate.budget()
@@ -523,19 +523,19 @@ class Encoder:
             target = limit
         else:
             target = min(limit, int(self.rate.target(pe)) - overhead)
-        floor = self._floor_short if is_short else self._floor_long
-        state = (self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"], floor,
-                 cfg.quantizer_code, float(cfg.mu))
-        out = (self._books, self._sf, self._q, self.books.lengths, self._hint, int(is_short),
-               self._ms_mode, self._ms_flags, self._max_band, self._ubits, self._rdi, self._rdf)
-        offset, nbits = search_offset(target, self.rate.offset, hi is None, *state, max_band,
-                                      pns_band, self._pns_ton, self._zero_fill, *out)
+        fu = FrameUnits(self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
+                        self._floor_short if is_short else self._floor_long, cfg.quantizer_code,
+                        float(cfg.mu), max_band, pns_band, self._pns_ton, self._zero_fill,
+                        self.books.lengths, int(is_short), self._ms_mode, self._ms_flags)
+        offset, nbits = search_offset(target, self.rate.offset, hi is None, fu, self._alloc,
+                                      self._alloc_scr)
         if hi is not None:
             self.rate.offset = offset
         while nbits > limit and max_band > 0:      # pathological: drop bands until it fits
             max_band -= 1
             self._max_band[:] = max_band
-            nbits = code_at(offset, *state, max_band, pns_band, self._pns_ton, self._zero_fill, *out)
+            fu = fu._replace(max_band=max_band)
+            nbits = code_at(offset, fu, self._alloc, self._alloc_scr)
         buf = self._payload
         buf[:] = 0
         st = writer_state()

@@ -152,8 +152,8 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
 
 
 #: kernels that only the encoder needs: a decoding process must not compile them
-ENCODER_MODULES = {"pacodec.encoder", "pacodec.allocation", "pacodec.psychoacoustic",
-                   "pacodec.transient"}
+ENCODER_MODULES = {"pacodec.encoder", "pacodec.allocation", "pacodec.ratecontrol",
+                   "pacodec.psychoacoustic", "pacodec.transient"}
 ENCODER_KERNELS = {"put_bits", "put_symbol", "write_unit", "unit_bits", "write_payload",
                    "payload_bits", "quantize_unit", "quantize_unit_fast", "quantize_unit_rounded",
                    "magnitudes",
