@@ -48,6 +48,9 @@ AnalysisScratch = namedtuple("AnalysisScratch", "z fold work spread_sum zr mdst 
 #: Per-channel state of the tonality prediction across long frames (magnitude and phase of the
 #: last two complex spectra, and how many frames in a row were analysed with this window).
 PredState = namedtuple("PredState", "r1 r2 p1 p2 npred")
+#: Per channel and long band, the tonality and energy of the last long frame whose tonality had
+#: a prediction behind it: what a short frame's windows take as their tonality (analyse_short).
+LastTonal = namedtuple("LastTonal", "ton energy")
 #: The psychoacoustic model's arrays (see :class:`~pacodec.psychoacoustic.BandModel`).
 ModelArrays = namedtuple("ModelArrays", "edges spread offset_tonal ath")
 
@@ -58,7 +61,7 @@ def analyse_short(blk, off, w, coef, pl, model, scr, en_w, thr_w, ton_w):
     channels: window ``j`` is ``blk[c, off + j ns:off + (j + 2) ns]``; its coefficients go to
     ``coef[c, j ns:(j + 1) ns]``, its band energy, threshold and tonality to ``en_w[c, j]``,
     ``thr_w[c, j]``, ``ton_w[c, j]``.  ``scr`` = (windowed block, MDCT output, fold, work,
-    spreading sums, tonality)."""
+    spreading sums, per channel the short bands' tonality carried from the last long frame)."""
     pre, post, rev, tw = pl
     edges, spread, offset_tonal, ath = model
     zs, outs, folds, works, spread_sum, ptonal = scr
@@ -72,7 +75,7 @@ def analyse_short(blk, off, w, coef, pl, model, scr, en_w, thr_w, ton_w):
             for i in range(ns):
                 coef[c, j * ns + i] = outs[i]
             thresholds(outs, edges, spread, offset_tonal, ath, en_w[c, j], thr_w[c, j],
-                       ton_w[c, j], spread_sum, ptonal)
+                       ton_w[c, j], spread_sum, ptonal[c])
 
 
 @njit
@@ -110,15 +113,17 @@ def group_units(gflags, coef, perm, en_w, thr_w, ton_w, cod, energy, thr, ton):
 
 @njit
 def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, ton, thr_prev,
-                 has_prev, rise, decay, pred):
+                 has_prev, rise, decay, pred, last):
     """Window + MDCT + masking thresholds (with the temporal terms) of a long frame, all
     channels.  ``buf[c, start:start + 2N]`` is the block; samples at or past ``avail`` are 0.
     ``pl``: :class:`~pacodec.mdct.PlanArrays`; ``model``: :data:`ModelArrays`; ``scr``:
-    :data:`AnalysisScratch`."""
+    :data:`AnalysisScratch`; ``last``: :data:`LastTonal`, updated where the tonality had a
+    prediction behind it."""
     pre, post, rev, tw = pl
     edges, spread, offset_tonal, ath = model
     z, fold, work, spread_sum, zr, mdst, ptonal = scr
     r1, r2, p1, p2, npred = pred
+    last_ton, last_energy = last
     nch = coef.shape[0]
     n = coef.shape[1]
     nb = edges.shape[0] - 1
@@ -138,6 +143,10 @@ def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, t
         npred[c] += 1
         thresholds(coef[c], edges, spread, offset_tonal, ath, energy[c], thr[c], ton[c],
                    spread_sum, ptonal)
+        if npred[c] >= 3:        # predicted_tonality had two frames before this one
+            for b in range(nb):
+                last_ton[c, b] = ton[c, b]
+                last_energy[c, b] = energy[c, b]
         if has_prev[c]:
             for b in range(nb):
                 t = min(thr[c, b], rise * thr_prev[c, b])
@@ -277,8 +286,9 @@ class Encoder:
             self._max_band_short = min(int(np.searchsorted(es[1:] * fs_bin, bw) + 1),
                                        self.layout.nb_short)
             self._pns_short = int(np.searchsorted(es[:-1] * fs_bin, pns_hz))
-        self._floor_long = band_weights(self._model_long.z)
-        self._floor_short = band_weights(self._model_short.z) if cfg.short_blocks else self._floor_long
+        self._floor_long = band_weights(self._model_long.z, self._model_long.span)
+        self._floor_short = (band_weights(self._model_short.z, self._model_short.span)
+                             if cfg.short_blocks else self._floor_long)
         self._config_interval = max(1, int(cfg.samplerate // cfg.hop))   # <= 1 s
         # the transient detector's segment energies: (hop + short_hop) / (short_hop / 2) segments
         # of the frame and the HISTORY before them (transient.detect_attack)
@@ -305,7 +315,18 @@ class Encoder:
                                np.ones((ch, n), np.complex128), np.zeros(ch, dtype=np.int64))
         self._pred_k = tuple(self._pred)
         self._pred_window = None
-        self._ptonal_short = np.zeros(mu_)
+        nbl, nbs = self.layout.nb_long, self.layout.nb_short
+        self._last = LastTonal(np.zeros((ch, nbl)), np.zeros((ch, nbl)))
+        self._last_k = tuple(self._last)
+        self._ptonal_short = np.zeros((ch, mu_))
+        # which short band each long band's centre falls in (as a 0/1 matrix, short x long)
+        self._long_to_short = np.zeros((nbs, nbl))
+        if cfg.short_blocks:
+            el = self.layout.edges_long / (2.0 * n)
+            es = self.layout.edges_short / (2.0 * cfg.short_hop)
+            for b, centre in enumerate(0.5 * (el[:-1] + el[1:])):
+                self._long_to_short[min(int(np.searchsorted(es[1:], centre, side="right")),
+                                        nbs - 1), b] = 1.0
         self._ascr_k = tuple(self._ascr)
         self._coef = np.zeros((ch, n))
         self._cod = np.zeros((ch, n))
@@ -588,7 +609,7 @@ class Encoder:
         analyse_long(self._buf, start, self._have - start, w, self._coef, self._cod,
                      self._plan_long.arrays, self._model_long_k, self._ascr_k, U["energy"],
                      U["thr"], U["ton"], self._thr_prev, self._has_prev, PRE_ECHO_RISE,
-                     POST_DECAY, self._pred_k)
+                     POST_DECAY, self._pred_k, self._last_k)
 
     def _analyse_short(self, blk, attack):
         cfg = self.config
@@ -600,6 +621,10 @@ class Encoder:
         thr_w = np.zeros((cfg.channels, SHORT_BLOCKS, nbs))
         en_w = np.zeros_like(thr_w)
         ton_w = np.zeros_like(thr_w)
+        # the windows' tonality: the last predicted long frame's, energy-weighted per short band
+        num = (self._last.energy * self._last.ton) @ self._long_to_short.T
+        den = self._last.energy @ self._long_to_short.T
+        self._ptonal_short[:, :nbs] = np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
         analyse_short(blk, n // 2 - ns // 2, w, self._coef, p.arrays, self._model_short_k,
                       (S["zs"], S["outs"], S["folds"], S["works"], self._ascr.spread_sum,
                        self._ptonal_short), en_w, thr_w, ton_w)

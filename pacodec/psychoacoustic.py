@@ -7,6 +7,9 @@ Per transform window, from the MDCT power spectrum ``P[k] = X[k]^2``:
    -> 1, Johnston) and its predictability across frames (long windows: the unpredictability
    measure of ISO 11172-3 psychoacoustic model 2 on the complex MDCT + MDST spectrum,
    energy-weighted and spread over the bands like the energy, :func:`predicted_tonality`).
+   Short windows cannot be predicted (one frame of them at a time); they take the tonality of
+   the last long frame that had a prediction, energy-weighted over the long bands that fall in
+   each short band (``encoder.analyse_short``), so a steady bass under a drum hit stays tonal.
    The flatness of a 4-bin band cannot tell a sinusoid from noise (a pure tone measured 0.25);
    the prediction does (tone ~1, noise ~0).  Measured against the flatness alone (22 clips, first
    5 s): 2f-model +0.8 at 64 and +1.3 at 128 kbit/s (piano +9, solo_instruments +8), ViSQOL
@@ -73,6 +76,9 @@ class BandModel:
         fbin = (np.arange(size) + 0.5) * samplerate / (2.0 * size)
         centres = 0.5 * (self.edges[:-1] + self.edges[1:]) * samplerate / (2.0 * size)
         self.z = bark(centres)
+        hz = self.edges * samplerate / (2.0 * size)
+        #: each band's width in Bark (a short window's lowest band at 44.1 kHz, 0-689 Hz: 6.3)
+        self.span = bark(hz[1:]) - bark(hz[:-1])
         ath_bins = ath_db(fbin)
         # A full-scale sine (amplitude 1) has ~size/2 energy in the orthonormal MDCT.
         self.ath = np.array([size / 2.0 * 10 ** ((ath_bins[self.edges[b]:self.edges[b + 1]].min()
