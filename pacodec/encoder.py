@@ -61,10 +61,14 @@ def analyse_short(blk, off, w, coef, pl, model, scr, en_w, thr_w, ton_w):
     channels: window ``j`` is ``blk[c, off + j ns:off + (j + 2) ns]``; its coefficients go to
     ``coef[c, j ns:(j + 1) ns]``, its band energy, threshold and tonality to ``en_w[c, j]``,
     ``thr_w[c, j]``, ``ton_w[c, j]``.  ``scr`` = (windowed block, MDCT output, fold, work,
-    spreading sums, per channel the short bands' tonality carried from the last long frame)."""
+    spreading sums, per channel and short band the tonality and the energy (per short window)
+    carried from the last long frame, a row of scratch).  A window's band takes the carried
+    tonality in proportion to the carried energy's share of the band's energy now: a steady
+    bass under a hi-hat stays tonal, a drum hit in the same band is noise."""
     pre, post, rev, tw = pl
     edges, spread, offset_tonal, ath = model
-    zs, outs, folds, works, spread_sum, ptonal = scr
+    zs, outs, folds, works, spread_sum, ptonal, pen, pw = scr
+    nb = edges.shape[0] - 1
     ns = outs.shape[0]
     for c in range(blk.shape[0]):
         for j in range(SHORT_BLOCKS):
@@ -74,8 +78,13 @@ def analyse_short(blk, off, w, coef, pl, model, scr, en_w, thr_w, ton_w):
             mdct_kernel(zs, outs, pre, post, rev, tw, folds, works)
             for i in range(ns):
                 coef[c, j * ns + i] = outs[i]
+            for b in range(nb):
+                e = 1e-20
+                for k in range(edges[b], edges[b + 1]):
+                    e += outs[k] * outs[k]
+                pw[b] = ptonal[c, b] * min(1.0, pen[c, b] / e)
             thresholds(outs, edges, spread, offset_tonal, ath, en_w[c, j], thr_w[c, j],
-                       ton_w[c, j], spread_sum, ptonal[c])
+                       ton_w[c, j], spread_sum, pw)
 
 
 @njit
@@ -319,6 +328,8 @@ class Encoder:
         self._last = LastTonal(np.zeros((ch, nbl)), np.zeros((ch, nbl)))
         self._last_k = tuple(self._last)
         self._ptonal_short = np.zeros((ch, mu_))
+        self._penergy_short = np.zeros((ch, mu_))
+        self._pw = np.zeros(mu_)
         # which short band each long band's centre falls in (as a 0/1 matrix, short x long)
         self._long_to_short = np.zeros((nbs, nbl))
         if cfg.short_blocks:
@@ -625,9 +636,11 @@ class Encoder:
         num = (self._last.energy * self._last.ton) @ self._long_to_short.T
         den = self._last.energy @ self._long_to_short.T
         self._ptonal_short[:, :nbs] = np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
+        # a long frame's coefficients hold N/Ns = SHORT_BLOCKS times a short window's energy
+        self._penergy_short[:, :nbs] = den / SHORT_BLOCKS
         analyse_short(blk, n // 2 - ns // 2, w, self._coef, p.arrays, self._model_short_k,
                       (S["zs"], S["outs"], S["folds"], S["works"], self._ascr.spread_sum,
-                       self._ptonal_short), en_w, thr_w, ton_w)
+                       self._ptonal_short, self._penergy_short, self._pw), en_w, thr_w, ton_w)
         self._has_prev[:] = 0
         self._pred.npred[:] = 0
         # window grouping: a new group at the attack and where the window energy jumps by more
