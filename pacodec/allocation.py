@@ -76,13 +76,14 @@ FLOOR_GAIN_INV = 10 ** -1.5   # the floor holds up to a distance offset of 15 dB
 TILT_DB = (14.0, 0.0)
 TILT_BARK = (3.0, 18.0)
 #: A unit wider than one critical band has its allowed noise divided by its width in Bark (to the
-#: power WIDE_EXP).  Only short windows have such units (long units are half-Bark; a short
-#: window's lowest band at 44.1 kHz is 0-689 Hz, 6.3 Bark, then 4.4, 2.7, 1.8 ...): the noise
-#: spreads evenly over the unit while a bass and its harmonics do not, and the PEAQ ear model's
-#: 0.25-Bark bands hear it between them (breakbeat, hi-hats over a steady bass, scored 59 at
-#: 128 kbit/s with short blocks and 74 without).  With the short windows' tonality taken from
-#: the last long frame (psychoacoustic.py): 12 percussive clips at CBR 64 / 128, 2f +1.3 / +1.0,
-#: ViSQOL +0.002 / +0.001; 2 (exponent 1.5) lost on the worst clip at 64 (bell -2.3, ViSQOL -0.012).
+#: power WIDE_EXP).  Only short windows (and the low-delay mode's 256-sample frames) have such
+#: units (long units are half-Bark; a short window's lowest band at 44.1 kHz is 0-689 Hz, 6.3
+#: Bark, then 4.3, 2.7, 1.8 ...): the noise spreads evenly over the unit while a bass and its
+#: harmonics do not, and the PEAQ ear model's 0.25-Bark bands hear it between them (breakbeat,
+#: hi-hats over a steady bass, scored 59 at 128 kbit/s with short blocks and 74 without).  With
+#: the short windows' tonality taken from the last long frame (psychoacoustic.py): 12 percussive
+#: clips at CBR 64 / 128, 2f +1.3 / +1.0, ViSQOL +0.002 / +0.001; exponent 1.5 lost on the worst
+#: clip at 64 (bell -2.4, ViSQOL -0.012).  All 39 clips, both modes: README ("What moved it").
 WIDE_EXP = 1.0
 
 
