@@ -327,9 +327,11 @@ class Encoder:
         nbl, nbs = self.layout.nb_long, self.layout.nb_short
         self._last = LastTonal(np.zeros((ch, nbl)), np.zeros((ch, nbl)))
         self._last_k = tuple(self._last)
-        self._ptonal_short = np.zeros((ch, mu_))
-        self._penergy_short = np.zeros((ch, mu_))
-        self._pw = np.zeros(mu_)
+        # per channel and short band, what the windows take from the last long frame, and a row
+        # of the kernel's scratch (analyse_short)
+        self._ptonal_short = np.zeros((ch, nbs))
+        self._penergy_short = np.zeros((ch, nbs))
+        self._pw = np.zeros(nbs)
         # which short band each long band's centre falls in (as a 0/1 matrix, short x long)
         self._long_to_short = np.zeros((nbs, nbl))
         if cfg.short_blocks:
@@ -635,9 +637,9 @@ class Encoder:
         # the windows' tonality: the last predicted long frame's, energy-weighted per short band
         num = (self._last.energy * self._last.ton) @ self._long_to_short.T
         den = self._last.energy @ self._long_to_short.T
-        self._ptonal_short[:, :nbs] = np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
+        self._ptonal_short[:] = np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
         # a long frame's coefficients hold N/Ns = SHORT_BLOCKS times a short window's energy
-        self._penergy_short[:, :nbs] = den / SHORT_BLOCKS
+        self._penergy_short[:] = den / SHORT_BLOCKS
         analyse_short(blk, n // 2 - ns // 2, w, self._coef, p.arrays, self._model_short_k,
                       (S["zs"], S["outs"], S["folds"], S["works"], self._ascr.spread_sum,
                        self._ptonal_short, self._penergy_short, self._pw), en_w, thr_w, ton_w)
