@@ -905,7 +905,8 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
 
 @njit(inline="always")
 def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr, max_band, ms_mode,
-                 ms_flags, books, sf, q, ub_long, ub_short_tab, ctx, count, first, offset, symbols):
+                 ms_flags, books, sf, q, ub_long, ub_short_tab, ctx, count, first, offset, symbols,
+                 lut):
     """Parse the audio payload of one frame (§5), validating every field and index.  ``ctx`` and
     the code tables are those of the stream's version (:func:`~pacodec.tables.load_codebooks`).
 
@@ -969,7 +970,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
         pctx = 0
         for g in range(ngroups):
             for b in range(mb):
-                bk = get_symbol(buf, st, count, first, offset, symbols,
+                bk = get_symbol(buf, st, count, first, offset, symbols, lut,
                                 book_row_v(ctx, pctx, b, nbands))
                 if st[1] != 0:
                     return 1
@@ -988,7 +989,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         v = get_bits(buf, st, 8)
                         firstsf = False
                     else:
-                        d = get_symbol(buf, st, count, first, offset, symbols,
+                        d = get_symbol(buf, st, count, first, offset, symbols, lut,
                                        sf_row_v(ctx, pbk, books[c, u]))
                         v = prev + d - SF_DELTA_MAX
                     if st[1] != 0:
@@ -1011,7 +1012,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         e = ub_long[u + 1]
                     if s < 0 or e > q.shape[1] or s > e:
                         return 2
-                    read_unit(buf, st, q[c], s, e, bk, ctx, count, first, offset, symbols)
+                    read_unit(buf, st, q[c], s, e, bk, ctx, count, first, offset, symbols, lut)
                     if st[1] != 0:
                         return 1
     return 0

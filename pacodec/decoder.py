@@ -117,7 +117,8 @@ FrameArrays = namedtuple("FrameArrays", "hdr max_band ms_mode ms_flags books sf 
 LayoutArrays = namedtuple("LayoutArrays", "nb_long nb_short ub_long ub_short perm_short")
 #: Canonical-code decoding tables (see :class:`~pacodec.tables.CodebookSet`).
 #: ``ctx``: the version's context parameters (:func:`~pacodec.tables.context_params`).
-DecodeBooks = namedtuple("DecodeBooks", "ctx count first offset symbols")
+#: ``lut``: first look-up of every code (:func:`~pacodec.tables.decode_lut`).
+DecodeBooks = namedtuple("DecodeBooks", "ctx count first offset symbols lut")
 
 
 @njit
@@ -170,9 +171,9 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
     """
     hdr, max_band, msm, msf, bk, sf, q, cod, nat = fa
     nb_long, nb_short, ub_long, ub_short, perm_short = lay
-    ctx, count, first, offset, symbols = books
+    ctx, count, first, offset, symbols, lut = books
     err = read_payload(buf, st, nch, short_allowed, nb_long, nb_short, hdr, max_band, msm, msf,
-                       bk, sf, q, ub_long, ub_short, ctx, count, first, offset, symbols)
+                       bk, sf, q, ub_long, ub_short, ctx, count, first, offset, symbols, lut)
     if err:
         return err
     is_short = hdr[0]
@@ -296,7 +297,7 @@ class FrameDecoder:
         self._layk = tuple(LayoutArrays(lay.nb_long, lay.nb_short, lay.ub_long, lay.ub_short,
                                         lay.perm_short))
         B = self._books
-        self._booksk = tuple(DecodeBooks(B.ctx, B.count, B.first, B.offset, B.symbols))
+        self._booksk = tuple(DecodeBooks(B.ctx, B.count, B.first, B.offset, B.symbols, B.lut))
         self._qi = cfg.quantizer_code
         ns = cfg.short_hop if cfg.short_blocks else cfg.overlap
         self._win = np.stack([block_window(n, cfg.overlap if not ls else ns,

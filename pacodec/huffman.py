@@ -20,7 +20,7 @@ import numpy as np
 
 from ._jit import njit
 from .bitio import get_bits, put_bits
-from .tables import (ESC_BOOK, ESC_VALUE, MAX_QUANT, SPECTRAL_BOOKS, spectral_row,
+from .tables import (ESC_BOOK, ESC_VALUE, LUT_BITS, MAX_QUANT, SPECTRAL_BOOKS, spectral_row,
                      spectral_row_v, tuple_context)
 
 __all__ = ["put_symbol", "get_symbol", "unit_bits", "write_unit", "read_unit", "code_lengths",
@@ -34,6 +34,23 @@ BOOK_DIM = np.array([0] + [SPECTRAL_BOOKS[b][0] for b in range(1, 7)] + [0], dty
 BOOK_LAV = np.array([0] + [SPECTRAL_BOOKS[b][1] for b in range(1, 7)] + [0], dtype=np.int64)
 
 
+def _tuple_digits():
+    """``[book, sym, j]``: magnitude ``j`` of the tuple coded as symbol ``sym`` of ``book`` (its
+    base-(lav + 1) digits, most significant first), for every symbol a book can have; read_unit
+    looks them up instead of dividing by a base it knows only at run time (two integer
+    divisions per value were a fifth of the decode)."""
+    nsym = max((lav + 1) ** dim for dim, lav in SPECTRAL_BOOKS.values())
+    d = np.zeros((len(BOOK_DIM), nsym, 4), dtype=np.int64)
+    s = np.arange(nsym)
+    for b, (dim, lav) in SPECTRAL_BOOKS.items():
+        for j in range(dim):
+            d[b, :, j] = (s // (lav + 1) ** (dim - 1 - j)) % (lav + 1)
+    return d
+
+
+TUPLE_DIGITS = _tuple_digits()
+
+
 @njit
 def put_symbol(buf, st, codes, lengths, row, sym):
     n = lengths[row, sym]
@@ -44,13 +61,25 @@ def put_symbol(buf, st, codes, lengths, row, sym):
 
 
 @njit
-def get_symbol(buf, st, count, first, offset, symbols, row):
-    """Decode one symbol with book ``row``; sets ``st[1]`` on an invalid code or truncation."""
-    # bit by bit as get_bits(buf, st, 1) would read them (same checks, same st on every exit),
-    # without a call per bit
+def get_symbol(buf, st, count, first, offset, symbols, lut, row):
+    """Decode one symbol with book ``row``; sets ``st[1]`` on an invalid code or truncation.
+    ``lut``: the book's first-look-up table (:func:`~pacodec.tables.decode_lut`)."""
     if st[1] != 0:
         return 0
+    # a codeword of up to LUT_BITS bits that lies inside the limit: one look-up of the next
+    # LUT_BITS bits (a hit is what the bit-by-bit loop below returns, after the same bits)
     pos = st[0]
+    if pos + LUT_BITS <= st[2]:
+        b = pos >> 3
+        w = np.int64(buf[b]) << 8
+        if b + 1 < buf.shape[0]:
+            w |= np.int64(buf[b + 1])
+        e = lut[row, (w >> (16 - LUT_BITS - (pos & 7))) & ((1 << LUT_BITS) - 1)]
+        if e != 0:
+            st[0] = pos + (e & 31)
+            return e >> 5
+    # bit by bit as get_bits(buf, st, 1) would read them (same checks, same st on every exit),
+    # without a call per bit
     end = st[2]
     code = 0
     maxlen = count.shape[1] - 1
@@ -155,7 +184,7 @@ def write_unit(buf, st, q, start, end, book, codes, lengths):
 
 
 @njit(inline="always")
-def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols):
+def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols, lut):
     """Read a unit written by :func:`write_unit` into ``q[start:end]`` (caller checked bounds),
     with the context parameters ``ctx`` of the stream's version (:mod:`pacodec.tables`)."""
     dim = BOOK_DIM[book]
@@ -172,13 +201,18 @@ def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols):
                     prev += abs(q[i - dim + j])
         row = spectral_row_v(ctx, book, tuple_context(prev))
         prev = 0
-        sym = get_symbol(buf, st, count, first, offset, symbols, row)
+        sym = get_symbol(buf, st, count, first, offset, symbols, lut, row)
         if st[1] != 0:
             return
-        for j in range(dim - 1, -1, -1):
-            if i + j < end:
-                q[i + j] = sym % base
-            sym //= base
+        if 0 <= sym < TUPLE_DIGITS.shape[1]:
+            for j in range(dim):
+                if i + j < end:
+                    q[i + j] = TUPLE_DIGITS[book, sym, j]
+        else:                     # not a symbol of any valid book: the same digits, divided
+            for j in range(dim - 1, -1, -1):
+                if i + j < end:
+                    q[i + j] = sym % base
+                sym //= base
         for j in range(dim):
             if i + j < end and q[i + j] != 0:
                 if get_bits(buf, st, 1):

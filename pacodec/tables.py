@@ -121,6 +121,32 @@ class Codebook:
         self.count, self.first, self.offset, self.symbols = _decode_tables(self.lengths, self.maxlen)
 
 
+#: codewords up to this many bits are decoded with one look-up (:func:`decode_lut`); at most 9
+#: (the look-up reads two bytes)
+LUT_BITS = 8
+
+
+def decode_lut(count, first, offset, symbols):
+    """``lut[row, p]`` = ``(symbol << 5) | length`` of the codeword of ``row`` that the
+    :data:`LUT_BITS`-bit value ``p`` begins with, or 0 where the bit-by-bit canonical decode
+    (:func:`~pacodec.huffman.get_symbol`) would read more than LUT_BITS bits or find an invalid
+    symbol index: those are left to it.  So a hit returns exactly what the bit-by-bit decode
+    returns, after the same number of bits."""
+    rows, width = symbols.shape
+    lut = np.zeros((rows, 1 << LUT_BITS), dtype=np.int64)
+    done = np.zeros(lut.shape, dtype=bool)
+    p = np.arange(1 << LUT_BITS, dtype=np.int64)[None, :]
+    for l in range(1, min(LUT_BITS, count.shape[1] - 1) + 1):
+        d = (p >> (LUT_BITS - l)) - first[:, l:l + 1]
+        hit = ~done & (d >= 0) & (d < count[:, l:l + 1])
+        i = offset[:, l:l + 1] + d
+        ok = hit & (i >= 0) & (i < width)
+        r, c = np.nonzero(ok)
+        lut[r, c] = (symbols[r, i[r, c]] << 5) | l
+        done |= hit
+    return lut
+
+
 class CodebookSet:
     """All the codebooks of a format version packed into 2-D arrays (row = code) for the kernels,
     with ``ctx``, the version's context parameters (:func:`context_params`)."""
@@ -149,6 +175,7 @@ class CodebookSet:
             self.first[i, :m] = b.first
             self.offset[i, :m] = b.offset
             self.symbols[i, :len(b.symbols)] = b.symbols
+        self.lut = decode_lut(self.count, self.first, self.offset, self.symbols)
 
     def arrays(self):
         return self.lengths, self.codes, self.count, self.first, self.offset, self.symbols

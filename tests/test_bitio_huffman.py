@@ -61,9 +61,42 @@ def test_scalefactor_symbols_round_trip(symbols):
     for s in symbols:
         put_symbol(buf, w, BOOKS.codes, BOOKS.lengths, ROW_SF, s)
     r = reader_state(len(buf))
-    got = [get_symbol(buf, r, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols, ROW_SF)
+    got = [get_symbol(buf, r, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols, BOOKS.lut,
+                      ROW_SF)
            for _ in symbols]
     assert got == symbols and r[1] == 0
+
+
+@given(st.binary(max_size=12), st.integers(0, 95), st.integers(0, 110 - 1),
+       st.sampled_from([3, 4]))
+def test_the_first_look_up_decodes_exactly_as_bit_by_bit(data, limit, row, version):
+    """get_symbol with its look-up table returns the symbol, position and error flag the
+    canonical bit-by-bit decode (a table of zeros: every look-up misses) gives, for every row,
+    start bit and limit, valid codes, invalid ones and truncation alike."""
+    books = load_codebooks(version=version)
+    row %= books.count.shape[0]
+    buf = np.frombuffer(data, np.uint8)
+    limit = min(limit, 8 * len(buf))
+    none = np.zeros_like(books.lut)
+    for start in range(0, min(limit, 16) + 1):
+        a = np.array([start, 0, limit], np.int64)
+        b = a.copy()
+        for _ in range(4):
+            sa = get_symbol(buf, a, books.count, books.first, books.offset, books.symbols,
+                            books.lut, row)
+            sb = get_symbol(buf, b, books.count, books.first, books.offset, books.symbols, none,
+                            row)
+            assert sa == sb and list(a) == list(b)
+
+
+def test_the_look_up_table_holds_every_short_code():
+    """Every code of at most LUT_BITS bits has its table entries (the table is not just empty)."""
+    from pacodec.tables import LUT_BITS
+    for r in range(BOOKS.count.shape[0]):
+        for sym, n in enumerate(BOOKS.lengths[r]):
+            if 0 < n <= LUT_BITS:
+                p = int(BOOKS.codes[r, sym]) << (LUT_BITS - n)
+                assert BOOKS.lut[r, p] == (sym << 5) | n
 
 
 def _unit_values(book):
@@ -84,7 +117,8 @@ def test_spectral_units_round_trip_in_every_book(case):
     assert w[0] == bits and w[1] == 0
     out = np.zeros(len(q), np.int64)
     r = reader_state(len(buf))
-    read_unit(buf, r, out, 0, len(q), book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
+    read_unit(buf, r, out, 0, len(q), book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols,
+              BOOKS.lut)
     assert r[1] == 0
     np.testing.assert_array_equal(out, q)
 
@@ -100,7 +134,8 @@ def test_decoding_random_bytes_never_reads_outside_or_exceeds_limits(data, book)
     buf = np.frombuffer(data, np.uint8)
     out = np.zeros(32, np.int64)
     r = reader_state(len(buf))
-    read_unit(buf, r, out, 0, 32, book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols)
+    read_unit(buf, r, out, 0, 32, book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols,
+              BOOKS.lut)
     assert r[0] <= len(data) * 8
     assert np.abs(out).max(initial=0) <= MAX_QUANT
 

@@ -186,7 +186,8 @@ def _noise_frames(data, cfg):
                               lay.nb_short, np.zeros(6, np.int64), np.zeros(ch, np.int64),
                               np.zeros(1, np.int64), np.zeros((1, mu_), np.int64), bk,
                               np.zeros((ch, mu_), np.int64), np.zeros((ch, cfg.hop), np.int64),
-                              lay.ub_long, lay.ub_short, B.ctx, B.count, B.first, B.offset, B.symbols)
+                              lay.ub_long, lay.ub_short, B.ctx, B.count, B.first, B.offset, B.symbols,
+                              B.lut)
         assert err == 0
         if (bk == NOISE_BOOK).any():
             out.append(k)

@@ -197,7 +197,7 @@ def test_constant_arguments_do_not_make_a_signature_each():
     from pacodec.huffman import get_symbol, put_symbol
 
     @numba.njit(cache=False)
-    def caller(wbuf, rbuf, st, codes, lengths, count, first, offset, symbols):
+    def caller(wbuf, rbuf, st, codes, lengths, count, first, offset, symbols, lut):
         put_bits(wbuf, st, 1, 1)
         put_bits(wbuf, st, 5, 3)
         put_bits(wbuf, st, 0, 9)
@@ -205,8 +205,8 @@ def test_constant_arguments_do_not_make_a_signature_each():
         put_symbol(wbuf, st, codes, lengths, 3, 2)
         st[0] = 0
         return (get_bits(rbuf, st, 1) + get_bits(rbuf, st, 3) + get_bits(rbuf, st, 11)
-                + get_symbol(rbuf, st, count, first, offset, symbols, 0)
-                + get_symbol(rbuf, st, count, first, offset, symbols, 5))
+                + get_symbol(rbuf, st, count, first, offset, symbols, lut, 0)
+                + get_symbol(rbuf, st, count, first, offset, symbols, lut, 5))
 
     from pacodec.tables import load_codebooks
     b = load_codebooks()
@@ -214,7 +214,7 @@ def test_constant_arguments_do_not_make_a_signature_each():
     before = [len(k.signatures) for k in kernels]
     wbuf = np.zeros(16, np.uint8)
     caller(wbuf, np.frombuffer(wbuf.tobytes(), np.uint8), writer_state(), b.codes, b.lengths,
-           b.count, b.first, b.offset, b.symbols)
+           b.count, b.first, b.offset, b.symbols, b.lut)
     for k, n in zip(kernels, before):    # (other tests may have compiled other array types)
         assert len(k.signatures) <= n + 1, (k.py_func.__name__, k.signatures)
         assert not any(isinstance(t, types.Literal) for sig in k.signatures for t in sig)
