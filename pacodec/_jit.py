@@ -44,8 +44,6 @@ import os
 import sys
 import tempfile
 
-import numba
-
 __all__ = ["njit", "dispatchers", "skip_blas_probe", "shipped_dir", "shipped_kernels",
            "write_shipped"]
 
@@ -104,6 +102,7 @@ def _use_fallback():
     global _fallback
     if _fallback is not None:
         return _fallback
+    import numba
     path = _private_cache_dir()
     if path is not None:
         numba.config.CACHE_DIR = path
@@ -118,6 +117,7 @@ def _use_fallback():
 
 
 def _make(func, args, kwargs):
+    import numba
     try:
         d = numba.njit(*args, **kwargs)(func)
     except RuntimeError as e:
@@ -181,19 +181,37 @@ def _shipped_key(sig, codegen):
 
 
 def _read_shipped(d):
-    """After numba's own cache (this machine's compile results) misses, look ``d``'s signature
-    up among the build-time kernels; a miss there (another platform, Python, numba, or
-    package content) leaves numba to compile as before."""
+    """Load ``d``'s cached machine code without first initialising numba's compiler, and after
+    numba's own cache (this machine's compile results) misses, look the signature up among the
+    build-time kernels; a miss there (another platform, Python, numba, or package content)
+    leaves numba to compile as before.
+
+    numba's ``load_overload`` begins by refreshing the target context: it imports and installs
+    every typing and lowering registry numba has (~0.1 CPU-s, cffi's C parser among them), which
+    only *compiling* needs -- and a compile refreshes the context itself
+    (``compiler.compile_extra``).  Rebuilding a cached kernel needs only the code generator.  So
+    the loader calls numba's own loading step without the refresh; on a numba without that
+    internal it keeps numba's method."""
     cache = getattr(d, "_cache", None)
-    directory = shipped_dir()
-    if cache is None or directory is None or not os.path.isdir(directory):
+    if cache is None:
         return
-    shipped = _shipped_file(d, directory)
-    load = cache.load_overload
+    directory = shipped_dir()
+    shipped = (_shipped_file(d, directory) if directory is not None and os.path.isdir(directory)
+               else None)
+    impl = getattr(cache, "_load_overload", None)
+    guard = getattr(cache, "_guard_against_spurious_io_errors", None)
+    if impl is None or guard is None:
+        load = cache.load_overload
+    else:
+        def load(sig, target_context):
+            cres = None
+            with guard():
+                cres = impl(sig, target_context)
+            return cres
 
     def load_overload(sig, target_context):
         cres = load(sig, target_context)
-        if cres is None:
+        if cres is None and shipped is not None:
             payload = shipped.load(_shipped_key(sig, target_context.codegen()))
             if payload is not None:
                 from numba.core.compiler import CompileResult
@@ -215,6 +233,7 @@ def write_shipped(directory):
     """Save every signature the dispatchers of this process compiled into ``directory`` as
     build-time kernels (see ``pacodec/_aot.py``).  Refuses unless numba compiles for the
     ``generic`` CPU.  Returns the number of entries written."""
+    import numba
     if (numba.config.CPU_NAME or "").lower() != "generic" or numba.config.CPU_FEATURES:
         raise RuntimeError("build-time kernels must be compiled with NUMBA_CPU_NAME=generic "
                            "(and no NUMBA_CPU_FEATURES)")
@@ -253,30 +272,36 @@ def _one_signature_per_type(d):
     d.get_call_template = get_call_template
 
 
-class _NoScipyLinalg:
-    """Import hook refusing ``scipy.linalg`` (see :func:`skip_blas_probe`)."""
+class _NoScipy:
+    """Import hook refusing ``scipy`` and, unless a ``.numba_config.yaml`` is there to read,
+    ``yaml`` (see :func:`skip_blas_probe`)."""
+
+    def __init__(self):
+        self.refused = ("scipy",) + (() if os.path.exists(".numba_config.yaml") else ("yaml",))
 
     def find_spec(self, name, path=None, target=None):
-        if name in ("scipy", "scipy.linalg"):
+        if name.split(".", 1)[0] in self.refused:
             raise ModuleNotFoundError(f"{name} is not imported by the pacodec command",
                                       name=name)
         return None
 
 
 def skip_blas_probe():
-    """Spare this process numba's BLAS probe: the first kernel loaded from the cache imports
-    ``numba.np.arraymath``, which imports ``scipy.linalg`` (~0.3 CPU-s, a fifth of a short
-    decode) only to set a flag that picks the implementation of ``np.correlate``/``np.convolve``
-    in code compiled later.  pacodec's kernels use neither (nor any other BLAS routine; those
-    check for scipy again when compiled), so the command-line process imports that module with
-    ``scipy.linalg`` refused.  Not for library use: it would change the choice for the host's
-    own numba code.  A no-op once numba has probed."""
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+    """Import numba for a command-line process without scipy.  ``import numba`` imports scipy
+    only to check its version (and PyYAML only to read a ``.numba_config.yaml`` in the current
+    directory: refused too when there is none), and numba's BLAS probe (``numba.np.arraymath``, imported with the
+    typing registries) imports ``scipy.linalg`` (~0.3 CPU-s) only to pick the implementation of
+    ``np.correlate``/``np.convolve`` in code compiled later; pacodec's kernels use neither (nor
+    any other BLAS routine).  Loading cached kernels no longer installs the registries
+    (:func:`_read_shipped`), so the probe runs only in a process that compiles, where it may
+    import scipy.linalg as numba wants.  Not for library use (the host may want numba to see
+    its scipy).  A no-op once numba is imported."""
+    if "numba" in sys.modules:
         return
-    hook = _NoScipyLinalg()
+    hook = _NoScipy()
     sys.meta_path.insert(0, hook)
     try:
-        import numba.np.arraymath  # noqa: F401
+        import numba  # noqa: F401
     finally:
         sys.meta_path.remove(hook)
 

@@ -564,7 +564,16 @@ def cmd_gst_path(args):
     return 0
 
 
-def build_parser():
+#: commands whose parser is built without the other commands' modules (see :func:`build_parser`)
+CORE_COMMANDS = ("encode", "decode", "info")
+
+
+def build_parser(command: str | None = None):
+    """The command line's parser.  Given one of :data:`CORE_COMMANDS` (the command ``main`` is
+    about to run), the batch, listen and streaming commands' subparsers are left out: their
+    modules (socket, hashlib, json, html, the streaming CLI) are not imported for an encode or
+    a decode.  That command parses and reports errors as with the whole parser; anything else
+    (``--help``, another or a misspelt command) gets the whole parser."""
     p = argparse.ArgumentParser(
         prog="pacodec", description="pacodec perceptual audio codec",
         epilog="encode, decode and the streaming commands take --quiet (no progress or status "
@@ -626,6 +635,8 @@ def build_parser():
                     help="print export lines for GST_PLUGIN_PATH, PYTHONPATH and GST_REGISTRY instead")
     gp.set_defaults(func=cmd_gst_path)
 
+    if command in CORE_COMMANDS:
+        return p
     from . import batch                    # stdlib-only at import; work modules load on use
     batch.add_parser(sub)
     from . import listen                   # the same
@@ -679,7 +690,8 @@ def threading_is_main() -> bool:
 
 
 def main(argv=None):
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words[0] if words else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
@@ -687,7 +699,7 @@ def main(argv=None):
     from . import _clinotes
     _clinotes.PROCESS = argv is None      # the pacodec command itself (not main([...]) in-process)
     if argv is None and args.command in ("encode", "decode"):
-        # a process of its own: skip numba's scipy.linalg import (see skip_blas_probe)
+        # a process of its own: import numba without scipy (see skip_blas_probe)
         from ._jit import skip_blas_probe
         skip_blas_probe()
     saved = _install_signal_handlers() if threading_is_main() else {}
