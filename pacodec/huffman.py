@@ -194,32 +194,37 @@ def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols, 
     prev = -1
     i = start
     while i < end:
-        if prev >= 0:             # the magnitudes of the tuple before (escapes included)
-            prev = 0
-            for j in range(dim):
-                if i - dim + j < end:
-                    prev += abs(q[i - dim + j])
         row = spectral_row_v(ctx, book, tuple_context(prev))
-        prev = 0
         sym = get_symbol(buf, st, count, first, offset, symbols, lut, row)
         if st[1] != 0:
             return
+        n = min(dim, end - i)         # the tuple's values inside the unit
         if 0 <= sym < TUPLE_DIGITS.shape[1]:
-            for j in range(dim):
-                if i + j < end:
-                    q[i + j] = TUPLE_DIGITS[book, sym, j]
-        else:                     # not a symbol of any valid book: the same digits, divided
+            for j in range(n):
+                q[i + j] = TUPLE_DIGITS[book, sym, j]
+        else:                         # not a symbol of any valid book: the same digits, divided
             for j in range(dim - 1, -1, -1):
-                if i + j < end:
+                if j < n:
                     q[i + j] = sym % base
                 sym //= base
-        for j in range(dim):
-            if i + j < end and q[i + j] != 0:
-                if get_bits(buf, st, 1):
-                    q[i + j] = -q[i + j]
+        # a sign bit per non-zero value, read as get_bits(buf, st, 1) would (past the limit:
+        # the error flag, nothing read), without branching on the value or the bit
+        pos = st[0]
+        lim = st[2]
+        for j in range(n):
+            v = q[i + j]
+            if pos < lim:
+                nz = np.int64(v != 0)
+                s = (np.int64(buf[pos >> 3]) >> (7 - (pos & 7))) & nz
+                q[i + j] = (v ^ -s) + s
+                pos += nz
+            elif v != 0:
+                st[1] = 1
+                break
+        st[0] = pos
         if book == ESC_BOOK:
-            for j in range(dim):
-                if i + j < end and abs(q[i + j]) == ESC_VALUE:
+            for j in range(n):
+                if abs(q[i + j]) == ESC_VALUE:
                     nz = 0
                     while get_bits(buf, st, 1) == 0:
                         if st[1] != 0:
@@ -235,6 +240,9 @@ def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols, 
                         st[1] = 1
                         return
                     q[i + j] = -v if q[i + j] < 0 else v
+        prev = 0                      # the magnitudes of this tuple (escapes included)
+        for j in range(n):
+            prev += abs(q[i + j])
         i += dim
 
 

@@ -140,6 +140,65 @@ def test_decoding_random_bytes_never_reads_outside_or_exceeds_limits(data, book)
     assert np.abs(out).max(initial=0) <= MAX_QUANT
 
 
+def _read_unit_reference(buf, st_, q, start, end, book, books):
+    """read_unit as first written (one value at a time, digits by division, a get_bits call per
+    sign bit): the kernel must give the same values, position and error flag on any input."""
+    from pacodec.huffman import BOOK_DIM, BOOK_LAV, ESC_K, ESC_MAX_PREFIX
+    from pacodec.tables import ESC_VALUE
+    gb = get_bits.py_func if hasattr(get_bits, "py_func") else get_bits
+    gs = get_symbol.py_func if hasattr(get_symbol, "py_func") else get_symbol
+    dim, base = int(BOOK_DIM[book]), int(BOOK_LAV[book]) + 1
+    none = np.zeros_like(books.lut)
+    prev, i = -1, start
+    while i < end:
+        if prev >= 0:
+            prev = sum(abs(int(q[i - dim + j])) for j in range(dim) if i - dim + j < end)
+        row = spectral_row_v(books.ctx, book, tuple_context(prev))
+        prev = 0
+        sym = int(gs(buf, st_, books.count, books.first, books.offset, books.symbols, none, row))
+        if st_[1] != 0:
+            return
+        for j in range(dim - 1, -1, -1):
+            if i + j < end:
+                q[i + j] = sym % base
+            sym //= base
+        for j in range(dim):
+            if i + j < end and q[i + j] != 0 and gb(buf, st_, 1):
+                q[i + j] = -q[i + j]
+        if book == ESC_BOOK:
+            for j in range(dim):
+                if i + j < end and abs(q[i + j]) == ESC_VALUE:
+                    nz = 0
+                    while gb(buf, st_, 1) == 0:
+                        if st_[1] != 0:
+                            return
+                        nz += 1
+                        if nz > ESC_MAX_PREFIX:
+                            st_[1] = 1
+                            return
+                    m = (1 << (nz + ESC_K)) | int(gb(buf, st_, nz + ESC_K))
+                    v = m - (1 << ESC_K) + ESC_VALUE
+                    if v > MAX_QUANT:
+                        st_[1] = 1
+                        return
+                    q[i + j] = -v if q[i + j] < 0 else v
+        i += dim
+
+
+@given(st.binary(max_size=40), st.sampled_from(sorted(SPECTRAL_BOOKS)), st.integers(1, 40),
+       st.integers(0, 320))
+def test_read_unit_equals_the_value_by_value_reference_on_any_bytes(data, book, length, limit):
+    buf = np.frombuffer(data, np.uint8)
+    limit = min(limit, 8 * len(buf))
+    a, b = np.zeros(length, np.int64), np.zeros(length, np.int64)
+    sa, sb = np.array([0, 0, limit], np.int64), np.array([0, 0, limit], np.int64)
+    read_unit(buf, sa, a, 0, length, book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset,
+              BOOKS.symbols, BOOKS.lut)
+    _read_unit_reference(buf, sb, b, 0, length, book, BOOKS)
+    assert list(sa) == list(sb)
+    np.testing.assert_array_equal(a, b)
+
+
 @given(st.lists(st.integers(0, 10 ** 6), min_size=2, max_size=300))
 def test_code_lengths_form_a_complete_prefix_code_within_the_limit(counts):
     lengths = code_lengths(counts, maxlen=16)
