@@ -60,7 +60,7 @@ def put_symbol(buf, st, codes, lengths, row, sym):
     put_bits(buf, st, codes[row, sym], n)
 
 
-@njit
+@njit(inline="always")
 def get_symbol(buf, st, count, first, offset, symbols, lut, row):
     """Decode one symbol with book ``row``; sets ``st[1]`` on an invalid code or truncation.
     ``lut``: the book's first-look-up table (:func:`~pacodec.tables.decode_lut`)."""
