@@ -139,3 +139,36 @@ def test_help_does_not_import_numba():
     code = "import sys; from pacodec.cli import build_parser; build_parser(); print('numba' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_a_decode_process_loads_only_the_decoder(tmp_path):
+    """``pacodec decode`` as its own process: no encoder module, no other command's module, no
+    scipy, and numba's typing registries are not installed to load the cached kernels (their
+    refresh imports cffi's C parser and numba's BLAS probe); the output is the in-process one."""
+    import pacodec
+    t = np.arange(8000) / 8000
+    x = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None]
+    (tmp_path / "a.pac").write_bytes(pacodec.encode(x, 8000, bitrate=24))
+    code = ("import sys\n"
+            "sys.argv = ['pacodec', 'decode', 'a.pac', '-o', 'a.wav', '--quiet']\n"
+            "from pacodec.cli import main\n"
+            "rc = main()\n"
+            "print(rc, ' '.join(sorted(sys.modules)))\n")
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(pacodec.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (parent, os.environ.get("PYTHONPATH")) if p))
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    rc, mods = r.stdout.split(None, 1)
+    mods = set(mods.split())
+    assert rc == "0" and "pacodec.decoder" in mods
+    unwanted = {"pacodec.encoder", "pacodec.allocation", "pacodec.ratecontrol",
+                "pacodec.psychoacoustic", "pacodec.transient", "pacodec.loudness",
+                "pacodec.batch", "pacodec.listen", "pacodec.stream", "scipy", "cffi",
+                "numba.np.arraymath", "numba.core.typing.cffi_utils"}
+    assert mods & unwanted == set()
+    y, fs = sf.read(tmp_path / "a.wav", dtype="int16")
+    ref = np.clip(np.rint(pacodec.decode((tmp_path / "a.pac").read_bytes())[0] * 32768.0),
+                  -32768, 32767).astype(np.int16)
+    np.testing.assert_array_equal(y.reshape(ref.shape), ref)
