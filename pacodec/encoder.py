@@ -19,8 +19,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import bitstream as bs
-from .allocation import (Allocation, FrameUnits, alloc_scratch, bandwidth_hz, band_weights,
-                         pns_rule, stereo_decision)
+from .allocation import (HF_NOISE_HZ, HF_STEADY_DB, Allocation, FrameUnits, alloc_scratch,
+                         bandwidth_hz, band_weights, pns_rule, stereo_decision)
 from .ratecontrol import SEARCH_MIN, RateControl, code_at, search_offset
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
@@ -32,7 +32,7 @@ from .options import resolve
 from .quantize import magnitudes
 from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
 from .tables import load_codebooks
-from .transient import HISTORY, detect_attack
+from .transient import HISTORY, detect_attack, hf_unsteadiness
 from .window import block_window
 
 __all__ = ["Encoder"]
@@ -289,6 +289,9 @@ class Encoder:
         self._max_band_long = int(np.searchsorted(edges[1:] * fbin, bw, side="left") + 1)
         self._max_band_long = min(self._max_band_long, self.layout.nb_long)
         self._pns_long = int(np.searchsorted(edges[:-1] * fbin, pns_hz))
+        # high-band noise in steady long frames: the normal mode only (allocation.HF_NOISE_HZ)
+        self._hf_band = (int(np.searchsorted(edges[:-1] * fbin, HF_NOISE_HZ)) if cfg.short_blocks
+                         else self.layout.nb_long)
         if cfg.short_blocks:
             es = self.layout.edges_short
             fs_bin = cfg.samplerate / (2.0 * cfg.short_hop)
@@ -530,20 +533,21 @@ class Encoder:
 
     def _analyse(self, k, is_short, left_short, right_short, attack):
         """MDCT and masking thresholds of frame k into the coding-order buffers; returns the
-        unit layout ``(gflags, ub, nbands, ngroups, max_band, pns_band)``."""
+        unit layout ``(gflags, ub, nbands, ngroups, max_band, pns_band, noise_band)``."""
         lay = self.layout
         if is_short:
             gflags = self._analyse_short(self._block(k), attack)
             return (gflags, lay.ub_short[gflags], lay.nb_short, len(bs.group_lengths(gflags)),
-                    self._max_band_short, self._pns_short)
+                    self._max_band_short, self._pns_short, lay.nb_short)
         self._analyse_long(k, left_short, right_short)
-        return 0, lay.ub_long, lay.nb_long, 1, self._max_band_long, self._pns_long
+        return (0, lay.ub_long, lay.nb_long, 1, self._max_band_long, self._pns_long,
+                self._hf_noise_band(k))
 
     def _rate_loop(self, ftype, is_short, left_short, right_short, unit) -> bytes:
         """Stereo decision, scalefactors and quantization to the frame's bit budget, Huffman
         coding: the audio payload (padded in CBR when the reservoir is full)."""
         cfg = self.config
-        gflags, ub, nbands, ngroups, max_band, pns_band = unit
+        gflags, ub, nbands, ngroups, max_band, pns_band, noise_band = unit
         nunits = nbands * ngroups
         U = self._units
         pe = prepare_units(self._cod, self._xa, ub, nunits, U["thr"], U["energy"], self._ms_flags,
@@ -560,7 +564,8 @@ class Encoder:
         fu = FrameUnits(self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
                         self._floor_short if is_short else self._floor_long, cfg.quantizer_code,
                         float(cfg.mu), max_band, pns_band, self._pns_ton, self._zero_fill,
-                        self.books.lengths, int(is_short), self._ms_mode, self._ms_flags)
+                        self.books.lengths, int(is_short), self._ms_mode, self._ms_flags,
+                        noise_band)
         offset, nbits = search_offset(target, self.rate.offset, hi is None, fu, self._alloc,
                                       self._alloc_scr)
         if hi is not None:
@@ -623,6 +628,20 @@ class Encoder:
                      self._plan_long.arrays, self._model_long_k, self._ascr_k, U["energy"],
                      U["thr"], U["ton"], self._thr_prev, self._has_prev, PRE_ECHO_RISE,
                      POST_DECAY, self._pred_k, self._last_k)
+
+    def _hf_noise_band(self, k):
+        """The first band of long frame k's high-band noise: ``self._hf_band`` where the high
+        band is steady in every channel (allocation.HF_STEADY_DB), else none (nb_long)."""
+        nb = self.layout.nb_long
+        if self._hf_band >= nb:
+            return nb
+        n = self.config.hop
+        start = k * n - self._base
+        limit = 10.0 ** (HF_STEADY_DB / 10.0)
+        for c in range(self.channels):
+            if hf_unsteadiness(self._buf[c], start, self._have - start, n) > limit:
+                return nb
+        return self._hf_band
 
     def _analyse_short(self, blk, attack):
         cfg = self.config

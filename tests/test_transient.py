@@ -55,3 +55,41 @@ def test_drum_hits_still_switch():
         s = 5000 + k * FS // 4
         x[s:s + 2000] += rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)
     assert _short_flags(x).sum() >= 4
+
+
+# --- the steadiness test of the high band (allocation.HF_NOISE_HZ) -------------------------------
+
+def _unsteady_db(x, start=0, hop=1024):
+    from pacodec.transient import hf_unsteadiness
+    return 10 * np.log10(hf_unsteadiness(x, start, len(x) - start, hop))
+
+
+def test_steady_noise_reads_steady_and_a_click_does_not():
+    rng = np.random.default_rng(3)
+    x = 0.1 * rng.standard_normal(4096)
+    assert _unsteady_db(x, 1024) < 6.0
+    y = x.copy()
+    y[2048:2060] += 0.8 * rng.standard_normal(12)        # a click inside the middle hop
+    assert _unsteady_db(y, 1024) > 8.0
+    # a click outside the middle hop [start + hop/2, start + 3 hop/2) does not count
+    z = x.copy()
+    z[1100:1112] += 0.8 * rng.standard_normal(12)
+    assert _unsteady_db(z, 1024) < 6.0
+
+
+def test_unsteadiness_looks_at_the_high_band():
+    rng = np.random.default_rng(4)
+    n = np.arange(4096)
+    x = 0.01 * rng.standard_normal(4096)
+    # a 200 Hz tone switched on in the middle hop: 30 dB louder than the noise, but low
+    x[2000:] += 0.3 * np.sin(2 * np.pi * 200 / 44100 * n[2000:])
+    assert _unsteady_db(x, 1024) < 6.0
+
+
+def test_silence_and_the_end_of_the_input():
+    from pacodec.transient import hf_unsteadiness
+    assert hf_unsteadiness(np.zeros(4096), 1024, 3072, 1024) == 1.0
+    rng = np.random.default_rng(5)
+    x = 0.1 * rng.standard_normal(4096)
+    # samples past `avail` count as silent: the input ends inside the middle hop
+    assert 10 * np.log10(hf_unsteadiness(x, 1024, 1300, 1024)) > 30.0
