@@ -61,9 +61,9 @@ ZERO_FILL_KBPS = 48.0
 #: ~0 dB and 3-5 dB more SNR from 0.5 to 9.5 kHz); noise of the right energy costs only its
 #: scalefactor, and the bits go below.  Without the steadiness test hi-hats and tabla strokes were
 #: smeared over the frame (even half, CBR 96: 2f +1.3 but ViSQOL -0.020, tabla -0.066).  Chosen
-#: on the even half at CBR 96 (whole clips): 5 dB 2f +0.42, ViSQOL +0.0003; 6 dB +0.72 / -0.0008;
-#: tonality below 0.3 +0.27 / +0.0010; from 11 kHz at 8 dB +0.80 / -0.0070.  Confirmed on the odd
-#: half (+0.39 / -0.0026) and in the default mode at equal rate (all 39 clips: +0.39 / -0.0013).
+#: on the even half at CBR 96 (whole clips): 5 dB 2f +0.42, ViSQOL +0.0003; 6 dB +0.72 / -0.0007;
+#: tonality below 0.3 +0.27 / +0.0010; from 11 kHz at 8 dB +0.80 / -0.0069.  Confirmed on the odd
+#: half (+0.39 / -0.0026) and in the default mode at equal rate (all 39 clips: +0.37 / -0.0012).
 HF_NOISE_HZ = 13000.0
 HF_NOISE_TON = 0.5
 HF_STEADY_DB = 5.0
