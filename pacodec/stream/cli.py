@@ -6,10 +6,14 @@ exit status (0 success, 1 error; errors are one line on stderr).  ``python -m
 pacodec.stream.cli ...`` runs the same commands stand-alone.
 
     pacodec devices
-    pacodec live    [-b KBPS] [--low-delay] [--conceal M] [--device IN[,OUT]] [-r RATE] [-c CH]
-    pacodec send    --to HOST:PORT [--key-file K] [--file F] [-b KBPS] [--low-delay] [--device D]
+    pacodec live    [-b KBPS] [--normal-delay] [--conceal M] [--device IN[,OUT]] [-r RATE] [-c CH]
+    pacodec send    --to HOST:PORT [--key-file K] [--file F] [-b KBPS] [--normal-delay] [--device D]
     pacodec receive --port PORT [--key-file K] [-o FILE.wav [--force]] [--device D] [--conceal M]
     pacodec play    FILE.pac [--start TIME] [--device D] [--duration S]
+
+``live`` and ``send`` code in low-delay mode (4 ms algorithmic delay at 48 kHz) unless given
+``--normal-delay``; ``--low-delay`` is accepted and changes nothing.  ``receive`` and ``play``
+follow the stream's own configuration.
 
 Every command accepts ``--stats-json PATH`` (final counters as JSON) and ``--quiet``.
 """
@@ -61,7 +65,13 @@ def _codec_opts(p):
     p.add_argument("-b", "--bitrate", type=_positive, default=128.0, metavar="KBPS",
                    help="CBR bitrate in kbit/s for all channels (default 128)")
     from ..options import LOW_DELAY_HELP
-    p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--low-delay", dest="low_delay", action="store_true", default=True,
+                      help=LOW_DELAY_HELP)
+    mode.add_argument("--normal-delay", dest="low_delay", action="store_false",
+                      help="normal mode instead of low-delay mode (the default here): 1024-sample "
+                           "frames at 32-48 kHz, better quality per bit, 43 ms algorithmic delay "
+                           "at 48 kHz")
     p.add_argument("-r", "--samplerate", type=int, metavar="HZ",
                    help="capture rate (default: the input device's default rate)")
     p.add_argument("-c", "--channels", type=int, metavar="N",
@@ -106,7 +116,8 @@ def add_subparsers(subparsers):
     p = subparsers.add_parser(
         "live", help="microphone -> encoder -> decoder -> speakers, in real time",
         description="Hear yourself through the codec: the microphone is encoded and decoded "
-                    "on the fly and played back. Shows bitrate, latency and over/underruns.")
+                    "on the fly and played back. Shows bitrate, latency and over/underruns. "
+                    "Low-delay mode unless --normal-delay is given.")
     _codec_opts(p)
     _conceal_opt(p)
     _common(p)
@@ -115,7 +126,8 @@ def add_subparsers(subparsers):
     p = subparsers.add_parser(
         "send", help="stream the microphone (or a file) as UDP packets",
         description="Encode the microphone, or --file paced in real time, and send one UDP "
-                    "packet per frame to HOST:PORT.")
+                    "packet per frame to HOST:PORT. Low-delay mode unless --normal-delay is "
+                    "given; the receiver follows the stream's mode.")
     p.add_argument("--to", required=True, metavar="HOST:PORT", help="receiver address")
     p.add_argument("--file", metavar="FILE",
                    help="send this audio file (wav/flac/.pac ...) in real time instead")
