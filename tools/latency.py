@@ -19,6 +19,7 @@ passes ``--blocksize N`` to the pacodec commands (default 0: the device's own, t
 
     python tools/latency.py [--runs N] [--period FRAMES] [--json OUT.json]
                             [--only live,live-normal,sr,sr-normal] [--blocksize N]
+                            [--frames-per-packet N]
 
 Needs: apt packages jackd2 libportaudio2, pip package JACK-Client.
 """
@@ -45,7 +46,7 @@ SCENARIOS = {
 DEFAULT_PERIOD = 64
 
 
-def run_one(name, tmp, period=DEFAULT_PERIOD, blocksize=0):
+def run_one(name, tmp, period=DEFAULT_PERIOD, blocksize=0, frames_per_packet=1):
     _, kw, _ = SCENARIOS[name]
     kw = dict(kw)
     kind = kw.pop("kind")
@@ -59,8 +60,10 @@ def run_one(name, tmp, period=DEFAULT_PERIOD, blocksize=0):
         extra = {"underruns": stats.get("underruns"), "reported_ms": stats.get("latency_ms"),
                  "frame_size": stats.get("frame_size")}
     else:
+        tx_extra = extra + (("--frames-per-packet", str(frames_per_packet))
+                            if frames_per_packet > 1 else ())
         r = js.run_send_receive(tmp, source="mic", receiver_output="device", period=period,
-                                tx_extra=extra, rx_extra=extra, **kw)
+                                tx_extra=tx_extra, rx_extra=extra, **kw)
         tx, rx = r.get("tx") or {}, r.get("rx") or {}
         cpu_codec = (tx.get("cpu_per_second") or 0) + (rx.get("cpu_per_second") or 0)
         cpu_proc = None
@@ -118,6 +121,9 @@ def build_parser():
                     help=f"JACK period in frames at {js.RATE} Hz (default {DEFAULT_PERIOD})")
     ap.add_argument("--blocksize", type=_positive_int, default=0,
                     help="--blocksize for the pacodec commands (default 0: the device's)")
+    ap.add_argument("--frames-per-packet", type=_positive_int, default=1, metavar="N",
+                    help="send -> receive: frames per UDP packet (`send --frames-per-packet`, "
+                         "default 1)")
     ap.add_argument("--json", metavar="PATH", help="write every run's figures here")
     return ap
 
@@ -126,6 +132,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.runs < 1:
         print("latency.py: --runs must be at least 1", file=sys.stderr)
+        return 2
+    if not 1 <= args.frames_per_packet <= 8:
+        print("latency.py: --frames-per-packet must be 1 to 8", file=sys.stderr)
         return 2
     ok, why = js.jack_available()
     if not ok:
@@ -139,13 +148,15 @@ def main(argv=None):
                 d = Path(tmp) / f"{name}-{i}"
                 d.mkdir()
                 try:
-                    runs.append(run_one(name, d, period=args.period, blocksize=args.blocksize))
+                    runs.append(run_one(name, d, period=args.period, blocksize=args.blocksize,
+                                        frames_per_packet=args.frames_per_packet))
                 except Exception as exc:   # a benchmark reports, it does not stop
                     runs.append({"error": repr(exc)})
                 print(f"{name} run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
             results[name] = runs
     print(f"\nJACK dummy driver, {js.RATE} Hz, {args.period}-frame periods "
-          f"({1000 * args.period / js.RATE:.2f} ms); median of {args.runs} runs")
+          f"({1000 * args.period / js.RATE:.2f} ms); median of {args.runs} runs"
+          + (f"; {args.frames_per_packet} frames per packet" if args.frames_per_packet > 1 else ""))
     print(f"{'scenario':32} {'start ms':>9} {'end ms':>8} {'target':>7} {'xruns':>6} "
           f"{'codec CPU':>9} {'proc CPU':>9} {'corr':>6}")
     for name, runs in results.items():
