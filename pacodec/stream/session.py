@@ -25,7 +25,7 @@ first frame's, the frames after it are ``seq + 1``, ...; the checks above apply 
 packets' worth of frames of each other) and every frame it carries is handed on.
 
 Sequence numbers handed on are *extended* (they count on across wraps and restarts; their low
-32 bits are the packet's ``seq``), so the jitter buffer never has to guess.  Every structure here has a fixed bound, whatever arrives.
+32 bits are the frame's ``seq``), so the jitter buffer never has to guess.  Every structure here has a fixed bound, whatever arrives.
 
 Threading: :meth:`accept` is called by the network thread, :meth:`end_current` /
 :meth:`refuse_current` by the playout thread; an internal lock serialises them.
