@@ -98,21 +98,27 @@ def test_sender_with_several_frames_per_packet_reaches_the_receiver_intact(tmp_p
         assert wait_until(lambda: rx.done, timeout=30)
     s, t = rx.stats(), tx.stats()
     assert t["frames_per_packet"] == 4 and t["datagrams"] == -(-t["packets"] // 4)
-    assert s["error"] is None and s["streams_ended"] == 1 and s["lost"] == 0
-    assert s["packets"] == t["packets"]                       # every frame arrived
+    assert s["error"] is None and s["streams_ended"] == 1
+    assert s["packets"] == t["packets"]                       # every frame arrived (loopback)
+    # (on a loaded machine a frame may still arrive after its playout deadline: concealed)
+    assert s["concealed"] == s["lost"] + s["underruns"] + s["crc_errors"]
     y, sr = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
-    # the receiver may time-compress a few frames while its buffer settles ("skipped"), so the
-    # output is checked block by block: the tone's level and both its partials in every block
+    # the receiver may time-compress a few frames while its buffer settles ("skipped") and, on a
+    # loaded machine, conceal a late one, so the output is checked block by block: the tone's
+    # level and both its partials, in all blocks but at most one per concealed frame
     assert sr == 48000 and len(y) > 1.2 * 48000
     start = int(np.argmax(np.abs(y[:, 0]) > 0.1))
     level = float(np.sqrt(np.mean(x[:, 0] ** 2)))
     freqs = np.fft.rfftfreq(4800, 1 / 48000)
+    bad = total = 0
     for b in range(start + 2400, start + int(1.1 * 48000) - 4800, 4800):
         blk = y[b:b + 4800, 0]
-        assert abs(float(np.sqrt(np.mean(blk ** 2))) / level - 1) < 0.2, b
         spec = np.abs(np.fft.rfft(blk * np.hanning(4800)))
-        assert abs(freqs[np.argmax(spec)] - 440) <= 10, b
-        assert spec[np.argmin(np.abs(freqs - 3000))] > 0.1 * spec.max(), b
+        total += 1
+        bad += not (abs(float(np.sqrt(np.mean(blk ** 2))) / level - 1) < 0.2
+                    and abs(freqs[np.argmax(spec)] - 440) <= 10
+                    and spec[np.argmin(np.abs(freqs - 3000))] > 0.1 * spec.max())
+    assert total >= 8 and bad <= min(s["concealed"], total // 4)
 
 
 def test_frames_per_packet_is_checked():
