@@ -57,19 +57,12 @@ def _check_channels(channels) -> int:
     return channels
 
 
-#: the low-delay mode's shortest hop: below it the 7 bytes of framing per frame (FORMAT.md §4)
-#: alone would cost more than 40 kbit/s at 48 kHz
-LOW_DELAY_MIN_HOP = 64
-
-
 def default_hop(samplerate: int, low_delay: bool = False) -> tuple[int, int]:
     """The frame hop and long-window overlap the encoder uses at ``samplerate``.
 
     Normal mode: 1024 samples at 32-48 kHz (21-32 ms), scaled by powers of two elsewhere, with full
-    (50 %) overlap.  Low-delay mode: an eighth of that (at least 64 samples) with an overlap of half
-    the hop, i.e. 128+64 samples = 4 ms of algorithmic delay (hop + overlap) at 48 kHz; chosen
-    among the configurations of at most 5 ms at 48 kHz (128+64, 128+32, 64+64) by ViSQOL and the
-    2f-model (README, "Low-delay mode").
+    (50 %) overlap.  Low-delay mode: a quarter of that with an overlap of half the hop, i.e. 256+128
+    samples = 8 ms of algorithmic delay at 48 kHz.
     """
     rate = _check_rate(samplerate)
     if rate <= 12000:
@@ -81,7 +74,7 @@ def default_hop(samplerate: int, low_delay: bool = False) -> tuple[int, int]:
     else:
         hop = 2048
     if low_delay:
-        hop = max(LOW_DELAY_MIN_HOP, hop // 8)
+        hop //= 4
         return hop, hop // 2
     return hop, hop
 

@@ -196,11 +196,6 @@ def _plain(v):
     return v
 
 
-def low_delay_framing_kbps(cfg: StreamConfig) -> float:
-    """kbit/s the frames' sync word, header and CRC (FORMAT.md §4) cost in this configuration."""
-    return 8.0 * (bs.FRAME_HEADER_SIZE + bs.CRC_SIZE) * cfg.samplerate / cfg.hop / 1000.0
-
-
 class Encoder:
     """Encode PCM blocks as they come.
 
@@ -287,11 +282,6 @@ class Encoder:
             kbps_ch = 256.0 / max(self.settings.distance, 0.25)
         else:
             kbps_ch = self.settings.bitrate / ch
-            if self.options.low_delay:
-                # low delay only: bandwidth and noise substitution follow the rate left after the
-                # framing (7 bytes a frame, FORMAT.md §4: 21 kbit/s at 128-sample frames and
-                # 48 kHz); the tables were measured on long frames, whose framing is 2.6 kbit/s
-                kbps_ch = max(1.0, kbps_ch - low_delay_framing_kbps(cfg) / ch)
         bw = bandwidth_hz(kbps_ch)
         pns_hz, self._pns_ton, self._zero_fill = pns_rule(kbps_ch)
         edges = self.layout.edges_long

@@ -61,8 +61,8 @@ _RATE_HINT = "give one rate option: bitrate, abr, quality or distance"
 #: included, then stays below PCM)
 PCM_CAP = 0.95
 #: one description of low-delay mode for every command (README "How it works")
-LOW_DELAY_HELP = ("low-delay mode: frames an eighth of the normal length (128 samples at "
-                  "32-48 kHz) with a half-overlap window, 4 ms algorithmic delay at 48 kHz")
+LOW_DELAY_HELP = ("low-delay mode: frames a quarter of the normal length (256 samples at "
+                  "32-48 kHz) with a half-overlap window, 8 ms algorithmic delay at 48 kHz")
 
 
 def conflict(a: str, b: str, why: str) -> UnsupportedError:

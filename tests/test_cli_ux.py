@@ -48,7 +48,7 @@ def test_low_delay_is_described_one_way_everywhere():
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     texts = {a.help for p in sub.choices.values() for a in p._actions
              if "--low-delay" in a.option_strings}
-    assert len(texts) == 1 and "4 ms" in texts.pop()
+    assert len(texts) == 1 and "8 ms" in texts.pop()
 
 
 def test_help_names_quiet_and_the_decode_formats():
