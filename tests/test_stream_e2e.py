@@ -60,14 +60,14 @@ def check_loss_accounting(result):
 @pytest.mark.parametrize("low_delay", [False, None], ids=["normal", "default-low-delay"])
 def test_live_passes_the_microphone_through_the_codec_to_the_speaker(tmp_path, low_delay,
                                                                       record_property):
-    # None: no mode option, so `live` codes in its default, low-delay mode (128-sample frames)
+    # None: no mode option, so `live` codes in its default, low-delay mode (256-sample frames)
     result = js.run_live(tmp_path, low_delay=low_delay)
     report(record_property, "live" if low_delay is False else "live-ld", result)
     assert result["played"] and result["exit"] == 0, result["stderr"]
     assert result["marker_peak"] > 0.5, result
     check_arrived(result, cor_floor=0.6, good_floor=0.5)
     stats = result["stats"]
-    assert stats["frame_size"] == (1024 if low_delay is False else 128)
+    assert stats["frame_size"] == (1024 if low_delay is False else 256)
     assert stats["error"] is None and stats["frames"] > 0
 
 

@@ -26,7 +26,7 @@ Low delay (only when asked for, by --low-delay or by naming it in --codecs):
              5 ms algorithmic delay (2.5-ms frame + 2.5-ms look-ahead), VBR as Opus's default
 
 --low-delay compares the two low-delay modes at 48 kHz: it is short for `--codecs pacodec,opus16ld
---pacodec-args --low-delay --samplerate 48000` (pacodec's low-delay mode is 4 ms at 48 kHz). With
+--pacodec-args --low-delay --samplerate 48000` (pacodec's low-delay mode is 8 ms at 48 kHz). With
 --samplerate R every clip is first resampled to R (scipy's polyphase resampler, then clipped to
 +-1) and that copy is the reference of every codec.
 

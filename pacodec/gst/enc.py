@@ -26,8 +26,8 @@ _ENC_PROPS = {
                   DEFAULT_QUANTIZER, _RW),
     "mu": (int, "Mu", "mu-law parameter (quantizer=mulaw)", 1, 65535, DEFAULT_MU, _RW),
     "window": (str, "Window", f"Window slope shape: {', '.join(WINDOW_SHAPES)}", "sine", _RW),
-    "low-delay": (bool, "Low delay", "Low-delay mode: eighth-size frames, half overlap, no "
-                  "block switching (4 ms algorithmic delay at 48 kHz)", False, _RW),
+    "low-delay": (bool, "Low delay", "Low-delay mode: quarter-size frames, half overlap, no "
+                  "block switching (8 ms algorithmic delay at 48 kHz)", False, _RW),
 }
 
 

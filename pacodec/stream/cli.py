@@ -12,7 +12,7 @@ pacodec.stream.cli ...`` runs the same commands stand-alone.
     pacodec receive --port PORT [--key-file K] [-o FILE.wav [--force]] [--device D] [--conceal M]
     pacodec play    FILE.pac [--start TIME] [--device D] [--duration S]
 
-``live`` and ``send`` code in low-delay mode (4 ms algorithmic delay at 48 kHz) unless given
+``live`` and ``send`` code in low-delay mode (8 ms algorithmic delay at 48 kHz) unless given
 ``--normal-delay``; ``--low-delay`` is accepted and changes nothing.  ``receive`` and ``play``
 follow the stream's own configuration.
 
@@ -135,7 +135,7 @@ def add_subparsers(subparsers):
     p.add_argument("--loop", action="store_true", help="with --file: repeat it")
     p.add_argument("--frames-per-packet", type=int, default=1, metavar="N",
                    help="consecutive frames per UDP packet, 1 to 8 (default 1): fewer packets "
-                        "(low-delay frames are 2.7 ms: 375 packets/s at 48 kHz), each frame "
+                        "(low-delay frames are 5.3 ms: 187.5 packets/s at 48 kHz), each frame "
                         "after the first held back until its packet is full")
     _key_opt(p)
     _codec_opts(p)
