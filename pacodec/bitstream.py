@@ -32,7 +32,8 @@ __all__ = [
     "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
     "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
     "MAX_FRAME_SIZE", "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
-    "pack_packet", "unpack_packet", "Packet", "packet_mac", "PACKET_TAG", "PACKET_VERSION", "write_payload", "read_payload",
+    "pack_packet", "unpack_packet", "Packet", "split_frames", "PACKET_FLAG_FRAMES",
+    "PACKET_MAX_FRAMES", "packet_mac", "PACKET_TAG", "PACKET_VERSION", "write_payload", "read_payload",
     "MS_NONE", "MS_ALL", "MS_BANDS", "SUPPORTED_VERSIONS", "noise_seed",
     "META_MAGIC", "META_MAX_BODY", "META_MAX_SIZE", "Metadata", "normalize_tags", "pack_metadata",
     "unpack_metadata", "metadata_size", "frames_start", "REPLAYGAIN_REFERENCE",
@@ -757,11 +758,39 @@ PACKET_TAG = 0xA8
 OLD_PACKET_TAG = 0xA7             # version 1: refused with its own message
 PACKET_HEADER = struct.Struct(">BBIII")
 PACKET_FLAG_MAC = 0x01
+PACKET_FLAG_FRAMES = 0x02         # the frame field holds 2..PACKET_MAX_FRAMES frames (§9)
+PACKET_MAX_FRAMES = 8
 PACKET_MAC_SIZE = 16
 PACKET_MAC_PERSON = b"pacodec-udp-v2"
 PACKET_MIN_FRAME = FRAME_HEADER_SIZE + CRC_SIZE        # a frame header and its CRC at least
 
-Packet = collections.namedtuple("Packet", "session seq timestamp frame authenticated")
+class Packet(collections.namedtuple("Packet", "session seq timestamp frame authenticated")):
+    """A datagram's fields; ``frame`` is its whole frame field (one frame, or with flag bit 1
+    several, §9): :attr:`frames` splits it."""
+    __slots__ = ()
+
+    @property
+    def frames(self) -> list:
+        """The frames of the packet, in order (``seq``, ``seq + 1``, ...)."""
+        return split_frames(self.frame)
+
+
+def split_frames(field) -> list:
+    """The consecutive frames (§4) of a packet's frame field, each as ``bytes``, by their sync
+    words and length fields (their CRCs are the decoder's to check); :class:`FormatError` when
+    the field is not a whole number of frames."""
+    field = bytes(field)
+    out = []
+    pos = 0
+    while pos < len(field):
+        if len(field) - pos < PACKET_MIN_FRAME or field[pos:pos + 2] != SYNC_BYTES:
+            raise FormatError("bad frame in packet")
+        size = (((field[pos + 2] & 0x3F) << 8) | field[pos + 3]) + FRAME_HEADER_SIZE + CRC_SIZE
+        if pos + size > len(field):
+            raise FormatError("bad frame in packet")
+        out.append(field[pos:pos + size])
+        pos += size
+    return out
 
 
 def packet_mac(key: bytes, data: bytes) -> bytes:
@@ -771,8 +800,17 @@ def packet_mac(key: bytes, data: bytes) -> bytes:
 
 
 def pack_packet(session: int, seq: int, timestamp: int, frame, key: bytes | None = None) -> bytes:
-    """One datagram (§9).  ``key`` (bytes) adds the MAC."""
-    head = PACKET_HEADER.pack(PACKET_TAG, PACKET_FLAG_MAC if key else 0, session & 0xFFFFFFFF,
+    """One datagram (§9).  ``key`` (bytes) adds the MAC.  ``frame``: one frame, or a list of
+    1..PACKET_MAX_FRAMES consecutive frames (``seq`` and ``timestamp`` are the first one's;
+    two or more set flag bit 1)."""
+    flags = PACKET_FLAG_MAC if key else 0
+    if isinstance(frame, (list, tuple)):
+        if not 1 <= len(frame) <= PACKET_MAX_FRAMES:
+            raise ValueError(f"a packet carries 1 to {PACKET_MAX_FRAMES} frames, not {len(frame)}")
+        if len(frame) > 1:
+            flags |= PACKET_FLAG_FRAMES
+        frame = b"".join(bytes(f) for f in frame)
+    head = PACKET_HEADER.pack(PACKET_TAG, flags, session & 0xFFFFFFFF,
                               seq & 0xFFFFFFFF, timestamp & 0xFFFFFFFF)
     body = head + bytes(frame)
     return body + packet_mac(key, body) if key else body
@@ -804,12 +842,15 @@ def unpack_packet(data, key: bytes | None = None) -> Packet:
             raise FormatError("bad MAC")
     else:
         body = data[:-PACKET_MAC_SIZE] if has_mac else data
-    if flags & ~PACKET_FLAG_MAC:
+    if flags & ~(PACKET_FLAG_MAC | PACKET_FLAG_FRAMES):
         raise FormatError("unknown packet flags")
     _, _, session, seq, ts = PACKET_HEADER.unpack_from(body)
     if session == 0:
         raise FormatError("session id 0")
-    return Packet(session, seq, ts, body[PACKET_HEADER.size:], bool(key))
+    frame = body[PACKET_HEADER.size:]
+    if flags & PACKET_FLAG_FRAMES and not 2 <= len(split_frames(frame)) <= PACKET_MAX_FRAMES:
+        raise FormatError("bad frame count in packet")
+    return Packet(session, seq, ts, frame, bool(key))
 
 
 # ----------------------------------------------------------------------------- payload §5-§8

@@ -616,17 +616,22 @@ def _analyse(rec, clip, offset, lead_in, rate=RATE):
     return out
 
 
+def _mode_args(low_delay):
+    """`live`/`send` code in low-delay mode by default: None gives no option, True
+    ``--low-delay``, False ``--normal-delay``."""
+    return [] if low_delay is None else ["--low-delay" if low_delay else "--normal-delay"]
+
+
 def run_live(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0, clip_path=TEST_CLIP,
-             startup_timeout=180.0):
-    """mic -> `pacodec live` -> speaker; returns latency, quality, xruns and pacodec's stats."""
+             startup_timeout=180.0, period=PERIOD, extra_args=()):
+    """mic -> `pacodec live` -> speaker; returns latency, quality, xruns and pacodec's stats.
+    ``low_delay``: see :func:`_mode_args`; ``period``: the JACK server's period (frames)."""
     clip = load_clip(clip_path, seconds=seconds)
     signal, offset = make_test_signal(clip)
-    stats_path = Path(tmp_path) / f"live{'-ld' if low_delay else ''}.json"
+    stats_path = Path(tmp_path) / f"live{'-ld' if low_delay in (True, None) else ''}.json"
     args = ["live", "-b", bitrate, "-r", RATE, "-c", 2, "--duration", startup_timeout + 60,
-            "--stats-json", stats_path]
-    if low_delay:
-        args.append("--low-delay")
-    with jack_session(tmp_path, max_seconds=seconds + 10) as (server, client):
+            "--stats-json", stats_path, *_mode_args(low_delay), *extra_args]
+    with jack_session(tmp_path, max_seconds=seconds + 10, period=period) as (server, client):
         with Proc(pacodec_cmd(*args), server.env, tmp_path, stats_path.stem) as proc:
             ins = client.wait_for_ports(lambda n: portaudio_ports(n, "in"),
                                         timeout=startup_timeout, proc=proc)
@@ -650,7 +655,8 @@ def run_live(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0, clip_path=T
 
 def run_send_receive(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0,
                      clip_path=TEST_CLIP, source="mic", loss=0.0, reorder=0.0, seed=1,
-                     receiver_output="device", startup_timeout=180.0):
+                     receiver_output="device", startup_timeout=180.0, period=PERIOD,
+                     tx_extra=(), rx_extra=()):
     """`pacodec send` -> [LossyRelay] -> `pacodec receive` on 127.0.0.1.
 
     ``source="mic"``: the signal is played into the sender's JACK input; ``"file"``: the
@@ -682,10 +688,9 @@ def run_send_receive(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0,
                "--duration", startup_timeout + 120, "--idle-exit", 1.5]
     if receiver_output == "wav":
         rx_args += ["-o", wav_out]
+    rx_args += list(rx_extra)
     tx_args = ["send", "--to", f"127.0.0.1:{dest}", "-b", bitrate, "--stats-json", tx_stats,
-               "--duration", startup_timeout + 120]
-    if low_delay:
-        tx_args.append("--low-delay")
+               "--duration", startup_timeout + 120, *_mode_args(low_delay), *tx_extra]
     if source == "file":
         tx_args += ["--file", wav_in]
     else:
@@ -696,7 +701,7 @@ def run_send_receive(tmp_path, *, low_delay=False, bitrate=128, seconds=3.0,
         with contextlib.ExitStack() as stack:
             if need_jack:
                 server, client = stack.enter_context(
-                    jack_session(tmp_path, max_seconds=seconds + lead_in + 30))
+                    jack_session(tmp_path, max_seconds=seconds + lead_in + 30, period=period))
                 env = server.env
             else:
                 env = dict(JackServer(log_dir=tmp_path).env)

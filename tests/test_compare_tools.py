@@ -40,3 +40,32 @@ def test_unknown_codec_is_a_usage_error(tmp_path):
     r = compare("--corpus", tmp_path, "--codecs", "mp2")
     assert r.returncode == 2
     assert "unknown codec" in r.stderr
+
+
+def test_low_delay_comparison_is_offered_and_leaves_the_default_codecs_alone(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("compare_tool", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert "opus16ld" not in tool.ALL_CODECS and "opus16ld" in tool.KNOWN_CODECS
+    assert tool.OPUS_LOWDELAY_OPTIONS == {"application": "lowdelay", "frame_duration": "2.5"}
+    args = tool.build_parser().parse_args(["--low-delay"])
+    assert args.low_delay and args.codecs is None and args.samplerate is None
+    r = compare("--help")
+    assert "--low-delay" in r.stdout and "opus16ld" in r.stdout
+    r = compare("--corpus", tmp_path, "--low-delay", "--samplerate", "100")
+    assert r.returncode == 2 and "--samplerate 100" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_resampled_clip_keeps_its_content():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("compare_tool", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    t = np.arange(44100) / 44100
+    x = 0.5 * np.sin(2 * np.pi * 1000 * t)[:, None]
+    y = tool.resample_clip(x, 44100, 48000)
+    assert y.shape == (48000, 1)
+    ref = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(48000) / 48000)
+    assert np.max(np.abs(y[1000:-1000, 0] - ref[1000:-1000])) < 1e-3

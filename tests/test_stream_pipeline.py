@@ -204,6 +204,23 @@ def test_add_subparsers_registers_the_five_commands():
         parser.parse_args(["live", "--duration", "-1"])
 
 
+def test_live_and_send_default_to_low_delay_and_normal_delay_opts_out():
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_subparsers(parser.add_subparsers(dest="command"))
+    for head in (["live"], ["send", "--to", "h:1"]):
+        assert parser.parse_args(head).low_delay is True
+        assert parser.parse_args(head + ["--low-delay"]).low_delay is True
+        assert parser.parse_args(head + ["--normal-delay"]).low_delay is False
+        with pytest.raises(SystemExit):
+            parser.parse_args(head + ["--low-delay", "--normal-delay"])
+
+
+def test_files_keep_the_normal_mode():
+    from pacodec.cli import build_parser
+    assert build_parser().parse_args(["encode", "in.wav", "-o", "x.pac"]).low_delay is False
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["send", "--to", "localhost:notaport", "--file", "x.wav"], "bad port"),
     (["receive", "--port", "70000", "-o", "x.wav"], "port out of range"),

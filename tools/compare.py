@@ -20,6 +20,16 @@ Codecs (each one encodes a 16-bit WAV copy of the clip):
     aac      `ffmpeg -c:a aac -b:a Kk` into .m4a, decoded by ffmpeg to WAV at the source rate
     lame     `lame --abr K`, `lame --decode`, then `sox y.wav -r R` if LAME resampled
 
+Low delay (only when asked for, by --low-delay or by naming it in --codecs):
+
+    opus16ld Opus 1.6 (PyAV) in restricted-lowdelay (application=lowdelay) with 2.5-ms frames:
+             5 ms algorithmic delay (2.5-ms frame + 2.5-ms look-ahead), VBR as Opus's default
+
+--low-delay compares the two low-delay modes at 48 kHz: it is short for `--codecs pacodec,opus16ld
+--pacodec-args --low-delay --samplerate 48000` (pacodec's low-delay mode is 8 ms at 48 kHz). With
+--samplerate R every clip is first resampled to R (scipy's polyphase resampler, then clipped to
++-1) and that copy is the reference of every codec.
+
 Length and delay. All decoders are run in their gapless mode: opusdec drops the pre-skip, oggdec
 follows the granule positions, LAME's decoder trims the delay and padding its LAME tag records, and
 ffmpeg honours the MP4 edit list that skips the AAC priming samples (it leaves the end padding, which
@@ -86,6 +96,11 @@ DEFAULT_RATES = (48, 64, 80, 96, 128, 160)
 SHARED_MUSHRA2F = SHARED / "tools" / "mushra2f.py"
 PEERS = ("opus16", "opus", "fdkaac", "vorbis", "aac", "lame")
 ALL_CODECS = ("pacodec",) + PEERS
+#: peers run only when named (not in the default --codecs)
+LOW_DELAY_PEERS = ("opus16ld",)
+KNOWN_CODECS = ALL_CODECS + LOW_DELAY_PEERS
+#: Opus's restricted-lowdelay mode as libavcodec's libopus wrapper names it
+OPUS_LOWDELAY_OPTIONS = {"application": "lowdelay", "frame_duration": "2.5"}
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".aiff", ".aif")
 CACHE_VERSION = 2  # bump when the way a row is produced changes
 
@@ -93,7 +108,8 @@ CACHE_VERSION = 2  # bump when the way a row is produced changes
 APT_PACKAGE = {"lame": "lame", "opusenc": "opus-tools", "opusdec": "opus-tools", "oggenc": "vorbis-tools",
                "oggdec": "vorbis-tools", "ffmpeg": "ffmpeg", "sox": "sox", "fdkaac": "fdkaac (Debian non-free)"}
 CODEC_TOOLS = {"opus": ("opusenc", "opusdec"), "vorbis": ("oggenc", "oggdec"), "aac": ("ffmpeg",),
-               "lame": ("lame", "sox"), "fdkaac": ("fdkaac", "ffmpeg"), "opus16": (), "pacodec": ()}
+               "lame": ("lame", "sox"), "fdkaac": ("fdkaac", "ffmpeg"), "opus16": (), "opus16ld": (),
+               "pacodec": ()}
 VISQOL_INSTALL = ("pip download --no-deps --only-binary=:all: -d wheels audio-samples-qoe==0.1.2",
                   "pip install --no-deps wheels/audio_samples_qoe-0.1.2-*.whl")
 
@@ -111,7 +127,7 @@ def mean_rows(rows):
 
 def codec_order(name):
     base = name.split(":")[0]
-    return (ALL_CODECS.index(base) if base in ALL_CODECS else len(ALL_CODECS), name)
+    return (KNOWN_CODECS.index(base) if base in KNOWN_CODECS else len(KNOWN_CODECS), name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -275,6 +291,10 @@ def encode_decode(job, ref_wav, sr, channels, kbps, work):
     elif codec == "opus16":
         cmds.append(f"PyAV libopus {kbps:g} kbit/s VBR (48 kHz), decoded back to {sr} Hz")
         opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps)
+    elif codec == "opus16ld":
+        cmds.append(f"PyAV libopus {kbps:g} kbit/s VBR (48 kHz), options {OPUS_LOWDELAY_OPTIONS}, "
+                    f"decoded back to {sr} Hz")
+        opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps, options=OPUS_LOWDELAY_OPTIONS)
     elif codec == "fdkaac":
         profile = "5" if job["nominal"] <= 80 else "2"  # HE-AAC at low rates, LC above (stereo-equivalent)
         try:
@@ -309,9 +329,10 @@ def opus16_available():
     return True, f"PyAV {av.__version__} libopus"
 
 
-def opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps):
-    """Encode with the libopus that PyAV's wheel bundles (VBR, application audio, 48 kHz), into Ogg;
-    decode with PyAV and resample back to the source rate."""
+def opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps, options=None):
+    """Encode with the libopus that PyAV's wheel bundles (VBR, application audio, 48 kHz, or the
+    libavcodec libopus ``options`` given), into Ogg; decode with PyAV and resample back to the
+    source rate."""
     import av
     import soundfile as sf
 
@@ -320,6 +341,8 @@ def opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps):
     with av.open(str(enc), "w", format="ogg") as out:
         stream = out.add_stream("libopus", rate=48000, layout=layout)
         stream.bit_rate = int(round(kbps * 1000))
+        if options:
+            stream.options = dict(options)
         resampler = av.AudioResampler(format="s16", layout=layout, rate=48000)
         step = 4096
         pts = 0
@@ -347,6 +370,14 @@ def opus16_encode_decode(ref_wav, enc, dec, sr, channels, kbps):
         for f in back.resample(None):
             pieces.append(f.to_ndarray().reshape(-1, channels))
     sf.write(str(dec), np.concatenate(pieces) if pieces else np.zeros((0, channels)), sr, subtype="FLOAT")
+
+
+def resample_clip(x, sr, rate):
+    """``x`` at ``sr`` Hz resampled to ``rate`` Hz (polyphase), clipped to +-1 (it is written as
+    16-bit PCM for the codecs)."""
+    from scipy.signal import resample_poly
+    g = math.gcd(int(sr), int(rate))
+    return np.clip(resample_poly(x, int(rate) // g, int(sr) // g, axis=0), -1.0, 1.0)
 
 
 def file_digest(path):
@@ -378,6 +409,8 @@ def run_job(job):
     t0 = time.perf_counter()
     try:
         ref, sr = sf.read(job["clip"], dtype="float64", always_2d=True)
+        if job.get("samplerate") and job["samplerate"] != sr:
+            ref, sr = resample_clip(ref, sr, job["samplerate"]), job["samplerate"]
         if job.get("excerpt"):
             ref = ref[:max(1, int(round(job["excerpt"] * sr)))]
         frames, channels = ref.shape
@@ -453,8 +486,9 @@ def build_parser():
                "--json out.json --plot out.png")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of clips (default %(default)s)")
     p.add_argument("--clips", help="comma-separated clip names (stems) to use; default all in the corpus")
-    p.add_argument("--codecs", default=",".join(ALL_CODECS),
-                   help="comma-separated codecs from %s (default all)" % ",".join(ALL_CODECS))
+    p.add_argument("--codecs", default=None,
+                   help="comma-separated codecs from %s (default all but %s; with --low-delay "
+                        "pacodec,opus16ld)" % (",".join(KNOWN_CODECS), ",".join(LOW_DELAY_PEERS)))
     p.add_argument("-b", "--bitrates", default=" ".join(map(str, DEFAULT_RATES)),
                    help="nominal stereo kbps list; mono clips get half (default: %(default)s)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes (default 1)")
@@ -467,10 +501,16 @@ def build_parser():
     p.add_argument("--pacodec-variant", action="append", default=[], metavar="NAME=ARGS",
                    help='another pacodec configuration, run as codec "pacodec:NAME" (repeatable), '
                         'e.g. --pacodec-variant "mulaw=--quantizer mulaw"')
-    for codec in PEERS:
+    for codec in PEERS + LOW_DELAY_PEERS:
         p.add_argument(f"--{codec}-args", default="", help=f"extra {codec} encoder args")
     p.add_argument("--pacodec-only", action="store_true",
                    help="run only pacodec (and its variants); peer rows are taken from --cache where present")
+    p.add_argument("--low-delay", action="store_true",
+                   help="compare pacodec's low-delay mode with Opus 1.6 restricted-lowdelay, 2.5-ms "
+                        "frames (opus16ld), at 48 kHz: --codecs pacodec,opus16ld --pacodec-args "
+                        "--low-delay --samplerate 48000 unless those are given")
+    p.add_argument("--samplerate", type=int, metavar="HZ",
+                   help="resample every clip to HZ first (the reference for every codec)")
     p.add_argument("--excerpt", type=float, metavar="SECONDS",
                    help="use only the first SECONDS of each clip (quick iteration; say so with any figure)")
     p.add_argument("--max-lag", type=int, default=2048, help="delay search bound in samples (default 2048)")
@@ -525,10 +565,10 @@ def check_tools(codecs, pacodec_cmd, notes=None):
     versions = {}
     for codec in codecs:
         base = codec.split(":")[0]
-        if base == "opus16":
+        if base in ("opus16", "opus16ld"):
             ok, desc = opus16_available()
             if ok:
-                versions["opus16"] = desc
+                versions[base] = desc
             elif notes is not None:
                 notes[codec] = desc
             continue
@@ -556,8 +596,8 @@ def check_tools(codecs, pacodec_cmd, notes=None):
 def make_jobs(args, codecs, clips, rates, versions, scorer_desc, scorer2f_desc=None, cache_only=()):
     pac_cmd = pacodec_command(args.pacodec_cmd)
     digests = {c: file_digest(c) for c in clips}
-    exts = {"opus": "opus", "opus16": "opus", "fdkaac": "m4a", "vorbis": "ogg", "aac": "m4a", "lame": "mp3",
-            "pacodec": "pac"}
+    exts = {"opus": "opus", "opus16": "opus", "opus16ld": "opus", "fdkaac": "m4a", "vorbis": "ogg",
+            "aac": "m4a", "lame": "mp3", "pacodec": "pac"}
     jobs = []
     for codec in codecs:
         base, _, variant = codec.partition(":")
@@ -571,11 +611,12 @@ def make_jobs(args, codecs, clips, rates, versions, scorer_desc, scorer2f_desc=N
                        "ext": exts[base], "max_lag": args.max_lag, "mode": args.pacodec_mode,
                        "pacodec_cmd": pac_cmd, "visqol": str(args.visqol) if args.visqol else None,
                        "mushra2f": str(args.mushra2f) if args.mushra2f else None, "excerpt": args.excerpt,
-                       "cache_only": codec in cache_only}
+                       "cache_only": codec in cache_only, "samplerate": args.samplerate}
                 if args.cache and base != "pacodec":
                     key_src = {"v": CACHE_VERSION, "codec": base, "args": extra, "clip": digests[clip],
                                "nominal": nominal, "max_lag": args.max_lag, "scorer": scorer_desc.split(" via ")[0],
                                "scorer2f": (scorer2f_desc or "").split(" via ")[0], "excerpt": args.excerpt,
+                               **({"samplerate": args.samplerate} if args.samplerate else {}),
                                "tools": {t: versions.get(t) for t in CODEC_TOOLS[base] + ("sox", base)}}
                     job["key"] = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:32]
                     job["cache_dir"] = str(args.cache)
@@ -779,10 +820,19 @@ def main(argv=None):
     rates = [int(r) if r.is_integer() else r for r in rates]
     if not rates or min(rates) <= 0:
         fail("--bitrates must be positive numbers")
-    codecs = parse_list(args.codecs)
-    unknown = [c for c in codecs if c not in ALL_CODECS]
+    if args.low_delay:
+        if args.codecs is None:
+            args.codecs = "pacodec,opus16ld"
+        if "--low-delay" not in shlex.split(args.pacodec_args):
+            args.pacodec_args = f"{args.pacodec_args} --low-delay".strip()
+        if args.samplerate is None:
+            args.samplerate = 48000
+    if args.samplerate is not None and not 8000 <= args.samplerate <= 192000:
+        fail(f"--samplerate {args.samplerate}: give a rate in 8000..192000 Hz")
+    codecs = parse_list(args.codecs if args.codecs is not None else ",".join(ALL_CODECS))
+    unknown = [c for c in codecs if c not in KNOWN_CODECS]
     if unknown:
-        fail(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(ALL_CODECS)}")
+        fail(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_CODECS)}")
     args.variants = []
     for v in args.pacodec_variant:
         name, sep, extra = v.partition("=")
@@ -836,6 +886,7 @@ def main(argv=None):
                 "codecs": codecs, "scorer": scorer_desc, "scorer2f": scorer2f_desc, "excerpt_s": args.excerpt,
                 "skipped": notes, "tools": versions, "max_lag": args.max_lag,
                 "pacodec_mode": args.pacodec_mode, "pacodec_args": args.pacodec_args,
+                **({"samplerate": args.samplerate} if args.samplerate else {}),
                 "variants": dict(args.variants), "argv": sys.argv[1:] if argv is None else list(argv)}
         doc = {"meta": meta, "rows": rows, "means": means, "interpolated": interp, "bd_rate": bd,
                "bd_quality": bdq}

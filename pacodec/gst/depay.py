@@ -43,7 +43,9 @@ class PacodecDepay(_Element):
         try:
             p = unpack(data, self._key)
             seq, frame = p.seq, p.frame
-            fr = bs.parse_frame_at(frame, 0)
+            # packets of several frames (FORMAT.md §9, flag bit 1; `pacodec send
+            # --frames-per-packet`) are not depayloaded here: dropped and counted
+            fr = None if data[1] & bs.PACKET_FLAG_FRAMES else bs.parse_frame_at(frame, 0)
         except bs.FormatError:
             fr = None
         if fr is None:

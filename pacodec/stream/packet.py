@@ -11,12 +11,15 @@ import secrets
 
 from ..bitstream import PACKET_MAC_SIZE as MAC_SIZE
 from ..bitstream import PACKET_TAG, PACKET_VERSION, Packet
+from ..bitstream import PACKET_FLAG_FRAMES as FLAG_FRAMES
 from ..bitstream import PACKET_FLAG_MAC as FLAG_MAC
+from ..bitstream import PACKET_MAX_FRAMES as MAX_FRAMES
 from ..bitstream import PACKET_HEADER as HEADER
 from ..bitstream import pack_packet as pack
 from ..bitstream import unpack_packet as unpack
 
-__all__ = ["PACKET_TAG", "PACKET_VERSION", "HEADER", "MAC_SIZE", "FLAG_MAC", "Packet",
+__all__ = ["PACKET_TAG", "PACKET_VERSION", "HEADER", "MAC_SIZE", "FLAG_MAC", "FLAG_FRAMES",
+           "MAX_FRAMES", "Packet",
            "pack", "unpack", "load_key", "parse_key", "new_session_id"]
 
 MAX_KEY_FILE = 4096

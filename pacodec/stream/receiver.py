@@ -165,8 +165,8 @@ class Receiver(AudioPipeline):
                         self.jitter.reset()
                     for seq, ts, frame in acc.packets:
                         self.jitter.insert(seq, ts, frame, now)
-                self.packets += len(acc.packets)
-                self.bytes += len(data) * len(acc.packets)
+                self.packets += len(acc.packets)      # frames (a datagram may carry several)
+                self.bytes += len(data) if acc.event is None else len(data) * len(acc.packets)
                 self.last_packet_at = now
                 if self.first_packet_at is None:
                     self.first_packet_at = now

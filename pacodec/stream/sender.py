@@ -64,11 +64,13 @@ class Sender(AudioPipeline):
     or the file's).  The options are a :class:`~.settings.SenderSettings` (``settings=``) or
     its fields as keywords: ``samplerate``, ``channels``, ``bitrate``, ``low_delay``,
     ``device``, ``blocksize``, ``key`` (bytes, see :func:`.packet.load_key`: authenticates
-    every packet), ``session``, ``loop``, ``switch_interval``, ``max_backlog``.
+    every packet), ``session``, ``loop``, ``switch_interval``, ``max_backlog``,
+    ``frames_per_packet`` (1..8 consecutive frames per datagram, FORMAT.md §9: fewer packets
+    for short frames at the cost of holding frames back; the last packet may carry fewer).
     """
 
     COUNTERS = ("seq", "bytes", "samples_in", "input_overflows", "input_dropped",
-                "status_flags")
+                "status_flags", "datagrams")
 
     # settings the pipeline reads, as views of the one copy in ``self.settings``
     key = property(lambda self: self.settings.key, doc="the stream key, or None (unauthenticated)")
@@ -106,7 +108,9 @@ class Sender(AudioPipeline):
         self._end_event = threading.Event()
         self._thread = None
         self.encoder = None
-        self.zero_counters()            # seq: the next packet's sequence number
+        self.zero_counters()            # seq: the next frame's sequence number
+        self._pending = []              # frames waiting for their datagram
+        self._pending_ts = 0
 
     # ------------------------------------------------------------------ audio thread
     def _callback(self, indata, frames, time_info, status):
@@ -119,14 +123,30 @@ class Sender(AudioPipeline):
         self._wake.put_nowait(None)
 
     # ------------------------------------------------------------------ codec thread
-    def _send(self, packets):
+    def _send(self, packets, last=False):
+        """Send the frames ``packets`` (``frames_per_packet`` to a datagram; ``last``: send
+        what is left over too)."""
         hop = self.encoder.frame_size
+        per = self.settings.frames_per_packet
+        pending = self._pending
         for frame in packets:
-            ts = self.seq * hop + self.input_dropped
-            data = pack(self.session, self.seq, ts, frame, self.key)
-            self.transport.send(data, self.destination)
-            self.seq += 1
-            self.bytes += len(data)
+            if not pending:
+                self._pending_ts = self.seq * hop + self.input_dropped
+            pending.append(frame)
+            if len(pending) >= per:
+                self._send_pending()
+        if last and pending:
+            self._send_pending()
+
+    def _send_pending(self):
+        frames = self._pending
+        data = pack(self.session, self.seq, self._pending_ts,
+                    frames[0] if len(frames) == 1 else frames, self.key)
+        self.transport.send(data, self.destination)
+        self.seq += len(frames)
+        self.bytes += len(data)
+        self.datagrams += 1
+        frames.clear()
 
     def _encode(self, pcm):
         t0 = time.perf_counter()
@@ -186,7 +206,7 @@ class Sender(AudioPipeline):
             t0 = time.perf_counter()
             packets = self.encoder.flush()
             self.codec_seconds += time.perf_counter() - t0
-            self._send(packets)
+            self._send(packets, last=True)
         except BaseException as exc:
             self.error = exc
         finally:
@@ -228,7 +248,8 @@ class Sender(AudioPipeline):
     def stats(self):
         elapsed = self._elapsed()
         return {
-            **self._common_stats(elapsed), "packets": self.seq, "bytes": self.bytes,
+            **self._common_stats(elapsed), "packets": self.seq, "datagrams": self.datagrams,
+            "frames_per_packet": self.settings.frames_per_packet, "bytes": self.bytes,
             "bitrate_kbps": kbps(self.bytes, elapsed),
             "seconds_sent": round(self.samples_in / self.samplerate, 3),
             "input_overflows": self.input_overflows, "input_dropped": self.input_dropped,

@@ -19,8 +19,13 @@ address, and hands on only the packets of **one** sender stream:
    consecutive packets continue it (then the sequence restarts there and those packets are
    handed on).
 
+A packet may carry several consecutive frames (FORMAT.md §9, flag bit 1): its ``seq`` is its
+first frame's, the frames after it are ``seq + 1``, ...; the checks above apply to the packet
+(its first frame's number; a new session's packets must then lie within ``PROBATION_SPAN``
+packets' worth of frames of each other) and every frame it carries is handed on.
+
 Sequence numbers handed on are *extended* (they count on across wraps and restarts; their low
-32 bits are the packet's ``seq``), so the jitter buffer never has to guess.  Every structure here has a fixed bound, whatever arrives.
+32 bits are the frame's ``seq``), so the jitter buffer never has to guess.  Every structure here has a fixed bound, whatever arrives.
 
 Threading: :meth:`accept` is called by the network thread, :meth:`end_current` /
 :meth:`refuse_current` by the playout thread; an internal lock serialises them.
@@ -125,6 +130,8 @@ class SessionFilter(Counted):
             now = self._clock()
         try:
             p = pk.unpack(data, self.key)
+            # one frame, or (flag bit 1) the frames seq, seq + 1, ... (unpack checked them)
+            frames = p.frames if data[1] & pk.FLAG_FRAMES else [p.frame]
         except FormatError as e:
             with self._lock:
                 if self.key is not None and str(e) in ("unauthenticated packet", "bad MAC"):
@@ -136,13 +143,13 @@ class SessionFilter(Counted):
         with self._lock:
             c = self.current
             if c is not None and c.session == p.session and c.addr == addr and not self._ended:
-                return self._in_session(c, p, now)
+                return self._in_session(c, p, frames, now)
             if self._alive(now):
                 self.foreign += 1
                 return _NOTHING
-            return self._candidate(p, addr, now)
+            return self._candidate(p, frames, addr, now)
 
-    def _candidate(self, p, addr, now):
+    def _candidate(self, p, frames, addr, now):
         if p.session in self._retired:
             self.replayed += 1
             return _NOTHING
@@ -156,14 +163,14 @@ class SessionFilter(Counted):
         else:
             ref = src.held[0][0]
             d = _signed(p.seq - ref)
-            if any(q == p.seq for q, _, _ in src.held):
+            if any(q == p.seq for q, _, _ in src.held):   # (a packet's first frame)
                 self.replayed += 1
                 return _NOTHING
-            if abs(d) > PROBATION_SPAN:        # not near the others: probation starts again
+            if abs(d) > PROBATION_SPAN * len(frames):   # not near the others: probation restarts
                 src.held = []
                 src.probation = self.probation
         self._candidates.move_to_end(key)
-        src.held.append((p.seq, p.timestamp, p.frame))
+        src.held.append((p.seq, p.timestamp, frames))
         src.probation -= 1
         if src.probation > 0:
             return _NOTHING
@@ -175,7 +182,9 @@ class SessionFilter(Counted):
         self._candidates.clear()
         base = self._next_base()
         ref = src.held[0][0]
-        out = sorted((base + ref + _signed(q - ref), ts, fr) for q, ts, fr in src.held)
+        out = sorted({base + ref + _signed(q - ref) + i: (ts, fr)
+                      for q, ts, frs in src.held for i, fr in enumerate(frs)}.items())
+        out = [(ext, ts, fr) for ext, (ts, fr) in out]
         top = out[-1][0]
         src.max_ext = top
         src.max_seq = top % MOD
@@ -192,31 +201,32 @@ class SessionFilter(Counted):
         self.accepted += len(out)
         return Accepted("new", out)
 
-    def _in_session(self, c, p, now):
+    def _in_session(self, c, p, frames, now):
+        n = len(frames)
         udelta = (p.seq - c.max_seq) % MOD
         if 0 < udelta <= self.max_dropout:
             ext = c.max_ext + udelta
-            c.max_seq = p.seq
         elif udelta == 0 or udelta >= MOD - self.max_misorder:
             ext = c.max_ext - ((MOD - udelta) % MOD)
         else:
             # a jump: only believed when `confirm` consecutive packets continue it
             if c.bad_seq is not None and p.seq == c.bad_seq:
                 c.bad_run += 1
-                c.held.append((p.timestamp, p.frame))
+                c.held.append((p.timestamp, frames))
             else:
                 c.bad_run = 1
-                c.held = [(p.timestamp, p.frame)]
-            c.bad_seq = (p.seq + 1) % MOD
+                c.held = [(p.timestamp, frames)]
+            c.bad_seq = (p.seq + n) % MOD
             if c.bad_run < self.confirm:
                 self.jumps += 1
                 return _NOTHING
             self.jumps += 1 - len(c.held)     # the held packets are handed on after all
             self._ext_base = max(self._ext_base, c.max_ext)
             base = self._next_base()
-            start = base + (p.seq - len(c.held) + 1) % MOD
-            out = [(start + i, ts, fr) for i, (ts, fr) in enumerate(c.held)]
-            c.max_seq = p.seq
+            held = [(ts, fr) for ts, frs in c.held for fr in frs]
+            start = base + (p.seq + n - len(held)) % MOD
+            out = [(start + i, ts, fr) for i, (ts, fr) in enumerate(held)]
+            c.max_seq = (p.seq + n - 1) % MOD
             c.max_ext = out[-1][0]
             self._ext_base = c.max_ext
             c.seen = (1 << len(out)) - 1
@@ -227,15 +237,18 @@ class SessionFilter(Counted):
             self.restarts += 1
             self.accepted += len(out)
             return Accepted("restart", out)
-        if not self._mark(c, ext):
+        if ext + n - 1 > c.max_ext:
+            c.max_seq = (p.seq + n - 1) % MOD
+        out = [(ext + i, p.timestamp, fr) for i, fr in enumerate(frames) if self._mark(c, ext + i)]
+        if not out:
             self.replayed += 1
             return _NOTHING
         c.bad_seq = None
         c.bad_run = 0
         c.held = []
         c.last_valid = now
-        self.accepted += 1
-        return Accepted(None, [(ext, p.timestamp, p.frame)])
+        self.accepted += len(out)
+        return Accepted(None, out)
 
     # ------------------------------------------------------------------ playout thread
     def end_current(self):

@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from ..bitstream import PACKET_MAX_FRAMES as MAX_FRAMES
 from ..options import resolve
 
 __all__ = ["ReceiverSettings", "SenderSettings", "make_settings"]
@@ -130,6 +131,8 @@ class SenderSettings:
     switch_interval: float | None = 0.001
     #: how far the codec may fall behind the microphone before the backlog is dropped (s)
     max_backlog: float = 0.1
+    #: consecutive frames per UDP datagram (1..8, FORMAT.md §9)
+    frames_per_packet: int = 1
 
     def __post_init__(self):
         _count(self, "samplerate", optional=True, positive=True)
@@ -140,6 +143,10 @@ class SenderSettings:
             raise ValueError(f"session must be a 32-bit number, got {self.session!r}")
         _seconds(self, "switch_interval", positive=True, optional=True)
         _seconds(self, "max_backlog")
+        _count(self, "frames_per_packet", positive=True)
+        if self.frames_per_packet > MAX_FRAMES:
+            raise ValueError(f"frames_per_packet must be 1 to {MAX_FRAMES}, "
+                             f"got {self.frames_per_packet!r}")
         _key(self)
         _fix(self, "low_delay", bool(self.low_delay))
         _fix(self, "loop", bool(self.loop))
