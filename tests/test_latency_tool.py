@@ -40,6 +40,8 @@ def test_period_and_scenarios_are_checked():
     (["--period", "x"], "whole number"),
     (["--only", "live,bogus"], "unknown scenario"),
     (["--blocksize", "-1"], "negative"),
+    (["--runs", "0"], "at least 1"),
+    (["--frames-per-packet", "9"], "in 1..8"),
 ])
 def test_bad_arguments_are_one_clear_error(argv, needle):
     r = subprocess.run([sys.executable, str(TOOL), *argv], capture_output=True, text=True,

@@ -91,14 +91,20 @@ def _period(text):
     return v
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {v}")
-    return v
+def _whole(lo, hi=None):
+    """An argparse type: a whole number in lo..hi (hi: no upper limit when None)."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            if lo == 0 and hi is None:
+                raise argparse.ArgumentTypeError(f"must not be negative, got {v}")
+            span = f"at least {lo}" if hi is None else f"in {lo}..{hi}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {v}")
+        return v
+    return parse
 
 
 def _scenarios(text):
@@ -114,14 +120,14 @@ def _scenarios(text):
 def build_parser():
     ap = argparse.ArgumentParser(prog="python tools/latency.py",
                                  description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=_positive_int, default=3, help="runs per scenario (default 3)")
+    ap.add_argument("--runs", type=_whole(1), default=3, help="runs per scenario (default 3)")
     ap.add_argument("--only", type=_scenarios, default=list(SCENARIOS),
                     help=f"comma-separated scenarios from {','.join(SCENARIOS)} (default all)")
     ap.add_argument("--period", type=_period, default=DEFAULT_PERIOD,
                     help=f"JACK period in frames at {js.RATE} Hz (default {DEFAULT_PERIOD})")
-    ap.add_argument("--blocksize", type=_positive_int, default=0,
+    ap.add_argument("--blocksize", type=_whole(0), default=0,
                     help="--blocksize for the pacodec commands (default 0: the device's)")
-    ap.add_argument("--frames-per-packet", type=_positive_int, default=1, metavar="N",
+    ap.add_argument("--frames-per-packet", type=_whole(1, 8), default=1, metavar="N",
                     help="send -> receive: frames per UDP packet (`send --frames-per-packet`, "
                          "default 1)")
     ap.add_argument("--json", metavar="PATH", help="write every run's figures here")
