@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import metadata as md
+from pacodec import packet as pkt
 from pacodec.decoder import CONCEAL_FREE, MIN_FRAME_BYTES
 from pacodec.errors import FormatError
 
@@ -134,11 +136,11 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True,
 
 def split_frames(data: bytes):
     """(header and metadata bytes or b'', [frame bytes]) of a valid stream."""
-    pos = bs.frames_start(data)
+    pos = md.frames_start(data)
     head = data[:pos]
     frames = []
     while pos < len(data):
-        fr = bs.parse_frame_at(data, pos)
+        fr = ct.parse_frame_at(data, pos)
         frames.append(bytes(data[pos:pos + fr.size]))
         pos += fr.size
     return head, frames
@@ -146,7 +148,7 @@ def split_frames(data: bytes):
 
 def frame_parts(frame: bytes):
     """(type, seq, payload) of a frame (CRC not checked)."""
-    return frame[2] >> 6, frame[4], frame[bs.FRAME_HEADER_SIZE:-bs.CRC_SIZE]
+    return frame[2] >> 6, frame[4], frame[ct.FRAME_HEADER_SIZE:-ct.CRC_SIZE]
 
 
 
@@ -218,7 +220,7 @@ def _run_unpack(packets):
     dec = pacodec.Decoder()
     for p in packets:
         try:
-            pk = bs.unpack_packet(p)
+            pk = pkt.unpack_packet(p)
         except FormatError:
             y = dec.decode_packet(None)
         else:

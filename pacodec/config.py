@@ -81,7 +81,7 @@ def default_hop(samplerate: int, low_delay: bool = False) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """Everything the decoder needs; serialised by :mod:`pacodec.bitstream`."""
+    """Everything the decoder needs; serialised by :mod:`pacodec.container`."""
 
     samplerate: int
     channels: int

@@ -12,11 +12,11 @@ frames could have occupied, so output per input byte stays bounded (FORMAT.md §
 Packet mode (:meth:`Decoder.decode_packet`) decodes one frame per call, or conceals a lost one
 (``None``), and returns exactly one hop of samples per frame once a config has been seen.
 
-The jobs are separate pieces: frame scanning is :class:`.bitstream.Scanner`; the normative decode
+The jobs are separate pieces: frame scanning is :class:`.container.Scanner`; the normative decode
 of one frame is :class:`FrameDecoder`; the time line (encoder delay, end trimming, gaps) is
 :class:`Timeline`; concealment is :class:`.conceal.Concealer`.  :class:`Decoder` runs them.
 
-Per frame: payload parse (:func:`.bitstream.read_payload`) → dequantize and noise substitution
+Per frame: payload parse (:func:`.payload.read_payload`) → dequantize and noise substitution
 (:func:`reconstruct`) → inverse M/S → IMDCT, window, overlap-add.  In byte-stream mode, runs of
 clean audio frames that continue the stream go through all of that in one kernel call
 (:func:`decode_run`, offered each position by the scanner); every other frame through
@@ -29,11 +29,12 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import bitstream as bs
+from . import container as ct
 from ._jit import njit
 from .bitio import reader_state
-from .bitstream import (CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, _scan,
-                        noise_seed_kernel, read_payload)
+from .container import CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, _scan
+from .metadata import Metadata
+from .payload import layout_for, read_payload
 from .conceal import CONCEAL_DECAY, Concealer
 from .conceal import METHODS as CONCEAL_METHODS
 from .config import StreamConfig
@@ -51,12 +52,32 @@ __all__ = ["Decoder", "FrameDecoder", "Timeline", "reconstruct", "CONCEAL_DECAY"
 # a loss: the time line jumps instead, so a few bytes can never expand into 255 frames of audio.
 CONCEAL_FREE = 8
 # the noise-substitution generator's state is set from the frame index before every frame
-# (format 2, FORMAT.md §8.4): see bitstream.noise_seed
+# (format 2, FORMAT.md §8.4): see noise_seed
 MIN_FRAME_BYTES = 8
 # byte-stream mode decodes runs of clean frames in one kernel call (decode_run): at most this
 # many frames per call, i.e. per output block
 RUN_FRAMES = 32
 F32_MAX = float(np.finfo(np.float32).max)
+
+
+# ----------------------------------------------------------------------------- noise seed §8.4
+NOISE_SEED_MUL = 0x9E3779B9     # odd, so consecutive frame indices give distinct seeds
+NOISE_SEED_ADD = 0x6A09E667
+
+
+def noise_seed(frame_index: int) -> int:
+    """The noise generator's state at the start of frame ``frame_index`` (FORMAT.md §8.4):
+    ``(i * 0x9E3779B9 + 0x6A09E667) mod 2^32`` with ``i = frame_index mod 2^32``, 1 if that is 0.
+    Written so that it also runs in int64 arithmetic (the 32-bit product is formed from 16-bit
+    halves, so nothing overflows): :data:`noise_seed_kernel` is this function compiled, so the
+    per-frame decoder and the kernels' run path cannot disagree on a seed."""
+    i = frame_index & 0xFFFFFFFF
+    x = ((i & 0xFFFF) * NOISE_SEED_MUL + ((((i >> 16) * NOISE_SEED_MUL) & 0xFFFF) << 16)
+         + NOISE_SEED_ADD) & 0xFFFFFFFF
+    return x if x != 0 else 1
+
+
+noise_seed_kernel = njit(inline="always")(noise_seed)
 
 
 @njit(inline="always")
@@ -74,7 +95,7 @@ def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
     """Dequantize the units of one channel into ``out`` (coding order); noise units (book 7) get
     uniform noise scaled to the signalled RMS ``step(sf)`` (FORMAT.md §8.4): the generator steps,
     then its new state gives the value; the unit's measured RMS is scaled to ``step(sf)``; before
-    inverse M/S.  ``rng`` was seeded from the frame index (:func:`~pacodec.bitstream.noise_seed`)."""
+    inverse M/S.  ``rng`` was seeded from the frame index (:func:`noise_seed`)."""
     for i in range(out.shape[0]):
         out[i] = 0.0
     for u in range(nunits):
@@ -111,9 +132,9 @@ def inverse_ms(a, b, ub, nunits, flags):
 # mdct.PlanArrays) and unpacked by name at the top of the kernel.
 #: Scratch of :func:`synth`: long (y, u, work) and short (ys, us, works) IMDCT buffers.
 SynthScratch = namedtuple("SynthScratch", "y u work ys us works")
-#: Per-frame arrays of :func:`decode_payload` (see :func:`~pacodec.bitstream.read_payload`).
+#: Per-frame arrays of :func:`decode_payload` (see :func:`~pacodec.payload.read_payload`).
 FrameArrays = namedtuple("FrameArrays", "hdr max_band ms_mode ms_flags books sf q cod nat")
-#: Band layout of a configuration, as kernel arguments (see :class:`~pacodec.bitstream.Layout`).
+#: Band layout of a configuration, as kernel arguments (see :class:`~pacodec.payload.Layout`).
 LayoutArrays = namedtuple("LayoutArrays", "nb_long nb_short ub_long ub_short perm_short")
 #: Canonical-code decoding tables (see :class:`~pacodec.tables.CodebookSet`).
 #: ``ctx``: the version's context parameters (:func:`~pacodec.tables.context_params`).
@@ -166,7 +187,7 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
     ``fa.nat``).  ``lay``: :data:`LayoutArrays`; ``books``: :data:`DecodeBooks`; ``fa``:
     :data:`FrameArrays`.
 
-    Returns 0, or the error code of :func:`~pacodec.bitstream.read_payload`, or 3 for an invalid
+    Returns 0, or the error code of :func:`~pacodec.payload.read_payload`, or 3 for an invalid
     window combination.
     """
     hdr, max_band, msm, msf, bk, sf, q, cod, nat = fa
@@ -206,7 +227,7 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
                fa, quantizer, mu, rng, win, wshort, ola, s, pl, pls, scr, st, out, keep, info):
     """Decode consecutive clean audio frames of the scanner's buffer ``view[pos:n]`` in one call
     (byte-stream mode, after the first frame): each is found with the scanner's
-    :func:`~pacodec.bitstream._scan` (``P``, ``p0``, ``xpow``, ``res`` as there), parsed and
+    :func:`~pacodec.container._scan` (``P``, ``p0``, ``xpow``, ``res`` as there), parsed and
     dequantized (:func:`decode_payload`, the payload read in place: ``st`` bounds the reader to
     it) and synthesized into the next ``hop`` rows of ``out``.
 
@@ -280,7 +301,7 @@ class FrameDecoder:
         # the codes and contexts of the stream's version (FORMAT.md §7)
         self._books = books if books is not None else load_codebooks(version=cfg.version)
         self._rng = np.array([0], dtype=np.uint32)       # reseeded every frame (§8.4)
-        self._lay = bs.layout_for(cfg)
+        self._lay = layout_for(cfg)
         n, ch = cfg.hop, cfg.channels
         mu_ = self._lay.max_units
         self._ola = np.zeros((ch, 2 * n))
@@ -319,7 +340,7 @@ class FrameDecoder:
         seeded from it, FORMAT.md §8.4) into :attr:`spectrum`; returns the window flags
         ``(is_short, left_short, right_short)`` or raises :class:`FormatError`."""
         cfg = self.config
-        self._rng[0] = bs.noise_seed(index)
+        self._rng[0] = noise_seed(index)
         # a writable copy: decode_run passes the scanner's (writable) buffer, and one array type
         # keeps decode_payload at one compiled signature
         buf = np.frombuffer(bytearray(payload), dtype=np.uint8)
@@ -346,7 +367,7 @@ class FrameDecoder:
         number and frame index the first must have; ``keep`` receives the last long spectrum,
         ``info`` [frames, short frames, had a long frame, last right_short]."""
         cfg = self.config
-        return decode_run(view, pos, n, final, P, p0, bs._CRC_XPOW, self._res, seq, index,
+        return decode_run(view, pos, n, final, P, p0, ct._CRC_XPOW, self._res, seq, index,
                           cfg.channels, cfg.short_blocks, self._layk, self._booksk, self._fa,
                           self._qi, float(cfg.mu), self._rng, self._win, self._wshort, self._ola,
                           self._s, self._plan, self._plan_s, self._scr, self._st, out, keep, info)
@@ -431,7 +452,7 @@ class Decoder:
         self.truncated = False          # finish() found no end-of-stream frame
         self.errors = ProblemLog()
         self.timeline = Timeline()
-        self._scanner = bs.Scanner()
+        self._scanner = ct.Scanner()
         self._header_checked = False
         self._sniff = False
         self._started = False
@@ -446,7 +467,7 @@ class Decoder:
         self._had_header = False
         self._header_config = False    # the config came from the stream header only
         self._run_out = None           # output of the frames _run_frames decoded
-        self.metadata: bs.Metadata | None = None   # the stream's metadata block (FORMAT.md §3.3)
+        self.metadata: Metadata | None = None   # the stream's metadata block (FORMAT.md §3.3)
         self.metadata_error: str | None = None     # why the metadata block there is ignored
 
     @property
@@ -582,7 +603,7 @@ class Decoder:
             self.metadata = sc.metadata
             if sc.metadata_error is not None:
                 # damaged tags are no damage to the audio: reported, never fatal (not even strict)
-                self.metadata_error = (f"{sc.metadata_error} (byte offset {bs.HEADER_SIZE}): "
+                self.metadata_error = (f"{sc.metadata_error} (byte offset {ct.HEADER_SIZE}): "
                                        "its tags and loudness are ignored")
                 self.errors.append(self.metadata_error)
             self._had_header = True
@@ -597,17 +618,17 @@ class Decoder:
             # input without a header must show a sync word within one maximal frame
             if sc.looks_like_frames():
                 self._sniff = False
-            elif final or len(sc.buf) - sc.pos >= bs.MAX_FRAME_SIZE:
+            elif final or len(sc.buf) - sc.pos >= ct.MAX_FRAME_SIZE:
                 raise FormatError("not a pacodec stream (no header and no sync word)")
             else:
                 return
         for kind, off, val in sc.events(final, run=self._run_frames):
-            if kind == bs.SCAN_RUN:
+            if kind == ct.SCAN_RUN:
                 outs, self._run_out = self._run_out, None
                 for out in outs:
                     if len(out):
                         yield out
-            elif kind == bs.SCAN_FRAME:
+            elif kind == ct.SCAN_FRAME:
                 try:
                     self._frame_at = off
                     out = self._handle(val, packet=False)
@@ -624,7 +645,7 @@ class Decoder:
                     self._after_end += len(sc.buf) - sc.pos - val.size
                     sc.clear()
                     return
-            elif kind == bs.SCAN_DAMAGED:
+            elif kind == ct.SCAN_DAMAGED:
                 nbytes, nbad, reason = val
                 self.crc_errors += nbad
                 more = f" ({nbad} sync words whose frame fails)" if nbad > 1 else ""
@@ -651,7 +672,7 @@ class Decoder:
                 return np.zeros((0, 0), dtype=np.float32)
             return self._cat(self._conceal(1))
         try:
-            fr = bs.parse_frame_at(_as_bytes(frame, "decode_packet"), 0)
+            fr = ct.parse_frame_at(_as_bytes(frame, "decode_packet"), 0)
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)
@@ -673,8 +694,8 @@ class Decoder:
     def _handle(self, fr, packet: bool):
         """Decode one CRC-valid frame; returns a list of output blocks (or None)."""
         payload = fr.payload
-        if fr.ftype == bs.FRAME_EOS:
-            n = bs.unpack_eos_frame(fr)
+        if fr.ftype == ct.FRAME_EOS:
+            n = ct.unpack_eos_frame(fr)
             if self.total_length is not None and n != self.total_length:
                 raise FormatError("end-of-stream length disagrees with the header")
             self.total_length = n
@@ -687,9 +708,9 @@ class Decoder:
                 return outs
             return None
         index = None
-        if fr.ftype == bs.FRAME_CONFIG:
+        if fr.ftype == ct.FRAME_CONFIG:
             try:
-                cfg, index, payload = bs.unpack_config_frame(fr)
+                cfg, index, payload = ct.unpack_config_frame(fr)
             except VersionError:
                 if self.config is None:    # CRC-valid and nothing decodable yet: refuse
                     raise

@@ -3,7 +3,8 @@
 Stages per frame (each in its own module): transient detection (:mod:`.transient`) → window
 sequence (:mod:`.window`) → MDCT (:mod:`.mdct`) → masking thresholds (:mod:`.psychoacoustic`) →
 M/S decision and allocation (:mod:`.allocation`) under rate control (:mod:`.ratecontrol`) →
-payload and frame (:mod:`.bitstream`).
+payload (:mod:`.payload`) and frame (:mod:`.container`); the metadata block is
+:mod:`.metadata`'s.
 
 Time alignment (FORMAT.md §6.3): the input is preceded by ``hop`` zero samples ("padded" time);
 frame ``k`` transforms padded samples ``[k*hop, k*hop + 2*hop)``.  The decoder's output of frame
@@ -18,7 +19,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import bitstream as bs
+from . import container as ct
+from . import metadata as md
+from . import payload as pld
 from .allocation import (HF_NOISE_HZ, HF_STEADY_DB, Allocation, FrameUnits, alloc_scratch,
                          bandwidth_hz, band_weights, pns_rule, stereo_decision)
 from .ratecontrol import SEARCH_MIN, RateControl, code_at, search_offset
@@ -238,7 +241,7 @@ class Encoder:
         self.total_frames = None if total_frames is None else int(total_frames)
         cfg = self.config
         # the metadata block (FORMAT.md §3.3): its size is checked now, before any audio
-        self.tags = bs.normalize_tags(tags) if tags is not None else None
+        self.tags = md.normalize_tags(tags) if tags is not None else None
         # loudness: True/False/None (measure; None: when there are tags), or a number in LUFS
         # measured beforehand (a writer that cannot rewrite the header: a pipe)
         self._given_loudness = None
@@ -250,7 +253,7 @@ class Encoder:
         measure = tags is not None if loudness is None else bool(loudness)
         self._metadata = self.tags is not None or measure
         if self._metadata:
-            bs.pack_metadata(bs.Metadata(self.tags or ()))
+            md.pack_metadata(md.Metadata(self.tags or ()))
         self._meter = None
         if measure:
             from .loudness import LoudnessMeter
@@ -258,7 +261,7 @@ class Encoder:
         self.samplerate, self.channels = cfg.samplerate, cfg.channels
         self.frame_size = cfg.hop
         self.delay = cfg.delay
-        self.layout = bs.layout_for(cfg)
+        self.layout = pld.layout_for(cfg)
         self.books = load_codebooks()
         self.rate = RateControl(self.settings, cfg)
         n, ch = cfg.hop, cfg.channels
@@ -358,18 +361,18 @@ class Encoder:
         self._ms_mode = np.zeros(max(ch // 2, 1), dtype=np.int64)
         self._max_band = np.zeros(ch, dtype=np.int64)
         self._alloc = Allocation(self._books, self._sf, self._q, self._ubits, self._max_band)
-        self._payload = np.zeros(bs.MAX_PAYLOAD + 64, dtype=np.uint8)
+        self._payload = np.zeros(ct.MAX_PAYLOAD + 64, dtype=np.uint8)
 
     # ------------------------------------------------------------------ public
     def header(self) -> bytes:
         """The stream header and, with tags or loudness, the metadata block (a ``.pac`` file is
         this followed by the frames).  The block holds the loudness only after :meth:`flush`."""
-        head = bs.pack_header(self.config, self.total_frames)
+        head = ct.pack_header(self.config, self.total_frames)
         if not self._metadata:
             return head
         loud = self._given_loudness if self._given_loudness is not None else \
             (self.loudness if self._finished else None)
-        return head + bs.pack_metadata(bs.Metadata(self.tags or (), loud))
+        return head + md.pack_metadata(md.Metadata(self.tags or (), loud))
 
     @property
     def loudness(self) -> float | None:
@@ -394,7 +397,7 @@ class Encoder:
             raise PacodecError(f"total_frames was {self.total_frames} but "
                                f"{self._consumed} frames were encoded")
         frames = self._drain(final=True)
-        eos = bs.pack_eos_frame(self._k, self._consumed)
+        eos = ct.pack_eos_frame(self._k, self._consumed)
         self._finished = True
         return frames + [eos]
 
@@ -508,7 +511,7 @@ class Encoder:
         k = self._k
         is_short, left_short, right_short, attack = self._window_sequence(k)
         unit = self._analyse(k, is_short, left_short, right_short, attack)
-        ftype = bs.FRAME_CONFIG if k % self._config_interval == 0 else bs.FRAME_AUDIO
+        ftype = ct.FRAME_CONFIG if k % self._config_interval == 0 else ct.FRAME_AUDIO
         payload = self._rate_loop(ftype, is_short, left_short, right_short, unit)
         return self._frame(k, ftype, payload)
 
@@ -537,7 +540,7 @@ class Encoder:
         lay = self.layout
         if is_short:
             gflags = self._analyse_short(self._block(k), attack)
-            return (gflags, lay.ub_short[gflags], lay.nb_short, len(bs.group_lengths(gflags)),
+            return (gflags, lay.ub_short[gflags], lay.nb_short, len(pld.group_lengths(gflags)),
                     self._max_band_short, self._pns_short, lay.nb_short)
         self._analyse_long(k, left_short, right_short)
         return (0, lay.ub_long, lay.nb_long, 1, self._max_band_long, self._pns_long,
@@ -553,10 +556,10 @@ class Encoder:
         pe = prepare_units(self._cod, self._xa, ub, nunits, U["thr"], U["energy"], self._ms_flags,
                            self._ms_mode, cfg.quantizer_code)
         self._max_band[:] = max_band
-        extra = bs.frame_overhead(ftype) - bs.frame_overhead(bs.FRAME_AUDIO)
-        overhead = 8 * bs.frame_overhead(ftype)
+        extra = ct.frame_overhead(ftype) - ct.frame_overhead(ct.FRAME_AUDIO)
+        overhead = 8 * ct.frame_overhead(ftype)
         hi, lo = self.rate.budget()
-        limit = 8 * bs.MAX_PAYLOAD - 8 * extra
+        limit = 8 * ct.MAX_PAYLOAD - 8 * extra
         if hi is None:
             target = limit
         else:
@@ -578,7 +581,7 @@ class Encoder:
         buf = self._payload
         buf[:] = 0
         st = writer_state()
-        bs.write_payload(buf, st, int(is_short), int(left_short), int(right_short), gflags,
+        pld.write_payload(buf, st, int(is_short), int(left_short), int(right_short), gflags,
                          self._max_band, self._ms_mode, self._ms_flags, self._books, self._sf,
                          self._q, ub, nbands, ngroups, self.books.codes, self.books.lengths)
         if st[1] or st[0] != nbits:
@@ -600,16 +603,16 @@ class Encoder:
                 - overhead - 8 * payload_len
         if short > 0:
             # stuff zero bytes (ignored by decoders, §5)
-            pad = min((short + 7) // 8, bs.MAX_PAYLOAD - extra - payload_len)
+            pad = min((short + 7) // 8, ct.MAX_PAYLOAD - extra - payload_len)
             payload += bytes(max(pad, 0))
         return payload
 
     def _frame(self, k, ftype, payload) -> bytes:
         """Framing: the config frame (once a second) or an audio frame; charge the reservoir."""
-        if ftype == bs.FRAME_CONFIG:
-            frame = bs.pack_config_frame(self.config, k, payload)
+        if ftype == ct.FRAME_CONFIG:
+            frame = ct.pack_config_frame(self.config, k, payload)
         else:
-            frame = bs.pack_audio_frame(k, payload)
+            frame = ct.pack_audio_frame(k, payload)
         self.rate.commit(8 * len(frame))
         return frame
 

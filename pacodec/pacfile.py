@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import bitstream as bs
+from . import container as ct
 from .decoder import Decoder
 from .errors import FormatError, PacodecError, ProblemLog, VersionError
 
@@ -312,27 +312,27 @@ class PacFile:
         self._warned_trailing = False
         self._warned_conflict = False
         self._version_error = None     # a config frame of another format version seen by a search
-        head = fh.read(bs.HEADER_SIZE)
+        head = fh.read(ct.HEADER_SIZE)
         try:
             seekable = fh.seekable()
         except (AttributeError, OSError, ValueError):
             seekable = False
         try:
-            hdr = bs.unpack_header(head)
+            hdr = ct.unpack_header(head)
         except VersionError:
             raise
         except FormatError:
             hdr = None
-        damaged = hdr is None and head[:4] == bs.MAGIC
+        damaged = hdr is None and head[:4] == ct.MAGIC
         if seekable:
             # the first in-band config: the stream's config when the header is damaged or
             # missing, and the one that wins (with the decoder's warning) when they contradict
             try:
-                found = self._config_at_or_after(bs.HEADER_SIZE if hdr else 0, config=True)
+                found = self._config_at_or_after(ct.HEADER_SIZE if hdr else 0, config=True)
             except OSError:
                 found = None
             fh.seek(0)
-            initial = fh.read(bs.HEADER_SIZE)
+            initial = fh.read(ct.HEADER_SIZE)
         else:
             # a pipe: read up to the first config frame and decode those bytes first
             found, initial = self._first_config_in_stream(head)
@@ -345,10 +345,10 @@ class PacFile:
             if inband is None and self._version_error is not None:
                 raise self._version_error       # a stream of another version: not damage
             if inband is None or (strict and damaged):    # strict: only a stream without any
-                bs.unpack_header(head)                      # header; raises the header's error
+                ct.unpack_header(head)                      # header; raises the header's error
             cfg, total = inband, None
         self._total = total
-        self._data_start = bs.HEADER_SIZE if head[:4] == bs.MAGIC else 0
+        self._data_start = ct.HEADER_SIZE if head[:4] == ct.MAGIC else 0
         self._restart(initial, 0)
         # one source of truth: the decoder's config once final (a header contradicting the
         # first in-band config gives way to it only if no frame was decoded under the header's)
@@ -364,21 +364,21 @@ class PacFile:
     def _first_config_in_stream(self, head):
         """Unseekable input: read until the first valid config frame (at most MAX_SYNC_SEARCH
         bytes); returns ``((offset, index, config) or None, the bytes read)``."""
-        sc = bs.Scanner()
+        sc = ct.Scanner()
         sc.synced = True
         sc.feed(head)
         data = bytearray(head)
         final = False
         while True:
             for kind, off, fr in sc.events(final):
-                if kind == bs.SCAN_FRAME and fr.ftype == bs.FRAME_CONFIG:
+                if kind == ct.SCAN_FRAME and fr.ftype == ct.FRAME_CONFIG:
                     try:
-                        return (off, bs.config_frame_index(fr), bs.frame_config(fr)), bytes(data)
+                        return (off, ct.config_frame_index(fr), ct.frame_config(fr)), bytes(data)
                     except VersionError as e:
                         self._version_error = self._version_error or e
                     except FormatError:
                         pass
-            if final or len(data) > bs.MAX_SYNC_SEARCH:
+            if final or len(data) > ct.MAX_SYNC_SEARCH:
                 return None, bytes(data)
             chunk = self._fh.read(READ_CHUNK)
             final = not chunk
@@ -389,7 +389,7 @@ class PacFile:
         """Decode ahead (keeping the output pending) until the decoder's configuration is final,
         the input ends or ``MAX_SYNC_SEARCH`` bytes were read."""
         nread = 0
-        while not self._dec.settled and nread <= bs.MAX_SYNC_SEARCH:
+        while not self._dec.settled and nread <= ct.MAX_SYNC_SEARCH:
             blk = next(self._blocks, None)
             if blk is not None:
                 self._push(blk)
@@ -557,7 +557,7 @@ class PacFile:
             # no config frame before the target (start of the file, or a damaged or spliced
             # stream whose frame indices do not lead there): decode from the start and skip
             self._fh.seek(0)
-            self._restart(self._fh.read(bs.HEADER_SIZE), 0)
+            self._restart(self._fh.read(ct.HEADER_SIZE), 0)
             self._skip = frame
             self._pos = frame
             return frame
@@ -577,16 +577,16 @@ class PacFile:
         """(byte offset, frame index) of the first valid config frame starting in
         ``[offset, stop)`` (and its :class:`StreamConfig` third if ``config``; frames with an
         invalid one are skipped).  The search ends after ``MAX_SYNC_SEARCH`` bytes."""
-        limit = offset + bs.MAX_SYNC_SEARCH
+        limit = offset + ct.MAX_SYNC_SEARCH
         stop = limit if stop is None else min(stop, limit)
-        for off, fr in bs.scan_frames(self._fh, offset, stop):
-            if fr.ftype != bs.FRAME_CONFIG:
+        for off, fr in ct.scan_frames(self._fh, offset, stop):
+            if fr.ftype != ct.FRAME_CONFIG:
                 continue
             try:
-                index = bs.config_frame_index(fr)
+                index = ct.config_frame_index(fr)
                 if not config:
                     return off, index
-                return off, index, bs.frame_config(fr)
+                return off, index, ct.frame_config(fr)
             except VersionError as e:
                 self._version_error = self._version_error or e
             except FormatError:
@@ -613,11 +613,11 @@ class PacFile:
                     best = found
                 lo = found[0] + 1
         # one linear pass from the final window on
-        for off, fr in bs.scan_frames(self._fh, lo):
-            if fr.ftype != bs.FRAME_CONFIG:
+        for off, fr in ct.scan_frames(self._fh, lo):
+            if fr.ftype != ct.FRAME_CONFIG:
                 continue
             try:
-                index = bs.config_frame_index(fr)
+                index = ct.config_frame_index(fr)
             except FormatError:
                 continue
             if index > k:
@@ -694,11 +694,11 @@ class PacFile:
 
 def _next_frame(data, start) -> int:
     """Offset of the next complete frame that passes its CRC at or after ``start``, or -1."""
-    sc = bs.Scanner()
+    sc = ct.Scanner()
     sc.synced = True
     sc.feed(bytes(data[start:]))
     for kind, off, _ in sc.events(final=True):
-        if kind == bs.SCAN_FRAME:
+        if kind == ct.SCAN_FRAME:
             return start + off
     return -1
 
@@ -706,10 +706,10 @@ def _next_frame(data, start) -> int:
 def _check_frame(fr, cfg):
     """What a scan can check of a frame beyond its CRC (the payload is not parsed); returns the
     config of a config frame."""
-    if fr.ftype == bs.FRAME_EOS:
-        bs.unpack_eos_frame(fr)
-    if fr.ftype == bs.FRAME_CONFIG:
-        c = bs.unpack_config_frame(fr)[0]
+    if fr.ftype == ct.FRAME_EOS:
+        ct.unpack_eos_frame(fr)
+    if fr.ftype == ct.FRAME_CONFIG:
+        c = ct.unpack_config_frame(fr)[0]
         if cfg is not None and c != cfg:
             raise FormatError("config differs from the stream's")
         return c
@@ -719,7 +719,7 @@ def _check_frame(fr, cfg):
 def info(file) -> Info:
     """Scan a ``.pac`` file (without decoding audio) and describe it, with any damage found.
 
-    The file is read in chunks through :class:`~pacodec.bitstream.Scanner`: memory stays
+    The file is read in chunks through :class:`~pacodec.container.Scanner`: memory stays
     constant and the time is linear in the file size.  Input without a valid frame in its first
     ``MAX_SYNC_SEARCH`` bytes is refused; the problem list keeps the first and last problems.
     """
@@ -739,7 +739,7 @@ def info(file) -> Info:
 
 def _info(fh, name) -> Info:
     problems = ProblemLog()
-    sc = bs.Scanner()
+    sc = ct.Scanner()
     nread = 0
 
     def read():
@@ -749,7 +749,7 @@ def _info(fh, name) -> Info:
         return data
 
     data = read()
-    while len(data) < bs.HEADER_SIZE:
+    while len(data) < ct.HEADER_SIZE:
         more = read()
         if not more:
             break
@@ -771,7 +771,7 @@ def _info(fh, name) -> Info:
     else:
         cfg, total = head.config, head.total_length
         if sc.metadata_error is not None:
-            problems.append(f"{sc.metadata_error} (byte offset {bs.HEADER_SIZE}): its tags "
+            problems.append(f"{sc.metadata_error} (byte offset {ct.HEADER_SIZE}): its tags "
                             "and loudness are ignored")
     meta = sc.metadata if head else None
     nframes = 0            # audio frames that pass their CRC
@@ -803,11 +803,11 @@ def _info(fh, name) -> Info:
     try:
         while end_pos is None:
             for kind, off, val in sc.events(final):
-                if kind == bs.SCAN_DAMAGED:
+                if kind == ct.SCAN_DAMAGED:
                     if bad_at is None:
                         bad_at, bad_what = off, val[2]
                     continue
-                if kind == bs.SCAN_TRUNCATED:
+                if kind == ct.SCAN_TRUNCATED:
                     if next_frame(off + 1) >= 0:
                         if bad_at is None:
                             bad_at, bad_what = off, ("its length runs past the end of the file "
@@ -835,9 +835,9 @@ def _info(fh, name) -> Info:
                     problems.append(f"{(fr.seq - expect) & 0xFF} frame(s) missing before byte "
                                     f"offset {off}")
                 expect = (fr.seq + 1) & 0xFF
-                if fr.ftype == bs.FRAME_EOS:
+                if fr.ftype == ct.FRAME_EOS:
                     eos = True
-                    n = bs.unpack_eos_frame(fr)
+                    n = ct.unpack_eos_frame(fr)
                     if total is not None and n != total:
                         problems.append(f"end-of-stream length {n} disagrees with the header "
                                         f"({total})")
@@ -845,8 +845,8 @@ def _info(fh, name) -> Info:
                     end_pos = off + fr.size
                     break
                 nframes += 1
-                if fr.ftype == bs.FRAME_CONFIG:
-                    index = bs.unpack_config_frame(fr)[1]
+                if fr.ftype == ct.FRAME_CONFIG:
+                    index = ct.unpack_config_frame(fr)[1]
                 elif next_index is None:
                     index = fr.seq if had_header else 0
                 else:
@@ -869,10 +869,10 @@ def _info(fh, name) -> Info:
         raise header_error or FormatError("no pacodec config found in the input")
     if eos:
         # count what follows the end-of-stream frame without keeping it (bounded read)
-        while len(data) and nread - end_pos <= bs.MAX_SYNC_SEARCH:
+        while len(data) and nread - end_pos <= ct.MAX_SYNC_SEARCH:
             data = read()
         if nread > end_pos:
-            more = "more than " if nread - end_pos > bs.MAX_SYNC_SEARCH else ""
+            more = "more than " if nread - end_pos > ct.MAX_SYNC_SEARCH else ""
             problems.append(f"{more}{nread - end_pos} bytes after the end-of-stream frame")
     elif end_pos is None and bad_at is not None:
         problems.append(damaged(nread, True))

@@ -5,7 +5,7 @@ CBR holds 6144 bits per channel like AAC's buffer model, ABR two seconds); the d
 ``o`` is searched (:func:`search_offset`) so the frame fits, starting from a running offset that
 tracks the reservoir's fullness.  VBR fixes ``o = 20 log10(distance)``.  Each trial offset
 allocates every channel (:func:`code_at`) and costs the payload from code lengths
-(:func:`~pacodec.bitstream.payload_bits`), without writing it.
+(:func:`~pacodec.payload.payload_bits`), without writing it.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 
 from ._jit import njit
 from .allocation import allocate
-from .bitstream import payload_bits
+from .payload import payload_bits
 
 __all__ = ["code_at", "search_offset", "RateControl", "SEARCH_MIN", "SEARCH_MAX"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
 from pacodec.config import stream_config_for
 from pacodec.decoder import CONCEAL_FREE, Decoder
 from pacodec.errors import FormatError
@@ -22,11 +22,11 @@ SILENT = bytes(16)       # an audio payload of zeros: long block, max_band 0 eve
 
 def stream(cfg, middle=b"", *, frames=2, total=None, header=True):
     """Header, a config frame, ``middle``, ``frames - 1`` silent audio frames, end-of-stream."""
-    out = [bs.pack_header(cfg, total)] if header else []
-    out.append(bs.pack_config_frame(cfg, 0, SILENT))
+    out = [ct.pack_header(cfg, total)] if header else []
+    out.append(ct.pack_config_frame(cfg, 0, SILENT))
     out.append(middle)
-    out += [bs.pack_audio_frame(k, SILENT) for k in range(1, frames)]
-    out.append(bs.pack_eos_frame(frames, cfg.hop * (frames - 1)))
+    out += [ct.pack_audio_frame(k, SILENT) for k in range(1, frames)]
+    out.append(ct.pack_eos_frame(frames, cfg.hop * (frames - 1)))
     return b"".join(out)
 
 
@@ -73,10 +73,10 @@ def test_runs_of_bad_crc_sync_candidates_keep_memory_and_the_error_list_bounded(
 
 def test_the_error_list_keeps_the_first_and_last_problems_and_the_count(tmp_path):
     n = 3_000                  # 3000 damaged regions, each between two good frames
-    middle = b"".join(BAD_CRC + bs.pack_audio_frame(k, SILENT) for k in range(1, n))
+    middle = b"".join(BAD_CRC + ct.pack_audio_frame(k, SILENT) for k in range(1, n))
     dec = Decoder()
-    head = bs.pack_header(CFG2, None) + bs.pack_config_frame(CFG2, 0, SILENT)
-    data = head + middle + bs.pack_eos_frame(n, n * CFG2.hop)
+    head = ct.pack_header(CFG2, None) + ct.pack_config_frame(CFG2, 0, SILENT)
+    data = head + middle + ct.pack_eos_frame(n, n * CFG2.hop)
     for i in range(0, len(data), 8192):
         dec.feed(data[i:i + 8192])
     dec.finish()
@@ -93,14 +93,14 @@ def test_concealment_expansion_is_read_in_bounded_blocks(tmp_path):
     CONCEAL_FREE frames.  Reading block by block holds one block plus one gap, whatever the
     file's length; the output per frame is bounded by (1 + CONCEAL_FREE) hops."""
     cfg = stream_config_for(96000, 8)
-    frame_bytes = len(bs.pack_audio_frame(0, bytes(8)))
+    frame_bytes = len(ct.pack_audio_frame(0, bytes(8)))
     assert frame_bytes == 15
     peaks = {}
     for n in (30, 150):
-        frames = [bs.pack_config_frame(cfg, 0, bytes(8))]
-        frames += [bs.pack_audio_frame(9 * k, bytes(8)) for k in range(1, n)]
+        frames = [ct.pack_config_frame(cfg, 0, bytes(8))]
+        frames += [ct.pack_audio_frame(9 * k, bytes(8)) for k in range(1, n)]
         path = tmp_path / f"amp{n}.pac"
-        path.write_bytes(bs.pack_header(cfg, None) + b"".join(frames))
+        path.write_bytes(ct.pack_header(cfg, None) + b"".join(frames))
 
         def read_blocks():
             got = 0
@@ -125,10 +125,10 @@ def test_input_that_never_syncs_is_refused_after_the_stated_bound():
         pacodec.read("/dev/zero")
     # a valid header, then endless zeros: no frame in MAX_SYNC_SEARCH bytes
     dec = Decoder()
-    dec.feed(bs.pack_header(CFG2, None))
+    dec.feed(ct.pack_header(CFG2, None))
     zeros = bytes(1 << 20)
     with pytest.raises(FormatError, match="no pacodec frame"):
-        for _ in range((bs.MAX_SYNC_SEARCH >> 20) + 2):
+        for _ in range((ct.MAX_SYNC_SEARCH >> 20) + 2):
             dec.feed(zeros)
 
 
@@ -164,8 +164,8 @@ def test_seeking_past_a_long_damaged_run_reads_the_file_a_bounded_number_of_time
     costing a CRC); now each probe stops at the bisection's upper bound."""
     ratios = {}
     for n in (20_000, 160_000):
-        data = (bs.pack_header(CFG2, None) + bs.pack_config_frame(CFG2, 0, SILENT)
-                + BAD_CRC * n + bs.pack_config_frame(CFG2, 1000, SILENT))
+        data = (ct.pack_header(CFG2, None) + ct.pack_config_frame(CFG2, 0, SILENT)
+                + BAD_CRC * n + ct.pack_config_frame(CFG2, 1000, SILENT))
         path = tmp_path / f"seek{n}.pac"
         path.write_bytes(data)
         fh = CountingFile(path, "rb")
@@ -195,7 +195,7 @@ def test_concatenated_streams_warn_that_only_the_first_is_decoded(tmp_path):
 
 def test_a_header_config_contradicting_the_in_band_one_warns_and_the_in_band_one_wins(tmp_path):
     cfg8 = stream_config_for(48000, 8)
-    data = bs.pack_header(cfg8, None) + stream(CFG2, frames=4, header=False)
+    data = ct.pack_header(cfg8, None) + stream(CFG2, frames=4, header=False)
     path = tmp_path / "contra.pac"
     path.write_bytes(data)
     with pytest.warns(RuntimeWarning, match="contradicts the in-band"):
@@ -214,8 +214,8 @@ def test_pacfile_takes_its_config_from_the_decoder_when_header_and_in_band_confi
     the decoder's config.  It reported the first in-band one (1 ch) and read() gave 2 channels.
     Before any audio, the in-band config wins in both (the other test above)."""
     cfg1 = stream_config_for(48000, 1)
-    data = (bs.pack_header(CFG2, None)
-            + b"".join(bs.pack_audio_frame(k, SILENT) for k in range(3))
+    data = (ct.pack_header(CFG2, None)
+            + b"".join(ct.pack_audio_frame(k, SILENT) for k in range(3))
             + stream(cfg1, frames=3, header=False))
     path = tmp_path / "splice.pac"
     path.write_bytes(data)
@@ -228,7 +228,7 @@ def test_pacfile_takes_its_config_from_the_decoder_when_header_and_in_band_confi
             z = f.read()
         assert np.array_equal(z, y)
     cfg8 = stream_config_for(48000, 8)
-    path.write_bytes(bs.pack_header(cfg8, None) + stream(CFG2, frames=4, header=False))
+    path.write_bytes(ct.pack_header(cfg8, None) + stream(CFG2, frames=4, header=False))
     with pytest.warns(RuntimeWarning, match="contradicts the in-band"):
         with pacodec.PacFile(path) as f:
             assert f.channels == 2 and f.read().shape == (3 * CFG2.hop, 2)
@@ -245,8 +245,8 @@ def test_a_stream_from_a_fifo_decodes_with_or_without_its_header(tmp_path, cut):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full, _ = pacodec.decode(data)
-        starts = [off for off, fr in bs.scan_frames(io.BytesIO(data), bs.HEADER_SIZE)
-                  if fr.ftype == bs.FRAME_CONFIG]
+        starts = [off for off, fr in ct.scan_frames(io.BytesIO(data), ct.HEADER_SIZE)
+                  if fr.ftype == ct.FRAME_CONFIG]
         start = {"header": 0, "config": starts[1], "mid-frame": starts[1] - 5}[cut]
         fifo = tmp_path / "fifo"
         os.mkfifo(fifo)

@@ -305,8 +305,8 @@ def test_output_name_without_an_extension_is_explained(tmp_path, pac):
 def test_headerless_stream_from_a_fifo_decodes(tmp_path, pac):
     """A stream without a header (a recorded live stream) on a FIFO: PacFile reads ahead to the
     first in-band configuration; the output equals that of the same bytes in a regular file."""
-    from pacodec import bitstream as bs
-    body = pac.read_bytes()[bs.HEADER_SIZE:]
+    from pacodec import container as ct
+    body = pac.read_bytes()[ct.HEADER_SIZE:]
     (tmp_path / "hl.pac").write_bytes(body)
     assert cli("decode", tmp_path / "hl.pac", "-o", tmp_path / "file.wav").returncode == 0
     fifo = tmp_path / "fifo"

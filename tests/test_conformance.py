@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "bitstreams" / "vectors"
@@ -61,8 +61,8 @@ def _decode(data, strict=False):
 
 
 def test_every_supported_format_version_has_its_vector_set():
-    assert SETS == sorted(bs.SUPPORTED_VERSIONS)
-    assert SETS[-1] == bs.FORMAT_VERSION
+    assert SETS == sorted(ct.SUPPORTED_VERSIONS)
+    assert SETS[-1] == ct.FORMAT_VERSION
 
 
 @pytest.mark.parametrize("version", SETS)
@@ -169,4 +169,4 @@ def test_info_names_the_format_version_of_version_3_and_version_4_streams(tmp_pa
         assert not i.problems
     new = tmp_path / "new.pac"
     pacodec.write(new, np.zeros((4000, 1)), 8000, bitrate=16)
-    assert pacodec.info(new).format_version == bs.FORMAT_VERSION == 4
+    assert pacodec.info(new).format_version == ct.FORMAT_VERSION == 4

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import packet as pkt
+from pacodec import payload as pld
+from pacodec.decoder import noise_seed
 from pacodec.config import StreamConfig
 from pacodec.errors import FormatError
 
@@ -21,9 +24,9 @@ def stream(piano):
 
 
 def frame_offsets(data):
-    offs, pos = [], bs.HEADER_SIZE
+    offs, pos = [], ct.HEADER_SIZE
     while pos < len(data):
-        fr = bs.parse_frame_at(data, pos)
+        fr = ct.parse_frame_at(data, pos)
         offs.append((pos, fr))
         pos += fr.size
     return offs
@@ -31,32 +34,32 @@ def frame_offsets(data):
 
 def test_header_round_trips_and_rejects_bad_magic_and_crc():
     cfg = StreamConfig(44100, 2, 1024, 1024, True)
-    h = bs.pack_header(cfg, 12345)
-    assert bs.unpack_header(h) == bs.StreamHeader(cfg, 12345)
-    assert bs.unpack_header(bs.pack_header(cfg, None)).total_length is None
+    h = ct.pack_header(cfg, 12345)
+    assert ct.unpack_header(h) == ct.StreamHeader(cfg, 12345)
+    assert ct.unpack_header(ct.pack_header(cfg, None)).total_length is None
     with pytest.raises(FormatError, match="magic"):
-        bs.unpack_header(b"RIFF" + h[4:])
+        ct.unpack_header(b"RIFF" + h[4:])
     bad = bytearray(h)
     bad[6] ^= 0x10
     with pytest.raises(FormatError, match="CRC"):
-        bs.unpack_header(bytes(bad))
+        ct.unpack_header(bytes(bad))
 
 
 @pytest.mark.parametrize("field,value", [(1, 0xF0), (2, 0x81), (3, 0x33), (0, 0x07)])
 def test_invalid_config_fields_are_format_errors(field, value):
-    raw = bytearray(bs.pack_config(StreamConfig(44100, 2, 1024, 1024, True)))
+    raw = bytearray(ct.pack_config(StreamConfig(44100, 2, 1024, 1024, True)))
     raw[field] = value
     with pytest.raises(FormatError):
-        bs.unpack_config(bytes(raw))
+        ct.unpack_config(bytes(raw))
 
 
 def test_config_is_repeated_in_band_at_least_once_a_second(stream):
     x, fs, data = stream
     offs = frame_offsets(data)
-    cfg_frames = [i for i, (_, fr) in enumerate(offs) if fr.ftype == bs.FRAME_CONFIG]
+    cfg_frames = [i for i, (_, fr) in enumerate(offs) if fr.ftype == ct.FRAME_CONFIG]
     assert cfg_frames[0] == 0
     assert max(np.diff(cfg_frames)) * 1024 / fs <= 1.0
-    assert offs[-1][1].ftype == bs.FRAME_EOS
+    assert offs[-1][1].ftype == ct.FRAME_EOS
 
 
 def test_decoder_joins_a_stream_mid_way_at_a_config_frame(stream):
@@ -66,7 +69,7 @@ def test_decoder_joins_a_stream_mid_way_at_a_config_frame(stream):
     dec = pacodec.Decoder()
     y = np.concatenate([dec.feed(data[start:]), dec.finish()])
     assert dec.samplerate == fs and dec.channels == 2
-    first = next(i for i, (_, fr) in enumerate(offs) if i >= 10 and fr.ftype == bs.FRAME_CONFIG)
+    first = next(i for i, (_, fr) in enumerate(offs) if i >= 10 and fr.ftype == ct.FRAME_CONFIG)
     # output starts where the config frame's output starts and runs to the exact end
     start_sample = first * 1024 - 1024
     assert len(y) == len(x) - start_sample
@@ -133,19 +136,19 @@ def test_lost_frames_are_counted_from_sequence_numbers(stream):
 
 def test_packets_round_trip_and_reject_garbage():
     frame = b"\xca\x5e" + bytes(10)
-    p = bs.pack_packet(99, 7, 123456, frame)
-    assert tuple(bs.unpack_packet(p)) == (99, 7, 123456, frame, False)
+    p = pkt.pack_packet(99, 7, 123456, frame)
+    assert tuple(pkt.unpack_packet(p)) == (99, 7, 123456, frame, False)
     key = bytes(range(32))
-    pk = bs.pack_packet(99, 7, 123456, frame, key)
-    assert bs.unpack_packet(pk, key).authenticated
+    pk = pkt.pack_packet(99, 7, 123456, frame, key)
+    assert pkt.unpack_packet(pk, key).authenticated
     with pytest.raises(FormatError, match="bad MAC"):
-        bs.unpack_packet(pk[:-1] + bytes([pk[-1] ^ 1]), key)
+        pkt.unpack_packet(pk[:-1] + bytes([pk[-1] ^ 1]), key)
     with pytest.raises(FormatError, match="unauthenticated"):
-        bs.unpack_packet(p, key)
+        pkt.unpack_packet(p, key)
     with pytest.raises(FormatError):
-        bs.unpack_packet(b"\x00" * 20)
+        pkt.unpack_packet(b"\x00" * 20)
     with pytest.raises(FormatError, match="version 1"):
-        bs.unpack_packet(b"\xa7" + bytes(30))
+        pkt.unpack_packet(b"\xa7" + bytes(30))
 
 
 def test_packet_mode_decodes_frames_and_conceals_losses(piano):
@@ -173,16 +176,16 @@ def _noise_frames(data, cfg):
     """Frame numbers (0-based, audio frames) whose payload has a noise-substituted unit (book 7)."""
     from pacodec.bitio import reader_state
     from pacodec.tables import NOISE_BOOK, load_codebooks
-    lay, B, ch = bs.layout_for(cfg), load_codebooks(), cfg.channels
+    lay, B, ch = pld.layout_for(cfg), load_codebooks(), cfg.channels
     mu_ = lay.max_units
     out, k = [], 0
     for _, fr in frame_offsets(data):
-        if fr.ftype == bs.FRAME_EOS:
+        if fr.ftype == ct.FRAME_EOS:
             break
-        pl = fr.payload[bs.CONFIG_SIZE + 4:] if fr.ftype == bs.FRAME_CONFIG else fr.payload
+        pl = fr.payload[ct.CONFIG_SIZE + 4:] if fr.ftype == ct.FRAME_CONFIG else fr.payload
         buf = np.frombuffer(pl, np.uint8)
         bk = np.zeros((ch, mu_), np.int64)
-        err = bs.read_payload(buf, reader_state(len(buf)), ch, cfg.short_blocks, lay.nb_long,
+        err = pld.read_payload(buf, reader_state(len(buf)), ch, cfg.short_blocks, lay.nb_long,
                               lay.nb_short, np.zeros(6, np.int64), np.zeros(ch, np.int64),
                               np.zeros(1, np.int64), np.zeros((1, mu_), np.int64), bk,
                               np.zeros((ch, mu_), np.int64), np.zeros((ch, cfg.hop), np.int64),
@@ -233,7 +236,7 @@ def test_a_stream_joined_at_a_config_frame_equals_the_full_decode_after_its_firs
     p, fs, whole = noisy
     data = p.read_bytes()
     offs = frame_offsets(data)
-    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == bs.FRAME_CONFIG)
+    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == ct.FRAME_CONFIG)
     dec = pacodec.Decoder()
     y = np.concatenate([dec.feed(data[offs[i][0]:]), dec.finish()])
     a = i * 1024 - dec.delay            # input sample of the joined decode's first output
@@ -241,23 +244,23 @@ def test_a_stream_joined_at_a_config_frame_equals_the_full_decode_after_its_firs
 
 
 def test_noise_seed_is_a_function_of_the_frame_index_only():
-    assert bs.noise_seed(0) == 0x6A09E667
-    assert bs.noise_seed(1) == (0x9E3779B9 + 0x6A09E667) & 0xFFFFFFFF
-    assert bs.noise_seed(2 ** 32 + 5) == bs.noise_seed(5)
-    assert len({bs.noise_seed(i) for i in range(10000)}) == 10000
-    assert all(bs.noise_seed(i) for i in range(10000))
+    assert noise_seed(0) == 0x6A09E667
+    assert noise_seed(1) == (0x9E3779B9 + 0x6A09E667) & 0xFFFFFFFF
+    assert noise_seed(2 ** 32 + 5) == noise_seed(5)
+    assert len({noise_seed(i) for i in range(10000)}) == 10000
+    assert all(noise_seed(i) for i in range(10000))
 
 
 def _with_version(data, version):
     """``data`` with every config block's version byte set (header and config frames re-CRCed)."""
     out = bytearray(data)
     out[4] = version
-    out[bs.HEADER_SIZE - 2:bs.HEADER_SIZE] = bs.crc16(bytes(out[:bs.HEADER_SIZE - 2])).to_bytes(2, "big")
+    out[ct.HEADER_SIZE - 2:ct.HEADER_SIZE] = ct.crc16(bytes(out[:ct.HEADER_SIZE - 2])).to_bytes(2, "big")
     for pos, fr in frame_offsets(data):
-        if fr.ftype == bs.FRAME_CONFIG:
-            out[pos + bs.FRAME_HEADER_SIZE] = version
-            end = pos + fr.size - bs.CRC_SIZE
-            out[end:end + 2] = bs.crc16(bytes(out[pos + 2:end])).to_bytes(2, "big")
+        if fr.ftype == ct.FRAME_CONFIG:
+            out[pos + ct.FRAME_HEADER_SIZE] = version
+            end = pos + fr.size - ct.CRC_SIZE
+            out[end:end + 2] = ct.crc16(bytes(out[pos + 2:end])).to_bytes(2, "big")
     return bytes(out)
 
 
@@ -278,26 +281,26 @@ def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, 
         pacodec.decode(old)
     # headerless (a live stream): refused at the first config frame, not skipped as damage
     with pytest.raises(VersionError, match=msg):
-        pacodec.decode(old[bs.HEADER_SIZE:])
+        pacodec.decode(old[ct.HEADER_SIZE:])
     p = tmp_path / "old.pac"
     p.write_bytes(old)
     with pytest.raises(VersionError, match=msg):
         pacodec.read(p)
     with pytest.raises(VersionError, match=msg):
         pacodec.info(p)
-    p.write_bytes(old[:bs.HEADER_SIZE] + data[bs.HEADER_SIZE:])   # only the header's version
+    p.write_bytes(old[:ct.HEADER_SIZE] + data[ct.HEADER_SIZE:])   # only the header's version
     with pytest.raises(VersionError, match=msg):
         pacodec.info(p)
     with pytest.raises(VersionError, match=msg):
         pacodec.read(p)
-    p.write_bytes(old[bs.HEADER_SIZE:])                  # headerless file, and through a pipe
+    p.write_bytes(old[ct.HEADER_SIZE:])                  # headerless file, and through a pipe
     with pytest.raises(VersionError, match=msg):
         pacodec.read(p)
     with pytest.raises(VersionError, match=msg):
-        pacodec.PacFile(_Unseekable(old[bs.HEADER_SIZE:]))
+        pacodec.PacFile(_Unseekable(old[ct.HEADER_SIZE:]))
     # packet mode reports it without stopping the receiver
     dec = pacodec.Decoder()
-    first = old[bs.HEADER_SIZE:bs.HEADER_SIZE + frame_offsets(data)[0][1].size]
+    first = old[ct.HEADER_SIZE:ct.HEADER_SIZE + frame_offsets(data)[0][1].size]
     assert dec.decode_packet(first).size == 0 and "format version" in dec.errors[-1]
 
 
@@ -322,15 +325,15 @@ def test_a_config_frame_with_an_invalid_payload_still_anchors_the_frame_index(no
     p, fs, whole = noisy
     data = p.read_bytes()
     offs = frame_offsets(data)
-    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == bs.FRAME_CONFIG)
+    i = next(i for i, (_, fr) in enumerate(offs) if i > 0 and fr.ftype == ct.FRAME_CONFIG)
     pos, fr = offs[i]
     tail = bytearray(data[pos:])
-    s = bs.FRAME_HEADER_SIZE + bs.CONFIG_SIZE + 4          # first payload byte of the audio
+    s = ct.FRAME_HEADER_SIZE + ct.CONFIG_SIZE + 4          # first payload byte of the audio
     nbits = 10 if tail[s] & 0x80 else 3                      # is_short: 7 grouping bits follow
     v = int.from_bytes(tail[s:s + 4], "big") | (63 << (32 - nbits - 6))   # max_band[0] = 63
     tail[s:s + 4] = v.to_bytes(4, "big")
-    end = fr.size - bs.CRC_SIZE
-    tail[end:end + 2] = bs.crc16(bytes(tail[2:end])).to_bytes(2, "big")
+    end = fr.size - ct.CRC_SIZE
+    tail[end:end + 2] = ct.crc16(bytes(tail[2:end])).to_bytes(2, "big")
     dec = pacodec.Decoder()
     y = np.concatenate([dec.feed(bytes(tail)), dec.finish()])
     a = (i + 1) * 1024 - dec.delay                           # frame i + 1 is the first decoded

@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pacodec import _fuzz as FUZZ
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import packet as pkt
+from pacodec.errors import FormatError
 
 FUZZ_SETTINGS = dict(deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -75,7 +77,7 @@ def apply(data: bytes, seeds, ops) -> bytes:
             data = data[:i] + b + data[i:]
         elif op == "sync":
             i = a % (len(data) + 1)
-            data = data[:i] + bs.SYNC_BYTES + b.to_bytes(2, "big") + data[i:]
+            data = data[:i] + ct.SYNC_BYTES + b.to_bytes(2, "big") + data[i:]
         elif op == "delete":
             i = a % n
             data = data[:i] + data[i + b:]
@@ -103,7 +105,7 @@ def apply(data: bytes, seeds, ops) -> bytes:
                 p = (p + bytes(b))[:b] if b > len(p) else p[:b]
             elif p:
                 p[a % min(len(p), 12)] = b
-            frames[k] = bs.pack_frame(ftype, seq, bytes(p))
+            frames[k] = ct.pack_frame(ftype, seq, bytes(p))
             data = head + b"".join(frames)
     return data
 
@@ -132,7 +134,7 @@ def test_damaged_streams_decode_or_raise_format_error(seeds, stream, target, ops
        target=targets, which=st.integers(0, 10 ** 6))
 def test_random_bytes_decode_or_raise_format_error(seeds, data, header, target, which):
     if header == "seed":
-        header = seeds[which % len(seeds)][:bs.HEADER_SIZE]
+        header = seeds[which % len(seeds)][:ct.HEADER_SIZE]
     ops = {"feed": [97], "pacfile": [["seek", 5000], ["read", -1]]}.get(target, [])
     check({"target": target, "data": header + data, "ops": ops})
 
@@ -144,13 +146,13 @@ def test_random_frames_with_valid_crcs_after_a_real_config(seeds, which, frames)
     """Random payloads that pass the CRC: the payload parser must validate every field."""
     base = seeds[which % len(seeds)]
     head, real = FUZZ.split_frames(base)
-    cfg_payload = FUZZ.frame_parts(real[0])[2][:bs.CONFIG_SIZE + 4]
+    cfg_payload = FUZZ.frame_parts(real[0])[2][:ct.CONFIG_SIZE + 4]
     out = [head]
     for ftype, seq, payload in frames:
         if ftype == 3:                                    # a config frame, random audio after it
-            out.append(bs.pack_frame(1, cfg_payload[-1], cfg_payload + payload))
+            out.append(ct.pack_frame(1, cfg_payload[-1], cfg_payload + payload))
         else:
-            out.append(bs.pack_frame(ftype, seq, payload))
+            out.append(ct.pack_frame(ftype, seq, payload))
     data = b"".join(out)
     for target in ("decode", "info"):
         check({"target": target, "data": data, "ops": []})
@@ -178,7 +180,7 @@ def test_packet_mode_survives_lost_duplicated_and_damaged_packets(seeds, which, 
             f = f[:a % (len(f) + 1)]
         packets.append(f)
     check({"target": "packet", "data": packets, "ops": []})
-    wrapped = [bs.pack_packet(1 + a % 1000, a, b, f) for f, (_, a, b) in zip(packets, plan)]
+    wrapped = [pkt.pack_packet(1 + a % 1000, a, b, f) for f, (_, a, b) in zip(packets, plan)]
     check({"target": "unpack", "data": wrapped, "ops": []})
 
 
@@ -186,8 +188,8 @@ def test_packet_mode_survives_lost_duplicated_and_damaged_packets(seeds, which, 
 @given(data=st.binary(max_size=64))
 def test_unpack_packet_returns_fields_or_raises_format_error(data):
     try:
-        p = bs.unpack_packet(data)
-    except bs.FormatError:
+        p = pkt.unpack_packet(data)
+    except FormatError:
         return
     assert 0 < p.session < 2 ** 32 and 0 <= p.seq < 2 ** 32 and 0 <= p.timestamp < 2 ** 32
     assert p.frame == data[14:] and not p.authenticated

@@ -23,7 +23,8 @@ import soundfile as sf
 
 import pacodec
 import pacodec.gst
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import metadata as md
 
 TIMEOUT = 300
 needs_gst = pytest.mark.skipif(shutil.which("gst-launch-1.0") is None,
@@ -133,7 +134,7 @@ def test_encode_to_file_then_cli_decode_has_exact_length(tmp_path, gst_env, rate
     ok(gst(gst_env, "audiotestsrc", f"num-buffers={nbuf}", f"samplesperbuffer={spb}", "!",
            f"audio/x-raw,rate={rate},channels={channels},format={fmt}", "!",
            "pacodecenc", *props, "!", "filesink", f"location={out}"))
-    assert out.read_bytes()[:4] == bs.MAGIC
+    assert out.read_bytes()[:4] == ct.MAGIC
     ok(cli("decode", out, "-o", tmp_path / "t.wav", "--float"))
     y, fs = sf.read(tmp_path / "t.wav", always_2d=True)
     assert fs == rate and y.shape == (nbuf * spb, channels)
@@ -162,10 +163,10 @@ DAMAGED = (10, 11, 60)
 def damage(path, frames=DAMAGED):
     """Flip a byte inside some frames (their CRC fails: parser and decoder must skip them)."""
     d = bytearray(path.read_bytes())
-    pos, starts = bs.frames_start(d), []
+    pos, starts = md.frames_start(d), []
     while pos < len(d):
         starts.append(pos)
-        pos += bs.parse_frame_at(d, pos).size
+        pos += ct.parse_frame_at(d, pos).size
     for i in frames:
         d[starts[i] + 12] ^= 0xFF
     path.write_bytes(bytes(d))
@@ -334,9 +335,9 @@ def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tm
            "filesink", f"location={tmp_path / 'gst.pac'}"))
     a = (tmp_path / "cli.pac").read_bytes()
     b = (tmp_path / "gst.pac").read_bytes()
-    ha, hb = bs.unpack_header(a), bs.unpack_header(b)
+    ha, hb = ct.unpack_header(a), ct.unpack_header(b)
     assert ha.config == hb.config and ha.total_length == len(x) and hb.total_length is None
-    assert a[bs.frames_start(a):] == b[bs.HEADER_SIZE:] and bs.frames_start(b) == bs.HEADER_SIZE
+    assert a[md.frames_start(a):] == b[ct.HEADER_SIZE:] and md.frames_start(b) == ct.HEADER_SIZE
 
 
 @needs_gst
@@ -362,9 +363,9 @@ def test_typefinder_recognises_pacodec_streams_and_nothing_else(tmp_path, cli_pa
     assert tf.identify(_peek_of(data)) == tf.MAXIMUM                 # header, CRC valid
     damaged = data[:6] + bytes([data[6] ^ 1]) + data[7:]
     assert tf.identify(_peek_of(damaged)) == tf.LIKELY                # magic, CRC fails
-    body = data[bs.frames_start(data):]                     # a headerless stream
+    body = data[md.frames_start(data):]                     # a headerless stream
     assert tf.identify(_peek_of(body)) == tf.NEARLY_CERTAIN
-    first = bs.parse_frame_at(body, 0).size
+    first = ct.parse_frame_at(body, 0).size
     assert tf.identify(_peek_of(body[:first])) == tf.POSSIBLE         # one frame, then the end
     assert tf.identify(_peek_of(body[:first + 9])) == tf.POSSIBLE     # the second one truncated
     assert tf.identify(_peek_of(body[1:])) is None                    # not at a sync word
@@ -399,7 +400,7 @@ def test_decodebin_and_playbin_play_a_pac_file(tmp_path, gst_env, cli_pac, heade
     if not header:
         src = tmp_path / "live.bin"          # a recorded stream: no header, no .pac extension
         data = cli_pac.read_bytes()           # no header, no metadata block (§3.3)
-        src.write_bytes(data[bs.frames_start(data):])
+        src.write_bytes(data[md.frames_start(data):])
     ok(cli("decode", src, "-o", tmp_path / "cli.wav", "--float"))
     out = tmp_path / "gst.wav"
     sink = f"audioconvert ! audio/x-raw,format=F32LE ! wavenc ! filesink location={out}"

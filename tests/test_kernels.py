@@ -105,7 +105,7 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
     ``.py_func`` (three configurations, clean and damaged streams): the same bytes and the same
     samples, and every kernel is exercised."""
     import pacodec
-    from pacodec import bitstream as bs
+    from pacodec import payload as pld
     from pacodec.decoder import Decoder
     from pacodec.loudness import integrated_loudness
     from conftest import load_clip
@@ -138,11 +138,11 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
             called.add(_f)
             return _f(*args)
         monkeypatch.setattr(mod, name, plain)
-    bs.layout_for.cache_clear()                         # made by a kernel
+    pld.layout_for.cache_clear()                         # made by a kernel
     try:
         got_bytes, got_pcm = run()
     finally:
-        bs.layout_for.cache_clear()
+        pld.layout_for.cache_clear()
     assert got_bytes == ref_bytes
     for a, b in zip(ref_pcm, got_pcm):
         np.testing.assert_array_equal(a, b)
@@ -246,13 +246,13 @@ def test_decoding_compiles_no_encoder_kernel(tmp_path):
 def test_crc_length_powers_equal_the_polynomial_product():
     """The import-time table x^(8L) mod G (computed with the CRC table) equals repeated
     multiplication by x^8 with ``_mulmod``."""
-    from pacodec import bitstream as bs
-    mulmod = bs._mulmod.py_func
+    from pacodec import container as ct
+    mulmod = ct._mulmod.py_func
     r = 1
-    for n, v in enumerate(bs._CRC_XPOW[:3000]):
+    for n, v in enumerate(ct._CRC_XPOW[:3000]):
         assert v == r, n
         r = mulmod(r, 0x100)
-    assert bs._CRC_XPOW[-1] == bs._crc_xpow()[-1]
+    assert ct._CRC_XPOW[-1] == ct._crc_xpow()[-1]
 
 
 def _short_order_loop(gflags, es, ns, ub, perm):
@@ -276,7 +276,7 @@ def _short_order_loop(gflags, es, ns, ub, perm):
 
 @pytest.mark.parametrize("rate,ns", [(8000, 32), (44100, 128), (48000, 32), (96000, 128)])
 def test_short_frame_coding_order_equals_the_loop_definition(rate, ns):
-    from pacodec import bitstream as bs
+    from pacodec import payload as pld
     from pacodec.tables import band_edges
     es = band_edges(rate, ns)
     nu = 8 * (len(es) - 1) + 1
@@ -284,7 +284,7 @@ def test_short_frame_coding_order_equals_the_loop_definition(rate, ns):
         want_ub, got_ub = np.zeros(nu, np.int64), np.zeros(nu, np.int64)
         want_p, got_p = np.zeros(8 * ns, np.int64), np.zeros(8 * ns, np.int64)
         _short_order_loop(g, es, ns, want_ub, want_p)
-        bs._short_order(g, es, ns, got_ub, got_p)
+        pld._short_order(g, es, ns, got_ub, got_p)
         np.testing.assert_array_equal(got_ub, want_ub)
         np.testing.assert_array_equal(got_p, want_p)
 
@@ -332,12 +332,12 @@ def test_noise_seed_kernel_equals_noise_seed():
     """The kernel form of the noise seed (int64 arithmetic), compiled and as Python, equals the
     normative formula of FORMAT.md §8.4, on both sides of the 32-bit wrap and where the product
     part is 0 (seed 1)."""
-    from pacodec import bitstream as bs
-    zero = (-bs.NOISE_SEED_ADD * pow(bs.NOISE_SEED_MUL, -1, 1 << 32)) % (1 << 32)
+    from pacodec.decoder import NOISE_SEED_ADD, NOISE_SEED_MUL, noise_seed, noise_seed_kernel
+    zero = (-NOISE_SEED_ADD * pow(NOISE_SEED_MUL, -1, 1 << 32)) % (1 << 32)
     idx = [0, 1, 2, 255, 256, 65535, 65536, 12345678, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
            2**32 + 7, 2**40 + 3, zero, zero + 2**32]
     normative = [((i % 2**32) * 0x9E3779B9 + 0x6A09E667) % 2**32 or 1 for i in idx]
-    assert bs.noise_seed(zero) == 1
-    assert [bs.noise_seed(i) for i in idx] == normative
-    for k in _both(bs.noise_seed_kernel):
+    assert noise_seed(zero) == 1
+    assert [noise_seed(i) for i in idx] == normative
+    for k in _both(noise_seed_kernel):
         assert [int(k(i)) for i in idx] == normative

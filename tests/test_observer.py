@@ -4,7 +4,7 @@ stream."""
 import numpy as np
 import pytest
 
-from pacodec import bitstream as bs
+from pacodec import container as ct
 from pacodec.encoder import Encoder
 from pacodec.observer import FrameRecord
 
@@ -37,7 +37,7 @@ def test_one_record_per_frame_and_the_stream_is_unchanged(options):
     assert any(r[1] for r in records) and not all(r[1] for r in records)
     for (index, is_short, bits, books, sf, max_band), frame in zip(records, frames):
         ftype = frame[2] >> 6
-        coded = len(frame) - bs.frame_overhead(ftype)
+        coded = len(frame) - ct.frame_overhead(ftype)
         if "quality" in options:               # VBR: no stuffing, the payload is the bits
             assert coded == (bits + 7) // 8
         else:

@@ -8,32 +8,33 @@ import numpy as np
 import pytest
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import payload as pld
 from pacodec.bitio import reader_state
 from pacodec.tables import NOISE_BOOK, load_codebooks
 
 
 def _frames(data):
-    pos = bs.HEADER_SIZE
+    pos = ct.HEADER_SIZE
     while pos < len(data):
-        fr = bs.parse_frame_at(data, pos)
+        fr = ct.parse_frame_at(data, pos)
         yield fr
         pos += fr.size
 
 
 def _long_books(data, cfg):
     """Books of channel 0 of every long-window frame, one row per frame."""
-    lay, B, ch = bs.layout_for(cfg), load_codebooks(), cfg.channels
+    lay, B, ch = pld.layout_for(cfg), load_codebooks(), cfg.channels
     mu_ = lay.max_units
     rows = []
     for fr in _frames(data):
-        if fr.ftype == bs.FRAME_EOS:
+        if fr.ftype == ct.FRAME_EOS:
             break
-        pl = fr.payload[bs.CONFIG_SIZE + 4:] if fr.ftype == bs.FRAME_CONFIG else fr.payload
+        pl = fr.payload[ct.CONFIG_SIZE + 4:] if fr.ftype == ct.FRAME_CONFIG else fr.payload
         buf = np.frombuffer(pl, np.uint8)
         hdr = np.zeros(6, np.int64)
         bk = np.zeros((ch, mu_), np.int64)
-        err = bs.read_payload(buf, reader_state(len(buf)), ch, cfg.short_blocks, lay.nb_long,
+        err = pld.read_payload(buf, reader_state(len(buf)), ch, cfg.short_blocks, lay.nb_long,
                               lay.nb_short, hdr, np.zeros(ch, np.int64),
                               np.zeros(1, np.int64), np.zeros((1, mu_), np.int64), bk,
                               np.zeros((ch, mu_), np.int64), np.zeros((ch, cfg.hop), np.int64),

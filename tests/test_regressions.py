@@ -15,7 +15,8 @@ import pytest
 
 import pacodec
 from pacodec import _fuzz as FUZZ
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import payload as pld
 from pacodec.bitio import writer_state
 from pacodec.config import StreamConfig
 from pacodec.decoder import CONCEAL_FREE
@@ -68,9 +69,9 @@ def stream(piano):
 
 
 def frames_of(data):
-    pos, out = bs.HEADER_SIZE, []
+    pos, out = ct.HEADER_SIZE, []
     while pos < len(data):
-        fr = bs.parse_frame_at(data, pos)
+        fr = ct.parse_frame_at(data, pos)
         out.append((pos, fr))
         pos += fr.size
     return out
@@ -89,19 +90,19 @@ def test_mulaw_extreme_values_saturate_instead_of_becoming_inf():
     """A valid stream can code mu-law values far beyond float32 ((1 + mu)^(8191/256) * 2^38.75);
     the decoder returned inf samples.  Output now saturates at the float32 maximum."""
     cfg = StreamConfig(8000, 1, 256, 256, False, quantizer="mulaw", mu=65535)
-    lay = bs.layout_for(cfg)
+    lay = pld.layout_for(cfg)
     nb = lay.nb_long
     B = load_codebooks()
     buf, st = np.zeros(4000, np.uint8), writer_state()
-    bs.write_payload(buf, st, 0, 0, 0, 0, np.array([nb]), np.zeros(1, np.int64),
+    pld.write_payload(buf, st, 0, 0, 0, 0, np.array([nb]), np.zeros(1, np.int64),
                      np.zeros((1, nb), np.int64), np.full((1, nb), 6, np.int64),
                      np.full((1, nb), 255, np.int64), np.full((1, 256), 8191, np.int64),
                      lay.ub_long, nb, 1, B.codes, B.lengths)
     payload = buf[:(st[0] + 7) // 8].tobytes()
-    data = bs.pack_header(cfg, 768) + bs.pack_frame(
-        bs.FRAME_CONFIG, 0, bs.pack_config(cfg) + bytes(4) + payload)
-    data += b"".join(bs.pack_frame(bs.FRAME_AUDIO, k, payload) for k in (1, 2, 3))
-    data += bs.pack_frame(bs.FRAME_EOS, 4, (768).to_bytes(6, "big"))
+    data = ct.pack_header(cfg, 768) + ct.pack_frame(
+        ct.FRAME_CONFIG, 0, ct.pack_config(cfg) + bytes(4) + payload)
+    data += b"".join(ct.pack_frame(ct.FRAME_AUDIO, k, payload) for k in (1, 2, 3))
+    data += ct.pack_frame(ct.FRAME_EOS, 4, (768).to_bytes(6, "big"))
     y, rate = pacodec.decode(data)
     assert y.shape == (768, 1) and np.isfinite(y).all()
     assert np.abs(y).max() == np.finfo(np.float32).max
@@ -141,8 +142,8 @@ def test_frame_with_valid_crc_but_invalid_payload_is_concealed_in_place(stream):
     x, fs, data = stream
     offs = frames_of(data)
     pos, fr = offs[20]
-    assert fr.ftype == bs.FRAME_AUDIO
-    junk = bs.pack_frame(bs.FRAME_AUDIO, fr.seq, b"\xff" * 40)   # max_band 63 > nbands
+    assert fr.ftype == ct.FRAME_AUDIO
+    junk = ct.pack_frame(ct.FRAME_AUDIO, fr.seq, b"\xff" * 40)   # max_band 63 > nbands
     bad = data[:pos] + junk + data[pos + fr.size:]
     y, dec, w = decode_all(bad)
     assert y.shape == x.shape and dec.concealed == 1 and not w
@@ -195,14 +196,14 @@ def test_sequence_jumps_without_lost_bytes_do_not_expand_into_concealed_audio(st
     that could have held the lost frames (plus CONCEAL_FREE frames for a clean cut)."""
     x, fs, data = stream
     offs = frames_of(data)
-    head = data[:bs.HEADER_SIZE]
+    head = data[:ct.HEADER_SIZE]
     parts = [data[offs[0][0]:offs[0][0] + offs[0][1].size]]
     seq = offs[0][1].seq
     for k in range(1, 11):
         _, fr = offs[k]
         seq = (seq + 200) & 0xFF
-        parts.append(bs.pack_frame(fr.ftype, seq, fr.payload))
-    unknown = bs.pack_header(StreamConfig(fs, 2, 1024, 1024, True), None)
+        parts.append(ct.pack_frame(fr.ftype, seq, fr.payload))
+    unknown = ct.pack_header(StreamConfig(fs, 2, 1024, 1024, True), None)
     for h in (head, unknown):
         y, dec, w = decode_all(h + b"".join(parts))
         assert dec.frames == 11

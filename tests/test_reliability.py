@@ -22,7 +22,7 @@ import soundfile as sf
 
 import pacodec
 import pacodec.pacfile
-from pacodec import bitstream as bs
+from pacodec import container as ct
 from pacodec.cli import main
 from pacodec.errors import EncoderInputError, FormatError, UnsupportedError
 
@@ -59,9 +59,9 @@ def pac(clip):
 
 
 def frames_of(data):
-    pos, out = bs.HEADER_SIZE, []
+    pos, out = ct.HEADER_SIZE, []
     while pos < len(data):
-        fr = bs.parse_frame_at(data, pos)
+        fr = ct.parse_frame_at(data, pos)
         out.append((pos, fr))
         pos += fr.size
     return out
@@ -502,7 +502,7 @@ def test_a_stream_without_header_is_read_and_described_without_complaint(tmp_pat
     take the in-band config; a damaged magic shows up as 20 unusable bytes at offset 0."""
     x, fs = clip
     p = tmp_path / "live.pac"
-    p.write_bytes(pac[bs.HEADER_SIZE:])
+    p.write_bytes(pac[ct.HEADER_SIZE:])
     y, rate = pacodec.read(p, strict=True)
     assert rate == fs and y.shape == x.shape
     i = pacodec.info(p)

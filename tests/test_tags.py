@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
+from pacodec import metadata as md
 from pacodec.cli import main
 from pacodec.loudness import LoudnessMeter, integrated_loudness
 
@@ -112,7 +113,7 @@ def test_oversized_or_invalid_tags_are_refused_with_one_line_and_no_file(tmp_pat
     with pytest.raises(pacodec.UnsupportedError, match="NUL"):
         pacodec.Encoder(8000, 1, tags={"X": "a\0b"})
     # the largest that fits is accepted, and read back
-    room = bs.META_MAX_BODY - bs.META_LOUDNESS_SIZE - len("COMMENT=") - 1
+    room = md.META_MAX_BODY - md.META_LOUDNESS_SIZE - len("COMMENT=") - 1
     data = pacodec.encode(np.zeros(8000), 8000, tags={"COMMENT": "y" * room})
     assert pacodec.info(io.BytesIO(data)).tags["COMMENT"] == "y" * room
 
@@ -132,9 +133,9 @@ def test_damaged_block_leaves_the_audio_identical_and_the_tags_missing(tmp_path)
     clean = pacodec.encode(x, 16000, bitrate=48, tags={"TITLE": "t"})
     plain = pacodec.encode(x, 16000, bitrate=48)
     y0, _ = pacodec.decode(plain)
-    start = bs.HEADER_SIZE
-    size = bs.metadata_size(clean[start:start + 6])
-    assert clean[start + size:] == plain[bs.HEADER_SIZE:]      # the block changes no frame
+    start = ct.HEADER_SIZE
+    size = md.metadata_size(clean[start:start + 6])
+    assert clean[start + size:] == plain[ct.HEADER_SIZE:]      # the block changes no frame
     for i in range(start, start + size):                       # every byte of the block
         bad = bytearray(clean)
         bad[i] ^= 0x20
@@ -186,7 +187,7 @@ def test_block_is_read_from_a_stream_fed_one_byte_at_a_time():
 def test_a_second_block_and_a_block_in_a_version_3_stream_are_garbage():
     x = sine(300, -6, 0.6, 8000, (1,))
     data = pacodec.encode(x, 8000, bitrate=16, tags={"TITLE": "one"})
-    size = bs.metadata_size(data[20:26])
+    size = md.metadata_size(data[20:26])
     block = data[20:20 + size]
     y0, _ = pacodec.decode(data)
     dec = pacodec.Decoder()
@@ -194,10 +195,10 @@ def test_a_second_block_and_a_block_in_a_version_3_stream_are_garbage():
     assert np.array_equal(y, y0) and dec.metadata.tags == {"TITLE": "one"}
     # a version-3 header: no metadata block is looked for (the frames are not version 3, so
     # only the header's handling is checked, through the scanner)
-    sc = bs.Scanner()
-    cfg3 = bs.unpack_header(data[:20]).config
+    sc = ct.Scanner()
+    cfg3 = ct.unpack_header(data[:20]).config
     from dataclasses import replace
-    sc.feed(bs.pack_header(replace(cfg3, version=3), None) + block)
+    sc.feed(ct.pack_header(replace(cfg3, version=3), None) + block)
     hdr = sc.read_header(final=True)
     assert hdr.config.version == 3 and sc.metadata is None and sc.pos == 20
 
@@ -224,26 +225,26 @@ values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 def test_any_tags_round_trip_and_no_block_holds_a_sync_word(comments, loudness):
     """FORMAT.md §3.3: whatever the text, a valid block never contains 0xCA 0x5E, so a scanner
     that does not know it can never find a frame in it."""
-    block = bs.pack_metadata(bs.Metadata(comments, loudness))
+    block = md.pack_metadata(md.Metadata(comments, loudness))
     assert b"\xca\x5e" not in block and block[-1] < 0x80
-    m = bs.unpack_metadata(block)
+    m = md.unpack_metadata(block)
     assert m.comments == tuple((k.upper(), v) for k, v in comments)
     assert (m.loudness is None) == (loudness is None)
     if loudness is not None:
         assert abs(m.loudness - loudness) <= 1 / 512
     # nothing in it is taken for a frame
-    sc = bs.Scanner()
+    sc = ct.Scanner()
     sc.feed(block)
-    assert [k for k, *_ in sc.events(final=True)] in ([], [bs.SCAN_DAMAGED])
+    assert [k for k, *_ in sc.events(final=True)] in ([], [ct.SCAN_DAMAGED])
 
 
 @HYP
 @given(st.binary(max_size=80), st.integers(0, 2 ** 14 - 1))
 def test_hostile_block_bodies_raise_format_error_only(body, claimed):
-    blk = bs.META_MAGIC + bs._u7(min(claimed, len(body)), 2) + body
-    blk = blk + bs._u7(bs.crc16(blk[:6 + min(claimed, len(body))]), 3)
+    blk = md.META_MAGIC + md._u7(min(claimed, len(body)), 2) + body
+    blk = blk + md._u7(ct.crc16(blk[:6 + min(claimed, len(body))]), 3)
     try:
-        m = bs.unpack_metadata(blk)
+        m = md.unpack_metadata(blk)
     except pacodec.FormatError:
         return
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in m.comments)

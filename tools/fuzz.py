@@ -51,7 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pacodec import bitstream as bs  # noqa: E402
+from pacodec import container as ct  # noqa: E402
+from pacodec import metadata as md  # noqa: E402
+from pacodec import packet as pkt  # noqa: E402
 from pacodec._fuzz import (MAX_OUT_PER_BYTE, MAX_PEAK, OK_OUTCOMES, TARGETS,  # noqa: E402
                            TIME_FIXED, TIME_PER_BYTE, TIME_PER_OUT_BYTE, WHOLE_RESULT_TARGETS,
                            case_from_json, case_size, case_to_json, frame_parts, input_bytes,
@@ -102,7 +104,7 @@ def mut_insert(rng, data, ctx):
     i = _pos(rng, data)
     r = rng.random()
     if r < 0.3:
-        ins = bs.SYNC_BYTES + _rand_bytes(rng, int(rng.integers(0, 6)))
+        ins = ct.SYNC_BYTES + _rand_bytes(rng, int(rng.integers(0, 6)))
     elif r < 0.6 and data:
         a = int(rng.integers(0, len(data)))
         ins = data[a:a + int(rng.integers(1, 2048))]
@@ -185,7 +187,7 @@ def _mutate_payload(rng, payload: bytes) -> bytes:
         # a random audio payload after the config prefix (if any)
         keep = 12 if len(p) >= 12 and rng.random() < 0.5 else 0
         p = p[:keep] + _rand_bytes(rng, int(rng.integers(0, 400)))
-    return bytes(p[:bs.MAX_PAYLOAD])
+    return bytes(p[:ct.MAX_PAYLOAD])
 
 
 def mut_payload_crc(rng, data, ctx):
@@ -206,13 +208,13 @@ def mut_payload_crc(rng, data, ctx):
             ftype = int(rng.integers(0, 3))
         else:
             seq = int(rng.integers(0, 256))
-        frames[i] = bs.pack_frame(ftype, seq, payload)
+        frames[i] = ct.pack_frame(ftype, seq, payload)
     return head + b"".join(frames)
 
 
 def _fix_header_crc(h: bytearray):
-    body = bytes(h[:bs.HEADER_SIZE - 2])
-    h[bs.HEADER_SIZE - 2:bs.HEADER_SIZE] = bs.crc16(body).to_bytes(2, "big")
+    body = bytes(h[:ct.HEADER_SIZE - 2])
+    h[ct.HEADER_SIZE - 2:ct.HEADER_SIZE] = ct.crc16(body).to_bytes(2, "big")
 
 
 def _byte_change(rng, b):
@@ -221,18 +223,18 @@ def _byte_change(rng, b):
 
 def mut_config_crc(rng, data, ctx):
     """Change the header's or a config frame's config/length fields and fix the CRC."""
-    if data[:4] == bs.MAGIC and len(data) >= bs.HEADER_SIZE and rng.random() < 0.5:
-        h = bytearray(data[:bs.HEADER_SIZE])
+    if data[:4] == ct.MAGIC and len(data) >= ct.HEADER_SIZE and rng.random() < 0.5:
+        h = bytearray(data[:ct.HEADER_SIZE])
         for _ in range(int(rng.integers(1, 3))):
-            i = int(rng.integers(4, bs.HEADER_SIZE - 2))
+            i = int(rng.integers(4, ct.HEADER_SIZE - 2))
             h[i] = _byte_change(rng, h[i])
         _fix_header_crc(h)
-        return bytes(h) + data[bs.HEADER_SIZE:]
+        return bytes(h) + data[ct.HEADER_SIZE:]
     try:
         head, frames = split_frames(data)
     except Exception:
         return mut_bytes(rng, data, ctx)
-    idx = [i for i, f in enumerate(frames) if frame_parts(f)[0] in (bs.FRAME_CONFIG, bs.FRAME_EOS)]
+    idx = [i for i, f in enumerate(frames) if frame_parts(f)[0] in (ct.FRAME_CONFIG, ct.FRAME_EOS)]
     if not idx:
         return data
     i = idx[int(rng.integers(0, len(idx)))]
@@ -243,7 +245,7 @@ def mut_config_crc(rng, data, ctx):
         for _ in range(int(rng.integers(1, 3))):
             j = int(rng.integers(0, lim))
             p[j] = _byte_change(rng, p[j])
-    frames[i] = bs.pack_frame(ftype, seq, bytes(p))
+    frames[i] = ct.pack_frame(ftype, seq, bytes(p))
     return head + b"".join(frames)
 
 
@@ -256,7 +258,7 @@ def _fake_block(rng, ctx) -> bytes:
                  rng.integers(1, 0x3000, int(rng.integers(0, 40))) if not 0xD800 <= c < 0xE000))
                 for _ in range(n)]
         loud = None if rng.random() < 0.2 else float(rng.uniform(-80, 10))
-        return bs.pack_metadata(bs.Metadata(tags, loud))
+        return md.pack_metadata(md.Metadata(tags, loud))
     if r < 0.7:
         # a sync word and a CRC-valid frame inside the block (invalid UTF-8: a damaged block)
         seeds = ctx["seeds"]
@@ -264,25 +266,25 @@ def _fake_block(rng, ctx) -> bytes:
             _, frames = split_frames(seeds[int(rng.integers(0, len(seeds)))])
             inner = frames[int(rng.integers(0, len(frames)))]
         except Exception:
-            inner = bs.pack_frame(0, 0, b"")
+            inner = ct.pack_frame(0, 0, b"")
         body = bytes(3) + b"T=" + inner + b"\0"
     else:
         body = _rand_bytes(rng, int(rng.integers(0, 300)))
-    body = body[:bs.META_MAX_BODY]
-    blk = bs.META_MAGIC + bs._u7(len(body), 2) + body
-    return blk + bs._u7(bs.crc16(blk), 3)
+    body = body[:md.META_MAX_BODY]
+    blk = md.META_MAGIC + md._u7(len(body), 2) + body
+    return blk + md._u7(ct.crc16(blk), 3)
 
 
 def mut_metadata(rng, data, ctx):
     """The metadata block: edited with its CRC fixed, its length or CRC damaged, removed,
     duplicated, or a new (possibly hostile) one inserted after the header."""
-    if data[:4] != bs.MAGIC or len(data) < bs.HEADER_SIZE:
+    if data[:4] != ct.MAGIC or len(data) < ct.HEADER_SIZE:
         return mut_bytes(rng, data, ctx)
     try:
-        start = bs.frames_start(data)
+        start = md.frames_start(data)
     except Exception:
-        start = bs.HEADER_SIZE
-    head, block, rest = data[:bs.HEADER_SIZE], data[bs.HEADER_SIZE:start], data[start:]
+        start = ct.HEADER_SIZE
+    head, block, rest = data[:ct.HEADER_SIZE], data[ct.HEADER_SIZE:start], data[start:]
     r = rng.random()
     if r < 0.3 or not block:
         return head + _fake_block(rng, ctx) + rest
@@ -292,7 +294,7 @@ def mut_metadata(rng, data, ctx):
             i = int(rng.integers(6, max(7, len(b) - 3)))
             if i < len(b) - 3:
                 b[i] = _byte_change(rng, b[i])
-        b[-3:] = bs._u7(bs.crc16(bytes(b[:-3])), 3)
+        b[-3:] = md._u7(ct.crc16(bytes(b[:-3])), 3)
     elif r < 0.7:                      # length field: any value, top bits included
         b[4:6] = _rand_bytes(rng, 2)
     elif r < 0.8:
@@ -318,13 +320,13 @@ def random_stream(rng, ctx) -> bytes:
         n = int(rng.integers(0, 3000))
         return _rand_bytes(rng, n)
     if r < 0.35:
-        return bs.MAGIC + _rand_bytes(rng, int(rng.integers(0, 200)))
+        return ct.MAGIC + _rand_bytes(rng, int(rng.integers(0, 200)))
     base = ctx["seeds"][int(rng.integers(0, len(ctx["seeds"])))]
-    head = base[:bs.HEADER_SIZE] if base[:4] == bs.MAGIC else b""
+    head = base[:ct.HEADER_SIZE] if base[:4] == ct.MAGIC else b""
     cfg_block = None
     try:
         _, frames = split_frames(base)
-        cfg_block = frame_parts(frames[0])[2][:bs.CONFIG_SIZE]
+        cfg_block = frame_parts(frames[0])[2][:ct.CONFIG_SIZE]
     except Exception:
         pass
     out = [head if rng.random() < 0.8 else b""]
@@ -337,7 +339,7 @@ def random_stream(rng, ctx) -> bytes:
         elif t == 2:
             payload = int(rng.integers(0, 2 ** 40)).to_bytes(6, "big") if rng.random() < 0.8 \
                 else _rand_bytes(rng, int(rng.integers(0, 10)))
-            out.append(bs.pack_frame(2, seq, payload))
+            out.append(ct.pack_frame(2, seq, payload))
             seq = (seq + 1) & 0xFF
             continue
         else:
@@ -346,7 +348,7 @@ def random_stream(rng, ctx) -> bytes:
         body = _rand_bytes(rng, n)
         if rng.random() < 0.5:         # sparse payloads look like real ones (small max_band)
             body = bytes(b & int(rng.integers(0, 256)) for b in body)
-        out.append(bs.pack_frame(t, seq, payload + body))
+        out.append(ct.pack_frame(t, seq, payload + body))
         if rng.random() < 0.9:
             seq = (seq + int(rng.integers(1, 3))) & 0xFF
         else:
@@ -403,7 +405,7 @@ def make_case(seed: int, index: int, ctx) -> dict:
         case["data"] = mutate_packets(rng, ctx)
     elif target == "unpack":
         frames = mutate_packets(rng, ctx)
-        pk = [bs.pack_packet(int(rng.integers(1, 2 ** 32)), int(rng.integers(0, 2 ** 32)),
+        pk = [pkt.pack_packet(int(rng.integers(1, 2 ** 32)), int(rng.integers(0, 2 ** 32)),
                             int(rng.integers(0, 2 ** 32)), f) for f in frames]
         for i in range(len(pk)):
             if rng.random() < 0.3:
@@ -433,15 +435,15 @@ def make_case(seed: int, index: int, ctx) -> dict:
 def _valid_frame_spans(data: bytes):
     """[(start, end)] of the CRC-valid frames of ``data`` plus the bytes between, in order."""
     spans, pos, last = [], 0, 0
-    if data[:4] == bs.MAGIC:
-        spans.append((0, min(len(data), bs.HEADER_SIZE)))
+    if data[:4] == ct.MAGIC:
+        spans.append((0, min(len(data), ct.HEADER_SIZE)))
         pos = last = spans[-1][1]
     while True:
-        p = bs.find_sync(data, pos)
+        p = ct.find_sync(data, pos)
         if p < 0:
             break
         try:
-            fr = bs.parse_frame_at(data, p)
+            fr = ct.parse_frame_at(data, p)
         except FormatError:
             fr = None
         if fr is None:
@@ -502,14 +504,14 @@ def minimize(case, keep, budget_s: float = 120.0):
     for i in range(len(spans)):
         a, b = spans[i]
         frame = data[a:b]
-        if frame[:2] != bs.SYNC_BYTES:
+        if frame[:2] != ct.SYNC_BYTES:
             continue
         ftype, seq, payload = frame_parts(frame)
-        keep_n = 12 if ftype == bs.FRAME_CONFIG else 0
+        keep_n = 12 if ftype == ct.FRAME_CONFIG else 0
         n = len(payload)
         while n > keep_n:
             m = keep_n + (n - keep_n) // 2
-            cand_frame = bs.pack_frame(ftype, seq, payload[:m])
+            cand_frame = ct.pack_frame(ftype, seq, payload[:m])
             cand = data[:a] + cand_frame + data[b:]
             if ok(dict(case, data=cand)):
                 data, payload, n = cand, payload[:m], m

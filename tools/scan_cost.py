@@ -12,7 +12,7 @@ import time
 import warnings
 
 import pacodec
-from pacodec import bitstream as bs
+from pacodec import container as ct
 from pacodec.config import stream_config_for
 from pacodec.decoder import Decoder
 
@@ -33,8 +33,8 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "x.pac")
         for name, pat in PATTERNS.items():
-            data = (bs.pack_header(cfg, None) + bs.pack_config_frame(cfg, 0, bytes(16))
-                    + pat * (args.kbytes * 1000 // len(pat)) + bs.pack_audio_frame(1, bytes(16)))
+            data = (ct.pack_header(cfg, None) + ct.pack_config_frame(cfg, 0, bytes(16))
+                    + pat * (args.kbytes * 1000 // len(pat)) + ct.pack_audio_frame(1, bytes(16)))
             with open(path, "wb") as fh:
                 fh.write(data)
             for _ in range(2):                 # the first run compiles/loads the kernels

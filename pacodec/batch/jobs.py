@@ -41,12 +41,12 @@ def one_line(e) -> str:
 def _file_tags(snd, rec) -> dict:
     """The input's tags as ``pacodec encode`` copies them; tags too large for the stream are
     dropped (noted in the record) rather than failing the job."""
-    from .. import bitstream as bs
+    from .. import metadata as md
     from ..errors import UnsupportedError
     from ..tags import read_file_tags
     tags = read_file_tags(snd)
     try:
-        bs.pack_metadata(bs.Metadata(bs.normalize_tags(tags)))
+        md.pack_metadata(md.Metadata(md.normalize_tags(tags)))
     except UnsupportedError as e:
         rec["tags_dropped"] = str(e)
         return {}

@@ -12,7 +12,7 @@ Buffers of config frames are sync points; other frames carry DELTA_UNIT.  Frame 
 timestamped ``base + k * hop / rate`` (``base``: the first input timestamp), lasting one hop.
 
 All coding is done by :class:`pacodec.Encoder` / :class:`pacodec.Decoder` and
-:mod:`pacodec.bitstream`; these classes only move buffers, timestamps and events.
+:mod:`pacodec.container`; these classes only move buffers, timestamps and events.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ gi.require_version("Gst", "1.0")
 from gi.repository import GLib, GObject, Gst  # noqa: E402
 
 from ..config import MAX_CHANNELS, SUPPORTED_RATES  # noqa: E402  (light: no numba)
+from ..errors import FormatError  # noqa: E402  (light: no numba)
 
 Gst.init(None)
 
@@ -40,10 +41,10 @@ _RW = GObject.ParamFlags.READWRITE
 _NOFLAGS = Gst.BufferFlags(0)
 
 
-def _bs():
-    """pacodec.bitstream, imported on first use (it loads numba; plugin scans stay fast)."""
-    from .. import bitstream
-    return bitstream
+def _container():
+    """pacodec.container, imported on first use (it loads numba; plugin scans stay fast)."""
+    from .. import container
+    return container
 
 
 def _template(name, direction, caps):
@@ -78,12 +79,12 @@ class FrameIndex:
         self.next = None
 
     def locate(self, fr):
-        bs = _bs()
+        ct = _container()
         restarted = False
-        if fr.ftype == bs.FRAME_CONFIG:
+        if fr.ftype == ct.FRAME_CONFIG:
             try:
-                k = bs.config_frame_index(fr)
-            except bs.FormatError:
+                k = ct.config_frame_index(fr)
+            except FormatError:
                 return None, False
             if self.next is not None and k < self.next:
                 if self.next - k <= LATE_WINDOW:

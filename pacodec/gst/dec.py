@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..conceal import MAX_CONCEAL
-from ._base import (_NOFLAGS, PAC_ANY_CAPS, RAW_OUT_CAPS, FrameIndex, GLib, GObject, Gst, _bs,
-                    _Element, _ns, _sns, _template)
+from ..errors import FormatError
+from ._base import (_NOFLAGS, PAC_ANY_CAPS, RAW_OUT_CAPS, FrameIndex, GLib, GObject, Gst,
+                    _container, _Element, _ns, _sns, _template)
 
 
 class PacodecDec(_Element):
@@ -42,25 +43,25 @@ class PacodecDec(_Element):
         self._pos = None          # input position of the next output sample
 
     def chain(self, data, buf):
-        bs = _bs()
+        ct = _container()
         self._seen += 1
-        if data[:4] == bs.MAGIC:
+        if data[:4] == ct.MAGIC:
             try:
-                self._tl.total = bs.unpack_header(data).total_length
-            except bs.FormatError as e:
+                self._tl.total = ct.unpack_header(data).total_length
+            except FormatError as e:
                 self.warn(f"pacodecdec: ignoring a bad stream header ({e})")
             return Gst.FlowReturn.OK
         try:
-            fr = bs.parse_frame_at(data, 0)
-        except bs.FormatError:
+            fr = ct.parse_frame_at(data, 0)
+        except FormatError:
             fr = None
         if fr is None or fr.size != len(data):
             self.damaged += 1       # its loss shows as a sequence gap at the next good frame
             return Gst.FlowReturn.OK
-        if fr.ftype == bs.FRAME_EOS:
+        if fr.ftype == ct.FRAME_EOS:
             try:
-                self._tl.total = bs.unpack_eos_frame(fr)
-            except bs.FormatError:
+                self._tl.total = ct.unpack_eos_frame(fr)
+            except FormatError:
                 pass
             ret = self._out([self._tl.release()])
             self.reset()            # a new stream may follow (a restarted sender)

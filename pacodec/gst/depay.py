@@ -1,8 +1,9 @@
 """``pacodecdepay``: pacodec UDP packets unwrapped into frames."""
 from __future__ import annotations
 
-from ._base import (_NOFLAGS, _RW, LATE_WINDOW, PAC_CAPS, PACKET_CAPS, GLib, GObject, Gst, _bs,
-                    _Element, _ns, _pac_caps, _template)
+from ..errors import FormatError
+from ._base import (_NOFLAGS, _RW, LATE_WINDOW, PAC_CAPS, PACKET_CAPS, GLib, GObject, Gst,
+                    _container, _Element, _ns, _pac_caps, _template)
 
 
 class PacodecDepay(_Element):
@@ -38,15 +39,15 @@ class PacodecDepay(_Element):
         self._session = None
 
     def chain(self, data, buf):
-        bs = _bs()
-        from ..stream.packet import unpack
+        ct = _container()
+        from ..stream.packet import FLAG_FRAMES, unpack
         try:
             p = unpack(data, self._key)
             seq, frame = p.seq, p.frame
             # packets of several frames (FORMAT.md §9, flag bit 1; `pacodec send
             # --frames-per-packet`) are not depayloaded here: dropped and counted
-            fr = None if data[1] & bs.PACKET_FLAG_FRAMES else bs.parse_frame_at(frame, 0)
-        except bs.FormatError:
+            fr = None if data[1] & FLAG_FRAMES else ct.parse_frame_at(frame, 0)
+        except FormatError:
             fr = None
         if fr is None:
             self.dropped += 1
@@ -61,21 +62,21 @@ class PacodecDepay(_Element):
         if d is not None and -LATE_WINDOW <= d <= 0:
             self.dropped += 1
             return Gst.FlowReturn.OK
-        if fr.ftype == bs.FRAME_CONFIG:
+        if fr.ftype == ct.FRAME_CONFIG:
             try:
-                self._cfg = bs.unpack_config_frame(fr)[0]
-            except bs.FormatError:
+                self._cfg = ct.unpack_config_frame(fr)[0]
+            except FormatError:
                 self.dropped += 1
                 return Gst.FlowReturn.OK
             self.set_src_caps(_pac_caps(self._cfg.samplerate, self._cfg.channels))
         elif self._cfg is None:
             return Gst.FlowReturn.OK          # joined mid-stream: wait for a config frame
         flags = Gst.BufferFlags.DISCONT if d != 1 else _NOFLAGS
-        if fr.ftype != bs.FRAME_CONFIG:
+        if fr.ftype != ct.FRAME_CONFIG:
             flags |= Gst.BufferFlags.DELTA_UNIT
         self._last = seq
         ret = self.push(frame, buf.pts, _ns(self._cfg.hop, self._cfg.samplerate), flags)
-        if fr.ftype == bs.FRAME_EOS:
+        if fr.ftype == ct.FRAME_EOS:
             self.reset()
             if self.stop_at_end and ret == Gst.FlowReturn.OK:
                 return Gst.FlowReturn.EOS     # the source then sends EOS through us

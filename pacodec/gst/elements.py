@@ -4,7 +4,7 @@
 Stream representation: an ``audio/x-pacodec, framed=(boolean)true`` stream is an optional stream
 header buffer (flagged HEADER, FORMAT.md §3) followed by exactly one frame (§4) per buffer.
 All coding is done by :class:`pacodec.Encoder` / :class:`pacodec.Decoder` and
-:mod:`pacodec.bitstream`; the elements only move buffers, timestamps and events.
+:mod:`pacodec.container`; the elements only move buffers, timestamps and events.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import numpy as np
 from ..config import (DEFAULT_BITRATE, DEFAULT_MU, DEFAULT_QUALITY, DEFAULT_QUANTIZER,
                       MAX_CHANNELS, QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES)
 from . import encoder_options
-from ._base import (_NOFLAGS, _RW, PAC_CAPS, RAW_IN_CAPS, Gst, _bs, _Element, _ns, _pac_caps,
+from ._base import (_NOFLAGS, _RW, PAC_CAPS, RAW_IN_CAPS, Gst, _container, _Element, _ns, _pac_caps,
                     _template)
 
 # pygobject consumes __gproperties__; the defaults are read from here.  Only the properties a
@@ -130,14 +130,14 @@ class PacodecEnc(_Element):
         return self._push_frames(self._enc.encode(x))
 
     def _push_frames(self, frames):
-        bs = _bs()
+        ct = _container()
         rate, hop = self._enc.samplerate, self._enc.frame_size
         for f in frames:
-            ftype = bs.frame_type(f)
+            ftype = ct.frame_type(f)
             flags = Gst.BufferFlags.DISCONT if self._k == 0 else _NOFLAGS
-            if ftype != bs.FRAME_CONFIG:
+            if ftype != ct.FRAME_CONFIG:
                 flags |= Gst.BufferFlags.DELTA_UNIT
-            dur = 0 if ftype == bs.FRAME_EOS else _ns(hop, rate)
+            dur = 0 if ftype == ct.FRAME_EOS else _ns(hop, rate)
             ret = self.push(f, self._base + _ns(self._k * hop, rate), dur, flags)
             self._k += 1
             if ret != Gst.FlowReturn.OK:

@@ -1,7 +1,9 @@
 """``pacodecparse``: a pacodec byte stream (a ``.pac`` file) split into header and frames."""
 from __future__ import annotations
 
-from ._base import (_NOFLAGS, PAC_CAPS, FrameIndex, Gst, _bs, _Element, _ns, _pac_caps, _template)
+from ..errors import FormatError
+from ._base import (_NOFLAGS, PAC_CAPS, FrameIndex, Gst, _container, _Element, _ns, _pac_caps,
+                    _template)
 
 
 class PacodecParse(_Element):
@@ -20,7 +22,7 @@ class PacodecParse(_Element):
         self.reset()
 
     def reset(self):
-        self._scanner = _bs().Scanner()
+        self._scanner = _container().Scanner()
         self._at_start = True     # a stream header may come next
         self._index = FrameIndex()
         self._cfg = None
@@ -38,7 +40,7 @@ class PacodecParse(_Element):
         self.set_src_caps(_pac_caps(cfg.samplerate, cfg.channels))
 
     def chain(self, data, buf):
-        bs = _bs()
+        ct = _container()
         if self._ended:
             return Gst.FlowReturn.OK
         sc = self._scanner
@@ -48,7 +50,7 @@ class PacodecParse(_Element):
             if hdr is None:
                 return Gst.FlowReturn.OK
             self._at_start = False
-            if isinstance(hdr, bs.FormatError):
+            if isinstance(hdr, FormatError):
                 self.warn(f"pacodecparse: ignoring a bad stream header ({hdr})")
             elif hdr:
                 self._configure(hdr.config)
@@ -63,24 +65,24 @@ class PacodecParse(_Element):
         ret = Gst.FlowReturn.OK
         try:
             for kind, off, fr in sc.events():
-                if kind != bs.SCAN_FRAME:
+                if kind != ct.SCAN_FRAME:
                     self._discont = True
                     continue
                 raw = bytes(sc.buf[sc.pos:sc.pos + fr.size])
                 ret = self._frame(fr, raw)
                 if ret != Gst.FlowReturn.OK or self._ended:
                     break
-        except bs.FormatError as e:       # nothing that syncs in MAX_SYNC_SEARCH bytes
+        except FormatError as e:       # nothing that syncs in MAX_SYNC_SEARCH bytes
             self.error(Gst.stream_error_quark, Gst.StreamError.WRONG_TYPE, f"pacodecparse: {e}")
             return Gst.FlowReturn.ERROR
         return ret
 
     def _frame(self, fr, raw):
-        bs = _bs()
-        if fr.ftype == bs.FRAME_CONFIG and self._cfg is None:
+        ct = _container()
+        if fr.ftype == ct.FRAME_CONFIG and self._cfg is None:
             try:
-                self._configure(bs.unpack_config_frame(fr)[0])
-            except bs.FormatError:
+                self._configure(ct.unpack_config_frame(fr)[0])
+            except FormatError:
                 return Gst.FlowReturn.OK
         if self._cfg is None:
             return Gst.FlowReturn.OK          # joined mid-stream: wait for a config frame
@@ -88,10 +90,10 @@ class PacodecParse(_Element):
         rate, hop = self._cfg.samplerate, self._cfg.hop
         flags = Gst.BufferFlags.DISCONT if self._discont else _NOFLAGS
         self._discont = False
-        if fr.ftype == bs.FRAME_EOS:
+        if fr.ftype == ct.FRAME_EOS:
             self._ended = True                # like `pacodec decode`: nothing after the end
             return self.push(raw, None, 0, flags)
-        if fr.ftype != bs.FRAME_CONFIG:
+        if fr.ftype != ct.FRAME_CONFIG:
             flags |= Gst.BufferFlags.DELTA_UNIT
         k, _ = self._index.locate(fr)
         pts = None if k is None else _ns(k * hop, rate)

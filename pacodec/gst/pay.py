@@ -1,7 +1,9 @@
 """``pacodecpay``: pacodec frames wrapped in pacodec's UDP packets (FORMAT.md §9)."""
 from __future__ import annotations
 
-from ._base import (_RW, PAC_ANY_CAPS, PACKET_CAPS, FrameIndex, Gst, _bs, _Element, _template)
+from ..errors import FormatError
+from ._base import (_RW, PAC_ANY_CAPS, PACKET_CAPS, FrameIndex, Gst, _container, _Element,
+                    _template)
 
 
 class PacodecPay(_Element):
@@ -36,23 +38,23 @@ class PacodecPay(_Element):
         return True
 
     def chain(self, data, buf):
-        bs = _bs()
-        if data[:4] == bs.MAGIC:
+        ct = _container()
+        if data[:4] == ct.MAGIC:
             return Gst.FlowReturn.OK
         try:
-            fr = bs.parse_frame_at(data, 0)
-        except bs.FormatError:
+            fr = ct.parse_frame_at(data, 0)
+        except FormatError:
             fr = None
         if fr is None:
             return Gst.FlowReturn.OK
-        if fr.ftype == bs.FRAME_EOS:
+        if fr.ftype == ct.FRAME_EOS:
             k = self._index.next
             self._index = FrameIndex()
         else:
-            if fr.ftype == bs.FRAME_CONFIG:
+            if fr.ftype == ct.FRAME_CONFIG:
                 try:
-                    self._hop = bs.unpack_config_frame(fr)[0].hop
-                except bs.FormatError:
+                    self._hop = ct.unpack_config_frame(fr)[0].hop
+                except FormatError:
                     return Gst.FlowReturn.OK
             k, _ = self._index.locate(fr)
         if k is None or self._hop is None:

@@ -1,5 +1,5 @@
 """Keys and session ids for UDP packets.  The packet layout itself (version 2, FORMAT.md §9) is
-owned by :mod:`pacodec.bitstream` (``pack_packet``/``unpack_packet``); ``pack``/``unpack`` here
+owned by :mod:`pacodec.packet` (``pack_packet``/``unpack_packet``); ``pack``/``unpack`` here
 are those functions under their streaming names.
 
 A key file holds the key as hexadecimal text (32 to 128 hex digits = 16 to 64 bytes; blank lines,
@@ -9,14 +9,14 @@ surrounding white space and lines starting with ``#`` are ignored), e.g. made wi
 import os
 import secrets
 
-from ..bitstream import PACKET_MAC_SIZE as MAC_SIZE
-from ..bitstream import PACKET_TAG, PACKET_VERSION, Packet
-from ..bitstream import PACKET_FLAG_FRAMES as FLAG_FRAMES
-from ..bitstream import PACKET_FLAG_MAC as FLAG_MAC
-from ..bitstream import PACKET_MAX_FRAMES as MAX_FRAMES
-from ..bitstream import PACKET_HEADER as HEADER
-from ..bitstream import pack_packet as pack
-from ..bitstream import unpack_packet as unpack
+from ..packet import PACKET_MAC_SIZE as MAC_SIZE
+from ..packet import PACKET_TAG, PACKET_VERSION, Packet
+from ..packet import PACKET_FLAG_FRAMES as FLAG_FRAMES
+from ..packet import PACKET_FLAG_MAC as FLAG_MAC
+from ..packet import PACKET_MAX_FRAMES as MAX_FRAMES
+from ..packet import PACKET_HEADER as HEADER
+from ..packet import pack_packet as pack
+from ..packet import unpack_packet as unpack
 
 __all__ = ["PACKET_TAG", "PACKET_VERSION", "HEADER", "MAC_SIZE", "FLAG_MAC", "FLAG_FRAMES",
            "MAX_FRAMES", "Packet",

@@ -40,8 +40,8 @@ def load_audio(path):
     with open(path, "rb") as f:
         head = f.read(4)
     try:
-        from .. import bitstream
-        magic = getattr(bitstream, "MAGIC", None)
+        from .. import container
+        magic = getattr(container, "MAGIC", None)
     except Exception:
         magic = None
     if path.endswith(".pac") or (magic is not None and head == bytes(magic)[:4]):

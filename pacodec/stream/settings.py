@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from ..bitstream import PACKET_MAX_FRAMES as MAX_FRAMES
+from ..packet import PACKET_MAX_FRAMES as MAX_FRAMES
 from ..options import resolve
 
 __all__ = ["ReceiverSettings", "SenderSettings", "make_settings"]

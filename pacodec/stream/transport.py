@@ -4,7 +4,7 @@
 needs and ``socket`` does not give directly: a receive call with a timeout that returns
 ``None`` instead of raising (so every receive loop can check a stop flag at least every
 ``timeout`` seconds), and counters.  Packet contents are opaque here; the codec's
-``pacodec.bitstream.pack_packet``/``unpack_packet`` (FORMAT.md §9) give them their meaning.
+``pacodec.packet.pack_packet``/``unpack_packet`` (FORMAT.md §9) give them their meaning.
 
 Threading: one thread may ``send`` while another ``recv``\\ s (the OS socket is thread-safe for
 that); ``close`` may be called from any thread and makes a blocked ``recv`` return within its
