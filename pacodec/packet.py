@@ -36,13 +36,14 @@ PACKET_MIN_FRAME = FRAME_HEADER_SIZE + CRC_SIZE        # a frame header and its 
 
 class Packet(collections.namedtuple("Packet", "session seq timestamp frame authenticated")):
     """A datagram's fields; ``frame`` is its whole frame field (one frame, or with flag bit 1
-    several, §9): :attr:`frames` splits it."""
-    __slots__ = ()
+    several, §9): :attr:`frames` splits it.  :func:`unpack_packet` keeps the frames it split to
+    check a flagged field's count (outside the five fields), so they are split once."""
 
     @property
     def frames(self) -> list:
         """The frames of the packet, in order (``seq``, ``seq + 1``, ...)."""
-        return split_frames(self.frame)
+        frames = self.__dict__.get("_frames")
+        return split_frames(self.frame) if frames is None else list(frames)
 
 
 def split_frames(field) -> list:
@@ -118,6 +119,9 @@ def unpack_packet(data, key: bytes | None = None) -> Packet:
     if session == 0:
         raise FormatError("session id 0")
     frame = body[PACKET_HEADER.size:]
-    if flags & PACKET_FLAG_FRAMES and not 2 <= len(split_frames(frame)) <= PACKET_MAX_FRAMES:
-        raise FormatError("bad frame count in packet")
-    return Packet(session, seq, ts, frame, bool(key))
+    p = Packet(session, seq, ts, frame, bool(key))
+    if flags & PACKET_FLAG_FRAMES:
+        p._frames = split_frames(frame)
+        if not 2 <= len(p._frames) <= PACKET_MAX_FRAMES:
+            raise FormatError("bad frame count in packet")
+    return p

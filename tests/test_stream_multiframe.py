@@ -141,3 +141,19 @@ def test_send_takes_frames_per_packet_and_refuses_a_bad_count(capsys):
                  "-q"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("pacodec send: error:") and "frames_per_packet" in err[-1]
+
+
+def test_a_multi_frame_field_is_split_once(monkeypatch):
+    """unpack checks the frame count by splitting the field; the session filter's Packet.frames
+    reuses that split instead of splitting the field again."""
+    from pacodec import packet as format_packet
+    frames = [frame(3, 1), frame(5, 2)]
+    d = pk.pack(5, 7, 100, frames)
+    calls = []
+    split = format_packet.split_frames
+    monkeypatch.setattr(format_packet, "split_frames", lambda f: calls.append(1) or split(f))
+    p = pk.unpack(d)
+    assert tuple(p) == (5, 7, 100, b"".join(frames), False)
+    assert p.frames == frames and p.frames == frames and len(calls) == 1
+    acc = SessionFilter(probation=1).accept(d, ("127.0.0.1", 1), 0.0)
+    assert [fr for _, _, fr in acc.packets] == frames and len(calls) == 2

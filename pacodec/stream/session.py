@@ -130,7 +130,8 @@ class SessionFilter(Counted):
             now = self._clock()
         try:
             p = pk.unpack(data, self.key)
-            # one frame, or (flag bit 1) the frames seq, seq + 1, ... (unpack checked them)
+            # one frame, or (flag bit 1) the frames seq, seq + 1, ... (unpack split and checked
+            # them: p.frames does not split again)
             frames = p.frames if data[1] & pk.FLAG_FRAMES else [p.frame]
         except FormatError as e:
             with self._lock:
