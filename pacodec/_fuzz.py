@@ -26,7 +26,6 @@ import numpy as np
 
 import pacodec
 from pacodec import container as ct
-from pacodec import metadata as md
 from pacodec import packet as pkt
 from pacodec.decoder import CONCEAL_FREE, MIN_FRAME_BYTES
 from pacodec.errors import FormatError
@@ -136,7 +135,7 @@ def make_seeds(cache_dir: str | os.PathLike | None = None, vectors: bool = True,
 
 def split_frames(data: bytes):
     """(header and metadata bytes or b'', [frame bytes]) of a valid stream."""
-    pos = md.frames_start(data)
+    pos = ct.frames_start(data)
     head = data[:pos]
     frames = []
     while pos < len(data):

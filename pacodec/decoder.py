@@ -32,8 +32,7 @@ import numpy as np
 from . import container as ct
 from ._jit import njit
 from .bitio import reader_state
-from .container import CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, _scan
-from .metadata import Metadata
+from .container import CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, Metadata, _scan
 from .payload import layout_for, read_payload
 from .conceal import CONCEAL_DECAY, Concealer
 from .conceal import METHODS as CONCEAL_METHODS

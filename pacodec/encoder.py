@@ -3,8 +3,7 @@
 Stages per frame (each in its own module): transient detection (:mod:`.transient`) → window
 sequence (:mod:`.window`) → MDCT (:mod:`.mdct`) → masking thresholds (:mod:`.psychoacoustic`) →
 M/S decision and allocation (:mod:`.allocation`) under rate control (:mod:`.ratecontrol`) →
-payload (:mod:`.payload`) and frame (:mod:`.container`); the metadata block is
-:mod:`.metadata`'s.
+payload (:mod:`.payload`) and frame (:mod:`.container`).
 
 Time alignment (FORMAT.md §6.3): the input is preceded by ``hop`` zero samples ("padded" time);
 frame ``k`` transforms padded samples ``[k*hop, k*hop + 2*hop)``.  The decoder's output of frame
@@ -20,7 +19,6 @@ from collections import namedtuple
 import numpy as np
 
 from . import container as ct
-from . import metadata as md
 from . import payload as pld
 from .allocation import (HF_NOISE_HZ, HF_STEADY_DB, Allocation, FrameUnits, alloc_scratch,
                          bandwidth_hz, band_weights, pns_rule, stereo_decision)
@@ -241,7 +239,7 @@ class Encoder:
         self.total_frames = None if total_frames is None else int(total_frames)
         cfg = self.config
         # the metadata block (FORMAT.md §3.3): its size is checked now, before any audio
-        self.tags = md.normalize_tags(tags) if tags is not None else None
+        self.tags = ct.normalize_tags(tags) if tags is not None else None
         # loudness: True/False/None (measure; None: when there are tags), or a number in LUFS
         # measured beforehand (a writer that cannot rewrite the header: a pipe)
         self._given_loudness = None
@@ -253,7 +251,7 @@ class Encoder:
         measure = tags is not None if loudness is None else bool(loudness)
         self._metadata = self.tags is not None or measure
         if self._metadata:
-            md.pack_metadata(md.Metadata(self.tags or ()))
+            ct.pack_metadata(ct.Metadata(self.tags or ()))
         self._meter = None
         if measure:
             from .loudness import LoudnessMeter
@@ -372,7 +370,7 @@ class Encoder:
             return head
         loud = self._given_loudness if self._given_loudness is not None else \
             (self.loudness if self._finished else None)
-        return head + md.pack_metadata(md.Metadata(self.tags or (), loud))
+        return head + ct.pack_metadata(ct.Metadata(self.tags or (), loud))
 
     @property
     def loudness(self) -> float | None:

@@ -24,7 +24,6 @@ import soundfile as sf
 import pacodec
 import pacodec.gst
 from pacodec import container as ct
-from pacodec import metadata as md
 
 TIMEOUT = 300
 needs_gst = pytest.mark.skipif(shutil.which("gst-launch-1.0") is None,
@@ -163,7 +162,7 @@ DAMAGED = (10, 11, 60)
 def damage(path, frames=DAMAGED):
     """Flip a byte inside some frames (their CRC fails: parser and decoder must skip them)."""
     d = bytearray(path.read_bytes())
-    pos, starts = md.frames_start(d), []
+    pos, starts = ct.frames_start(d), []
     while pos < len(d):
         starts.append(pos)
         pos += ct.parse_frame_at(d, pos).size
@@ -337,7 +336,7 @@ def test_gst_encoder_with_default_properties_writes_the_frames_the_cli_writes(tm
     b = (tmp_path / "gst.pac").read_bytes()
     ha, hb = ct.unpack_header(a), ct.unpack_header(b)
     assert ha.config == hb.config and ha.total_length == len(x) and hb.total_length is None
-    assert a[md.frames_start(a):] == b[ct.HEADER_SIZE:] and md.frames_start(b) == ct.HEADER_SIZE
+    assert a[ct.frames_start(a):] == b[ct.HEADER_SIZE:] and ct.frames_start(b) == ct.HEADER_SIZE
 
 
 @needs_gst
@@ -363,7 +362,7 @@ def test_typefinder_recognises_pacodec_streams_and_nothing_else(tmp_path, cli_pa
     assert tf.identify(_peek_of(data)) == tf.MAXIMUM                 # header, CRC valid
     damaged = data[:6] + bytes([data[6] ^ 1]) + data[7:]
     assert tf.identify(_peek_of(damaged)) == tf.LIKELY                # magic, CRC fails
-    body = data[md.frames_start(data):]                     # a headerless stream
+    body = data[ct.frames_start(data):]                     # a headerless stream
     assert tf.identify(_peek_of(body)) == tf.NEARLY_CERTAIN
     first = ct.parse_frame_at(body, 0).size
     assert tf.identify(_peek_of(body[:first])) == tf.POSSIBLE         # one frame, then the end
@@ -400,7 +399,7 @@ def test_decodebin_and_playbin_play_a_pac_file(tmp_path, gst_env, cli_pac, heade
     if not header:
         src = tmp_path / "live.bin"          # a recorded stream: no header, no .pac extension
         data = cli_pac.read_bytes()           # no header, no metadata block (§3.3)
-        src.write_bytes(data[md.frames_start(data):])
+        src.write_bytes(data[ct.frames_start(data):])
     ok(cli("decode", src, "-o", tmp_path / "cli.wav", "--float"))
     out = tmp_path / "gst.wav"
     sink = f"audioconvert ! audio/x-raw,format=F32LE ! wavenc ! filesink location={out}"

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 import pacodec
 from pacodec import container as ct
-from pacodec import metadata as md
 from pacodec.cli import main
 from pacodec.loudness import LoudnessMeter, integrated_loudness
 
@@ -113,7 +112,7 @@ def test_oversized_or_invalid_tags_are_refused_with_one_line_and_no_file(tmp_pat
     with pytest.raises(pacodec.UnsupportedError, match="NUL"):
         pacodec.Encoder(8000, 1, tags={"X": "a\0b"})
     # the largest that fits is accepted, and read back
-    room = md.META_MAX_BODY - md.META_LOUDNESS_SIZE - len("COMMENT=") - 1
+    room = ct.META_MAX_BODY - ct.META_LOUDNESS_SIZE - len("COMMENT=") - 1
     data = pacodec.encode(np.zeros(8000), 8000, tags={"COMMENT": "y" * room})
     assert pacodec.info(io.BytesIO(data)).tags["COMMENT"] == "y" * room
 
@@ -134,7 +133,7 @@ def test_damaged_block_leaves_the_audio_identical_and_the_tags_missing(tmp_path)
     plain = pacodec.encode(x, 16000, bitrate=48)
     y0, _ = pacodec.decode(plain)
     start = ct.HEADER_SIZE
-    size = md.metadata_size(clean[start:start + 6])
+    size = ct.metadata_size(clean[start:start + 6])
     assert clean[start + size:] == plain[ct.HEADER_SIZE:]      # the block changes no frame
     for i in range(start, start + size):                       # every byte of the block
         bad = bytearray(clean)
@@ -187,7 +186,7 @@ def test_block_is_read_from_a_stream_fed_one_byte_at_a_time():
 def test_a_second_block_and_a_block_in_a_version_3_stream_are_garbage():
     x = sine(300, -6, 0.6, 8000, (1,))
     data = pacodec.encode(x, 8000, bitrate=16, tags={"TITLE": "one"})
-    size = md.metadata_size(data[20:26])
+    size = ct.metadata_size(data[20:26])
     block = data[20:20 + size]
     y0, _ = pacodec.decode(data)
     dec = pacodec.Decoder()
@@ -225,9 +224,9 @@ values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 def test_any_tags_round_trip_and_no_block_holds_a_sync_word(comments, loudness):
     """FORMAT.md §3.3: whatever the text, a valid block never contains 0xCA 0x5E, so a scanner
     that does not know it can never find a frame in it."""
-    block = md.pack_metadata(md.Metadata(comments, loudness))
+    block = ct.pack_metadata(ct.Metadata(comments, loudness))
     assert b"\xca\x5e" not in block and block[-1] < 0x80
-    m = md.unpack_metadata(block)
+    m = ct.unpack_metadata(block)
     assert m.comments == tuple((k.upper(), v) for k, v in comments)
     assert (m.loudness is None) == (loudness is None)
     if loudness is not None:
@@ -241,10 +240,10 @@ def test_any_tags_round_trip_and_no_block_holds_a_sync_word(comments, loudness):
 @HYP
 @given(st.binary(max_size=80), st.integers(0, 2 ** 14 - 1))
 def test_hostile_block_bodies_raise_format_error_only(body, claimed):
-    blk = md.META_MAGIC + md._u7(min(claimed, len(body)), 2) + body
-    blk = blk + md._u7(ct.crc16(blk[:6 + min(claimed, len(body))]), 3)
+    blk = ct.META_MAGIC + ct._u7(min(claimed, len(body)), 2) + body
+    blk = blk + ct._u7(ct.crc16(blk[:6 + min(claimed, len(body))]), 3)
     try:
-        m = md.unpack_metadata(blk)
+        m = ct.unpack_metadata(blk)
     except pacodec.FormatError:
         return
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in m.comments)

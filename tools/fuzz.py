@@ -52,7 +52,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pacodec import container as ct  # noqa: E402
-from pacodec import metadata as md  # noqa: E402
 from pacodec import packet as pkt  # noqa: E402
 from pacodec._fuzz import (MAX_OUT_PER_BYTE, MAX_PEAK, OK_OUTCOMES, TARGETS,  # noqa: E402
                            TIME_FIXED, TIME_PER_BYTE, TIME_PER_OUT_BYTE, WHOLE_RESULT_TARGETS,
@@ -258,7 +257,7 @@ def _fake_block(rng, ctx) -> bytes:
                  rng.integers(1, 0x3000, int(rng.integers(0, 40))) if not 0xD800 <= c < 0xE000))
                 for _ in range(n)]
         loud = None if rng.random() < 0.2 else float(rng.uniform(-80, 10))
-        return md.pack_metadata(md.Metadata(tags, loud))
+        return ct.pack_metadata(ct.Metadata(tags, loud))
     if r < 0.7:
         # a sync word and a CRC-valid frame inside the block (invalid UTF-8: a damaged block)
         seeds = ctx["seeds"]
@@ -270,9 +269,9 @@ def _fake_block(rng, ctx) -> bytes:
         body = bytes(3) + b"T=" + inner + b"\0"
     else:
         body = _rand_bytes(rng, int(rng.integers(0, 300)))
-    body = body[:md.META_MAX_BODY]
-    blk = md.META_MAGIC + md._u7(len(body), 2) + body
-    return blk + md._u7(ct.crc16(blk), 3)
+    body = body[:ct.META_MAX_BODY]
+    blk = ct.META_MAGIC + ct._u7(len(body), 2) + body
+    return blk + ct._u7(ct.crc16(blk), 3)
 
 
 def mut_metadata(rng, data, ctx):
@@ -281,7 +280,7 @@ def mut_metadata(rng, data, ctx):
     if data[:4] != ct.MAGIC or len(data) < ct.HEADER_SIZE:
         return mut_bytes(rng, data, ctx)
     try:
-        start = md.frames_start(data)
+        start = ct.frames_start(data)
     except Exception:
         start = ct.HEADER_SIZE
     head, block, rest = data[:ct.HEADER_SIZE], data[ct.HEADER_SIZE:start], data[start:]
@@ -294,7 +293,7 @@ def mut_metadata(rng, data, ctx):
             i = int(rng.integers(6, max(7, len(b) - 3)))
             if i < len(b) - 3:
                 b[i] = _byte_change(rng, b[i])
-        b[-3:] = md._u7(ct.crc16(bytes(b[:-3])), 3)
+        b[-3:] = ct._u7(ct.crc16(bytes(b[:-3])), 3)
     elif r < 0.7:                      # length field: any value, top bits included
         b[4:6] = _rand_bytes(rng, 2)
     elif r < 0.8:

@@ -41,12 +41,12 @@ def one_line(e) -> str:
 def _file_tags(snd, rec) -> dict:
     """The input's tags as ``pacodec encode`` copies them; tags too large for the stream are
     dropped (noted in the record) rather than failing the job."""
-    from .. import metadata as md
+    from .. import container as ct
     from ..errors import UnsupportedError
     from ..tags import read_file_tags
     tags = read_file_tags(snd)
     try:
-        md.pack_metadata(md.Metadata(md.normalize_tags(tags)))
+        ct.pack_metadata(ct.Metadata(ct.normalize_tags(tags)))
     except UnsupportedError as e:
         rec["tags_dropped"] = str(e)
         return {}
