@@ -6,8 +6,9 @@
 ``OUTDIR`` = ``pacodec/_kernels`` there: it encodes and decodes a few generated signals through
 the same entry points as the ``pacodec`` command and ``pacodec demo`` (stereo 44.1 kHz with an
 attack, so short windows are coded too, at the default VBR and at 128 kbit/s CBR; mono 48 kHz),
-then saves every kernel signature that compiled into ``OUTDIR`` (:func:`pacodec._jit.write_shipped`),
-and the form of them that loads without numba (:func:`pacodec._nfload.export`).
+then saves every kernel signature that compiled into ``OUTDIR``
+(:func:`pacodec._jit.write_shipped`), and the form of them that loads without numba
+(:func:`pacodec._nfload.export`).
 What this does not reach (streaming, other options) compiles on first use, as before.
 See ``pacodec/_jit.py`` for how the result is found, checked and loaded.
 """
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
     print(f"pacodec: {n} kernel signatures compiled for the generic CPU into {out} "
           f"({nf} loadable without numba)")
     for name, why in sorted(skipped.items()):
-        print(f"pacodec: {name}: {len(why)} signature(s) need numba ({', '.join(sorted(set(why)))})")
+        print(f"pacodec: {name}: {len(why)} signature(s) need numba "
+              f"({', '.join(sorted(set(why)))})")
     return 0
 
 
