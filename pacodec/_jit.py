@@ -350,7 +350,7 @@ class Kernel:
     @property
     def dispatcher(self):
         """numba's dispatcher of this kernel (imports numba and makes every kernel's)."""
-        if self._dispatcher is None:
+        if not _materialized:
             _materialize()
         return self._dispatcher
 
@@ -383,12 +383,12 @@ def _materialize():
         for k in _kernels:
             if k._dispatcher is None:
                 k._dispatcher = _make(k.py_func, (), k._kwargs)
-        _materialized = True
         for name, mod in list(sys.modules.items()):
             if name == "pacodec" or name.startswith("pacodec."):
                 for key, value in list(vars(mod).items()):
                     if type(value) is Kernel:
                         setattr(mod, key, value._dispatcher)
+        _materialized = True        # only now: another thread's compile must see dispatchers
 
 
 class _NoScipy:

@@ -53,41 +53,60 @@ _I63 = 1 << 63
 # --- argument types, as numba's typeof computes them -------------------------------------------
 
 def _scalar_keys():
-    keys = {int: None, float: np.dtype(float).str, bool: np.dtype(bool).str,
-            complex: np.dtype(complex).str}
+    keys = {float: np.dtype(float), bool: np.dtype(bool), complex: np.dtype(complex)}
     for t in set(np.sctypeDict.values()):
         if isinstance(t, type) and issubclass(t, np.number | np.bool_):
-            dt = np.dtype(t)
-            if dt.kind in "biufc" and dt.isnative:
-                keys[t] = dt.str
+            keys[t] = np.dtype(t)
     return keys
 
 
 _SCALARS = _scalar_keys()
-_INT = np.dtype(np.int64).str
+_INT = np.dtype(np.int64)
+_ndarray = np.ndarray
+
+
+def _flag_codes():
+    """``ndarray.flags.num`` (C_CONTIGUOUS 1, F_CONTIGUOUS 2, ALIGNED 0x100, WRITEABLE 0x400) ->
+    (numba's layout, read-only); unaligned arrays have none."""
+    codes = {}
+    for num in range(0x504):
+        if num & ~0x503 == 0 and num & 0x100:
+            layout = "C" if num & 1 else "F" if num & 2 else "A"
+            codes[num] = (layout, not num & 0x400)
+    return codes
+
+
+_FLAGS = _flag_codes()
 
 
 def typekey(x):
-    """numba's type of the argument ``x`` as a hashable key, or None for anything this loader
-    leaves to numba (other classes, ndarray subclasses, unaligned arrays, other dtypes)."""
+    """numba's type of the argument ``x`` as a hashable key: (dtype, ndim, (layout, read-only))
+    for an array, the dtype for a number, ``("t", ...)`` for a tuple; None (or a key no stored
+    signature has: an unaligned array's, a dtype no kernel takes) for anything this loader
+    leaves to numba: other classes, ndarray subclasses, ints of 2**63 and beyond."""
     t = type(x)
-    if t is np.ndarray:
-        f = x.flags
-        dt = x.dtype
-        if not f.aligned or dt.kind not in "biufc" or not dt.isnative:
-            return None
-        layout = "C" if f.c_contiguous else "F" if f.f_contiguous else "A"
-        return (dt.str, x.ndim, layout, not f.writeable)
+    if t is _ndarray:
+        return (x.dtype, x.ndim, _FLAGS.get(x.flags.num & 0x503))
     if t is tuple:
-        keys = tuple(map(typekey, x))
-        return None if None in keys else ("t",) + keys
+        return ("t",) + tuple(map(typekey, x))
     if t is int:                            # numba: intp below 2**63 (int64 here), else refused
         return _INT if -_I63 < x < _I63 else None
     return _SCALARS.get(t)
 
 
+def _key(desc):
+    """:func:`typekey`'s key of an argument type described by :func:`_describe`."""
+    if isinstance(desc, str):
+        return np.dtype(desc)
+    if desc[0] == "t":
+        return ("t",) + tuple(_key(d) for d in desc[1:])
+    dtype, ndim, layout, readonly = desc
+    return (np.dtype(dtype), ndim, (layout, readonly))
+
+
 def _describe(ty):
-    """A build-time signature's argument type in :func:`typekey`'s form (JSON lists), or None."""
+    """A build-time signature's argument type for the index (dtype string, or [dtype, ndim,
+    layout, read-only], or ["t", ...]), or None for types this loader does not take."""
     from numba.core import types
     from numba.np import numpy_support
     if type(ty) is types.Array:
@@ -101,10 +120,6 @@ def _describe(ty):
         parts = [_describe(t) for t in ty.types]
         return None if None in parts else ["t"] + parts
     return None
-
-
-def _tuples(v):
-    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
 
 
 # --- build time ---------------------------------------------------------------------------------
@@ -368,5 +383,5 @@ def table(directory, func):
         for entry in found:
             f = _runtime.load(directory, entry, module)
             if f is not None:
-                out[tuple(_tuples(a) for a in entry["args"])] = f
+                out[tuple(_key(a) for a in entry["args"])] = f
         return out
