@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         from . import _jit, _nfload
         exercise(work)
         n = _jit.write_shipped(out)
-        nf, skipped = _nfload.export(out, _jit.dispatchers)
+        nf, skipped = _nfload.export(out, _jit.dispatchers, _jit.package_fingerprint())
     print(f"pacodec: {n} kernel signatures compiled for the generic CPU into {out} "
           f"({nf} loadable without numba)")
     for name, why in sorted(skipped.items()):

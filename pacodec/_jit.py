@@ -300,7 +300,7 @@ def _lazy_mode():
         from . import _nfload
         directory = shipped_dir()
         _lazy = (directory is not None and _nfload.enabled()
-                 and bool(_nfload.entries(directory)))
+                 and bool(_nfload.entries(directory, package_fingerprint())))
     return _lazy and not _materialized
 
 
@@ -344,7 +344,8 @@ class Kernel:
         from . import _nfload
         _typekey = _nfload.typekey
         directory = shipped_dir()
-        self._table = _nfload.table(directory, self.py_func) if directory is not None else {}
+        self._table = ({} if directory is None else
+                       _nfload.table(directory, self.py_func, package_fingerprint()))
         return self._table
 
     @property
@@ -366,7 +367,8 @@ def numba_free(d) -> bool:
         return False
     from . import _nfload
     directory = shipped_dir()
-    entries = _nfload.entries(directory) if directory is not None else None
+    entries = (_nfload.entries(directory, package_fingerprint()) if directory is not None
+               else None)
     return bool(entries) and _nfload.kernel_name(d.py_func) in entries
 
 

@@ -173,7 +173,7 @@ def _entry(cres):
                  "env": cres.fndesc.env_name, "undefined": undefined}
 
 
-def export(directory, dispatchers):
+def export(directory, dispatchers, fingerprint):
     """Write the numba-free form of every signature ``dispatchers`` compiled into
     ``directory/nfload``; returns (signatures written, {kernel: reasons for the others})."""
     import llvmlite
@@ -197,7 +197,8 @@ def export(directory, dispatchers):
     if kernels:
         codegen = dispatchers[0].targetctx.codegen()
         index = {"stamp": _stamp(_numba_version(), llvmlite.__version__,
-                                 codegen.magic_tuple()[0], dict(_dynfunc._impl_info)),
+                                 codegen.magic_tuple()[0], dict(_dynfunc._impl_info),
+                                 fingerprint),
                  "math": sorted(intrinsics.INTR_MATH), "kernels": kernels}
         with open(os.path.join(out, INDEX), "w") as f:
             json.dump(index, f, indent=0, sort_keys=True)
@@ -211,11 +212,10 @@ def kernel_name(func):
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def _stamp(numba_version, llvmlite_version, triple, impl_info):
-    from ._jit import package_fingerprint
+def _stamp(numba_version, llvmlite_version, triple, impl_info, fingerprint):
     return {"format": FORMAT, "python": sys.implementation.cache_tag,
             "numba": numba_version, "llvmlite": llvmlite_version, "triple": triple,
-            "dynfunc": impl_info, "fingerprint": list(package_fingerprint())}
+            "dynfunc": impl_info, "fingerprint": list(fingerprint)}
 
 
 def _numba_dir():
@@ -253,7 +253,7 @@ _index = {}              # directory -> its index (None: absent or stale)
 _lock = threading.RLock()
 
 
-def entries(directory):
+def entries(directory, fingerprint):
     """The kernels of ``directory``'s index (name -> entries) if its stamp matches this process
     as far as it can be told without llvmlite (Python, package, numba version), else None."""
     if directory not in _index:
@@ -262,7 +262,8 @@ def entries(directory):
             with open(os.path.join(directory, SUBDIR, INDEX)) as f:
                 index = json.load(f)
             stamp = index["stamp"]
-            want = _stamp(_numba_version(), stamp["llvmlite"], stamp["triple"], stamp["dynfunc"])
+            want = _stamp(_numba_version(), stamp["llvmlite"], stamp["triple"], stamp["dynfunc"],
+                          fingerprint)
             if stamp == want:
                 _index[directory] = index
         except (OSError, ValueError, KeyError, TypeError):
@@ -362,11 +363,11 @@ def _globals(modname):
 _runtime = None
 
 
-def table(directory, func):
+def table(directory, func, fingerprint):
     """{argument type key: callable} of ``func``'s build-time signatures loaded without numba
     (empty when there are none or they cannot be loaded here)."""
     global _runtime
-    kernels = entries(directory)
+    kernels = entries(directory, fingerprint)
     found = kernels and kernels.get(kernel_name(func))
     if not found:
         return {}

@@ -16,7 +16,7 @@ import pytest
 from conftest import KERNELS_TIMEOUT, package_env
 
 import pacodec
-from pacodec import _nfload
+from pacodec import _jit, _nfload
 
 # decodes every stream named on the command line; prints one JSON line per stream and, last,
 # the numba modules the process imported
@@ -177,11 +177,12 @@ def test_a_stale_or_broken_index_falls_back_to_numba(tmp_path, kernels, monkeypa
     index = stale / _nfload.SUBDIR / _nfload.INDEX
     data = json.loads(index.read_text())
     monkeypatch.setattr(_nfload, "_index", {})
-    assert _nfload.entries(str(stale)) is not None
+    assert _nfload.entries(str(stale), _jit.package_fingerprint()) is not None
     data["stamp"]["numba"] = "0.0"
     index.write_text(json.dumps(data))
     _nfload._index.clear()
-    assert _nfload.entries(str(stale)) is None                  # another numba: not loaded
+    # another numba: not loaded
+    assert _nfload.entries(str(stale), _jit.package_fingerprint()) is None
     # a symbol this process lacks: the kernel is refused before MCJIT would abort on it
     data = json.loads(open(f"{kernels}/{_nfload.SUBDIR}/{_nfload.INDEX}").read())
     for entry in data["kernels"]["pacodec.decoder.decode_run"]:
