@@ -37,7 +37,8 @@ pending deprecation since numba 0.57 (its replacement is still being developed),
 compiler and an explicit signature for every exported function, and turns the drivers' calls
 into calls of a C extension that does not check argument types -- while the cache is the JIT
 path's own machine code, so the two cannot disagree (``tests/test_jit_shipped.py``).  Its cost:
-every process still imports numba and LLVM to load the kernels (~0.3 CPU-s, most of the ~150 MB).
+a process that loads them through numba imports numba (~0.15 CPU-s); see below for the kernels
+that load without it.
 
 **Without numba.**  When the build-time kernels also hold their numba-free form
 (``pacodec/_nfload.py``: object code, wrapper names, argument types) and its stamp matches,
