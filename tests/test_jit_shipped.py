@@ -1,10 +1,13 @@
 """The kernels compiled into the wheel (``pacodec/_aot.py``, loaded by ``pacodec/_jit.py``):
 a fresh install encodes and decodes without compiling, to the same bytes and samples as the JIT
 path (which this file also runs, so CI keeps both correct); they are refused when the package's
-sources differ from the ones they were built from; ``NUMBA_DISABLE_JIT=1`` ignores them.
+sources differ from the ones they were built from; ``NUMBA_DISABLE_JIT=1`` ignores them.  The
+"shipped" runs use the loader without numba where it applies (``tests/test_nfload.py`` compares
+it with numba's loading of the same kernels).
 
 Installed from a wheel, the package's own ``_kernels`` are tested; in a source checkout (none
-there) they are built into a temporary directory first (~30 s).
+there) they are built into a temporary directory first (~40 s, once per session:
+``conftest.kernels``).
 """
 import subprocess
 import sys
