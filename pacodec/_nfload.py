@@ -326,6 +326,8 @@ class _Runtime:
         ll = self.ll
         with open(os.path.join(directory, SUBDIR, entry["object"]), "rb") as f:
             obj = f.read()
+        if hashlib.blake2b(obj, digest_size=16).hexdigest() + ".o" != entry["object"]:
+            return None             # not the object the build wrote (it is named by its hash)
         # (making an engine also makes the process's own symbols visible: the C API, libc)
         engine = ll.create_mcjit_compiler(ll.parse_assembly(""), self.tm)
         if any(not ll.address_of_symbol(s) for s in entry["undefined"]):
@@ -382,7 +384,10 @@ def table(directory, func, fingerprint):
         module = sys.modules[func.__module__]
         out = {}
         for entry in found:
-            f = _runtime.load(directory, entry, module)
-            if f is not None:
-                out[tuple(_key(a) for a in entry["args"])] = f
+            try:
+                f = _runtime.load(directory, entry, module)
+                if f is not None:
+                    out[tuple(_key(a) for a in entry["args"])] = f
+            except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError):
+                pass                # this signature goes to numba
         return out

@@ -171,7 +171,7 @@ def test_an_exception_in_a_kernel_is_numbas(tmp_path, kernels):
     assert free[1] == numba[1] and free[1].startswith("ZeroDivisionError")
 
 
-def test_a_stale_or_broken_index_falls_back_to_numba(tmp_path, kernels, monkeypatch):
+def test_a_stale_or_broken_index_or_object_falls_back_to_numba(tmp_path, kernels, monkeypatch):
     stale = tmp_path / "stale"
     shutil.copytree(kernels, stale)
     index = stale / _nfload.SUBDIR / _nfload.INDEX
@@ -188,6 +188,12 @@ def test_a_stale_or_broken_index_falls_back_to_numba(tmp_path, kernels, monkeypa
     for entry in data["kernels"]["pacodec.decoder.decode_run"]:
         entry["undefined"].append("pacodec_no_such_symbol")
     index.write_text(json.dumps(data))
+    # an object file that is not the one the build wrote: refused too
+    for entry in data["kernels"]["pacodec.bitstream._scan"]:
+        obj = stale / _nfload.SUBDIR / entry["object"]
+        damaged = bytearray(obj.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        obj.write_bytes(bytes(damaged))
     paths = _streams(tmp_path)[:1]
     broken, mods = _decode_all(tmp_path, "broken", paths, package_env(PACODEC_KERNELS=str(stale)))
     assert "numba" in mods and broken[0]["error"] is None
