@@ -6,13 +6,16 @@
 ``OUTDIR`` = ``pacodec/_kernels`` there: it encodes and decodes a few generated signals through
 the same entry points as the ``pacodec`` command and ``pacodec demo`` (stereo 44.1 kHz with an
 attack, so short windows are coded too, at the default VBR and at 128 kbit/s CBR; mono 48 kHz),
-then saves every kernel signature that compiled into ``OUTDIR`` (:func:`pacodec._jit.write_shipped`).
+then saves every kernel signature that compiled into ``OUTDIR``
+(:func:`pacodec._jit.write_shipped`), and the form of them that loads without numba
+(:func:`pacodec._nfload.export`).
 What this does not reach (streaming, other options) compiles on first use, as before.
 See ``pacodec/_jit.py`` for how the result is found, checked and loaded.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 
@@ -60,10 +63,20 @@ def main(argv=None) -> int:
                           NUMBA_CACHE_DIR=os.path.join(work, "numba-cache"))
         os.environ.pop("NUMBA_CPU_FEATURES", None)
         os.environ.pop("NUMBA_DISABLE_JIT", None)
-        from . import _jit
+        from . import _jit, _nfload
         exercise(work)
         n = _jit.write_shipped(out)
-    print(f"pacodec: {n} kernel signatures compiled for the generic CPU into {out}")
+        try:
+            nf, skipped = _nfload.export(out, _jit.dispatchers, _jit.package_fingerprint())
+        except Exception as e:      # numba's internals changed: numba loads the kernels
+            shutil.rmtree(os.path.join(out, _nfload.SUBDIR), ignore_errors=True)
+            print(f"pacodec: warning: the kernels' numba-free form was not written: {e!r}")
+            nf, skipped = 0, {}
+    print(f"pacodec: {n} kernel signatures compiled for the generic CPU into {out} "
+          f"({nf} loadable without numba)")
+    for name, why in sorted(skipped.items()):
+        print(f"pacodec: {name}: {len(why)} signature(s) need numba "
+              f"({', '.join(sorted(set(why)))})")
     return 0
 
 

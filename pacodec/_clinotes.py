@@ -26,11 +26,13 @@ def cold_kernels(names) -> bool:
     """Whether one of the kernels ``names`` has no valid entry in numba's cache nor among the
     kernels compiled when the wheel was built (so this run compiles it).  False when that cannot
     be told (JIT disabled, no cache, another numba)."""
-    from ._jit import shipped_kernels
+    from ._jit import numba_free, shipped_kernels
     for name in names:
         mod, func = name.rsplit(".", 1)
         try:
             d = getattr(importlib.import_module(f"pacodec.{mod}"), func)
+            if numba_free(d):               # build-time kernels, run without numba
+                continue
             cache_file = d._cache._cache_file
             # {} when missing or stale; the kernels compiled at build time count as warm
             if not cache_file._load_index() and not shipped_kernels(d):

@@ -37,15 +37,26 @@ pending deprecation since numba 0.57 (its replacement is still being developed),
 compiler and an explicit signature for every exported function, and turns the drivers' calls
 into calls of a C extension that does not check argument types -- while the cache is the JIT
 path's own machine code, so the two cannot disagree (``tests/test_jit_shipped.py``).  Its cost:
-every process still imports numba and LLVM to load the kernels (~0.3 CPU-s, most of the ~150 MB).
+a process that loads them through numba imports numba (~0.15 CPU-s); see below for the kernels
+that load without it.
+
+**Without numba.**  When the build-time kernels also hold their numba-free form
+(``pacodec/_nfload.py``: object code, wrapper names, argument types) and its stamp matches,
+:func:`njit` does not import numba: it returns a :class:`Kernel`, which calls the build's machine
+code through llvmlite when the arguments' types equal a stored signature exactly, and otherwise
+(another signature, keyword arguments, any attribute of numba's dispatcher: ``py_func`` aside)
+imports numba, makes every kernel's dispatcher (:func:`_materialize`) and puts them in place of
+the :class:`Kernel` objects in pacodec's modules, so that kernels compiled from then on see
+numba's dispatchers in their globals.  ``PACODEC_NFLOAD=off`` turns only this off.
 """
 import hashlib
 import os
 import sys
 import tempfile
+import threading
 
 __all__ = ["njit", "dispatchers", "skip_blas_probe", "shipped_dir", "shipped_kernels",
-           "write_shipped"]
+           "write_shipped", "Kernel", "numba_free"]
 
 #: every dispatcher made through :func:`njit` (``pacodec demo`` reads their compile statistics)
 dispatchers = []
@@ -272,6 +283,117 @@ def _one_signature_per_type(d):
     d.get_call_template = get_call_template
 
 
+# --- kernels without numba (pacodec/_nfload.py) ------------------------------------------------
+
+_lazy = None             # None: not decided yet; else whether njit makes Kernel objects
+_kernels = []            # every Kernel made (in definition order)
+_materialized = False
+_numba_without_scipy = False    # set by skip_blas_probe when it did not import numba itself
+_lock = threading.RLock()
+_typekey = None          # pacodec._nfload.typekey, imported with the first Kernel call
+
+
+def _lazy_mode():
+    """Decided once per process, at the first kernel definition: whether the build-time kernels
+    can be run without numba (see ``pacodec/_nfload.py``)."""
+    global _lazy
+    if _lazy is None:
+        from . import _nfload
+        directory = shipped_dir()
+        _lazy = (directory is not None and _nfload.enabled()
+                 and bool(_nfload.entries(directory, package_fingerprint())))
+    return _lazy and not _materialized
+
+
+def _define(func, args, kwargs):
+    if args or not _lazy_mode():
+        return _make(func, args, kwargs)
+    k = Kernel(func, kwargs)
+    _kernels.append(k)
+    return k
+
+
+class Kernel:
+    """A kernel defined while numba is not imported: calls the build-time machine code loaded by
+    ``pacodec/_nfload.py`` when the arguments' types (:func:`pacodec._nfload.typekey`) equal a
+    stored signature, else numba's dispatcher (:attr:`dispatcher`, made on first need: imports
+    numba).  Any attribute but ``py_func`` is the dispatcher's."""
+
+    def __init__(self, func, kwargs):
+        self.py_func = func
+        self._kwargs = kwargs
+        self._dispatcher = None
+        self._table = None                 # {argument types: callable}, loaded on first call
+        for a in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(self, a, getattr(func, a, None))
+
+    def __repr__(self):
+        return f"<pacodec kernel {self.__module__}.{self.__qualname__}>"
+
+    def __call__(self, *args, **kwargs):
+        table = self._table
+        if table is None:
+            table = self._load()
+        if table and not kwargs:
+            f = table.get(tuple(map(_typekey, args)))
+            if f is not None:
+                return f(*args)
+        return self.dispatcher(*args, **kwargs)
+
+    def _load(self):
+        global _typekey
+        from . import _nfload
+        _typekey = _nfload.typekey
+        directory = shipped_dir()
+        self._table = ({} if directory is None else
+                       _nfload.table(directory, self.py_func, package_fingerprint()))
+        return self._table
+
+    @property
+    def dispatcher(self):
+        """numba's dispatcher of this kernel (imports numba and makes every kernel's)."""
+        if not _materialized:
+            _materialize()
+        return self._dispatcher
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_dispatcher", "_table", "_kwargs", "py_func"):
+            raise AttributeError(name)
+        return getattr(self.dispatcher, name)
+
+
+def numba_free(d) -> bool:
+    """Whether ``d`` is a :class:`Kernel` with build-time signatures that load without numba."""
+    if not isinstance(d, Kernel):
+        return False
+    from . import _nfload
+    directory = shipped_dir()
+    entries = (_nfload.entries(directory, package_fingerprint()) if directory is not None
+               else None)
+    return bool(entries) and _nfload.kernel_name(d.py_func) in entries
+
+
+def _materialize():
+    """Import numba, make the dispatcher of every :class:`Kernel` and put the dispatchers in
+    place of the Kernel objects in pacodec's modules (numba compiles a kernel's callees from its
+    globals)."""
+    global _materialized
+    with _lock:
+        if _materialized:
+            return
+        if _numba_without_scipy:
+            _import_numba_without_scipy()
+        for k in _kernels:
+            if k._dispatcher is None:
+                k._dispatcher = _make(k.py_func, (), k._kwargs)
+        for name, mod in list(sys.modules.items()):
+            if name == "pacodec" or name.startswith("pacodec."):
+                for key, value in list(vars(mod).items()):
+                    if type(value) is Kernel:
+                        setattr(mod, key, value._dispatcher)
+        _materialized = True        # only now: another thread's compile must see dispatchers
+
+
 class _NoScipy:
     """Import hook refusing ``scipy`` and, unless a ``.numba_config.yaml`` is there to read,
     ``yaml`` (see :func:`skip_blas_probe`)."""
@@ -296,6 +418,16 @@ def skip_blas_probe():
     (:func:`_read_shipped`), so the probe runs only in a process that compiles, where it may
     import scipy.linalg as numba wants.  Not for library use (the host may want numba to see
     its scipy).  A no-op once numba is imported."""
+    global _numba_without_scipy
+    if "numba" in sys.modules:
+        return
+    if _lazy_mode():            # numba may not be needed at all: refuse scipy if it is
+        _numba_without_scipy = True
+        return
+    _import_numba_without_scipy()
+
+
+def _import_numba_without_scipy():
     if "numba" in sys.modules:
         return
     hook = _NoScipy()
@@ -319,5 +451,5 @@ def njit(*args, **kwargs):
     kwargs.setdefault("no_cfunc_wrapper", True)     # never used as C callbacks: less to compile
     kwargs.setdefault("_nrt", False)                # kernels never allocate: no refcounting
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], str):
-        return _make(args[0], (), kwargs)
-    return lambda func: _make(func, args, kwargs)
+        return _define(args[0], (), kwargs)
+    return lambda func: _define(func, args, kwargs)

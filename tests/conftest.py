@@ -81,3 +81,40 @@ def snr_db(x, y):
     x = np.asarray(x, np.float64)
     e = np.asarray(y, np.float64) - x
     return 10 * np.log10(np.sum(x ** 2) / max(np.sum(e ** 2), 1e-30))
+
+
+# --- kernels compiled at build time (tests/test_jit_shipped.py, tests/test_nfload.py) -----------
+
+KERNELS_TIMEOUT = 900
+
+
+def package_env(**kw):
+    """The environment of a subprocess that imports this pacodec (first on PYTHONPATH), with the
+    JIT on and ``kw`` set."""
+    import os
+
+    import pacodec
+    parent = str(Path(pacodec.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (parent, env.get("PYTHONPATH")) if p)
+    env.update(kw)
+    return env
+
+
+@pytest.fixture(scope="session")
+def kernels(tmp_path_factory):
+    """A directory of build-time kernels for this package: the installed ones, else built
+    (``python -m pacodec._aot``, ~40 s)."""
+    import os
+    import subprocess
+    import sys
+
+    from pacodec import _jit
+    if os.path.isdir(_jit.SHIPPED_DIR) and os.listdir(_jit.SHIPPED_DIR):
+        return _jit.SHIPPED_DIR
+    out = str(tmp_path_factory.mktemp("aot") / "_kernels")
+    subprocess.run([sys.executable, "-m", "pacodec._aot", out], env=package_env(), check=True,
+                   cwd=tmp_path_factory.getbasetemp(), capture_output=True,
+                   timeout=KERNELS_TIMEOUT)
+    return out

@@ -1,44 +1,25 @@
 """The kernels compiled into the wheel (``pacodec/_aot.py``, loaded by ``pacodec/_jit.py``):
 a fresh install encodes and decodes without compiling, to the same bytes and samples as the JIT
 path (which this file also runs, so CI keeps both correct); they are refused when the package's
-sources differ from the ones they were built from; ``NUMBA_DISABLE_JIT=1`` ignores them.
+sources differ from the ones they were built from; ``NUMBA_DISABLE_JIT=1`` ignores them.  The
+"shipped" runs use the loader without numba where it applies (``tests/test_nfload.py`` compares
+it with numba's loading of the same kernels).
 
 Installed from a wheel, the package's own ``_kernels`` are tested; in a source checkout (none
-there) they are built into a temporary directory first (~30 s).
+there) they are built into a temporary directory first (~40 s, once per session:
+``conftest.kernels``).
 """
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
+from conftest import KERNELS_TIMEOUT as TIMEOUT
+from conftest import package_env as _env
 
 import pacodec
 from pacodec import _jit
-
-TIMEOUT = 900
-PKG_PARENT = str(Path(pacodec.__file__).resolve().parent.parent)
-
-
-def _env(**kw):
-    env = dict(os.environ)
-    env.pop("NUMBA_DISABLE_JIT", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PKG_PARENT, env.get("PYTHONPATH")) if p)
-    env.update(kw)
-    return env
-
-
-@pytest.fixture(scope="module")
-def kernels(tmp_path_factory):
-    """A directory of build-time kernels for this package: the installed ones, else built."""
-    if os.path.isdir(_jit.SHIPPED_DIR) and os.listdir(_jit.SHIPPED_DIR):
-        return _jit.SHIPPED_DIR
-    out = str(tmp_path_factory.mktemp("aot") / "_kernels")
-    subprocess.run([sys.executable, "-m", "pacodec._aot", out], env=_env(), check=True,
-                   cwd=tmp_path_factory.getbasetemp(), capture_output=True, timeout=TIMEOUT)
-    return out
 
 
 def _cached_files(cache):

@@ -179,13 +179,16 @@ for d in dispatchers:
 
 
 def _compiled_kernels(tmp_path, *args):
-    """(module, name, signature count) of every kernel a fresh process compiled or loaded."""
+    """(module, name, signature count) of every kernel a fresh process compiled or loaded
+    through numba (with build-time kernels installed, a decode would otherwise load them
+    without numba: ``tests/test_nfload.py`` checks what that loads)."""
+    import os
     import subprocess
     import sys
     script = tmp_path / "report.py"
     script.write_text(_REPORT)
     out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, env=dict(os.environ, PACODEC_NFLOAD="off")).stdout
     return [(m, n, int(k)) for m, n, k in (line.split() for line in out.splitlines())]
 
 

@@ -10,9 +10,10 @@ written to that cache).  Warm = the same two commands again with that cache fill
 is a generated 1-s 44.1 kHz stereo 16-bit WAV (two tones plus seeded noise); the default options
 (128 kbit/s CBR) are used.  Python's own ``.pyc`` files are warm in both cases.
 
-Each process is measured for wall time (perf_counter around it) and CPU time (user + sys of the
-child from ``os.wait4``).  On a shared machine wall time includes waiting for a core; CPU time
-does not, so it is the honest figure under load: report both.  Nothing is asserted.
+Each process is measured for wall time (perf_counter around it), CPU time (user + sys of the
+child from ``os.wait4``) and peak RSS (``ru_maxrss``, the same call).  On a shared machine
+wall time includes waiting for a core; CPU time does not, so it is the honest figure under
+load: report both.  Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def make_input(path: str, seconds: float = 1.0, rate: int = 44100) -> None:
 
 
 def run(cmd: list[str], env: dict, cwd: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one child; exits on failure."""
+    """(wall seconds, CPU seconds) of one child; exits on failure.  Its peak RSS (MB) is
+    appended to ``RSS``."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -46,7 +48,11 @@ def run(cmd: list[str], env: dict, cwd: str) -> tuple[float, float]:
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"coldstart: {' '.join(cmd)} failed:\n{err.decode(errors='replace')}")
+    RSS.append(ru.ru_maxrss / 1024)
     return wall, ru.ru_utime + ru.ru_stime
+
+
+RSS: list[float] = []
 
 
 def main(argv=None) -> int:
@@ -72,8 +78,8 @@ def main(argv=None) -> int:
             # sys.path, so a source tree there would shadow the installed (or PYTHONPATH) one
             cold = run(enc, env, work) + run(dec, env, work)
             warm = run(enc, env, work) + run(dec, env, work)
-            rows["cold"].append(cold)
-            rows["warm"].append(warm)
+            rows["cold"].append(cold + tuple(RSS[-4:-2]))
+            rows["warm"].append(warm + tuple(RSS[-2:]))
             print(f"round {i + 1}: cold enc {cold[0]:.2f}/{cold[1]:.2f} dec {cold[2]:.2f}/"
                   f"{cold[3]:.2f}  warm enc {warm[0]:.2f}/{warm[1]:.2f} dec {warm[2]:.2f}/"
                   f"{warm[3]:.2f}  (wall/CPU s)", file=sys.stderr, flush=True)
@@ -84,18 +90,20 @@ def main(argv=None) -> int:
             load = float("nan")
         import pacodec
         where = os.path.dirname(pacodec.__file__)
-        med = {k: [statistics.median(r[j] for r in v) for j in range(4)] for k, v in rows.items()}
+        med = {k: [statistics.median(r[j] for r in v) for j in range(6)] for k, v in rows.items()}
         print(f"1-s 44.1 kHz stereo file, median of {args.runs}, load average {load:.1f} on "
               f"{os.cpu_count()} cores, pacodec from {where}")
-        print("| start | encode wall / CPU s | decode wall / CPU s | together wall / CPU s |")
-        print("|---|---|---|---|")
+        print("| start | encode wall / CPU s | decode wall / CPU s | together wall / CPU s | "
+              "peak RSS enc / dec MB |")
+        print("|---|---|---|---|---|")
         for k, m in med.items():
             print(f"| {k} | {m[0]:.2f} / {m[1]:.2f} | {m[2]:.2f} / {m[3]:.2f} | "
-                  f"{m[0] + m[2]:.2f} / {m[1] + m[3]:.2f} |")
+                  f"{m[0] + m[2]:.2f} / {m[1] + m[3]:.2f} | {m[4]:.0f} / {m[5]:.0f} |")
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump({"rounds": rows, "median": med, "load": load,
-                           "columns": ["enc_wall", "enc_cpu", "dec_wall", "dec_cpu"]}, fh,
+                           "columns": ["enc_wall", "enc_cpu", "dec_wall", "dec_cpu", "enc_rss_mb",
+                                       "dec_rss_mb"]}, fh,
                           indent=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)

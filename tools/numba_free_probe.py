@@ -11,9 +11,8 @@ extension by its path (not through ``numba/__init__.py``) and register its helpe
 add the object to an MCJIT engine and resolve the wrapper's address.  Prints CPU seconds and
 peak RSS of step 2 next to those of ``import numpy, numba`` in another fresh process.
 
-A feasibility probe for a numba-free kernel loader (README, "Speed and memory"): it does not call
-the kernel (that needs a Python callable around the wrapper and argument checks).  Nothing is
-asserted.
+The feasibility probe that preceded the numba-free loader (``pacodec/_nfload.py``; its figures
+are in docs/speed-history.md): it does not call the kernel.  Nothing is asserted.
 """
 import os
 import subprocess
