@@ -127,7 +127,7 @@ ARGS = r"""
 import json, sys
 import numpy as np
 from pacodec import _jit
-from pacodec.bitstream import crc_prefix, _CRC_TABLE
+from pacodec.container import crc_prefix, _CRC_TABLE
 assert type(crc_prefix) is _jit.Kernel
 def crc(buf, P):
     crc_prefix(buf, 0, len(buf), _CRC_TABLE, P)
@@ -198,7 +198,7 @@ def test_a_stale_or_broken_index_or_object_falls_back_to_numba(tmp_path, kernels
         entry["undefined"].append("pacodec_no_such_symbol")
     index.write_text(json.dumps(data))
     # an object file that is not the one the build wrote: refused too
-    for entry in data["kernels"]["pacodec.bitstream._scan"]:
+    for entry in data["kernels"]["pacodec.container._scan"]:
         obj = stale / _nfload.SUBDIR / entry["object"]
         damaged = bytearray(obj.read_bytes())
         damaged[len(damaged) // 2] ^= 0xFF
