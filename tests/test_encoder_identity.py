@@ -4,7 +4,8 @@ Work on the encoder's speed (the rate loop's search, reuse across trial offsets,
 or vectorised) must not change a single output byte: these are SHA-256 digests of
 ``Encoder(...).header()`` + every frame, made by the encoder before that work (main at 7150b6b)
 and renewed by each change meant to alter the output (last: noise of the right energy for the
-non-tonal units above 13 kHz of long frames whose high band is steady, allocation.HF_NOISE_HZ).
+non-tonal units above 13 kHz of long frames whose high band is steady, allocation.HF_NOISE_HZ;
+then mid/side only where a unit's channels are balanced, allocation.MS_BALANCE).
 A change that is *meant* to change the output (a tuning, a new rule) updates the digests in the
 same commit and says so; print the new ones with ``python tests/test_encoder_identity.py``.
 
@@ -87,16 +88,16 @@ DIGESTS = {
     "drums_mono_abr48": "d9f0f3596fef018a211b28c3e8be5cf491ca41bedd53c4c4bf8ea336c3562b2b",
     "drums_mono_cbr32_mulaw": "9e5cd1a90ca779c44ae1466ec3a2f54952ae29708df7391e2f8b36f40554f380",
     "drums_vbr_default": "b70b60f34ae545e201f1ddd5608197ef5b15fa43b9af8f15677f3f63f725c430",
-    "gen_3ch_22k_abr96": "3630257865cf9aaf1bbeea0cf0dd2bb8dd498c21c2ba5341dff0acba3e712be8",
-    "gen_3ch_22k_vbr": "29a7611c4f6d1b0790a4f1656cb440702415b21274e1ebf8fa3a315c088cf20b",
+    "gen_3ch_22k_abr96": "eb556f0a876950f64f6eb275271242955eec365cf5edd17c57a0856c6825dfd2",
+    "gen_3ch_22k_vbr": "98e9c5f112352d4a9e17eaefbde933f54a5ad26a51aff90fcff73f896a11008e",
     "gen_mono_48k_cbr64": "54b331fdc36c4596c41638ec0cfea6eee3eb6b6ee6e67fcd2f19c62409022e00",
     "gen_mono_48k_q9_power": "5483ba6b35147ce0197652788a56585385161b813322b4fbd88f74cd5c745af1",
-    "gen_stereo_32k_cbr96_mulaw": "426fe16276e4251f14407d60e4bec2e8682e8a284ef9fdd62db72c6972a40437",
-    "gen_stereo_32k_kbd_lowdelay": "eab52cebdbdfd6611ab4403b2df71f7f64d1f9c9b78e1a25b37080ea2a89e735",
-    "piano_cbr128": "0e785f6641935336d292d0a25273244592d4d6088cd4e5c04929b31afb00db4a",
-    "piano_cbr64": "f78b3df4069090bf9e65ccf16af28ac7cd265aa813c9a393cb8dd4bd56f5b4bb",
-    "piano_q3": "330fe19addf634200f153df5420a9231f22e85adbb048ffe4758875723a57478",
-    "piano_vbr_default": "767ea96ea56ae49e1bf89df382316ba985f8379a673681c8e09cd96fc34d3073",
+    "gen_stereo_32k_cbr96_mulaw": "1cf101bca73cb95b6e27ff308262cc3bfcad976f23b1a000fbf42536b8e69689",
+    "gen_stereo_32k_kbd_lowdelay": "9af8b570eda021e139767857bf2d936a5cbfca56a2adb1a17c4d245100038e89",
+    "piano_cbr128": "58686303326a8325c572af5122d302377a88a459a4e19ef82c645e2908abbf82",
+    "piano_cbr64": "9c9871a30cc388df0481c2d596ef78af6e8d01f80da5acd9e29790ca5ef07cf2",
+    "piano_q3": "8c1d40987e9ab5366558df8072e2449b0a5378f27c1e022f30fb9ccfc3aea148",
+    "piano_vbr_default": "fe45c3bd3ceca15587c9cdb4539235939422e6dd0e9f67bf011c5265962f8574",
 }
 
 
