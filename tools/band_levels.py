@@ -50,23 +50,29 @@ def _stft(x, sr):
     return f, X                                   # X: (channels, bins, blocks)
 
 
-def level_errors(ref, deg, sr, per_bark=4, lo=0.0, hi=None):
-    """Decoded minus original level in dB of every (channel, band, block) cell of the bands of
-    ``1/per_bark`` Bark centred in ``lo .. hi`` Hz whose original energy is within 60 dB of the
-    loudest cell's."""
+def band_cells(ref, deg, sr, per_bark=4):
+    """Per (channel, band, block) cell of the bands of ``1/per_bark`` Bark whose original energy
+    is within 60 dB of the loudest cell's: the band's centre in Hz and the decoded minus original
+    level in dB (one STFT of each signal, whatever regions are asked of it afterwards)."""
     f, X = _stft(ref, sr)
     _, Y = _stft(deg, sr)
     band = np.floor(bark(f) * per_bark).astype(int)
-    hi = sr / 2 if hi is None else hi
-    ex, ey, inside = [], [], []
+    ex, ey, centre = [], [], []
     for b in np.unique(band):
         k = band == b
         ex.append((np.abs(X[:, k]) ** 2).sum(1).ravel())
         ey.append((np.abs(Y[:, k]) ** 2).sum(1).ravel())
-        inside.append(np.full(ex[-1].shape, lo <= f[k].mean() < hi))
-    ex, ey, inside = np.concatenate(ex), np.concatenate(ey), np.concatenate(inside)
-    keep = inside & (ex > ex.max() * 1e-6)
-    return 10 * np.log10((ey[keep] + 1e-30) / ex[keep])
+        centre.append(np.full(ex[-1].shape, f[k].mean()))
+    ex, ey, centre = np.concatenate(ex), np.concatenate(ey), np.concatenate(centre)
+    keep = ex > ex.max() * 1e-6
+    return centre[keep], 10 * np.log10((ey[keep] + 1e-30) / ex[keep])
+
+
+def level_errors(ref, deg, sr, per_bark=4, lo=0.0, hi=None):
+    """The level differences of :func:`band_cells` whose band is centred in ``lo .. hi`` Hz."""
+    centre, d = band_cells(ref, deg, sr, per_bark)
+    hi = sr / 2 if hi is None else hi
+    return d[(centre >= lo) & (centre < hi)]
 
 
 def oracle(ref, deg, sr, per_bark, seed=0):
@@ -140,8 +146,9 @@ def main(argv=None):
           f"0.25-Bark bands per 2048-point block")
     for name, (rate, d) in decoded.items():
         print(f"  {name} ({rate:.1f} kbit/s)")
+        centre, diff = band_cells(x, d, sr, 4)
         for lo, hi in zip([0.0] + edges, edges + [sr / 2]):
-            e = level_errors(x, d, sr, 4, lo, hi)
+            e = diff[(centre >= lo) & (centre < hi)]
             if len(e):
                 print(f"    {lo:>6.0f}-{hi:<6.0f} Hz  mean {e.mean():+5.2f} dB  {_histogram(e)}")
     if per_bark:
