@@ -672,7 +672,6 @@ class Decoder:
         self.warn = warn or (lambda msg: None)
         self.cfg = None
         self.total = None
-        self.had_header = False
         self.from_header = False
         self.started = False
         self.next_seq = None
@@ -791,7 +790,7 @@ class Decoder:
                     self.set_cfg(B[4:12])
                     t = u48(B[12:18])
                     self.total = None if t == 2 ** 48 - 1 else t
-                    self.had_header = self.from_header = True
+                    self.from_header = True
                     header_cfg = True
                 else:
                     self.warn("stream header has an invalid config block: skipped")
@@ -875,8 +874,8 @@ class Decoder:
         if self.cfg is None:
             return "OK"                                                  # not joined yet
         if index is None:
-            if self.next_index is None:
-                index = seq if self.had_header else 0
+            if self.next_index is None:                                  # cfg is the header's
+                index = seq
             else:
                 index = self.next_index + ((seq - self.next_seq) % 256)
         try:
