@@ -119,3 +119,66 @@ def test_bad_input_is_a_one_line_error(tmp_path):
 
 def test_crc_check_value():
     assert idec.crc16(b"123456789") == 0x31C3                            # §4.2
+
+
+# Properties of the text (§4.3, §6.3, §12) on real vector bytes, where no reference output exists:
+# the decoder is compared with its own decode of the intact vector.
+
+def _decode(data):
+    return idec.decode_bytes(bytes(data))[0]
+
+
+def _frame_spans(data):
+    """(start, end) of every CRC-valid frame candidate (§4.1)."""
+    spans, p = [], data.find(idec.SYNC)
+    while p >= 0:
+        if p + 5 <= len(data):
+            end = p + 7 + ((data[p + 2] & 63) << 8 | data[p + 3])
+            if end <= len(data) and idec.crc16(data[p + 2:end - 2]) == idec.u16(data[end - 2:end]):
+                spans.append((p, end))
+        p = data.find(idec.SYNC, p + 1)
+    return spans
+
+
+def test_header_removed_or_garbage_in_front_decodes_the_same():
+    """§4.3/§6.3: a stream without its header starts at its first config frame (frame 0) and
+    takes its length from the end-of-stream frame; garbage before a frame is skipped."""
+    data = (VECTORS / "v4" / "stereo_16k_power_abr.pac").read_bytes()
+    full = _decode(data)
+    headerless = data[20:]
+    assert headerless[:2] == idec.SYNC and headerless[2] >> 6 == 1
+    assert np.array_equal(_decode(headerless), full)
+    assert np.array_equal(_decode(b"\xca\x5e\x00garbage\xca" + headerless), full)
+
+
+def test_a_truncated_stream_yields_a_prefix():
+    """§6.3/§12: a truncated stream gives the samples of the frames it holds, nothing invented."""
+    data = (VECTORS / "v4" / "stereo_44k_power.pac").read_bytes()
+    full = _decode(data)
+    spans = _frame_spans(data)
+    N = delay = 1024                                     # V = N: delay = N - (N - V) // 2
+    for k in (1, 3, len(spans) // 2):
+        cut = _decode(data[:spans[k][1]])                # frames 0..k, no end-of-stream frame
+        assert 0 < len(cut) < len(full) and len(cut) == (k + 1) * N - delay
+        assert np.array_equal(cut, full[:len(cut)])
+
+
+def test_a_config_frame_with_an_invalid_payload_still_anchors_the_count():
+    """§12's one exception (§4.3: next_index, next_seq): the first frame of the joined stream is a
+    CRC-valid config frame (index 31) whose payload is made invalid (max_band[0] = 63); its
+    config is adopted and the next frame is frame 32, so the output is the intact decode without
+    the first frame's N samples (and the next N depend on the missing overlap partner)."""
+    data = bytearray((VECTORS / "v4" / "stereo_16k_headerless_joined.pac").read_bytes())
+    full = _decode(data)
+    start, end = _frame_spans(bytes(data))[0]
+    assert data[start + 2] >> 6 == 1 and idec.u32(data[start + 13:start + 17]) == 31
+    assert data[start + 17] >> 5 == 0                    # long frame: max_band[0] at bits 3..8
+    data[start + 17] |= 0x1F
+    data[start + 18] |= 0x80
+    data[end - 2:end] = idec.crc16(data[start + 2:end - 2]).to_bytes(2, "big")
+    warnings = []
+    got = idec.decode_bytes(bytes(data), warnings.append)[0]
+    assert any("max_band" in w for w in warnings)
+    N = 512
+    assert len(got) == len(full) - N
+    assert np.array_equal(got[N:], full[2 * N:])
