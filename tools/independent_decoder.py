@@ -8,13 +8,15 @@ FORMAT.md and names it; the arithmetic is binary64, evaluated in the order the t
 (numpy is used only for element-wise operations, one operation per ufunc call, so no fused
 multiply-add or reassociation can change a result).
 
-Usage: ``python tools/independent_decoder.py IN.pac OUT.wav`` writes a 32-bit float WAV (§6.2,
+Usage: ``python tools/independent_decoder.py IN.pac OUT.wav`` writes a 32-bit float WAV laid out as
+the references are (§6.2,
 §11).  Bad input gives a one-line error on stderr and exit status 1.
 """
 
 import json
 import math
 import os
+import struct
 import sys
 
 import numpy as np
@@ -914,9 +916,16 @@ def decode_bytes(B, warn=None):
 
 
 def write_float_wav(path, pcm, fs):
-    """§11: WAV, 32-bit IEEE float (format tag 3), channels interleaved."""
-    import soundfile
-    soundfile.write(path, pcm, fs, subtype="FLOAT", format="WAV")
+    """§11: WAV of 32-bit IEEE float samples (format tag 3), channels interleaved: RIFF header,
+    a 16-byte `fmt ` chunk, a `fact` chunk (samples per channel) and the `data` chunk."""
+    n, C = pcm.shape
+    data = np.ascontiguousarray(pcm, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, C, fs, fs * 4 * C, 4 * C, 32)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, n)
+            + b"data" + struct.pack("<I", len(data)) + data)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
 def main(argv=None):
