@@ -8,9 +8,9 @@ FORMAT.md and names it; the arithmetic is binary64, evaluated in the order the t
 (numpy is used only for element-wise operations, one operation per ufunc call, so no fused
 multiply-add or reassociation can change a result).
 
-Usage: ``python tools/independent_decoder.py IN.pac OUT.wav`` writes a 32-bit float WAV laid out as
-the references are (§6.2,
-§11).  Bad input gives a one-line error on stderr and exit status 1.
+Usage: ``python tools/independent_decoder.py IN.pac OUT.wav`` writes a 32-bit float WAV laid out
+as the references are (§6.2, §11).  Bad input gives a one-line error on stderr and exit status 1;
+warnings (damaged frames, a damaged metadata block) go to stderr.
 """
 
 import json
