@@ -123,7 +123,7 @@ def test_crc_check_value():
     assert idec.crc16(b"123456789") == 0x31C3                            # §4.2
 
 
-# Properties of the text (§4.3, §6.3, §12) on real vector bytes, where no reference output exists:
+# Properties of the text (§4.3, §6.3, §12) on real vector bytes where no reference output exists:
 # the decoder is compared with its own decode of the intact vector.
 
 def _decode(data):

@@ -937,10 +937,10 @@ def main(argv=None):
         with open(argv[0], "rb") as f:
             B = f.read()
         pcm, fs, _ = decode_bytes(B, warn=lambda m: print("warning: " + m, file=sys.stderr))
+        write_float_wav(argv[1], pcm, fs)
     except (OSError, DecodeError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
-    write_float_wav(argv[1], pcm, fs)
     return 0
 
 
