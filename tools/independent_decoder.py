@@ -100,7 +100,7 @@ class Config:
         self.delay = u16(b[6:8])
 
     def valid(self):
-        """§3.1: every field in range (the version is checked separately, §3.2)."""
+        """§3.1: every field in range (an unsupported version is refused before this, §3.2)."""
         if self.version not in SUPPORTED_VERSIONS:
             return False
         if self.rate_index > 10 or self.channels_minus1 > 7:
