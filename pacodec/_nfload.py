@@ -93,13 +93,20 @@ def typekey(x):
     if t is _ndarray:
         return (x.dtype, x.ndim, _FLAGS.get(x.flags.num & 0x503))
     if t is tuple:
-        return ("t",) + tuple(map(typekey, x))
+        return _items(("t",), x)
     if t is int:                            # numba: intp below 2**63 (int64 here), else refused
         return _INT if -_I63 < x < _I63 else None
     key = _SCALARS.get(t)
     if key is None and issubclass(t, tuple) and hasattr(t, "_asdict"):    # as numba tells one
-        return ("n", t) + tuple(map(typekey, x))
+        return _items(("n", t), x)
     return key
+
+
+def _items(head, x):
+    """A tuple's key: ``head`` and its items' keys, or None if one of them is None (so the key
+    cannot equal a stored one: ``None == np.dtype("f8")`` is True)."""
+    parts = tuple(map(typekey, x))
+    return None if any(p is None for p in parts) else head + parts
 
 
 def _key(desc):
