@@ -184,14 +184,17 @@ def test_the_encode_command_imports_no_numba(tmp_path, kernels):
             "sys.argv = ['pacodec', 'encode', '-b', '128', 'a.wav', '-o', 'a.pac']\n"
             "from pacodec.cli import main\n"
             "rc = main()\n"
-            "print(rc, ' '.join(sorted(sys.modules)))\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
-                       env=package_env(PACODEC_KERNELS=kernels), capture_output=True, text=True,
-                       timeout=KERNELS_TIMEOUT)
+            "import os\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), rc, ' '.join(sorted(sys.modules)))\n")
+    env = package_env(PACODEC_KERNELS=kernels)
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=KERNELS_TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert "compiling" not in r.stderr                          # no cold-cache note either
-    rc, mods = r.stdout.split(None, 1)
+    threads, rc, mods = r.stdout.split(None, 2)
     assert rc == "0"
+    assert threads == "1"                 # numpy's OpenBLAS started with one thread (cli.py)
     assert {m.split(".")[0] for m in mods.split()} & {"numba", "scipy"} == set()
     y, fs = pacodec.decode((tmp_path / "a.pac").read_bytes())
     assert fs == 44100 and y.shape == x.shape
