@@ -16,9 +16,8 @@ array unboxing, raising) and ``_dynfunc`` (the ``Environment`` object the wrappe
   by module, qualified name and fields), whose environments hold no constants and whose object
   is ELF gets its object file and an entry in ``nfload/index.json``: wrapper symbol, argument
   types (dtype, ndim, layout, read-only), the environments to set, the object's undefined
-  symbols; the index is stamped with the numba,
-  llvmlite and Python versions, the target triple, ``_dynfunc``'s struct offsets and the
-  package fingerprint.
+  symbols; the index is stamped with the numba, llvmlite and Python versions, the target
+  triple, ``_dynfunc``'s struct offsets and the package fingerprint.
 * **Run time** (:func:`table`): if the stamp matches, each kernel's objects are added to an
   MCJIT engine of llvmlite (after registering numba's helper symbols exactly as numba does, and
   checking that every undefined symbol resolves: an unresolved one would abort the process), the
@@ -136,7 +135,10 @@ def _named_class(modname, qualname):
     with an instance has imported it), or imported if it is pacodec's; None if not found."""
     mod = sys.modules.get(modname)
     if mod is None and (modname == "pacodec" or modname.startswith("pacodec.")):
-        mod = importlib.import_module(modname)
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            return None
     cls = mod
     for part in qualname.split("."):
         cls = getattr(cls, part, None)

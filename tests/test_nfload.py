@@ -334,7 +334,8 @@ def test_a_namedtuple_class_not_as_the_build_had_it_is_refused():
     desc = _nfload._describe(typeof(Bundle(np.zeros(2), 3, 1.5)))
     assert desc[:4] == ["n", __name__, "Bundle", ["a", "n", "x"]]
     assert _nfload._key(desc) == _nfload.typekey(Bundle(np.zeros(2), 3, 1.5))
-    for i, value in ((1, "no_such_module"), (2, "Nothing"), (2, "Sub"), (3, ["a", "n", "y"])):
+    for i, value in ((1, "no_such_module"), (1, "pacodec.no_such_module"), (2, "Nothing"),
+                     (2, "Sub"), (3, ["a", "n", "y"])):
         assert _nfload._key(desc[:i] + [value] + desc[i + 1:]) is None
     Local = namedtuple("Local", "a")
     assert _nfload._describe(typeof(Local(1))) is None
