@@ -10,19 +10,22 @@ array unboxing, raising) and ``_dynfunc`` (the ``Environment`` object the wrappe
 
 * **Build time** (:func:`export`, called by :func:`pacodec._jit.write_shipped` in
   ``python -m pacodec._aot``): beside numba's index/data files in ``pacodec/_kernels``, every
-  signature whose arguments are plain arrays, numbers and tuples of those, whose environments
-  hold no constants and whose object is ELF gets its object file and an entry in
-  ``nfload/index.json``: wrapper symbol, argument types (dtype, ndim, layout, read-only), the
-  environments to set, the object's undefined symbols; the index is stamped with the numba,
-  llvmlite and Python versions, the target triple, ``_dynfunc``'s struct offsets and the
-  package fingerprint.
+  signature whose arguments are plain arrays, numbers and tuples or namedtuples of those (the
+  kernels' named bundles, e.g. :data:`pacodec.allocation.FrameUnits`: numba's wrapper unboxes a
+  namedtuple as the plain tuple of its fields, so the class only names the type and is stored
+  by module, qualified name and fields), whose environments hold no constants and whose object
+  is ELF gets its object file and an entry in ``nfload/index.json``: wrapper symbol, argument
+  types (dtype, ndim, layout, read-only), the environments to set, the object's undefined
+  symbols; the index is stamped with the numba, llvmlite and Python versions, the target
+  triple, ``_dynfunc``'s struct offsets and the package fingerprint.
 * **Run time** (:func:`table`): if the stamp matches, each kernel's objects are added to an
   MCJIT engine of llvmlite (after registering numba's helper symbols exactly as numba does, and
   checking that every undefined symbol resolves: an unresolved one would abort the process), the
   environment globals are set, and the wrappers become callables (``_dynfunc.make_function``).
   :class:`pacodec._jit.Kernel` calls one only when the arguments' types -- type, dtype, byte
-  order, ndim, contiguity, writeability, tuple structure, computed like numba's ``typeof`` --
-  equal a stored signature exactly (:func:`typekey`); anything else goes to numba.
+  order, ndim, contiguity, writeability, tuple structure and namedtuple class, computed like
+  numba's ``typeof`` -- equal a stored signature exactly (:func:`typekey`); anything else goes
+  to numba.
 
 A kernel that raises (numba's error model: integer division by zero) raises through numba's
 helpers, which unpickle the exception with ``numba.core.serialize``: numba is imported then, and
@@ -44,7 +47,7 @@ import numpy as np
 
 __all__ = ["export", "enabled", "entries", "kernel_name", "table", "typekey"]
 
-FORMAT = 1
+FORMAT = 2                  # 2: namedtuple arguments
 SUBDIR = "nfload"
 INDEX = "index.json"
 _I63 = 1 << 63
@@ -81,32 +84,73 @@ _FLAGS = _flag_codes()
 
 def typekey(x):
     """numba's type of the argument ``x`` as a hashable key: (dtype, ndim, (layout, read-only))
-    for an array, the dtype for a number, ``("t", ...)`` for a tuple; None (or a key no stored
-    signature has: an unaligned array's, a dtype no kernel takes) for anything this loader
-    leaves to numba: other classes, ndarray subclasses, ints of 2**63 and beyond."""
+    for an array, the dtype for a number, ``("t", ...)`` for a tuple, ``("n", class, ...)`` for
+    a namedtuple; None (or a key no stored signature has: an unaligned array's, a dtype no
+    kernel takes) for anything this loader leaves to numba: other classes, ndarray subclasses,
+    ints of 2**63 and beyond."""
     t = type(x)
     if t is _ndarray:
         return (x.dtype, x.ndim, _FLAGS.get(x.flags.num & 0x503))
     if t is tuple:
-        return ("t",) + tuple(map(typekey, x))
+        return _items(("t",), x)
     if t is int:                            # numba: intp below 2**63 (int64 here), else refused
         return _INT if -_I63 < x < _I63 else None
-    return _SCALARS.get(t)
+    key = _SCALARS.get(t)
+    if key is None and issubclass(t, tuple) and hasattr(t, "_asdict"):    # as numba tells one
+        return _items(("n", t), x)
+    return key
+
+
+def _items(head, x):
+    """A tuple's key: ``head`` and its items' keys, or None if one of them is None (so the key
+    cannot equal a stored one: ``None == np.dtype("f8")`` is True)."""
+    parts = tuple(map(typekey, x))
+    return None if any(p is None for p in parts) else head + parts
 
 
 def _key(desc):
-    """:func:`typekey`'s key of an argument type described by :func:`_describe`."""
+    """:func:`typekey`'s key of an argument type described by :func:`_describe` (None: a
+    namedtuple class that is not found, or not with the stored fields)."""
     if isinstance(desc, str):
         return np.dtype(desc)
     if desc[0] == "t":
         return ("t",) + tuple(_key(d) for d in desc[1:])
+    if desc[0] == "n":
+        cls = _named_class(desc[1], desc[2])
+        if cls is None or list(cls._fields) != desc[3]:
+            return None
+        parts = tuple(_key(d) for d in desc[4:])
+        return None if _missing(parts) else ("n", cls) + parts
     dtype, ndim, layout, readonly = desc
     return (np.dtype(dtype), ndim, (layout, readonly))
 
 
+def _missing(key):
+    """Whether a part of ``key`` (nested) is None; by identity: ``np.dtype("f8") == None``."""
+    return key is None or type(key) is tuple and any(_missing(k) for k in key)
+
+
+def _named_class(modname, qualname):
+    """The namedtuple class ``modname.qualname``: from the module already imported (a caller
+    with an instance has imported it), or imported if it is pacodec's; None if not found."""
+    mod = sys.modules.get(modname)
+    if mod is None and (modname == "pacodec" or modname.startswith("pacodec.")):
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            return None
+    cls = mod
+    for part in qualname.split("."):
+        cls = getattr(cls, part, None)
+    if isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_asdict"):
+        return cls
+    return None
+
+
 def _describe(ty):
     """A build-time signature's argument type for the index (dtype string, or [dtype, ndim,
-    layout, read-only], or ["t", ...]), or None for types this loader does not take."""
+    layout, read-only], or ["t", ...], or ["n", module, qualified name, fields, ...]), or None
+    for types this loader does not take."""
     from numba.core import types
     from numba.np import numpy_support
     if type(ty) is types.Array:
@@ -119,6 +163,14 @@ def _describe(ty):
     if type(ty) in (types.UniTuple, types.Tuple):
         parts = [_describe(t) for t in ty.types]
         return None if None in parts else ["t"] + parts
+    if type(ty) in (types.NamedUniTuple, types.NamedTuple):
+        # an argument is unboxed as a plain tuple of its fields (numba's unbox_tuple): the
+        # class only names the type, and is found again by its module and qualified name
+        cls = ty.instance_class
+        parts = [_describe(t) for t in ty.types]
+        if None in parts or _named_class(cls.__module__, cls.__qualname__) is not cls:
+            return None
+        return ["n", cls.__module__, cls.__qualname__, list(cls._fields)] + parts
     return None
 
 
@@ -385,9 +437,12 @@ def table(directory, func, fingerprint):
         out = {}
         for entry in found:
             try:
+                key = tuple(_key(a) for a in entry["args"])
+                if _missing(key):
+                    continue        # a namedtuple class not found as the build had it
                 f = _runtime.load(directory, entry, module)
                 if f is not None:
-                    out[tuple(_key(a) for a in entry["args"])] = f
+                    out[key] = f
             except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError):
                 pass                # this signature goes to numba
         return out
