@@ -430,6 +430,117 @@ def make_case(seed: int, index: int, ctx) -> dict:
     return case
 
 
+# --------------------------------------------------------------------------------------- differential
+# --differential: every mutated byte stream is decoded by the reference (pacodec.decode) and by
+# tools/independent_decoder.py (written from bitstreams/FORMAT.md alone); what FORMAT.md makes
+# normative must agree (§11, §12): whether decoding fails (and the kind of error), the sample
+# rate, the channels, the number of output samples, and every sample outside the ranges that
+# depend on concealment (which the independent decoder reports as `non_normative`).
+DIFF_TARGET = "differential"
+DIFF_OK = ("same", "same_concealed", "same_error")
+_IDEC = []
+
+
+def independent_decoder():
+    """tools/independent_decoder.py, loaded by path (it is not a package module)."""
+    if not _IDEC:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "independent_decoder", Path(__file__).resolve().parent / "independent_decoder.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _IDEC.append(mod)
+    return _IDEC[0]
+
+
+def error_kind(msg: str) -> str:
+    """The kind of a decoding error, from its message (both decoders word them after §3.2/§4.3)."""
+    import re
+    m = msg.lower()
+    if "unsupported" in m:
+        v = re.search(r"version (\d+)", m)
+        return f"unsupported_version:{v.group(1) if v else '?'}"
+    for key, kind in (("header is truncated", "header_truncated"),
+                      ("no pacodec stream found", "no_stream"),
+                      ("not a pacodec stream", "not_a_stream")):
+        if key in m:
+            return kind
+    return "other:" + msg
+
+
+def make_diff_case(seed: int, index: int, ctx) -> dict:
+    """Case ``index`` of a ``--differential`` run: a mutated (or random) byte stream."""
+    rng = np.random.default_rng([seed, index])
+    return {"target": DIFF_TARGET, "data": mutate_stream(rng, ctx), "ops": []}
+
+
+def run_differential(case) -> tuple:
+    """Decode ``case["data"]`` with both decoders -> (outcome, detail, counts).
+
+    Outcomes: ``same`` (equal audio, nothing concealed), ``same_concealed`` (equal outside the
+    concealed ranges), ``same_error`` (both refuse, same kind of error), or a divergence
+    ``diverge:<what>`` (``error``, ``error_kind``, ``format``, ``length``, ``samples``), or
+    ``crash:<side>:<Exception>`` for an exception that is not a decoding error."""
+    import warnings
+    import pacodec
+    idec = independent_decoder()
+    data = bytes(case["data"])
+    counts = {"ns": 0, "nn": 0}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, rfs = pacodec.decode(data)
+        rerr = None
+    except FormatError as e:
+        rerr = error_kind(str(e))
+    except Exception as e:                                  # noqa: BLE001 - a finding
+        import traceback
+        return f"crash:reference:{type(e).__name__}", traceback.format_exc(), counts
+    try:
+        got, gfs, dec = idec.decode_bytes(data)
+        gerr = None
+    except idec.DecodeError as e:
+        gerr = error_kind(str(e))
+    except Exception as e:                                  # noqa: BLE001 - a finding
+        import traceback
+        return f"crash:independent:{type(e).__name__}", traceback.format_exc(), counts
+    if rerr is not None or gerr is not None:
+        if rerr is None or gerr is None:
+            what = (f"reference: {rerr or f'{len(ref)} samples'}; "
+                    f"independent: {gerr or f'{len(got)} samples'}")
+            return "diverge:error", what, counts
+        if rerr != gerr:
+            return "diverge:error_kind", f"reference: {rerr}; independent: {gerr}", counts
+        return "same_error", rerr, counts
+    if (rfs, ref.shape[1]) != (gfs, got.shape[1]):
+        return "diverge:format", (f"reference {rfs} Hz x {ref.shape[1]}; independent {gfs} Hz "
+                                  f"x {got.shape[1]}"), counts
+    if len(ref) != len(got):
+        return "diverge:length", (f"reference {len(ref)} samples, independent {len(got)} "
+                                  f"(concealed ranges {dec.non_normative})"), counts
+    normative = np.ones(len(ref), dtype=bool)
+    for a, b in dec.non_normative:
+        normative[a:b] = False
+    counts["ns"] = int(normative.sum()) * ref.shape[1]
+    counts["nn"] = (len(ref) - int(normative.sum())) * ref.shape[1]
+    bad = np.argwhere((ref != got) & normative[:, None])     # +0 == -0 (§11)
+    if len(bad):
+        i, c = (int(v) for v in bad[0])
+        return "diverge:samples", (f"{len(bad)} normative samples differ, first at sample {i} "
+                                   f"channel {c}: reference {ref[i, c]!r}, independent "
+                                   f"{got[i, c]!r} (concealed ranges {dec.non_normative})"), counts
+    if dec.non_normative:
+        return "same_concealed", f"concealed ranges {dec.non_normative}", counts
+    return "same", "", counts
+
+
+def run_any(case):
+    """(outcome, detail) of a case of either kind (``--replay``, ``--minimize``)."""
+    if case["target"] == DIFF_TARGET:
+        return run_differential(case)[:2]
+    return run_case(case)
+
+
 # --------------------------------------------------------------------------------------- minimize
 def _valid_frame_spans(data: bytes):
     """[(start, end)] of the CRC-valid frames of ``data`` plus the bytes between, in order."""
@@ -537,7 +648,7 @@ def minimize(case, keep, budget_s: float = 120.0):
 
 def same_outcome(outcome: str):
     def keep(c):
-        return run_case(c)[0] == outcome
+        return run_any(c)[0] == outcome
     return keep
 
 
@@ -549,6 +660,20 @@ def worker(args):
     seeds = make_seeds(args.seed_dir, root=ROOT)
     ctx = {"seeds": list(seeds.values()), "names": list(seeds)}
     # warm up (kernels, lazy imports, layouts) so start-up is not counted as decode time
+    if args.differential:
+        for i in range(10):
+            run_differential(make_diff_case(args.seed ^ 0x5A5A, i, ctx))
+        for index in range(args.start, args.stop):
+            case = make_diff_case(args.seed, index, ctx)
+            sys.stdout.write(f"S {index}\n")
+            sys.stdout.flush()
+            t0 = time.perf_counter()
+            outcome, detail, counts = run_differential(case)
+            sys.stdout.write(json.dumps({"i": index, "o": outcome, "n": case_size(case),
+                                         "g": DIFF_TARGET, "d": detail[-2000:], "m": None,
+                                         "t": time.perf_counter() - t0, **counts}) + "\n")
+            sys.stdout.flush()
+        return
     for i in range(40):
         run_case(make_case(args.seed ^ 0x5A5A, i, ctx))
     if not args.no_bounds:
@@ -575,7 +700,9 @@ def worker(args):
 
 # --------------------------------------------------------------------------------------- parent
 class Stats:
-    def __init__(self):
+    def __init__(self, ok=OK_OUTCOMES):
+        self.ok = ok                        # the outcomes that are not findings
+        self.normative = self.non_normative = 0     # samples compared (--differential)
         self.outcomes = Counter()
         self.by_target = Counter()
         self.cases = 0
@@ -593,9 +720,11 @@ class Stats:
         with self.lock:
             self.cases += 1
             self.outcomes[rec["o"]] += 1
-            self.by_target[(rec["g"], rec["o"] if rec["o"] in OK_OUTCOMES else "BUG")] += 1
+            self.by_target[(rec["g"], rec["o"] if rec["o"] in self.ok else "BUG")] += 1
             self.bytes += rec["n"]
-            if rec["o"] not in OK_OUTCOMES:      # hangs and crashes are findings, not timings
+            self.normative += rec.get("ns", 0)
+            self.non_normative += rec.get("nn", 0)
+            if rec["o"] not in self.ok:      # hangs and crashes are findings, not timings
                 return
             if rec["t"] > self.max_time[0]:
                 self.max_time = (rec["t"], rec["i"], rec["n"])
@@ -618,7 +747,8 @@ def _spawn(args, start, stop):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--seed", str(args.seed),
            "--start", str(start), "--stop", str(stop), "--seed-dir", str(args.seed_dir),
            "--memory-mb", str(args.memory_mb), "--inject-crash", str(args.inject_crash),
-           "--inject-hang", str(args.inject_hang)] + (["--no-bounds"] if args.no_bounds else [])
+           "--inject-hang", str(args.inject_hang)] + (["--no-bounds"] if args.no_bounds else []) \
+        + (["--differential"] if args.differential else [])
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1)
 
@@ -682,7 +812,7 @@ def run_batch(args, start, stop, stats, ctx, deadline):
                 continue
             rec = json.loads(line)
             current = None
-            if rec["o"] in OK_OUTCOMES:
+            if rec["o"] in stats.ok:
                 stats.add(rec)
             else:
                 _record_finding(args, rec, stats, ctx)
@@ -692,7 +822,7 @@ def run_batch(args, start, stop, stats, ctx, deadline):
 
 
 def _record_finding(args, rec, stats, ctx):
-    case = make_case(args.seed, rec["i"], ctx)
+    case = (make_diff_case if args.differential else make_case)(args.seed, rec["i"], ctx)
     rec["n"] = case_size(case)
     rec["g"] = case["target"]
     stats.add(rec)
@@ -723,6 +853,10 @@ def main(argv=None):
     ap.add_argument("--seed-dir", default=None, help="cache of the seed streams")
     ap.add_argument("--no-bounds", action="store_true",
                     help="do not measure memory (tracemalloc) nor enforce the resource bounds")
+    ap.add_argument("--differential", action="store_true",
+                    help="decode every mutated byte stream with pacodec and with "
+                    "tools/independent_decoder.py and compare what FORMAT.md makes normative "
+                    "(errors, length, samples outside concealment); a divergence is a finding")
     ap.add_argument("--replay", metavar="JSON", help="run one finding file in this process")
     ap.add_argument("--minimize", metavar="JSON", help="shrink a finding (same outcome) and "
                     "write it beside as NAME.min.json")
@@ -740,12 +874,14 @@ def main(argv=None):
         small = minimize(case, same_outcome(obj["outcome"]))
         out = Path(args.minimize).with_suffix(".min.json")
         out.write_text(json.dumps({**obj, **case_to_json(small),
-                                   "detail": run_case(small)[1]}, indent=1))
+                                   "detail": run_any(small)[1]}, indent=1))
         print(f"{case_size(case)} -> {case_size(small)} bytes: {out}")
         return 0
     if args.replay:
         case = case_from_json(json.loads(Path(args.replay).read_text()))
-        if args.no_bounds:
+        if case["target"] == DIFF_TARGET:
+            print(run_differential(case))
+        elif args.no_bounds:
             print(run_case(case))
         else:
             run_case(case)             # first use (numba cache, tables) is not the case's cost
@@ -766,7 +902,7 @@ def main(argv=None):
     print(f"{len(seeds)} seed streams ({sum(map(len, seeds.values()))} bytes) in {args.seed_dir}",
           file=sys.stderr)
     deadline = t0 + args.time_limit if args.time_limit else float("inf")
-    stats = Stats()
+    stats = Stats(DIFF_OK if args.differential else OK_OUTCOMES)
     batches = queue.Queue()
     for s in range(args.first, args.first + args.cases, args.batch):
         batches.put((s, min(s + args.batch, args.first + args.cases)))
@@ -785,7 +921,8 @@ def main(argv=None):
                 failed.append(f"{type(e).__name__}: {e}")
                 return
             print(f"  [{time.time() - t0:7.1f} s] {stats.cases} cases, "
-                  f"{sum(v for k, v in stats.outcomes.items() if k not in OK_OUTCOMES)} bugs",
+                  f"{sum(v for k, v in stats.outcomes.items() if k not in stats.ok)} "
+                  f"{'divergences' if args.differential else 'bugs'}",
                   file=sys.stderr, flush=True)
 
     threads = [threading.Thread(target=job) for _ in range(max(1, args.jobs))]
@@ -808,6 +945,8 @@ def main(argv=None):
 
 
 def report(args, stats, elapsed):
+    if args.differential:
+        return report_differential(args, stats, elapsed)
     print(f"pacodec fuzz: seed {args.seed}, {stats.cases} cases in {elapsed:.0f} s "
           f"({stats.cases / max(elapsed, 1e-9):.0f}/s, {args.jobs} jobs), "
           f"{stats.bytes / 1e6:.1f} MB of input")
@@ -842,6 +981,23 @@ def report(args, stats, elapsed):
             print(f"  {o:<24} case {i:<8} {t:<8} {n:>7} bytes  {p}")
     else:
         print("no crash, hang, unexpected exception or bad output")
+
+
+def report_differential(args, stats, elapsed):
+    print(f"pacodec differential fuzz (reference vs tools/independent_decoder.py): seed "
+          f"{args.seed}, {stats.cases} cases in {elapsed:.0f} s, {stats.bytes / 1e6:.1f} MB of "
+          f"input")
+    print("outcomes:")
+    for k, v in sorted(stats.outcomes.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:<32} {v:>8}  ({100 * v / max(stats.cases, 1):.1f} %)")
+    print(f"samples compared bit-exactly: {stats.normative} (plus {stats.non_normative} "
+          f"concealed, not compared)")
+    if stats.findings:
+        print(f"{len(stats.findings)} divergence(s) written to {args.out}/:")
+        for o, i, t, n, p in sorted(stats.findings, key=lambda f: f[1]):
+            print(f"  {o:<32} case {i:<8} {n:>7} bytes  {p}")
+    else:
+        print("no divergence")
 
 
 if __name__ == "__main__":
