@@ -14,6 +14,7 @@ beyond the conformance vectors.
 """
 import functools
 import importlib.util
+import io
 import warnings
 from pathlib import Path
 
@@ -200,6 +201,24 @@ def test_headerless_joins_and_truncations(fs, channels, seconds, kw, unknown):
     head = len(data) - sum(e - s for _, s, e in spans)
     both(data[:head] + data[configs[1]:])
     assert checked >= 6
+
+
+@pytest.mark.xfail(strict=True, raises=pacodec.FormatError, reason=(
+    "reference divergence (found by these checks): the streaming reader (Decoder.feed in chunks, "
+    "PacFile, pacodec.read, `pacodec decode FILE`) refuses an input without a header at byte 0 "
+    "when the first chunk it reads holds no sync word in its first 16390 bytes ('not a pacodec "
+    "stream (no header and no sync word)'); FORMAT.md §4.3 refuses only an input that holds no "
+    "0xCA 0x5E pair at all, and pacodec.decode (one chunk) follows it"))
+def test_garbage_before_the_first_frame_is_skipped_by_every_reader():
+    data, n = encode(16000, 1, 0.3, bitrate=32)
+    damaged = bytes(20000) + data                   # the header is garbage too: not at byte 0
+    got = idec.decode_bytes(damaged)[0]
+    assert len(got) == n
+    assert np.array_equal(pacodec.decode(damaged)[0], got)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y, _ = pacodec.read(io.BytesIO(damaged))
+    assert np.array_equal(y, got)
 
 
 # ----------------------------------------------------------------------------- damaged streams
