@@ -3,6 +3,7 @@
 
     python tools/fuzz.py --cases 100000 --seed 1            # 2 workers, prints the figures
     python tools/fuzz.py --cases 5000 --time-limit 120 --jobs 1 --out /tmp/fuzz
+    python tools/fuzz.py --differential --cases 2000 --jobs 1   # against independent_decoder.py
 
 Seeds are real ``.pac`` streams encoded from the CC0 clips (``pacodec/data``, ``tests/data``) at many settings (stereo,
 mono, 3 and 8 channels, 8..96 kHz, low delay, short blocks, every quantizer, CBR/ABR/VBR, sine and
@@ -25,6 +26,12 @@ Resources are measured per case and bounded (see ``check_bounds``; ``--no-bounds
 off): output bytes per input byte, the tracemalloc peak, and time linear in input and output.
 A case beyond a bound is a finding ``bound:output``, ``bound:memory`` or ``bound:time``; the
 report gives the largest of each.
+
+``--differential`` checks another contract on the same mutated byte streams: each is decoded by
+``pacodec.decode`` and by ``tools/independent_decoder.py`` (written from FORMAT.md alone), and
+what FORMAT.md makes normative must agree (§11, §12): whether decoding fails and the kind of
+error, rate and channels, the number of samples, and every sample outside the ranges that depend
+on concealment.  A divergence is a finding (``diverge:<what>``), written like a bug.
 
 Cases run in worker subprocesses; the parent is a watchdog that restarts a worker after a crash or
 hang and records the case.  Every bug's input is written to ``--out`` (default
@@ -950,9 +957,7 @@ def report(args, stats, elapsed):
     print(f"pacodec fuzz: seed {args.seed}, {stats.cases} cases in {elapsed:.0f} s "
           f"({stats.cases / max(elapsed, 1e-9):.0f}/s, {args.jobs} jobs), "
           f"{stats.bytes / 1e6:.1f} MB of input")
-    print("outcomes:")
-    for k, v in sorted(stats.outcomes.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:<24} {v:>8}  ({100 * v / max(stats.cases, 1):.1f} %)")
+    _print_outcomes(stats)
     print("per target (cases: ok / warned / format_error / BUG):")
     for t in TARGETS:
         row = [stats.by_target[(t, o)] for o in (*OK_OUTCOMES, "BUG")]
@@ -975,29 +980,32 @@ def report(args, stats, elapsed):
               f"{MAX_PEAK >> 20} MB (+ 4 x output for decode/strict/feed); time <= "
               f"{TIME_FIXED * 1000:g} ms + {TIME_PER_BYTE * 1e6:g} us/input byte + "
               f"{TIME_PER_OUT_BYTE * 1e6:g} us/output byte of CPU time")
-    if stats.findings:
-        print(f"{len(stats.findings)} finding(s) written to {args.out}/:")
-        for o, i, t, n, p in sorted(stats.findings, key=lambda f: f[1]):
-            print(f"  {o:<24} case {i:<8} {t:<8} {n:>7} bytes  {p}")
-    else:
-        print("no crash, hang, unexpected exception or bad output")
+    _print_findings(args, stats, "finding(s)", "no crash, hang, unexpected exception or bad output")
 
 
 def report_differential(args, stats, elapsed):
     print(f"pacodec differential fuzz (reference vs tools/independent_decoder.py): seed "
           f"{args.seed}, {stats.cases} cases in {elapsed:.0f} s, {stats.bytes / 1e6:.1f} MB of "
           f"input")
-    print("outcomes:")
-    for k, v in sorted(stats.outcomes.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:<32} {v:>8}  ({100 * v / max(stats.cases, 1):.1f} %)")
+    _print_outcomes(stats)
     print(f"samples compared bit-exactly: {stats.normative} (plus {stats.non_normative} "
           f"concealed, not compared)")
+    _print_findings(args, stats, "divergence(s)", "no divergence")
+
+
+def _print_outcomes(stats):
+    print("outcomes:")
+    for k, v in sorted(stats.outcomes.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:<24} {v:>8}  ({100 * v / max(stats.cases, 1):.1f} %)")
+
+
+def _print_findings(args, stats, what, none):
     if stats.findings:
-        print(f"{len(stats.findings)} divergence(s) written to {args.out}/:")
+        print(f"{len(stats.findings)} {what} written to {args.out}/:")
         for o, i, t, n, p in sorted(stats.findings, key=lambda f: f[1]):
-            print(f"  {o:<32} case {i:<8} {n:>7} bytes  {p}")
+            print(f"  {o:<24} case {i:<8} {t:<8} {n:>7} bytes  {p}")
     else:
-        print("no divergence")
+        print(none)
 
 
 if __name__ == "__main__":
