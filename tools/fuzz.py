@@ -44,11 +44,14 @@ import argparse
 import json
 import os
 import queue
+import re
 import resource
 import subprocess
 import sys
 import threading
 import time
+import traceback
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -437,7 +440,7 @@ def make_case(seed: int, index: int, ctx) -> dict:
     return case
 
 
-# --------------------------------------------------------------------------------------- differential
+# ---------------------------------------------------------------------------------- differential
 # --differential: every mutated byte stream is decoded by the reference (pacodec.decode) and by
 # tools/independent_decoder.py (written from bitstreams/FORMAT.md alone); what FORMAT.md makes
 # normative must agree (§11, §12): whether decoding fails (and the kind of error), the sample
@@ -461,8 +464,7 @@ def independent_decoder():
 
 
 def error_kind(msg: str) -> str:
-    """The kind of a decoding error, from its message (both decoders word them after §3.2/§4.3)."""
-    import re
+    """The kind of a decoding error, from its message (worded after FORMAT.md §3.2, §4.3)."""
     m = msg.lower()
     if "unsupported" in m:
         v = re.search(r"version (\d+)", m)
@@ -488,7 +490,6 @@ def run_differential(case) -> tuple:
     concealed ranges), ``same_error`` (both refuse, same kind of error), or a divergence
     ``diverge:<what>`` (``error``, ``error_kind``, ``format``, ``length``, ``samples``), or
     ``crash:<side>:<Exception>`` for an exception that is not a decoding error."""
-    import warnings
     import pacodec
     idec = independent_decoder()
     data = bytes(case["data"])
@@ -501,7 +502,6 @@ def run_differential(case) -> tuple:
     except FormatError as e:
         rerr = error_kind(str(e))
     except Exception as e:                                  # noqa: BLE001 - a finding
-        import traceback
         return f"crash:reference:{type(e).__name__}", traceback.format_exc(), counts
     try:
         got, gfs, dec = idec.decode_bytes(data)
@@ -509,7 +509,6 @@ def run_differential(case) -> tuple:
     except idec.DecodeError as e:
         gerr = error_kind(str(e))
     except Exception as e:                                  # noqa: BLE001 - a finding
-        import traceback
         return f"crash:independent:{type(e).__name__}", traceback.format_exc(), counts
     if rerr is not None or gerr is not None:
         if rerr is None or gerr is None:
