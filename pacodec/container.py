@@ -509,11 +509,6 @@ class Scanner:
     def has_sync(self) -> bool:
         return self.buf.find(SYNC_BYTES, self.pos) >= 0
 
-    def looks_like_frames(self) -> bool:
-        """True when the buffered input starts with a sync byte or holds a sync word."""
-        buf = self.buf
-        return (len(buf) > self.pos and buf[self.pos] == SYNC >> 8) or self.has_sync()
-
     def _give_up(self):
         if not self.synced and self.base + self.pos > MAX_SYNC_SEARCH:
             raise FormatError(f"no pacodec frame in the first {MAX_SYNC_SEARCH >> 20} MiB of the "

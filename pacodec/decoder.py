@@ -614,8 +614,9 @@ class Decoder:
             return
         sc = self._scanner
         if self._sniff:
-            # input without a header must show a sync word within one maximal frame
-            if sc.looks_like_frames():
+            # input without a header must show a sync word within one maximal frame (FORMAT.md
+            # §12's limits); until one shows there is nothing to decode
+            if sc.has_sync():
                 self._sniff = False
             elif final or len(sc.buf) - sc.pos >= ct.MAX_FRAME_SIZE:
                 raise FormatError("not a pacodec stream (no header and no sync word)")

@@ -89,6 +89,15 @@ def test_vector_decodes_bit_exactly(version, name, tmp_path):
         assert hashlib.sha256(out.read_bytes()).hexdigest() == e["reference_sha256"]
 
 
+@pytest.mark.parametrize("version,name", _cases())
+def test_concealed_ranges_are_the_manifests_non_normative(version, name):
+    """§11: the decoder reports the output samples that depend on concealment; they are the
+    manifest's `non_normative` ranges (the differential checks compare everything else)."""
+    e = _entry(version, name)
+    _, _, dec = idec.decode_bytes((VECTORS / version / e["pac"]).read_bytes())
+    assert dec.non_normative == e["non_normative"]
+
+
 @pytest.mark.parametrize("version,name", [c for c in _cases() if "metadata" in _entry(*c)])
 def test_metadata_block_reads_as_the_manifest_says(version, name):
     e = _entry(version, name)

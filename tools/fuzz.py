@@ -3,6 +3,7 @@
 
     python tools/fuzz.py --cases 100000 --seed 1            # 2 workers, prints the figures
     python tools/fuzz.py --cases 5000 --time-limit 120 --jobs 1 --out /tmp/fuzz
+    python tools/fuzz.py --differential --cases 2000 --jobs 1   # against independent_decoder.py
 
 Seeds are real ``.pac`` streams encoded from the CC0 clips (``pacodec/data``, ``tests/data``) at many settings (stereo,
 mono, 3 and 8 channels, 8..96 kHz, low delay, short blocks, every quantizer, CBR/ABR/VBR, sine and
@@ -26,6 +27,12 @@ off): output bytes per input byte, the tracemalloc peak, and time linear in inpu
 A case beyond a bound is a finding ``bound:output``, ``bound:memory`` or ``bound:time``; the
 report gives the largest of each.
 
+``--differential`` checks another contract on the same mutated byte streams: each is decoded by
+``pacodec.decode`` and by ``tools/independent_decoder.py`` (written from FORMAT.md alone), and
+what FORMAT.md makes normative must agree (§11, §12): whether decoding fails and the kind of
+error, rate and channels, the number of samples, and every sample outside the ranges that depend
+on concealment.  A divergence is a finding (``diverge:<what>``), written like a bug.
+
 Cases run in worker subprocesses; the parent is a watchdog that restarts a worker after a crash or
 hang and records the case.  Every bug's input is written to ``--out`` (default
 ``fuzz-findings/``) as ``<outcome>-<seed>-<index>.json`` (target, hex input, traceback), ready to
@@ -37,11 +44,14 @@ import argparse
 import json
 import os
 import queue
+import re
 import resource
 import subprocess
 import sys
 import threading
 import time
+import traceback
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -430,6 +440,113 @@ def make_case(seed: int, index: int, ctx) -> dict:
     return case
 
 
+# ---------------------------------------------------------------------------------- differential
+# --differential: every mutated byte stream is decoded by the reference (pacodec.decode) and by
+# tools/independent_decoder.py (written from bitstreams/FORMAT.md alone); what FORMAT.md makes
+# normative must agree (§11, §12): whether decoding fails (and the kind of error), the sample
+# rate, the channels, the number of output samples, and every sample outside the ranges that
+# depend on concealment (which the independent decoder reports as `non_normative`).
+DIFF_TARGET = "differential"
+DIFF_OK = ("same", "same_concealed", "same_error")
+_IDEC = []
+
+
+def independent_decoder():
+    """tools/independent_decoder.py, loaded by path (it is not a package module)."""
+    if not _IDEC:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "independent_decoder", Path(__file__).resolve().parent / "independent_decoder.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _IDEC.append(mod)
+    return _IDEC[0]
+
+
+def error_kind(msg: str) -> str:
+    """The kind of a decoding error, from its message (worded after FORMAT.md §3.2, §4.3)."""
+    m = msg.lower()
+    if "unsupported" in m:
+        v = re.search(r"version (\d+)", m)
+        return f"unsupported_version:{v.group(1) if v else '?'}"
+    for key, kind in (("header is truncated", "header_truncated"),
+                      ("no pacodec stream found", "no_stream"),
+                      ("not a pacodec stream", "not_a_stream")):
+        if key in m:
+            return kind
+    return "other:" + msg
+
+
+def make_diff_case(seed: int, index: int, ctx) -> dict:
+    """Case ``index`` of a ``--differential`` run: a mutated (or random) byte stream."""
+    rng = np.random.default_rng([seed, index])
+    return {"target": DIFF_TARGET, "data": mutate_stream(rng, ctx), "ops": []}
+
+
+def run_differential(case) -> tuple:
+    """Decode ``case["data"]`` with both decoders -> (outcome, detail, counts).
+
+    Outcomes: ``same`` (equal audio, nothing concealed), ``same_concealed`` (equal outside the
+    concealed ranges), ``same_error`` (both refuse, same kind of error), or a divergence
+    ``diverge:<what>`` (``error``, ``error_kind``, ``format``, ``length``, ``samples``), or
+    ``crash:<side>:<Exception>`` for an exception that is not a decoding error."""
+    import pacodec
+    idec = independent_decoder()
+    data = bytes(case["data"])
+    counts = {"ns": 0, "nn": 0}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, rfs = pacodec.decode(data)
+        rerr = None
+    except FormatError as e:
+        rerr = error_kind(str(e))
+    except Exception as e:                                  # noqa: BLE001 - a finding
+        return f"crash:reference:{type(e).__name__}", traceback.format_exc(), counts
+    try:
+        got, gfs, dec = idec.decode_bytes(data)
+        gerr = None
+    except idec.DecodeError as e:
+        gerr = error_kind(str(e))
+    except Exception as e:                                  # noqa: BLE001 - a finding
+        return f"crash:independent:{type(e).__name__}", traceback.format_exc(), counts
+    if rerr is not None or gerr is not None:
+        if rerr is None or gerr is None:
+            what = (f"reference: {rerr or f'{len(ref)} samples'}; "
+                    f"independent: {gerr or f'{len(got)} samples'}")
+            return "diverge:error", what, counts
+        if rerr != gerr:
+            return "diverge:error_kind", f"reference: {rerr}; independent: {gerr}", counts
+        return "same_error", rerr, counts
+    if (rfs, ref.shape[1]) != (gfs, got.shape[1]):
+        return "diverge:format", (f"reference {rfs} Hz x {ref.shape[1]}; independent {gfs} Hz "
+                                  f"x {got.shape[1]}"), counts
+    if len(ref) != len(got):
+        return "diverge:length", (f"reference {len(ref)} samples, independent {len(got)} "
+                                  f"(concealed ranges {dec.non_normative})"), counts
+    normative = np.ones(len(ref), dtype=bool)
+    for a, b in dec.non_normative:
+        normative[a:b] = False
+    counts["ns"] = int(normative.sum()) * ref.shape[1]
+    counts["nn"] = (len(ref) - int(normative.sum())) * ref.shape[1]
+    bad = np.argwhere((ref != got) & normative[:, None])     # +0 == -0 (§11)
+    if len(bad):
+        i, c = (int(v) for v in bad[0])
+        return "diverge:samples", (f"{len(bad)} normative samples differ, first at sample {i} "
+                                   f"channel {c}: reference {ref[i, c]!r}, independent "
+                                   f"{got[i, c]!r} (concealed ranges {dec.non_normative})"), counts
+    if dec.non_normative:
+        return "same_concealed", f"concealed ranges {dec.non_normative}", counts
+    return "same", "", counts
+
+
+def run_any(case):
+    """(outcome, detail) of a case of either kind (``--replay``, ``--minimize``)."""
+    if case["target"] == DIFF_TARGET:
+        return run_differential(case)[:2]
+    return run_case(case)
+
+
 # --------------------------------------------------------------------------------------- minimize
 def _valid_frame_spans(data: bytes):
     """[(start, end)] of the CRC-valid frames of ``data`` plus the bytes between, in order."""
@@ -537,7 +654,7 @@ def minimize(case, keep, budget_s: float = 120.0):
 
 def same_outcome(outcome: str):
     def keep(c):
-        return run_case(c)[0] == outcome
+        return run_any(c)[0] == outcome
     return keep
 
 
@@ -549,6 +666,20 @@ def worker(args):
     seeds = make_seeds(args.seed_dir, root=ROOT)
     ctx = {"seeds": list(seeds.values()), "names": list(seeds)}
     # warm up (kernels, lazy imports, layouts) so start-up is not counted as decode time
+    if args.differential:
+        for i in range(10):
+            run_differential(make_diff_case(args.seed ^ 0x5A5A, i, ctx))
+        for index in range(args.start, args.stop):
+            case = make_diff_case(args.seed, index, ctx)
+            sys.stdout.write(f"S {index}\n")
+            sys.stdout.flush()
+            t0 = time.perf_counter()
+            outcome, detail, counts = run_differential(case)
+            sys.stdout.write(json.dumps({"i": index, "o": outcome, "n": case_size(case),
+                                         "g": DIFF_TARGET, "d": detail[-2000:], "m": None,
+                                         "t": time.perf_counter() - t0, **counts}) + "\n")
+            sys.stdout.flush()
+        return
     for i in range(40):
         run_case(make_case(args.seed ^ 0x5A5A, i, ctx))
     if not args.no_bounds:
@@ -575,7 +706,9 @@ def worker(args):
 
 # --------------------------------------------------------------------------------------- parent
 class Stats:
-    def __init__(self):
+    def __init__(self, ok=OK_OUTCOMES):
+        self.ok = ok                        # the outcomes that are not findings
+        self.normative = self.non_normative = 0     # samples compared (--differential)
         self.outcomes = Counter()
         self.by_target = Counter()
         self.cases = 0
@@ -593,9 +726,11 @@ class Stats:
         with self.lock:
             self.cases += 1
             self.outcomes[rec["o"]] += 1
-            self.by_target[(rec["g"], rec["o"] if rec["o"] in OK_OUTCOMES else "BUG")] += 1
+            self.by_target[(rec["g"], rec["o"] if rec["o"] in self.ok else "BUG")] += 1
             self.bytes += rec["n"]
-            if rec["o"] not in OK_OUTCOMES:      # hangs and crashes are findings, not timings
+            self.normative += rec.get("ns", 0)
+            self.non_normative += rec.get("nn", 0)
+            if rec["o"] not in self.ok:      # hangs and crashes are findings, not timings
                 return
             if rec["t"] > self.max_time[0]:
                 self.max_time = (rec["t"], rec["i"], rec["n"])
@@ -618,7 +753,8 @@ def _spawn(args, start, stop):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--seed", str(args.seed),
            "--start", str(start), "--stop", str(stop), "--seed-dir", str(args.seed_dir),
            "--memory-mb", str(args.memory_mb), "--inject-crash", str(args.inject_crash),
-           "--inject-hang", str(args.inject_hang)] + (["--no-bounds"] if args.no_bounds else [])
+           "--inject-hang", str(args.inject_hang)] + (["--no-bounds"] if args.no_bounds else []) \
+        + (["--differential"] if args.differential else [])
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1)
 
@@ -682,7 +818,7 @@ def run_batch(args, start, stop, stats, ctx, deadline):
                 continue
             rec = json.loads(line)
             current = None
-            if rec["o"] in OK_OUTCOMES:
+            if rec["o"] in stats.ok:
                 stats.add(rec)
             else:
                 _record_finding(args, rec, stats, ctx)
@@ -692,7 +828,7 @@ def run_batch(args, start, stop, stats, ctx, deadline):
 
 
 def _record_finding(args, rec, stats, ctx):
-    case = make_case(args.seed, rec["i"], ctx)
+    case = (make_diff_case if args.differential else make_case)(args.seed, rec["i"], ctx)
     rec["n"] = case_size(case)
     rec["g"] = case["target"]
     stats.add(rec)
@@ -723,6 +859,10 @@ def main(argv=None):
     ap.add_argument("--seed-dir", default=None, help="cache of the seed streams")
     ap.add_argument("--no-bounds", action="store_true",
                     help="do not measure memory (tracemalloc) nor enforce the resource bounds")
+    ap.add_argument("--differential", action="store_true",
+                    help="decode every mutated byte stream with pacodec and with "
+                    "tools/independent_decoder.py and compare what FORMAT.md makes normative "
+                    "(errors, length, samples outside concealment); a divergence is a finding")
     ap.add_argument("--replay", metavar="JSON", help="run one finding file in this process")
     ap.add_argument("--minimize", metavar="JSON", help="shrink a finding (same outcome) and "
                     "write it beside as NAME.min.json")
@@ -740,12 +880,14 @@ def main(argv=None):
         small = minimize(case, same_outcome(obj["outcome"]))
         out = Path(args.minimize).with_suffix(".min.json")
         out.write_text(json.dumps({**obj, **case_to_json(small),
-                                   "detail": run_case(small)[1]}, indent=1))
+                                   "detail": run_any(small)[1]}, indent=1))
         print(f"{case_size(case)} -> {case_size(small)} bytes: {out}")
         return 0
     if args.replay:
         case = case_from_json(json.loads(Path(args.replay).read_text()))
-        if args.no_bounds:
+        if case["target"] == DIFF_TARGET:
+            print(run_differential(case))
+        elif args.no_bounds:
             print(run_case(case))
         else:
             run_case(case)             # first use (numba cache, tables) is not the case's cost
@@ -766,7 +908,7 @@ def main(argv=None):
     print(f"{len(seeds)} seed streams ({sum(map(len, seeds.values()))} bytes) in {args.seed_dir}",
           file=sys.stderr)
     deadline = t0 + args.time_limit if args.time_limit else float("inf")
-    stats = Stats()
+    stats = Stats(DIFF_OK if args.differential else OK_OUTCOMES)
     batches = queue.Queue()
     for s in range(args.first, args.first + args.cases, args.batch):
         batches.put((s, min(s + args.batch, args.first + args.cases)))
@@ -785,7 +927,8 @@ def main(argv=None):
                 failed.append(f"{type(e).__name__}: {e}")
                 return
             print(f"  [{time.time() - t0:7.1f} s] {stats.cases} cases, "
-                  f"{sum(v for k, v in stats.outcomes.items() if k not in OK_OUTCOMES)} bugs",
+                  f"{sum(v for k, v in stats.outcomes.items() if k not in stats.ok)} "
+                  f"{'divergences' if args.differential else 'bugs'}",
                   file=sys.stderr, flush=True)
 
     threads = [threading.Thread(target=job) for _ in range(max(1, args.jobs))]
@@ -808,12 +951,12 @@ def main(argv=None):
 
 
 def report(args, stats, elapsed):
+    if args.differential:
+        return report_differential(args, stats, elapsed)
     print(f"pacodec fuzz: seed {args.seed}, {stats.cases} cases in {elapsed:.0f} s "
           f"({stats.cases / max(elapsed, 1e-9):.0f}/s, {args.jobs} jobs), "
           f"{stats.bytes / 1e6:.1f} MB of input")
-    print("outcomes:")
-    for k, v in sorted(stats.outcomes.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:<24} {v:>8}  ({100 * v / max(stats.cases, 1):.1f} %)")
+    _print_outcomes(stats)
     print("per target (cases: ok / warned / format_error / BUG):")
     for t in TARGETS:
         row = [stats.by_target[(t, o)] for o in (*OK_OUTCOMES, "BUG")]
@@ -836,12 +979,32 @@ def report(args, stats, elapsed):
               f"{MAX_PEAK >> 20} MB (+ 4 x output for decode/strict/feed); time <= "
               f"{TIME_FIXED * 1000:g} ms + {TIME_PER_BYTE * 1e6:g} us/input byte + "
               f"{TIME_PER_OUT_BYTE * 1e6:g} us/output byte of CPU time")
+    _print_findings(args, stats, "finding(s)", "no crash, hang, unexpected exception or bad output")
+
+
+def report_differential(args, stats, elapsed):
+    print(f"pacodec differential fuzz (reference vs tools/independent_decoder.py): seed "
+          f"{args.seed}, {stats.cases} cases in {elapsed:.0f} s, {stats.bytes / 1e6:.1f} MB of "
+          f"input")
+    _print_outcomes(stats)
+    print(f"samples compared bit-exactly: {stats.normative} (plus {stats.non_normative} "
+          f"concealed, not compared)")
+    _print_findings(args, stats, "divergence(s)", "no divergence")
+
+
+def _print_outcomes(stats):
+    print("outcomes:")
+    for k, v in sorted(stats.outcomes.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:<24} {v:>8}  ({100 * v / max(stats.cases, 1):.1f} %)")
+
+
+def _print_findings(args, stats, what, none):
     if stats.findings:
-        print(f"{len(stats.findings)} finding(s) written to {args.out}/:")
+        print(f"{len(stats.findings)} {what} written to {args.out}/:")
         for o, i, t, n, p in sorted(stats.findings, key=lambda f: f[1]):
             print(f"  {o:<24} case {i:<8} {t:<8} {n:>7} bytes  {p}")
     else:
-        print("no crash, hang, unexpected exception or bad output")
+        print(none)
 
 
 if __name__ == "__main__":

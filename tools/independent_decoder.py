@@ -683,6 +683,9 @@ class Decoder:
         self.last_end = 0
         self.held = None
         self.out = []                     # list of (n, C) float32 arrays
+        self.nout = 0                     # samples per channel in self.out
+        self.non_normative = []           # output sample ranges [first, end) of §11 (concealed)
+        self.after_gap = False
         self.metadata = None
         self.metadata_damaged = None
         # concealment state (§12, not normative)
@@ -702,7 +705,8 @@ class Decoder:
         self.last_long_X = None
 
     # -- §6.3 ------------------------------------------------------------------------------------
-    def emit(self, samples):
+    def emit(self, samples, concealed=False):
+        """§6.3; ``concealed``: the samples depend on concealment (§11's non_normative)."""
         N = self.cfg.N
         first = max(0, -self.pos)                                        # positions p >= 0
         S = samples[first:]
@@ -710,21 +714,33 @@ class Decoder:
         if self.total is not None:
             keep = max(0, min(len(S), self.total - Spos))
             if keep:
-                self.out.append(S[:keep])
+                self.output(S[:keep], concealed)
         else:
             if self.held is not None:
-                self.out.append(self.held[1])
-            self.held = (Spos, S)
+                self.output(self.held[1], self.held[2])
+            self.held = (Spos, S, concealed)
         self.pos += N
 
     def release(self):
         if self.held is not None:
-            Spos, S = self.held
+            Spos, S, concealed = self.held
             if self.total is not None:
                 S = S[:max(0, min(len(S), self.total - Spos))]
             if len(S):
-                self.out.append(S)
+                self.output(S, concealed)
             self.held = None
+
+    def output(self, S, concealed):
+        """Append to the output; record the output sample numbers of concealed samples (§11)."""
+        if not len(S):
+            return
+        if concealed:
+            if self.non_normative and self.non_normative[-1][1] == self.nout:
+                self.non_normative[-1][1] += len(S)
+            else:
+                self.non_normative.append([self.nout, self.nout + len(S)])
+        self.out.append(S)
+        self.nout += len(S)
 
     # -- §6.2 ------------------------------------------------------------------------------------
     def synthesize(self, X, is_short, left_short, right_short):
@@ -773,7 +789,8 @@ class Decoder:
             return
         n = min(gap, 8 + max(0, start - self.last_end) // 8)
         for _ in range(n):
-            self.emit(self.conceal())
+            self.emit(self.conceal(), concealed=True)
+        self.after_gap = True                    # §11: the next frame's N samples too
         self.pos += (gap - n) * self.cfg.N
 
     # -- §4.3 ------------------------------------------------------------------------------------
@@ -899,7 +916,8 @@ class Decoder:
             self.last_long_X = X
         self.last_right_short = fr["right_short"]
         self.lost_run = 0
-        self.emit(out)
+        self.emit(out, concealed=self.after_gap)
+        self.after_gap = False
         return "OK"
 
 
@@ -909,7 +927,10 @@ def unsupported(v):
 
 
 def decode_bytes(B, warn=None):
-    """Decode a whole byte stream (§4.3): returns (samples as (n, C) float32, fs, decoder)."""
+    """Decode a whole byte stream (§4.3): returns (samples as (n, C) float32, fs, decoder).
+
+    ``decoder.non_normative`` lists the output sample ranges ``[first, end)`` that depend on
+    concealment (§11, §12): the concealed frames of every gap and the next accepted frame."""
     d = Decoder(B, warn)
     pcm, fs = d.decode()
     return pcm, fs, d
