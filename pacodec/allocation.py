@@ -130,21 +130,49 @@ ROUND_MIN = 0.2
 def quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy):
     """Quantize ``c[s:e]`` with scalefactor ``sf`` into ``q``, rounding so the reconstruction's
     energy stays near ``energy`` (see MATCH_HI); returns (noise, max |q|, reconstruction energy)."""
+    return quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, q, False)
+
+
+@njit(inline="always")
+def quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, alt, two):
+    """:func:`quantize_matched` with a second buffer ``alt`` (used when ``two``): the rounding
+    passes write over the older of ``q`` and ``alt``, so when the last pass overshot and the
+    one before it is closer, that one is copied back (``alt[s:e]``) instead of quantized again
+    (~12 % of the passes at 128 kbit/s).  The result is the same: the offsets step down from
+    exactly 0.5 and ``r + ROUND_STEP`` is the previous pass's offset (checked)."""
     noise, qmax, rec = quantize_unit_fast(c, xa, s, e, sf, quantizer, mu, q)
     if quantizer != QUANT_UNIFORM or rec <= energy * MATCH_HI:
         return noise, qmax, rec
     r = 0.5
     prev_rec = rec
+    prev_noise = noise
+    prev_qmax = qmax
+    prev_alt = False        # whether the previous pass's values are in alt (else in q)
+    in_alt = False          # ...and the returned one's
     while r > ROUND_MIN + 1e-9:
+        prev_r = r
         r -= ROUND_STEP
-        noise, qmax, rec = quantize_unit_rounded(c, xa, s, e, sf, quantizer, mu, q, r)
+        in_alt = two and not prev_alt
+        noise, qmax, rec = quantize_unit_rounded(c, xa, s, e, sf, quantizer, mu,
+                                                 alt if in_alt else q, r)
         if rec <= energy * MATCH_HI:
             # the last offset overshot: keep whichever of the two is closer in dB
             if rec * prev_rec < energy * energy * MATCH_HI * MATCH_HI:
-                noise, qmax, rec = quantize_unit_rounded(c, xa, s, e, sf, quantizer, mu, q,
-                                                         r + ROUND_STEP)
+                if two and r + ROUND_STEP == prev_r:
+                    noise, qmax, rec = prev_noise, prev_qmax, prev_rec
+                    in_alt = prev_alt
+                else:
+                    noise, qmax, rec = quantize_unit_rounded(c, xa, s, e, sf, quantizer, mu, q,
+                                                             r + ROUND_STEP)
+                    in_alt = False
             break
         prev_rec = rec
+        prev_noise = noise
+        prev_qmax = qmax
+        prev_alt = in_alt
+    if in_alt:
+        for i in range(s, e):
+            q[i] = alt[i]
     return noise, qmax, rec
 
 
@@ -169,11 +197,13 @@ def _quantize_memo(c, xa, s, e, sf, quantizer, mu, q, energy, scr, ch, u):
     # into whichever of q and scr.qb holds the older quantization: a walk's result is its last
     # or its last but one, which then need not be quantized again (:func:`_search_sf`)
     if scr.qlast[ch, u] == 0:
-        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, scr.qb[ch], energy)
+        noise, qmax, rec = quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, scr.qb[ch], energy,
+                                                 scr.qalt[ch], True)
         scr.qbsf[ch, u] = sf
         scr.qlast[ch, u] = 1
     else:
-        noise, qmax, rec = quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+        noise, qmax, rec = quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy,
+                                                 scr.qalt[ch], True)
         scr.qsf[ch, u] = sf
         scr.qlast[ch, u] = 0
     if lo > hi:
@@ -240,7 +270,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
             for i in range(s, e):
                 q[i] = qb[i]
         else:
-            quantize_matched(c, xa, s, e, sf, quantizer, mu, q, energy)
+            quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, scr.qalt[ch], True)
         scr.qsf[ch, u] = sf
     return sf, qmax
 
@@ -330,7 +360,7 @@ FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton f
 Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
 #: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
 AllocScratch = namedtuple("AllocScratch", "hint qsf qb qbsf qlast cand mlo mhi mnoise mrec mqmax "
-                                          "rdi rdf trial")
+                                          "rdi rdf trial qalt")
 
 
 def alloc_scratch(channels, max_units, n):
@@ -341,7 +371,9 @@ def alloc_scratch(channels, max_units, n):
     (:func:`_unit_books`), the memo of quantizations (:func:`_quantize_memo`: run ``mlo..mhi``,
     noise, reconstruction energy, max |q| per scalefactor); the Viterbi arrays of
     :func:`rd_scalefactors`; and the last trial's offset and whether a unit's search went past
-    its coarsest fitting scalefactor (``trial``, :func:`~pacodec.ratecontrol.code_at`)."""
+    its coarsest fitting scalefactor (``trial``, :func:`~pacodec.ratecontrol.code_at`); a third
+    buffer of quantized values for the energy-matched rounding's passes (``qalt``,
+    :func:`quantize_matched_alt`)."""
     cu = (channels, max_units)
     return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
                         qb=np.zeros((channels, n), dtype=np.int64),
@@ -351,7 +383,8 @@ def alloc_scratch(channels, max_units, n):
                         mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),
                         mqmax=np.zeros(cu + (256,), dtype=np.int64),
                         rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
-                        rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2))
+                        rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2),
+                        qalt=np.zeros((channels, n), dtype=np.int64))
 
 
 @njit(inline="always")
@@ -516,7 +549,8 @@ def rd_scalefactors(fu, out, scr, ch):
         bk = rdi[1, i, j]
         if bk != NOISE_BOOK:
             if scr.qsf[ch, u] != v:
-                quantize_matched(c, xa, ub[u], ub[u + 1], v, fu.quantizer, fu.mu, q, energy[u])
+                quantize_matched_alt(c, xa, ub[u], ub[u + 1], v, fu.quantizer, fu.mu, q, energy[u],
+                                     scr.qalt[ch], True)
                 scr.qsf[ch, u] = v
             ubits[u] = rdi[2, i, j]
         sf[u] = v

@@ -344,3 +344,15 @@ def test_noise_seed_kernel_equals_noise_seed():
     assert [noise_seed(i) for i in idx] == normative
     for k in _both(noise_seed_kernel):
         assert [int(k(i)) for i in idx] == normative
+
+
+def test_step_tables_are_the_kernels_steps():
+    """The encoder's uniform quantizer looks the step up (quantize.STEPS, computed with CPython's
+    pow): the same bits as the kernels' step(sf), here through the normative dequantizer."""
+    from pacodec.quantize import INV_STEPS, QUANT_UNIFORM, STEPS
+    q = np.ones(1, dtype=np.int64)
+    out = np.zeros(1)
+    for sf in range(256):
+        dequantize_unit(q, 0, 1, sf, QUANT_UNIFORM, 255.0, out)
+        assert out[0] == STEPS[sf], sf
+    assert np.array_equal(INV_STEPS, 1.0 / STEPS)
