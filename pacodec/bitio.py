@@ -94,23 +94,24 @@ class BitWriter:
 
 
 class BitReader:
-    """Python-side reader over :func:`get_bits`; raises :class:`FormatError` past the end."""
+    """Python-side reader (headers and config blocks: a few fields, read as :func:`get_bits`
+    reads them, MSB first, without a kernel call per field); raises :class:`FormatError` past
+    the end."""
 
     def __init__(self, data: bytes, what: str = "data"):
-        self.buf = np.frombuffer(bytes(data), dtype=np.uint8)
-        self.st = reader_state(len(self.buf))
+        data = bytes(data)
+        self._value = int.from_bytes(data, "big")
+        self._nbits = len(data) * 8
+        self._pos = 0
         self.what = what
 
     def read(self, nbits: int) -> int:
-        v = 0
-        while nbits > 32:
-            nbits -= 32
-            v = (v << 32) | self.read(32)
-        v = (v << nbits) | int(get_bits(self.buf, self.st, nbits))
-        if self.st[1]:
+        end = self._pos + nbits
+        if nbits < 0 or end > self._nbits:
             raise FormatError(f"{self.what} is truncated")
-        return v
+        self._pos = end
+        return (self._value >> (self._nbits - end)) & ((1 << nbits) - 1)
 
     @property
     def pos(self) -> int:
-        return int(self.st[0])
+        return self._pos

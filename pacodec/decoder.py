@@ -39,7 +39,7 @@ from .conceal import METHODS as CONCEAL_METHODS
 from .config import StreamConfig
 from .errors import FormatError, ProblemLog, VersionError
 from .mdct import imdct_kernel, plan
-from .quantize import dequantize_unit, step
+from .quantize import dequantize_unit, step_of
 from .tables import NOISE_BOOK, load_codebooks
 from .window import block_window
 
@@ -109,7 +109,7 @@ def reconstruct(q, books, sf, ub, nunits, quantizer, mu, rng, out):
                 r = (np.float64(_xorshift(rng)) / 2147483648.0) - 1.0
                 out[i] = r
                 acc += r * r
-            g = step(sf[u]) * np.sqrt((e - s) / max(acc, 1e-30))
+            g = step_of(sf[u]) * np.sqrt((e - s) / max(acc, 1e-30))
             for i in range(s, e):
                 out[i] *= g
         else:
@@ -762,6 +762,16 @@ class Decoder:
         :meth:`_handle` would one by one; their output waits in ``_run_out`` for the
         ``SCAN_RUN`` event.  Returns where the frames end (``pos`` if none was decoded)."""
         if not self._started or self._ended or self._fd is None:
+            return pos
+        # where decode_run would stop before its first frame, without its call: no complete
+        # frame header, not an audio frame, the frame not complete, not the expected sequence
+        # number (each chunk of input ends so; config frames come every second)
+        if n - pos < FRAME_HEADER_SIZE:
+            return pos
+        b2 = int(view[pos + 2])
+        if (b2 >> 6 != FRAME_AUDIO or int(view[pos + 4]) != self._next_seq
+                or pos + FRAME_HEADER_SIZE + ((b2 & 0x3F) << 8 | int(view[pos + 3]))
+                + CRC_SIZE > n):
             return pos
         cfg = self.config
         out = np.empty((RUN_FRAMES * cfg.hop, cfg.channels), dtype=np.float32)

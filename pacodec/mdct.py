@@ -74,13 +74,24 @@ def fft_inplace(a, rev, tw):
     while size <= n:
         half = size // 2
         step = n // size
-        for start in range(0, n, size):
+        # the butterflies of one stage touch disjoint pairs, so their order changes no value:
+        # the early stages (many short groups) run twiddle by twiddle, each twiddle loaded once
+        if half < step:
             for k in range(half):
                 w = tw[k * step]
-                u = a[start + k]
-                v = a[start + k + half] * w
-                a[start + k] = u + v
-                a[start + k + half] = u - v
+                for i in range(k, n, size):
+                    u = a[i]
+                    v = a[i + half] * w
+                    a[i] = u + v
+                    a[i + half] = u - v
+        else:
+            for start in range(0, n, size):
+                for k in range(half):
+                    w = tw[k * step]
+                    u = a[start + k]
+                    v = a[start + k + half] * w
+                    a[start + k] = u + v
+                    a[start + k + half] = u - v
         size *= 2
 
 

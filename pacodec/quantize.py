@@ -156,15 +156,32 @@ def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
         return quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q)
     return _quantize_uniform(x, start, end, sf, q, r)
 
+#: |k|^(4/3) for every magnitude the format allows (0..8191, tables.MAX_QUANT), for the power
+#: quantizer's normative reconstruction ``delta * pow(k, 4.0/3.0)`` (FORMAT.md §8): computed with
+#: CPython's float power, which is the C library's pow that the kernels call, so the entries are
+#: the same bits as the kernel's pow (checked by tests/test_kernels.py).  Not POW43: numpy's
+#: array power is not always libm's pow to the last bit.
+DEQ43 = np.array([float(k) ** (4.0 / 3.0) for k in range(8192)])
+
+
+@njit(inline="always")
+def step_of(sf):
+    """:func:`step` looked up in :data:`STEPS` for the scalefactors the format codes (0..255;
+    the same bits: see there), computed otherwise."""
+    if 0 <= sf <= SF_MAX:
+        return STEPS[sf]
+    return step(sf)
+
+
 @njit(inline="always")
 def dequantize_unit(q, start, end, sf, quantizer, mu, out):
     """Reconstruct ``out[start:end]`` from ``q[start:end]`` (normative)."""
-    delta = step(sf)
+    delta = step_of(sf)
     lmu = math.log(1.0 + mu)
     for i in range(start, end):
         k = abs(q[i])
         if quantizer == QUANT_POWER:
-            r = delta * k ** (4.0 / 3.0)
+            r = delta * (DEQ43[k] if k < 8192 else k ** (4.0 / 3.0))
         elif quantizer == QUANT_MULAW:
             r = delta * (MU_K / mu) * (math.exp(lmu * k / MU_K) - 1.0)
         else:

@@ -347,12 +347,33 @@ def test_noise_seed_kernel_equals_noise_seed():
 
 
 def test_step_tables_are_the_kernels_steps():
-    """The encoder's uniform quantizer looks the step up (quantize.STEPS, computed with CPython's
-    pow): the same bits as the kernels' step(sf), here through the normative dequantizer."""
-    from pacodec.quantize import INV_STEPS, QUANT_UNIFORM, STEPS
+    """The uniform quantizer and the normative dequantizer look the step and the power law's
+    |k|^(4/3) up (quantize.STEPS, quantize.DEQ43, computed with CPython's pow): the same bits as
+    a kernel's pow (step(sf) and ``k ** (4.0/3.0)`` compiled here), and the dequantizer's
+    ``delta * pow(k, 4.0/3.0)`` product unchanged."""
+    from pacodec._jit import njit
+    from pacodec.quantize import DEQ43, INV_STEPS, QUANT_POWER, QUANT_UNIFORM, STEPS, step
+
+    @njit
+    def by_pow(steps, p43, prod, sf):
+        for s in range(steps.shape[0]):
+            steps[s] = step(s)
+        for k in range(p43.shape[0]):
+            p43[k] = k ** (4.0 / 3.0)
+            prod[k] = step(sf) * k ** (4.0 / 3.0)
+
+    steps, p43, prod = np.zeros(256), np.zeros(8192), np.zeros(8192)
+    for k in _both(by_pow):
+        k(steps, p43, prod, 117)
+        assert np.array_equal(steps.view(np.int64), STEPS.view(np.int64))
+        assert np.array_equal(p43.view(np.int64), DEQ43.view(np.int64))
     q = np.ones(1, dtype=np.int64)
     out = np.zeros(1)
     for sf in range(256):
         dequantize_unit(q, 0, 1, sf, QUANT_UNIFORM, 255.0, out)
         assert out[0] == STEPS[sf], sf
+    q = -np.arange(8192, dtype=np.int64)
+    out = np.zeros(8192)
+    dequantize_unit(q, 0, 8192, 117, QUANT_POWER, 255.0, out)
+    assert np.array_equal((-out).view(np.int64)[1:], prod.view(np.int64)[1:])
     assert np.array_equal(INV_STEPS, 1.0 / STEPS)
