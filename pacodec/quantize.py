@@ -112,23 +112,27 @@ def quantize_unit_fast(x, xa, start, end, sf, quantizer, mu, q):
     return noise, qmax, rec
 
 
-#: step(sf) and its inverse for every scalefactor, computed once: CPython's float power is the C
-#: library's pow, which the kernels call too, so the values are the same bits; looking them up
-#: spares the encoder's uniform quantizer a pow and a division per pass over a unit
+#: step(sf) for every scalefactor, computed once: CPython's float power is the C library's pow,
+#: which the kernels call too, so the values are the same bits; looking them up spares the
+#: encoder's uniform quantizer and the dequantizer a pow per pass over a unit
 STEPS = np.array([2.0 ** ((sf - SF_BIAS) * 0.25) for sf in range(SF_MAX + 1)])
-INV_STEPS = np.array([1.0 / (2.0 ** ((sf - SF_BIAS) * 0.25)) for sf in range(SF_MAX + 1)])
+
+
+@njit(inline="always")
+def step_of(sf):
+    """:func:`step` looked up in :data:`STEPS` for the scalefactors the format codes (0..255;
+    the same bits: see there), computed otherwise (a caller's test value)."""
+    if 0 <= sf <= SF_MAX:
+        return STEPS[sf]
+    return step(sf)
 
 
 @njit(inline="always")
 def _quantize_uniform(x, start, end, sf, q, r):
     """The uniform quantizer with rounding offset ``r`` (0.5 = round to nearest, as
     :func:`quantize_unit`): (noise energy, max |q|, reconstruction energy) in one pass."""
-    if 0 <= sf <= SF_MAX:
-        delta = STEPS[sf]
-        inv = INV_STEPS[sf]
-    else:                       # not a scalefactor the format codes (a caller's test value)
-        delta = step(sf)
-        inv = 1.0 / delta
+    delta = step_of(sf)
+    inv = 1.0 / delta
     noise = 0.0
     rec = 0.0
     qmax = 0
@@ -162,15 +166,6 @@ def quantize_unit_rounded(x, xa, start, end, sf, quantizer, mu, q, r):
 #: the same bits as the kernel's pow (checked by tests/test_kernels.py).  Not POW43: numpy's
 #: array power is not always libm's pow to the last bit.
 DEQ43 = np.array([float(k) ** (4.0 / 3.0) for k in range(8192)])
-
-
-@njit(inline="always")
-def step_of(sf):
-    """:func:`step` looked up in :data:`STEPS` for the scalefactors the format codes (0..255;
-    the same bits: see there), computed otherwise."""
-    if 0 <= sf <= SF_MAX:
-        return STEPS[sf]
-    return step(sf)
 
 
 @njit(inline="always")
