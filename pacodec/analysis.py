@@ -63,4 +63,5 @@ def nmr_per_band(data, samplerate, bitrate=128.0, **encoder_args):
     enc = _Probe(samplerate, x.shape[1], bitrate=bitrate, **encoder_args)
     enc.encode(x)
     enc.flush()
-    return band_centres_hz(samplerate, enc.config.hop), np.array(enc.rows)
+    return (band_centres_hz(samplerate, enc.config.hop, enc.config.long_band_width),
+            np.array(enc.rows))

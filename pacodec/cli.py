@@ -480,6 +480,7 @@ def cmd_info(args):
               f"({'low-delay' if i.low_delay else 'normal'}, {i.window_shape} window)")
         q = i.quantizer + (f" (mu={i.mu})" if i.quantizer == "mulaw" else "")
         print(f"  quantizer     {q}")
+        print(f"  bands         at least {i.min_band_width} bins wide in long frames")
         if i.bitrate_kbps is not None:
             print(f"  bitrate       {i.bitrate_kbps:.1f} kbit/s ({i.file_bytes} bytes)")
         if i.dcr is not None:

@@ -15,7 +15,7 @@ from .errors import UnsupportedError
 __all__ = [
     "SUPPORTED_RATES", "QUANTIZERS", "WINDOW_SHAPES", "MAX_CHANNELS", "StreamConfig",
     "EncoderSettings", "default_hop", "stream_config_for", "DEFAULT_QUANTIZER", "DEFAULT_MU",
-    "DEFAULT_BITRATE", "DEFAULT_QUALITY",
+    "DEFAULT_BITRATE", "DEFAULT_QUALITY", "MIN_BAND_WIDTH", "MAX_MIN_BAND", "MIN_BAND_VERSION",
 ]
 
 #: Sample rates the format can signal (index = the 4-bit ``rate_index`` of the header).
@@ -35,6 +35,11 @@ DEFAULT_QUALITY = 7.0
 DEFAULT_BITRATE = 128.0
 #: Number of short blocks in a short frame.
 SHORT_BLOCKS = 8
+#: Least scalefactor band width in bins (FORMAT.md §5.1); a long transform's is
+#: ``MIN_BAND_WIDTH << min_band``, ``min_band`` 0..MAX_MIN_BAND (a config field from version 5)
+MIN_BAND_WIDTH = 4
+MAX_MIN_BAND = 3
+MIN_BAND_VERSION = 5
 
 
 def _check_rate(samplerate) -> int:
@@ -91,7 +96,10 @@ class StreamConfig:
     window_shape: str = "sine"
     quantizer: str = DEFAULT_QUANTIZER
     mu: int = DEFAULT_MU     # mu-law parameter (only used by the mulaw quantizer)
-    version: int = 4         # format version (FORMAT.md §3.1, §13)
+    version: int = 5         # format version (FORMAT.md §3.1, §13)
+    #: ``min_band`` field (FORMAT.md §3.1, version 5): a long transform's scalefactor bands are
+    #: at least ``4 << min_band`` bins wide (§5.1); 0 in versions 3 and 4
+    min_band: int = 0
 
     def __post_init__(self):
         _check_rate(self.samplerate)
@@ -111,11 +119,24 @@ class StreamConfig:
                 f"unknown quantizer {self.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
         if not isinstance(self.mu, int) or not 1 <= self.mu <= 65535:
             raise UnsupportedError(f"mu must be an integer in 1..65535, got {self.mu!r}")
+        if (not isinstance(self.min_band, int) or isinstance(self.min_band, bool)
+                or not 0 <= self.min_band <= MAX_MIN_BAND):
+            raise UnsupportedError(f"min_band must be an integer in 0..{MAX_MIN_BAND}, "
+                                   f"got {self.min_band!r}")
+        if self.min_band and self.version < MIN_BAND_VERSION:
+            raise UnsupportedError(f"min_band needs format version {MIN_BAND_VERSION} or later "
+                                   f"(this config is version {self.version})")
 
     @property
     def quantizer_code(self) -> int:
         """The 2-bit ``quantizer`` field, also the code the quantize kernels take."""
         return QUANTIZERS.index(self.quantizer)
+
+    @property
+    def long_band_width(self) -> int:
+        """The least width in bins of a long transform's scalefactor band, ``4 << min_band``
+        (FORMAT.md §5.1; a short transform's bands are at least 4 bins wide, always)."""
+        return MIN_BAND_WIDTH << self.min_band
 
     @property
     def short_hop(self) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._jit import njit
 from .bitio import BitReader, BitWriter
-from .config import QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
+from .config import MIN_BAND_VERSION, QUANTIZERS, SUPPORTED_RATES, WINDOW_SHAPES, StreamConfig
 from .errors import FormatError, UnsupportedError, VersionError
 
 __all__ = [
@@ -41,8 +41,10 @@ __all__ = [
 ]
 
 MAGIC = b"PACD"                 # §3
-FORMAT_VERSION = 4             # §3.1; version 4: the metadata block after the header (§3.3)
-SUPPORTED_VERSIONS = (3, FORMAT_VERSION)   # version 3 differs only in having no metadata block
+FORMAT_VERSION = 5             # §3.1; version 5: the min_band field and the band rule (§5.1)
+#: version 4 differs from 5 only in having no min_band field (its bits are reserved), version 3
+#: from 4 in its codes and in having no metadata block (§3.2, §13)
+SUPPORTED_VERSIONS = (3, 4, FORMAT_VERSION)
 SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
@@ -73,7 +75,8 @@ def pack_config(cfg: StreamConfig) -> bytes:
     w.write(int(cfg.short_blocks), 1)
     w.write(WINDOW_SHAPES.index(cfg.window_shape), 1)
     w.write(QUANTIZERS.index(cfg.quantizer), 2)
-    w.write(0, 4)
+    w.write(cfg.min_band, 2)          # version 5; reserved (0) in versions 3 and 4
+    w.write(0, 2)
     w.write(cfg.mu, 16)
     w.write(cfg.delay, 16)
     return w.getvalue()
@@ -90,7 +93,10 @@ def unpack_config(data: bytes) -> StreamConfig:
                            f"version {', '.join(map(str, SUPPORTED_VERSIONS))})")
     rate_i, ch = r.read(4), r.read(4) + 1
     hop_l, ov_l = r.read(4), r.read(4)
-    short, shape, quant, reserved = r.read(1), r.read(1), r.read(2), r.read(4)
+    short, shape, quant = r.read(1), r.read(1), r.read(2)
+    # §3.1: min_band is the first two of the four bits after the quantizer from version 5 on;
+    # before, all four are reserved
+    min_band, reserved = (r.read(2), r.read(2)) if version >= MIN_BAND_VERSION else (0, r.read(4))
     mu, delay = r.read(16), r.read(16)
     if rate_i >= len(SUPPORTED_RATES):
         raise FormatError(f"invalid sample rate index {rate_i}")
@@ -104,7 +110,7 @@ def unpack_config(data: bytes) -> StreamConfig:
         cfg = StreamConfig(samplerate=SUPPORTED_RATES[rate_i], channels=ch, hop=1 << hop_l,
                            overlap=1 << ov_l, short_blocks=bool(short),
                            window_shape=WINDOW_SHAPES[shape], quantizer=QUANTIZERS[quant], mu=mu,
-                           version=version)
+                           version=version, min_band=min_band)
     except UnsupportedError as e:
         raise FormatError(f"invalid config: {e}") from None
     if delay != cfg.delay:

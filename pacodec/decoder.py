@@ -805,7 +805,8 @@ class Decoder:
         def describe(c, other):       # the main fields, and any other that differs
             d = f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
             more = [f"{k} {getattr(c, k)}" for k in ("overlap", "short_blocks", "window_shape",
-                                                     "mu") if getattr(c, k) != getattr(other, k)]
+                                                     "mu", "version", "min_band")
+                    if getattr(c, k) != getattr(other, k)]
             return ", ".join([d] + more)
         msg = (f"the stream header's configuration ({describe(self.config, cfg)}) contradicts "
                f"the in-band one ({describe(cfg, self.config)}); using the in-band one")

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from collections import namedtuple
+from dataclasses import replace
 
 import numpy as np
 
 from . import container as ct
 from . import payload as pld
 from .allocation import (HF_NOISE_HZ, HF_STEADY_DB, Allocation, FrameUnits, alloc_scratch,
-                         bandwidth_hz, band_weights, pns_rule, stereo_decision)
+                         bandwidth_hz, band_weights, long_band_min, pns_rule, stereo_decision)
 from .ratecontrol import SEARCH_MIN, RateControl, code_at, search_offset
 from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
@@ -216,12 +217,17 @@ class Encoder:
     input has ended: :meth:`header` returns the block with it after :meth:`flush` (same size),
     for a writer that can rewrite the start of its output.
 
+    ``min_band`` (0..3, for experiments; no front end offers it) overrides the encoder's choice
+    of the long transform's least band width, ``4 << min_band`` bins (FORMAT.md §3.1, §5.1);
+    None takes :func:`pacodec.allocation.long_band_min`'s.
+
     Not thread-safe: use one encoder from one thread at a time.
     """
 
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
                  distance=None, quantizer=None, mu=None, low_delay=False, total_frames=None,
-                 window_shape="sine", abr=None, tags=None, loudness=None, observer=None):
+                 window_shape="sine", abr=None, tags=None, loudness=None, observer=None,
+                 min_band=None):
         #: called as ``observer(record)`` once per frame after its payload is written, with a
         #: :class:`pacodec.observer.FrameRecord` (decisions, coded values, payload bits); None: off
         self.observer = observer
@@ -231,8 +237,13 @@ class Encoder:
         self.options = resolve(bitrate=bitrate, abr=abr, mode=mode, quality=quality,
                                distance=distance, quantizer=quantizer, mu=mu,
                                window_shape=window_shape, low_delay=low_delay)
-        self.config: StreamConfig = self.options.stream_config(samplerate, channels)
         self.settings: EncoderSettings = self.options.settings()
+        cfg = self.options.stream_config(samplerate, channels)
+        # the long bands' least width (FORMAT.md §5.1): allocation.long_band_min's rule, or
+        # ``min_band`` 0..3 given (experiments and tests; not a front-end option)
+        cfg = replace(cfg, min_band=long_band_min(cfg, self.settings) if min_band is None
+                      else _plain(min_band))
+        self.config: StreamConfig = cfg
         if total_frames is not None and (not isinstance(total_frames, (int, np.integer))
                                          or total_frames < 0):
             raise PacodecError("total_frames must be a non-negative integer")
@@ -265,7 +276,7 @@ class Encoder:
         n, ch = cfg.hop, cfg.channels
         self._plan_long = plan(n)
         self._plan_short = plan(cfg.short_hop) if cfg.short_blocks else None
-        self._model_long = band_model(cfg.samplerate, n)
+        self._model_long = band_model(cfg.samplerate, n, cfg.long_band_width)
         self._model_short = band_model(cfg.samplerate, cfg.short_hop) if cfg.short_blocks else None
         # padded input: starts with `hop` zeros (§6.3); _buf[:, i] is padded sample _base + i
         self._buf = np.zeros((ch, 4 * n))

@@ -263,6 +263,8 @@ class Info:
     loudness: float | None = None   # LUFS (ITU-R BS.1770) of the encoder's input
     gain: float | None = None       # dB to ReplayGain 2.0's -18 LUFS: -18 - loudness
     format_version: int = 0         # the stream's format version (FORMAT.md §3.1)
+    #: least width in bins of a long frame's scalefactor band: 4 << min_band (§3.1, §5.1)
+    min_band_width: int = 4
 
     def as_dict(self):
         return asdict(self)
@@ -907,4 +909,5 @@ def _info(fh, name) -> Info:
                 dcr=dcr, problems=list(problems), truncated=not eos, declared_frames=declared,
                 tags=meta.tags if meta is not None else {},
                 loudness=meta.loudness if meta is not None else None,
-                gain=meta.gain if meta is not None else None, format_version=cfg.version)
+                gain=meta.gain if meta is not None else None, format_version=cfg.version,
+                min_band_width=cfg.long_band_width)

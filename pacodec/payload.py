@@ -253,7 +253,7 @@ class Layout:
         from .tables import band_edges
         n = cfg.hop
         self.n = n
-        self.edges_long = band_edges(cfg.samplerate, n)
+        self.edges_long = band_edges(cfg.samplerate, n, cfg.long_band_width)   # §5.1
         self.nb_long = len(self.edges_long) - 1
         self.ub_long = self.edges_long.copy()
         self.max_units = self.nb_long

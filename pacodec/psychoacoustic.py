@@ -71,8 +71,8 @@ def ath_db(f):
 class BandModel:
     """The per-(rate, size) constants of the model: band Bark centres, ATH, spreading matrix."""
 
-    def __init__(self, samplerate: int, size: int):
-        self.edges = band_edges(samplerate, size)
+    def __init__(self, samplerate: int, size: int, min_width: int = 4):
+        self.edges = band_edges(samplerate, size, min_width)
         nb = len(self.edges) - 1
         fbin = (np.arange(size) + 0.5) * samplerate / (2.0 * size)
         centres = 0.5 * (self.edges[:-1] + self.edges[1:]) * samplerate / (2.0 * size)
@@ -101,8 +101,9 @@ class BandModel:
 
 
 @lru_cache(maxsize=None)
-def band_model(samplerate: int, size: int) -> BandModel:
-    return BandModel(samplerate, size)
+def band_model(samplerate: int, size: int, min_width: int = 4) -> BandModel:
+    """The model over the bands of ``tables.band_edges(samplerate, size, min_width)``."""
+    return BandModel(samplerate, size, min_width)
 
 
 @njit

@@ -2,7 +2,7 @@
 
 Band edges are computed by the integer algorithm of FORMAT.md §5 (no floating point, so every
 decoder derives the same edges).  The Huffman code lengths are trained on real recordings by
-``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks.json`` (version 4) and
+``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks.json`` (versions 4, 5) and
 ``bitstreams/codebooks_v3.json`` (version 3, frozen), shipped as byte-identical copies in
 ``pacodec/data/`` (loaded with ``importlib.resources``; canonical codes are rebuilt from the
 lengths, FORMAT.md §7; tests/test_conformance.py checks the copies).  The code *contexts* of each
@@ -43,12 +43,15 @@ SF_DELTA_MAX = 60       # scalefactor deltas are coded in -60..60
 
 
 @lru_cache(maxsize=None)
-def band_edges(samplerate: int, size: int) -> np.ndarray:
+def band_edges(samplerate: int, size: int, min_width: int = 4) -> np.ndarray:
     """Scalefactor band edges (bins) of a transform with ``size`` coefficients at ``samplerate``.
 
     Half-critical-band edges (each critical band split at its integer midpoint) are mapped to bins
-    by rounding ``f * 2 * size / samplerate`` half up, snapped to multiples of 4 bins, deduplicated,
-    and closed by ``size``.
+    by rounding ``f * 2 * size / samplerate`` half up, snapped to multiples of 4 bins, and an
+    edge is kept only ``min_width`` bins or more above the last one kept; closed by ``size``.
+    ``min_width`` is :attr:`StreamConfig.long_band_width <pacodec.config.StreamConfig.long_band_width>`
+    for a long transform (4, 8, 16 or 32: the config's ``min_band``, version 5) and 4 for a
+    short one (FORMAT.md §5.1).
     """
     half = []
     e = CRITICAL_BAND_EDGES_HZ
@@ -62,17 +65,18 @@ def band_edges(samplerate: int, size: int) -> np.ndarray:
         b = ((b + 2) // 4) * 4                                    # snap to a multiple of 4
         if b >= size:
             break
-        if b - edges[-1] >= 4:
+        if b - edges[-1] >= min_width:
             edges.append(b)
     # every edge is a multiple of 4 below ``size`` (a power of two >= 16), so the last band is
-    # at least 4 bins wide: no edge is ever dropped (FORMAT.md §5.1)
+    # at least 4 bins wide (it may be narrower than ``min_width``): no edge is ever dropped
+    # (FORMAT.md §5.1)
     edges.append(size)
     return np.asarray(edges, dtype=np.int64)
 
 
 @lru_cache(maxsize=None)
-def band_centres_hz(samplerate: int, size: int) -> np.ndarray:
-    e = band_edges(samplerate, size)
+def band_centres_hz(samplerate: int, size: int, min_width: int = 4) -> np.ndarray:
+    e = band_edges(samplerate, size, min_width)
     return (e[:-1] + e[1:]) * 0.5 * samplerate / (2.0 * size)
 
 
@@ -193,8 +197,10 @@ SF_CLASS = np.array([0, 0, 0, 1, 1, 2, 2, 3], dtype=np.int64)    # book -> class
 SF_CLASSES = 4
 N_SF_ROWS = SF_CLASSES * SF_CLASSES
 #: version -> (regions R, spectral contexts T, codebook file in pacodec/data and bitstreams/)
-CONTEXTS = {3: (4, 1, "codebooks_v3.json"), 4: (8, 5, "codebooks.json")}
-BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[4][:2]      # what the encoder writes (version 4)
+#: (version 5 has version 4's codes and contexts: it differs in the band layout, §5.1)
+CONTEXTS = {3: (4, 1, "codebooks_v3.json"), 4: (8, 5, "codebooks.json"),
+            5: (8, 5, "codebooks.json")}
+BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[5][:2]      # what the encoder writes (version 5)
 
 
 def context_params(version: int) -> np.ndarray:
@@ -209,8 +215,8 @@ def n_rows(version: int) -> int:
     return N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
 
 
-#: the encoder's contexts (version 4); the decoder takes those of the stream's version
-CTX = context_params(4)
+#: the encoder's contexts (version 5); the decoder takes those of the stream's version
+CTX = context_params(5)
 ROW_SF = int(CTX[1])
 ROW_SPECTRAL = int(CTX[2])
 
@@ -257,19 +263,19 @@ def spectral_row_v(ctx, book, t):
 
 @njit(inline="always")
 def book_row(prev, b, nbands):
-    """:func:`book_row_v` with the encoder's (version 4) contexts."""
+    """:func:`book_row_v` with the encoder's (version 5) contexts."""
     return book_row_v(CTX, prev, b, nbands)
 
 
 @njit(inline="always")
 def sf_row(prev_book, book):
-    """:func:`sf_row_v` with the encoder's (version 4) contexts."""
+    """:func:`sf_row_v` with the encoder's (version 5) contexts."""
     return sf_row_v(CTX, prev_book, book)
 
 
 @njit(inline="always")
 def spectral_row(book, t):
-    """:func:`spectral_row_v` with the encoder's (version 4) contexts."""
+    """:func:`spectral_row_v` with the encoder's (version 5) contexts."""
     return spectral_row_v(CTX, book, t)
 
 
@@ -279,9 +285,9 @@ def spectral_alphabet(book: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def load_codebooks(path: str | None = None, version: int = 4) -> CodebookSet:
+def load_codebooks(path: str | None = None, version: int = 5) -> CodebookSet:
     """Load the trained code lengths of a format version (``pacodec/data/codebooks.json`` for
-    version 4, ``codebooks_v3.json`` for version 3; ``path`` overrides the file) as a
+    versions 4 and 5, ``codebooks_v3.json`` for version 3; ``path`` overrides the file) as a
     :class:`CodebookSet` whose ``ctx`` holds the version's context parameters."""
     R, T, name = CONTEXTS[version]
     if path is None:

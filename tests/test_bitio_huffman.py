@@ -68,7 +68,7 @@ def test_scalefactor_symbols_round_trip(symbols):
 
 
 @given(st.binary(max_size=12), st.integers(0, 95), st.integers(0, 110 - 1),
-       st.sampled_from([3, 4]))
+       st.sampled_from([3, 4, 5]))
 def test_the_first_look_up_decodes_exactly_as_bit_by_bit(data, limit, row, version):
     """get_symbol with its look-up table returns the symbol, position and error flag the
     canonical bit-by-bit decode (a table of zeros: every look-up misses) gives, for every row,
@@ -207,7 +207,7 @@ def test_code_lengths_form_a_complete_prefix_code_within_the_limit(counts):
 
 
 def test_trained_books_are_complete_prefix_codes():
-    for version in (3, 4):
+    for version in (3, 4, 5):
         books = load_codebooks(version=version)
         for row in range(books.lengths.shape[0]):
             ls = books.lengths[row][books.lengths[row] > 0]

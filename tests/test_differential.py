@@ -5,7 +5,7 @@ beyond the conformance vectors.
 * Valid streams: short generated signals (tones, noise from a seeded LCG, clicks) encoded by the
   pacodec encoder over a grid and a hypothesis strategy of configurations (rates 8..96 kHz,
   1/2/3/8 channels, every quantizer and several mu, sine/KBD, low delay, CBR/ABR/VBR, tags, known
-  and unknown length).  Both decoders must give the same number of samples and bit-identical
+  and unknown length, format 5's min_band 0..3 set through the encoder's override).  Both decoders must give the same number of samples and bit-identical
   float32 output (FORMAT.md §11: tolerance 0).
 * Headerless joins at a later config frame (§4.3, §6.3) and truncations at frame boundaries
   (§12): the same requirement (nothing is concealed in them).
@@ -140,6 +140,26 @@ def test_valid_stream_decodes_identically(fs, channels, seconds, kw):
     assert len(both(data)) == n
 
 
+MIN_BAND_GRID = [
+    # format 5's band rule (FORMAT.md §3.1, §5.1): every min_band, long and short frames, low delay
+    (44100, 2, 0.4, dict(bitrate=64, quantizer="uniform")),
+    (48000, 1, 0.3, dict(quality=3, quantizer="power", window_shape="kbd")),
+    (8000, 2, 0.6, dict(bitrate=16, quantizer="mulaw", mu=255)),
+    (16000, 3, 0.4, dict(bitrate=64, quantizer="power", low_delay=True)),
+    (96000, 1, 0.2, dict(abr=96, quantizer="uniform", low_delay=True)),
+]
+
+
+@pytest.mark.parametrize("min_band", [0, 1, 2, 3])
+@pytest.mark.parametrize("fs,channels,seconds,kw", MIN_BAND_GRID,
+                         ids=[f"{g[0]}-{g[1]}ch-{i}" for i, g in enumerate(MIN_BAND_GRID)])
+def test_version_5_streams_of_every_min_band_decode_identically(fs, channels, seconds, kw,
+                                                                 min_band):
+    data, n = encode(fs, channels, seconds, seed=min_band, min_band=min_band, **kw)
+    assert data[4] == 5 and (data[7] >> 2) & 3 == min_band       # config byte 3 (§3.1)
+    assert len(both(data)) == n
+
+
 @settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(fs=st.sampled_from(RATES), channels=st.sampled_from((1, 2, 3, 8)),
@@ -150,9 +170,10 @@ def test_valid_stream_decodes_identically(fs, channels, seconds, kw):
        rate=st.one_of(st.tuples(st.just("bitrate"), st.sampled_from((16, 32, 64, 96, 160))),
                       st.tuples(st.just("abr"), st.sampled_from((24, 48, 96, 128))),
                       st.tuples(st.just("quality"), st.integers(0, 10))),
-       tags=st.booleans())
+       tags=st.booleans(), min_band=st.sampled_from((None, 0, 1, 2, 3)))
 def test_generated_configurations_decode_identically(fs, channels, seconds, seed, quantizer, mu,
-                                                     kbd, low_delay, unknown, rate, tags):
+                                                     kbd, low_delay, unknown, rate, tags,
+                                                     min_band):
     if fs * seconds * channels > 100000:            # keep the plain-Python decoder quick
         seconds = 100000 / (fs * channels)
     kind, value = rate
@@ -165,6 +186,8 @@ def test_generated_configurations_decode_identically(fs, channels, seconds, seed
         kw["mu"] = mu
     if tags:
         kw["tags"] = {"TITLE": f"case {seed}", "COMMENT": "x" * (seed % 300)}
+    if min_band is not None:                        # else the encoder's choice
+        kw["min_band"] = min_band
     data, n = encode(fs, channels, seconds, seed=seed, unknown_length=unknown, **kw)
     assert len(both(data)) == n
 

@@ -5,7 +5,11 @@ or vectorised) must not change a single output byte: these are SHA-256 digests o
 ``Encoder(...).header()`` + every frame, made by the encoder before that work (main at 7150b6b)
 and renewed by each change meant to alter the output (last: noise of the right energy for the
 non-tonal units above 13 kHz of long frames whose high band is steady, allocation.HF_NOISE_HZ;
-then mid/side only where a unit's channels are balanced, allocation.MS_BALANCE).
+then mid/side only where a unit's channels are balanced, allocation.MS_BALANCE; then format 5,
+whose config blocks say version 5 and whose long bands are at least 8 bins wide in the normal
+mode, allocation.long_band_min).  ``DIGESTS_V4`` pins the step to format 5: with
+``min_band=0`` and its config blocks marked version 4 again, the encoder writes the bytes it
+wrote before.
 A change that is *meant* to change the output (a tuning, a new rule) updates the digests in the
 same commit and says so; print the new ones with ``python tests/test_encoder_identity.py``.
 
@@ -82,31 +86,60 @@ CASES = {
 }
 
 DIGESTS = {
-    "drums_abr128": "94091d36983f3296fc4d50fc27f6472641a419ac0270af8927f7857a0915b0d1",
-    "drums_cbr64_power": "74dcfcea63ee36ff258852573242cf1593f856a05eac8d7569bc40db37f3224a",
-    "drums_cbr96": "6fbb2967bbb01fd5ad3baa422e8f92c68a33cd5ed612504566d340bb51056e5c",
-    "drums_mono_abr48": "d9f0f3596fef018a211b28c3e8be5cf491ca41bedd53c4c4bf8ea336c3562b2b",
-    "drums_mono_cbr32_mulaw": "9e5cd1a90ca779c44ae1466ec3a2f54952ae29708df7391e2f8b36f40554f380",
-    "drums_vbr_default": "b70b60f34ae545e201f1ddd5608197ef5b15fa43b9af8f15677f3f63f725c430",
-    "gen_3ch_22k_abr96": "eb556f0a876950f64f6eb275271242955eec365cf5edd17c57a0856c6825dfd2",
-    "gen_3ch_22k_vbr": "98e9c5f112352d4a9e17eaefbde933f54a5ad26a51aff90fcff73f896a11008e",
-    "gen_mono_48k_cbr64": "54b331fdc36c4596c41638ec0cfea6eee3eb6b6ee6e67fcd2f19c62409022e00",
-    "gen_mono_48k_q9_power": "5483ba6b35147ce0197652788a56585385161b813322b4fbd88f74cd5c745af1",
-    "gen_stereo_32k_cbr96_mulaw": "1cf101bca73cb95b6e27ff308262cc3bfcad976f23b1a000fbf42536b8e69689",
-    "gen_stereo_32k_kbd_lowdelay": "9af8b570eda021e139767857bf2d936a5cbfca56a2adb1a17c4d245100038e89",
-    "piano_cbr128": "58686303326a8325c572af5122d302377a88a459a4e19ef82c645e2908abbf82",
-    "piano_cbr64": "9c9871a30cc388df0481c2d596ef78af6e8d01f80da5acd9e29790ca5ef07cf2",
-    "piano_q3": "8c1d40987e9ab5366558df8072e2449b0a5378f27c1e022f30fb9ccfc3aea148",
-    "piano_vbr_default": "fe45c3bd3ceca15587c9cdb4539235939422e6dd0e9f67bf011c5265962f8574",
+    "drums_abr128": "ad041aa60f8bce55e7688489ce91b0ddea92f2b75dcf85721cb8cef975dfe14c",
+    "drums_cbr64_power": "d7eec49e440745cb21ceeaa07bac354367bca55afda52dcede4ad1798d7083d0",
+    "drums_cbr96": "8c239d3d6c64ddd7f1e51b76f631afee6b214989ea4f7507981ab78b7c3bf1b9",
+    "drums_mono_abr48": "4cd5a897758a86faa98d7cd7ea070573449e0c287f8d6bd566e02a5c7b2431df",
+    "drums_mono_cbr32_mulaw": "2d9340d6f2f060dc6f61e614aa6d48f3d6e3cbaffd86250321e1621d9eb4b457",
+    "drums_vbr_default": "2a2a015e5671c03b40f63a158aae2829d313141f0ce6b92cab2a887b0da96cde",
+    "gen_3ch_22k_abr96": "7db4006fa6c085686dfae401947fb341b45639d26ef6ccab2681eb32ca297087",
+    "gen_3ch_22k_vbr": "0071bdfb80ddcefb2bf71632073fd79a85f67c941d271106f31bdf5e2bfd1a5a",
+    "gen_mono_48k_cbr64": "ed736541d4f464c53faadcdcb3173731909154cf47a3f94ceb45007eddb79269",
+    "gen_mono_48k_q9_power": "30b0a6b4651aa3b3f897d5d82ccaecbeeb2227ddadfd8f6a94ef17f431eee93f",
+    "gen_stereo_32k_cbr96_mulaw": "e067aafc804edb38ad03d63765c091eb44fbbd1f2f67c610c8dbdd41a4eb957f",
+    "gen_stereo_32k_kbd_lowdelay": "cdef675f48b339fb2517fc6d7098546f2acf0823f5ae42badc81d65219b238d3",
+    "piano_cbr128": "ee71f29c4bd1675cc6e7b2d8d83126bcd486341372f57c927f14cb34e2da04d3",
+    "piano_cbr64": "e9873f18ff39c6a3379136e27248f65d4fafb955c34954e2f50dd2a96aebff00",
+    "piano_q3": "7a5a047d450f3ab0fd5d9917992d11114671872a060ecbc5c52354943ad1a723",
+    "piano_vbr_default": "de03a36ed5d58778d9e8d5789cc0063616bec9e5a3e787cbe0ed0f42298fb325",
 }
 
 
-def _encode(signal, options):
+#: the format-4 encoder's output (main at c142229) of some cases: see the module docstring
+DIGESTS_V4 = {
+    "drums_cbr96": "6fbb2967bbb01fd5ad3baa422e8f92c68a33cd5ed612504566d340bb51056e5c",
+    "gen_stereo_32k_kbd_lowdelay": "9af8b570eda021e139767857bf2d936a5cbfca56a2adb1a17c4d245100038e89",
+    "piano_cbr64": "9c9871a30cc388df0481c2d596ef78af6e8d01f80da5acd9e29790ca5ef07cf2",
+}
+
+
+def _as_version_4(data):
+    """A version-5 stream with min_band 0 with every config block marked version 4 (the CRCs of
+    the header and the config frames recomputed): FORMAT.md §3.2's version 4."""
+    from pacodec import container as ct
+    out = bytearray(data)
+    assert out[4] == 5 and out[7] & 0x0F == 0
+    out[4] = 4
+    out[ct.HEADER_SIZE - 2:ct.HEADER_SIZE] = ct.crc16(bytes(out[:ct.HEADER_SIZE - 2])).to_bytes(
+        2, "big")
+    pos = ct.frames_start(data)
+    while pos < len(data):
+        fr = ct.parse_frame_at(data, pos)
+        if fr.ftype == ct.FRAME_CONFIG:
+            out[pos + ct.FRAME_HEADER_SIZE] = 4
+            end = pos + fr.size - ct.CRC_SIZE
+            out[end:end + 2] = ct.crc16(bytes(out[pos + 2:end])).to_bytes(2, "big")
+        pos += fr.size
+    return bytes(out)
+
+
+def _encode(signal, options, as_v4=False):
     x, fs = _signal(signal)
     short = []
     enc = pacodec.Encoder(fs, x.shape[1], observer=lambda r: short.append(r.is_short), **options)
     body = b"".join(enc.encode(x)) + b"".join(enc.flush())
-    return hashlib.sha256(enc.header() + body).hexdigest(), sum(short)
+    data = enc.header() + body
+    return hashlib.sha256(_as_version_4(data) if as_v4 else data).hexdigest(), sum(short)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -116,6 +149,12 @@ def test_encoded_bytes_are_unchanged(case):
     if not options.get("low_delay"):        # low delay has no short blocks
         assert nshort > 0 or signal == "piano", "the case is meant to exercise short blocks"
     assert digest == DIGESTS[case], f"{case}: the encoder's output changed"
+
+
+@pytest.mark.parametrize("case", sorted(DIGESTS_V4))
+def test_min_band_0_writes_the_format_4_bytes_but_the_version(case):
+    signal, options = CASES[case]
+    assert _encode(signal, dict(options, min_band=0), as_v4=True)[0] == DIGESTS_V4[case]
 
 
 if __name__ == "__main__":

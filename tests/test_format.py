@@ -11,7 +11,7 @@ from pacodec import packet as pkt
 from pacodec import payload as pld
 from pacodec.decoder import noise_seed
 from pacodec.config import StreamConfig
-from pacodec.errors import FormatError
+from pacodec.errors import FormatError, UnsupportedError
 
 from conftest import snr_db
 
@@ -51,6 +51,93 @@ def test_invalid_config_fields_are_format_errors(field, value):
     raw[field] = value
     with pytest.raises(FormatError):
         ct.unpack_config(bytes(raw))
+
+
+@pytest.mark.parametrize("min_band", [0, 1, 2, 3])
+def test_min_band_round_trips_in_the_header_and_config_block(min_band):
+    """FORMAT.md §3.1: version 5's min_band is bits 3..2 of the config block's byte 3."""
+    cfg = StreamConfig(44100, 2, 1024, 1024, True, min_band=min_band)
+    raw = ct.pack_config(cfg)
+    assert raw[0] == 5 and (raw[3] >> 2) & 3 == min_band and raw[3] & 3 == 0
+    assert ct.unpack_config(raw) == cfg and ct.unpack_config(raw).long_band_width == 4 << min_band
+    h = ct.pack_header(cfg, 777)
+    assert ct.unpack_header(h) == ct.StreamHeader(cfg, 777)
+
+
+@pytest.mark.parametrize("bits", [0x01, 0x02, 0x04, 0x08, 0x0C, 0x0F])
+def test_a_version_4_config_with_any_of_the_four_reserved_bits_set_is_invalid(bits):
+    """Versions 3 and 4 have no min_band: all four bits are reserved (FORMAT.md §3.1)."""
+    for version in (3, 4):
+        raw = bytearray(ct.pack_config(StreamConfig(44100, 2, 1024, 1024, True, version=version)))
+        assert raw[3] & 0x0F == 0 and ct.unpack_config(bytes(raw)).min_band == 0
+        raw[3] |= bits
+        with pytest.raises(FormatError, match="reserved"):
+            ct.unpack_config(bytes(raw))
+
+
+@pytest.mark.parametrize("bits", [0x01, 0x02])
+def test_a_version_5_config_with_its_two_reserved_bits_set_is_invalid(bits):
+    raw = bytearray(ct.pack_config(StreamConfig(44100, 2, 1024, 1024, True, min_band=2)))
+    raw[3] |= bits
+    with pytest.raises(FormatError, match="reserved"):
+        ct.unpack_config(bytes(raw))
+
+
+def test_min_band_is_validated_and_needs_version_5():
+    with pytest.raises(UnsupportedError, match="min_band"):
+        StreamConfig(44100, 2, 1024, 1024, True, min_band=4)
+    with pytest.raises(UnsupportedError, match="version 5"):
+        StreamConfig(44100, 2, 1024, 1024, True, min_band=1, version=4)
+    with pytest.raises(UnsupportedError, match="min_band"):
+        pacodec.Encoder(44100, 2, min_band=-1)
+
+
+def test_the_band_rule_widens_only_long_transforms():
+    """FORMAT.md §5.1: a long transform's bands are at least 4 << min_band bins wide (but the
+    last, at least 4), a short transform's at least 4; every edge a multiple of 4, nbands <= 52;
+    the worked example of 44.1 kHz, M = 1024, min_band = 1."""
+    from pacodec.config import SUPPORTED_RATES
+    from pacodec.payload import layout_for
+    from pacodec.tables import band_edges
+    assert band_edges(44100, 1024, 8).tolist() == [
+        0, 8, 16, 24, 32, 40, 48, 56, 64, 76, 88, 100, 108, 116, 124, 136, 148, 160, 172, 188,
+        204, 224, 248, 272, 296, 328, 360, 400, 440, 500, 556, 640, 720, 836, 952, 1024]
+    for fs in SUPPORTED_RATES:
+        for n in (32, 64, 128, 256, 512, 1024, 2048):
+            for w in (4, 8, 16, 32):
+                e = band_edges(fs, n, w)
+                assert len(e) - 1 <= 52 and all(x % 4 == 0 for x in e)
+                assert min(np.diff(e)[:-1], default=w) >= w and e[-1] - e[-2] >= 4
+    for mb in range(4):
+        lay = layout_for(StreamConfig(48000, 2, 1024, 1024, True, min_band=mb))
+        assert lay.edges_long.tolist() == band_edges(48000, 1024, 4 << mb).tolist()
+        assert lay.edges_short.tolist() == band_edges(48000, 128, 4).tolist()
+
+
+@pytest.mark.parametrize("min_band", [0, 1, 2, 3])
+def test_a_version_5_stream_of_each_min_band_decodes(piano, min_band):
+    """The encoder signals the width it is given; the stream decodes (long and short frames)
+    with bands of that width, and min_band 0 decodes exactly as the stream marked version 4."""
+    x, fs = piano
+    x = x[:fs // 2]
+    enc = pacodec.Encoder(fs, x.shape[1], bitrate=64, total_frames=len(x), min_band=min_band)
+    body = b"".join(enc.encode(x) + enc.flush())
+    data = enc.header() + body
+    hdr = ct.unpack_header(data)
+    assert hdr.config.version == 5 and hdr.config.min_band == min_band
+    y, _ = pacodec.decode(data, strict=True)
+    assert y.shape == x.shape and snr_db(x[2048:-2048], y[2048:-2048]) > 8
+    if min_band == 0:
+        assert np.array_equal(pacodec.decode(_with_version(data, 4), strict=True)[0], y)
+
+
+def test_the_encoder_chooses_min_band_by_mode():
+    from pacodec.allocation import long_band_min
+    enc = pacodec.Encoder(44100, 2, bitrate=64)
+    assert enc.config.min_band == long_band_min(enc.config, enc.settings) == 1
+    assert enc.layout.edges_long[1] == 8
+    low = pacodec.Encoder(48000, 2, bitrate=64, low_delay=True)
+    assert low.config.min_band == 0
 
 
 def test_config_is_repeated_in_band_at_least_once_a_second(stream):
@@ -272,11 +359,12 @@ class _Unseekable(io.BytesIO):
 
 
 @pytest.mark.parametrize("version", [1, 2, 255])
-def test_a_stream_of_an_unknown_version_is_refused_naming_both_versions(stream, tmp_path, version):
+def test_a_stream_of_an_unknown_version_is_refused_naming_the_versions_read(stream, tmp_path,
+                                                                            version):
     from pacodec.errors import VersionError
     x, fs, data = stream
     old = _with_version(data, version)
-    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3, 4\\)"
+    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3, 4, 5\\)"
     with pytest.raises(VersionError, match=msg):
         pacodec.decode(old)
     # headerless (a live stream): refused at the first config frame, not skipped as damage

@@ -197,7 +197,7 @@ def test_a_second_block_and_a_block_in_a_version_3_stream_are_garbage():
     sc = ct.Scanner()
     cfg3 = ct.unpack_header(data[:20]).config
     from dataclasses import replace
-    sc.feed(ct.pack_header(replace(cfg3, version=3), None) + block)
+    sc.feed(ct.pack_header(replace(cfg3, version=3, min_band=0), None) + block)
     hdr = sc.read_header(final=True)
     assert hdr.config.version == 3 and sc.metadata is None and sc.pos == 20
 

@@ -2,7 +2,7 @@
 """An independent pacodec decoder, written from bitstreams/FORMAT.md alone.
 
 It reads nothing of the ``pacodec`` package (no import, no shared code): only the normative text
-and the codebook files it names (``bitstreams/codebooks.json`` for version 4,
+and the codebook files it names (``bitstreams/codebooks.json`` for versions 4 and 5,
 ``bitstreams/codebooks_v3.json`` for version 3).  Each function implements one section of
 FORMAT.md and names it; the arithmetic is binary64, evaluated in the order the text writes it
 (numpy is used only for element-wise operations, one operation per ufunc call, so no fused
@@ -23,8 +23,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BITSTREAMS = os.path.join(os.path.dirname(HERE), "bitstreams")
-CODEBOOK_FILES = {4: "codebooks.json", 3: "codebooks_v3.json"}          # §7.1
-SUPPORTED_VERSIONS = (3, 4)                                              # §3.2
+CODEBOOK_FILES = {5: "codebooks.json", 4: "codebooks.json", 3: "codebooks_v3.json"}   # §7.1
+SUPPORTED_VERSIONS = (3, 4, 5)                                           # §3.2
 
 SYNC = b"\xca\x5e"                                                      # §4
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)  # §3.1
@@ -95,7 +95,12 @@ class Config:
         self.short_blocks = b[3] >> 7
         self.window_shape = (b[3] >> 6) & 1
         self.quantizer = (b[3] >> 4) & 3
-        self.reserved = b[3] & 15
+        if self.version >= 5:                        # §3.1: bits 3..2 of byte 3, then 2 reserved
+            self.min_band = (b[3] >> 2) & 3
+            self.reserved = b[3] & 3
+        else:                                        # versions 3, 4: 4 reserved bits, min_band 0
+            self.min_band = 0
+            self.reserved = b[3] & 15
         self.mu = u16(b[4:6])
         self.delay = u16(b[6:8])
 
@@ -123,15 +128,16 @@ class Config:
         self.N = 1 << self.hop_log2
         self.V = 1 << self.overlap_log2
         self.s = (self.N - self.V) // 2                                  # §6.2, §6.3
-        self.edges_long = band_edges(self.N, self.fs)                    # §5.1
-        self.edges_short = band_edges(self.N // 8, self.fs)
+        self.W = 4 << self.min_band                                      # §5.1 (long only)
+        self.edges_long = band_edges(self.N, self.fs, self.W)            # §5.1
+        self.edges_short = band_edges(self.N // 8, self.fs, 4)
         self.codes = load_codes(self.version)                            # §7.1
         self.R = 8 if self.version >= 4 else 4                           # §7.2
         return self
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.3 Metadata block (version 4)
+# §3.3 Metadata block (versions 4 and 5)
 
 
 def u7(b):
@@ -193,7 +199,7 @@ ZWICKER = [0, 100, 200, 300, 400, 510, 630, 770, 920, 1080, 1270, 1480, 1720, 20
            3150, 3700, 4400, 5300, 6400, 7700, 9500, 12000, 15500, 20500, 27000, 48000]
 
 
-def band_edges(M, fs):
+def band_edges(M, fs, W):
     F = []
     for i in range(27):
         F += [ZWICKER[i], (ZWICKER[i] + ZWICKER[i + 1]) // 2]
@@ -204,7 +210,7 @@ def band_edges(M, fs):
         b = ((b + 2) // 4) * 4
         if b >= M:
             break
-        if b - edges[-1] >= 4:
+        if b - edges[-1] >= W:
             edges.append(b)
     edges.append(M)
     return edges
@@ -816,7 +822,7 @@ class Decoder:
             else:
                 self.warn("stream header CRC mismatch: skipped")
             p = 20
-            if header_cfg and self.cfg.version == 4 and B[20:24] == b"PACM":     # §3.3
+            if header_cfg and self.cfg.version in (4, 5) and B[20:24] == b"PACM":  # §3.3
                 md, n = read_metadata_block(B, 20)
                 if md is not None:
                     self.metadata = md

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors of the current format in bitstreams/vectors/v4/ and their manifest
-(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/) are frozen: they were made by
-the release of that format and are never regenerated.
+"""Make the conformance vectors of the current format in bitstreams/vectors/v5/ and their manifest
+(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/, v4/) are frozen: they were made
+by the release of that format and are never regenerated.
 
     python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
 
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
-OUT = ROOT / "bitstreams" / "vectors" / "v4"
+OUT = ROOT / "bitstreams" / "vectors" / "v5"
 CODEBOOKS = ROOT / "bitstreams" / "codebooks.json"      # pacodec/data/ ships a byte-identical copy
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -72,7 +72,8 @@ def load_codes():
             "spec": {int(k): [canonical(row) for row in v] for k, v in d["spectral"].items()}}
 
 
-def band_edges(fs, m):
+def band_edges(fs, m, w=4):
+    """§5.1; ``w``: the least band width W (a long transform's 4 << min_band, a short one's 4)."""
     f = []
     for i in range(27):
         f += [ZWICKER[i], (ZWICKER[i] + ZWICKER[i + 1]) // 2]
@@ -83,7 +84,7 @@ def band_edges(fs, m):
         b = ((b + 2) // 4) * 4
         if b >= m:
             break
-        if b - edges[-1] >= 4:
+        if b - edges[-1] >= w:
             edges.append(b)
     return edges + [m]
 
@@ -92,15 +93,18 @@ def parse_config(b):
     v = b[0]
     rate_i, ch = b[1] >> 4, (b[1] & 15) + 1
     hl, ol = b[2] >> 4, b[2] & 15
-    short, shape, quant, res = b[3] >> 7, (b[3] >> 6) & 1, (b[3] >> 4) & 3, b[3] & 15
+    short, shape, quant = b[3] >> 7, (b[3] >> 6) & 1, (b[3] >> 4) & 3
+    # §3.1: version 5's min_band is bits 3..2 of byte 3; in versions 3 and 4 all four are reserved
+    min_band, res = ((b[3] >> 2) & 3, b[3] & 3) if v >= 5 else (0, b[3] & 15)
     mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
     n, vv = 1 << hl, 1 << ol
-    ok = (v in (3, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+    ok = (v in (3, 4, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
           and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
           and (not short or (vv == n and n >= 128)))
     return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
                     N=n, V=vv, short_blocks=short, window_shape=("sine", "kbd")[shape],
-                    quantizer=("uniform", "mulaw", "power", "?")[quant], mu=mu, delay=delay)
+                    quantizer=("uniform", "mulaw", "power", "?")[quant], mu=mu, delay=delay,
+                    min_band=min_band)
 
 
 class Bits:
@@ -144,7 +148,7 @@ def parse_payload(p, cfg, codes, stats):
             else:
                 glen[-1] += 1
     else:
-        edges, glen = band_edges(cfg["samplerate"], n), [1]
+        edges, glen = band_edges(cfg["samplerate"], n, 4 << cfg["min_band"]), [1]
     nb, G = len(edges) - 1, len(glen)
     width = [glen[g] * (edges[b + 1] - edges[b]) for g in range(G) for b in range(nb)]
     mb = [r.u(6) for _ in range(ch)]
@@ -204,6 +208,7 @@ def parse_payload(p, cfg, codes, stats):
                 s = sum(m)
     stats["frames"] += 1
     stats["short_frames"] += is_short
+    stats["long_nbands" if not is_short else "short_nbands"] = nb
     if is_short:
         stats["group_patterns"].add(format(gflags, "07b"))
     stats["window_flags"].add(f"{is_short}{ls}{rs}")
@@ -260,7 +265,7 @@ def walk(data):
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
-              first_index=None, metadata=None)
+              first_index=None, metadata=None, long_nbands=None, short_nbands=None)
     cfg = total = None
     had_header = from_header = started = False
     next_seq = next_index = None
@@ -286,7 +291,7 @@ def walk(data):
                 total = None if t == 2 ** 48 - 1 else t
                 st["total_in_header"] = total is not None
         p = 20
-        if cfg is not None and cfg["version"] == 4 and data[20:24] == b"PACM":
+        if cfg is not None and cfg["version"] >= 4 and data[20:24] == b"PACM":
             meta = parse_metadata(data, 20)
             st["metadata"] = meta
             if "size" in meta:
@@ -510,13 +515,36 @@ def vectors():
     yield "stereo_16k_tags_damaged", resample(pt, fs, 16000), 16000, dict(
         bitrate=48, quantizer="uniform", tags=TAGS), damage_metadata, \
         "piano.flac 0.2-0.8 s at 16 kHz"
+    # version 5: every min_band (FORMAT.md §3.1, §5.1) -- the ones above have the encoder's
+    # choice (1 in the normal mode, 0 in low delay); these set it (Encoder(min_band=))
+    d3, _ = clip("amen_drums.flac", 0.3, 0.0)
+    yield "stereo_44k_min_band0", d3, fs, dict(bitrate=96, quantizer="power", min_band=0), None, \
+        "amen_drums.flac 0-0.3 s"
+    d25, _ = clip("amen_drums.flac", 0.25, 0.5)
+    yield "stereo_48k_min_band2", resample(d25, fs, 48000), 48000, dict(
+        bitrate=64, quantizer="uniform", min_band=2), None, "amen_drums.flac 0.5-0.75 s at 48 kHz"
+    mix = 0.5 * (clip("piano.flac", 0.3, 0.2)[0] + clip("amen_drums.flac", 0.3, 0.1)[0])
+    yield "mono_44k_min_band3", mix.mean(1, keepdims=True), fs, dict(
+        bitrate=32, quantizer="mulaw", min_band=3), None, \
+        "piano.flac 0.2-0.5 s + amen_drums.flac 0.1-0.4 s, mono"
+    p10, _ = clip("piano.flac", 1.0, 0.3)
+    yield "mono_8k_min_band2", resample(p10.mean(1, keepdims=True), fs, 8000), 8000, dict(
+        bitrate=16, quantizer="power", min_band=2), None, "piano.flac 0.3-1.3 s, mono, 8 kHz"
+    d4, _ = clip("amen_drums.flac", 0.4, 0.2)
+    yield "stereo_16k_lowdelay_min_band1", resample(d4, fs, 16000), 16000, dict(
+        bitrate=40, quantizer="uniform", low_delay=True, min_band=1), None, \
+        "amen_drums.flac 0.2-0.6 s at 16 kHz"
+    p5, _ = clip("piano.flac", 0.5, 0.4)
+    yield "mono_8k_lowdelay_min_band3", resample(p5.mean(1, keepdims=True), fs, 8000), 8000, \
+        dict(bitrate=16, quantizer="uniform", low_delay=True, min_band=3), None, \
+        "piano.flac 0.4-0.9 s, mono, 8 kHz"
 
 
 def _tones(rng):
     fs, m = 16000, 512
     n = int(0.3 * fs)
     t = np.arange(n) / fs
-    e = band_edges(fs, m)
+    e = band_edges(fs, m)               # W = 4: one tone per band of version 4's layout
     freqs = [(e[b] + e[b + 1]) / 2 * fs / (2 * m) for b in range(len(e) - 1)]
     w = sum(0.3 / len(freqs) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in freqs)
     return np.stack([w, w], 1)
@@ -585,7 +613,8 @@ def covers(cfg, st, data):
     """The manifest's ``covers`` object: the stream's config and what its frames exercise."""
     return {
         "config": {k: cfg[k] for k in ("samplerate", "channels", "N", "V", "short_blocks",
-                                       "window_shape", "quantizer", "mu")},
+                                       "window_shape", "quantizer", "mu", "min_band")},
+        "long_nbands": st["long_nbands"], "short_nbands": st["short_nbands"],
         "bytes": len(data), "header": st["header"], "total_length_in_header": st["total_in_header"],
         "end_of_stream": st["end_of_stream"], "first_frame_index": st["first_index"],
         "audio_frames": st["frames"], "config_frames": st["config_frames"],
