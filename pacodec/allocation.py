@@ -743,8 +743,11 @@ def long_band_min(cfg, settings) -> int:
     settings (:class:`~pacodec.config.EncoderSettings`).  The one place of the rule.
 
     8 bins (1) in the normal mode, 4 (0) in the low-delay mode (no short blocks, hop a quarter
-    of the normal one).  Measured at 44.1 kHz stereo, 64 kbit/s, dense mixes: bands of at least
-    8 bins raised the PEAQ-based 2f by about 5 points and ViSQOL slightly (fewer book indices and
-    scalefactors for the 17 bands of 4 bins below ~1.5 kHz).  ``settings`` is there for a rule by
-    rate or mode (not used yet)."""
+    of the normal one; not measured there).  At 44.1 kHz the 17 bands of 4 bins below ~1.5 kHz
+    become 8 wide (46 -> 35 long bands): fewer book indices and scalefactors, and the bits go to
+    the spectrum (SNR +1..4 dB per critical band below 2 kHz on a dense mix at 64 kbit/s).
+    Chosen on six dense mixes of the corpus's even half at CBR 64 (2f +5.0, ViSQOL +0.0015; 16
+    bins +7.6 but ViSQOL -0.0023, weirdo -0.024); all 39 clips, CBR against format 4: 2f +3.7 /
+    +1.1 and ViSQOL +0.0033 / +0.0007 at 64 / 128 kbit/s (README, docs/quality-history.md).
+    ``settings`` is there for a rule by rate or mode (not used yet)."""
     return 1 if cfg.short_blocks else 0

@@ -42,7 +42,7 @@ def encode(data, samplerate, bitrate=None, *, abr=None, quality=None, distance=N
            loudness=None) -> bytes:
     """Encode an array ``(frames, channels)`` (or ``(frames,)``) to the bytes of a ``.pac`` stream.
 
-    Without a rate option: VBR at the default quality (about 128 kbit/s on 44.1 kHz stereo
+    Without a rate option: VBR at the default quality (about 120-125 kbit/s on 44.1 kHz stereo
     music).  ``bitrate`` (kbit/s for all channels) codes CBR, ``abr`` an average bitrate
     (also ``bitrate=B, mode="abr"``); ``quality`` (0..10, 10 best) or ``distance`` select VBR.
     One rate option at most; the rules are those of :mod:`pacodec.options` (a CBR/ABR rate

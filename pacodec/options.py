@@ -10,7 +10,7 @@ The rules (README "Quickstart: your own files"; ``pacodec encode --help``):
 * **One rate option.**  The rate is set by at most one of ``bitrate`` (CBR, kbit/s for all
   channels), ``abr`` (average bitrate, kbit/s), ``quality`` (VBR, 0..10, 10 best) or ``distance``
   (VBR at a perceptual distance, 1.0 = noise at the masking threshold).
-* **Nothing given: VBR** at :data:`~pacodec.config.DEFAULT_QUALITY` (about 128 kbit/s on 44.1 kHz
+* **Nothing given: VBR** at :data:`~pacodec.config.DEFAULT_QUALITY` (about 123 kbit/s on 44.1 kHz
   stereo music), as opusenc and oggenc do.  The streaming commands always pass a bitrate (their
   ``-b``, default 128): live links stay CBR.
 * **``mode``** (``"cbr"``, ``"abr"``, ``"vbr"``: the Python API's name for it) chooses the rate
@@ -238,9 +238,9 @@ def resolve(*, bitrate=None, abr=None, quality=None, distance=None, mode=None, q
 
 # ------------------------------------------------------------------------- command line
 #: Mean bitrate (kbit/s) of ``pacodec encode -q Q`` on 44.1 kHz stereo music: 10 whole clips of
-#: the corpus (README "Quickstart: your own files" has the clips and the command).
-QUALITY_KBPS = ((0, 27), (1, 41), (2, 56), (3, 62), (4, 66), (5, 78), (6, 101), (7, 128),
-                (8, 161), (9, 194), (10, 229))
+#: the corpus (README "Quickstart: your own files" has the clips and the command); format 5.
+QUALITY_KBPS = ((0, 26), (1, 38), (2, 52), (3, 56), (4, 60), (5, 72), (6, 96), (7, 123),
+                (8, 153), (9, 183), (10, 213))
 
 
 def quality_for_kbps(kbps: float) -> float:
@@ -262,7 +262,7 @@ def rate_help() -> str:
     kb = "".join(f"{k:>5}" for _, k in QUALITY_KBPS)
     return (
         "rate options (at most one; two are an error):\n"
-        f"  (none)      VBR at quality {DEFAULT_QUALITY:g}: about 128 kbit/s on 44.1 kHz stereo music\n"
+        f"  (none)      VBR at quality {DEFAULT_QUALITY:g}: about {dict(QUALITY_KBPS)[round(DEFAULT_QUALITY)]} kbit/s on 44.1 kHz stereo music\n"
         "  -q Q        VBR quality 0..10 (10 best; fractions allowed).  Mean bitrate on\n"
         "              44.1 kHz stereo music (10 clips; one clip's is 0.5-1.3x the mean):\n"
         f"                -q {qs}\n"
