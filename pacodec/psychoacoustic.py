@@ -158,6 +158,60 @@ def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality, sprea
         tonality[b] = max(tonality[b], ptonal[b])
 
 
+#: The constants of glibc's ``hypot`` (sysdeps/ieee754/dbl-64/e_hypot.c, glibc 2.35 on)
+_HYPOT_SCALE = 2.0 ** -600
+_HYPOT_LARGE = 2.0 ** 511
+_HYPOT_TINY = 2.0 ** -459
+_HYPOT_EPS = 2.0 ** -54
+
+
+@njit(inline="always")
+def _hypot_kernel(ax, ay):
+    """glibc's hypot kernel for ``ax >= ay`` in range (its non-FMA form, as x86-64's libm is
+    built): ``sqrt(ax^2 + ay^2)`` and one correction step.  glibc picks one of two corrections
+    by a branch on ``h <= 2 ay``, which a spectrum's bins take at random; here both are
+    computed and the one glibc takes is selected, with the same operations in the same order."""
+    h = math.sqrt(ax * ax + ay * ay)
+    d1 = h - ay
+    t1a = ax * (2.0 * d1 - ax)
+    t2a = (d1 - 2.0 * (ax - ay)) * d1
+    d2 = h - ax
+    t1b = 2.0 * d2 * (ax - 2.0 * ay)
+    t2b = (4.0 * d2 - ay) * ay + d2 * d2
+    m = 1.0 * (h <= 2.0 * ay)
+    t1 = m * t1a + (1.0 - m) * t1b
+    t2 = m * t2a + (1.0 - m) * t2b
+    return h - (t1 + t2) / (2.0 * h)
+
+
+@njit(inline="always")
+def hypot(x, y):
+    """``sqrt(x^2 + y^2)`` with the bits of glibc's ``hypot`` (2.35 on, x86-64; what numba's
+    ``abs(complex)`` calls there) without a library call and its unpredictable branch per
+    call: :func:`predicted_tonality` takes two per spectral bin, and on music the call was
+    ~80 % of that kernel's time (``tests/test_kernels.py`` checks the bits against the C
+    library's).  Infinities give inf, NaNs NaN, as there."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        if math.isinf(x) or math.isinf(y):
+            return math.inf
+        return x + y
+    ax = abs(x)
+    ay = abs(y)
+    if ax < ay:
+        ax, ay = ay, ax
+    if ax > _HYPOT_LARGE:
+        if ay <= ax * _HYPOT_EPS:
+            return ax + ay
+        return _hypot_kernel(ax * _HYPOT_SCALE, ay * _HYPOT_SCALE) / _HYPOT_SCALE
+    if ay < _HYPOT_TINY:
+        if ax >= ay / _HYPOT_EPS:
+            return ax + ay
+        return _hypot_kernel(ax / _HYPOT_SCALE, ay / _HYPOT_SCALE) * _HYPOT_SCALE
+    if ay <= ax * _HYPOT_EPS:
+        return ax + ay
+    return _hypot_kernel(ax, ay)
+
+
 @njit
 def predicted_tonality(X, Y, r1, r2, p1, p2, npred, edges, out):
     """Tonality per band from how predictable each bin is across frames (ISO 11172-3
@@ -177,15 +231,15 @@ def predicted_tonality(X, Y, r1, r2, p1, p2, npred, edges, out):
         for k in range(edges[b], edges[b + 1]):
             x = X[k]
             y = Y[k]
-            r = abs(complex(x, y))
+            r = hypot(x, y)
             # the unit phasor: component by component, the magnitudes of numba's complex / real
             # division (which divides by complex(r, 0), Smith's way) at a fraction of its cost
             u = complex(x / r, y / r) if r > 1e-30 else complex(1.0, 0.0)
             if npred >= 2:
                 # phase 2 phi1 - phi2 without trigonometry: u1^2 conj(u2)
                 rh = 2.0 * r1[k] - r2[k]
-                c = abs(complex(x, y) - rh * p1[k] * p1[k] * p2[k].conjugate()) \
-                    / (r + abs(rh) + 1e-30)
+                d = complex(x, y) - rh * p1[k] * p1[k] * p2[k].conjugate()
+                c = hypot(d.real, d.imag) / (r + abs(rh) + 1e-30)
                 e = r * r
                 num += e * c
                 den += e

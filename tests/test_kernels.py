@@ -376,3 +376,52 @@ def test_step_tables_are_the_kernels_steps():
     out = np.zeros(8192)
     dequantize_unit(q, 0, 8192, 117, QUANT_POWER, 255.0, out)
     assert np.array_equal((-out).view(np.int64)[1:], prod.view(np.int64)[1:])
+
+
+def _glibc_hypot():
+    """Whether this C library's ``hypot`` is glibc's of 2.35 on, on x86-64: what
+    :func:`pacodec.psychoacoustic.hypot` reproduces."""
+    import platform
+    lib, version = platform.libc_ver()
+    try:
+        major, minor = (int(v) for v in version.split(".")[:2])
+    except ValueError:
+        return False
+    return lib == "glibc" and (major, minor) >= (2, 35) and platform.machine() == "x86_64"
+
+
+@pytest.mark.skipif(not _glibc_hypot(), reason="reproduces glibc 2.35+'s hypot on x86-64")
+def test_hypot_is_the_c_librarys_bits(rng):
+    """The psychoacoustic model's inline ``hypot`` gives the bits of the C library's (which
+    numba's ``abs(complex)`` calls and numpy's ``np.hypot`` is), compiled and as Python: random
+    pairs over the whole exponent range, nearly equal pairs (the kernel's two corrections),
+    pairs far apart (its early returns), zeros, subnormals, infinities and NaN."""
+    from pacodec._jit import njit
+    from pacodec.psychoacoustic import hypot
+
+    @njit
+    def many(x, y, out):
+        for i in range(x.shape[0]):
+            out[i] = hypot(x[i], y[i])
+
+    n = 200_000
+    with np.errstate(over="ignore"):
+        x = np.concatenate([rng.standard_normal(n),
+                            rng.standard_normal(n) * 2.0 ** rng.integers(-1074, 1024, n),
+                            rng.random(n) * 2.0 ** rng.integers(-1074, 1023, n)])
+        y = np.concatenate([x[:n] * (1.0 + rng.standard_normal(n) * 2.0 ** rng.integers(-60, 5, n)),
+                            rng.standard_normal(n) * 2.0 ** rng.integers(-1074, 1024, n),
+                            x[2 * n:] * 2.0 ** rng.integers(-60, 60, n)])
+    special = np.array([0.0, -0.0, 5e-324, 2.0 ** -459, 2.0 ** -458, 1.0, 2.0 ** 511, 2.0 ** 512,
+                        1.7976931348623157e308, np.inf, -np.inf, np.nan])
+    sx, sy = np.meshgrid(special, special)
+    x = np.concatenate([x, sx.ravel()])
+    y = np.concatenate([y, sy.ravel()])
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = np.hypot(x, y)
+    for k in _both(many):
+        m = x.size if k is many else 20_000             # as Python: a sample, and the specials
+        idx = np.r_[0:m // 3, n:n + m // 3, 2 * n:2 * n + m // 3, 3 * n:x.size]
+        out = np.zeros(idx.size)
+        k(x[idx], y[idx], out)
+        assert np.array_equal(out.view(np.int64), ref[idx].view(np.int64))
