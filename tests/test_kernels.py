@@ -116,6 +116,8 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
         d1 = pacodec.encode(x, fs, bitrate=96)
         d2 = pacodec.encode(x, fs, quantizer="mulaw", quality=6)
         d3 = pacodec.encode(x, fs, quantizer="power", low_delay=True)
+        # digital silence: the tonality prediction's bins outside its branch-free loop's range
+        d4 = pacodec.encode(np.concatenate([np.zeros((4096, x.shape[1])), x[:2048]]), fs)
         bad = bytearray(d1)
         bad[len(bad) // 2] ^= 0x10                      # a CRC failure
         bad[60:60] = b"\xca\x5e\x3f\xff" * 8 + b"junk"  # false sync words claiming long frames
@@ -126,7 +128,7 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
             y.append(np.concatenate([dec.feed(bytes(bad[i:i + 700]))
                                      for i in range(0, len(bad), 700)] + [dec.finish()]))
         y.append(np.array([integrated_loudness(x, fs)]))      # the meter's filter kernel
-        return [d1, d2, d3], y
+        return [d1, d2, d3, d4], y
 
     ref_bytes, ref_pcm = run()
     kernels = _pacodec_kernels()
@@ -425,3 +427,55 @@ def test_hypot_is_the_c_librarys_bits(rng):
         out = np.zeros(idx.size)
         k(x[idx], y[idx], out)
         assert np.array_equal(out.view(np.int64), ref[idx].view(np.int64))
+
+
+def test_predicted_tonality_is_its_bins_one_by_one(rng):
+    """predicted_tonality runs most bins through a branch-free loop (two at a time) and the rest
+    through the plain per-bin code (psychoacoustic._bin): its tonalities and state equal, bit for
+    bit, what _bin gives bin by bin -- compiled and as Python, over frames of music-like
+    spectra with silent, tiny, huge and non-finite bins among them."""
+    from pacodec._jit import njit
+    from pacodec.psychoacoustic import TonalScratch, _bin, predicted_tonality
+
+    @njit
+    def reference(X, Y, r1, r2, p1, p2, npred, edges, out):
+        for b in range(edges.shape[0] - 1):
+            num = 0.0
+            den = 0.0
+            for k in range(edges[b], edges[b + 1]):
+                r, u, ec, e = _bin(X[k], Y[k], r1[k], r2[k], p1[k], p2[k])
+                if npred >= 2:
+                    num += ec
+                    den += e
+                r2[k] = r1[k]
+                r1[k] = r
+                p2[k] = p1[k]
+                p1[k] = u
+            t = 0.0
+            if npred >= 2 and den > 1e-30 and num > 0.0:
+                t = -0.299 - 0.43 * np.log(num / den)
+            out[b] = min(1.0, max(0.0, t))
+
+    n = 256
+    edges = band_model(44100, n).edges
+    nb = len(edges) - 1
+    frames = rng.standard_normal((6, 2, n)) * np.geomspace(1.0, 1e-4, n)
+    frames[2, :, :40] = 0.0                                 # silence
+    frames[3, :, 40:80] *= 1e-150                           # below glibc's unscaled range
+    frames[4, 0, 80:90] = 1e160                             # above it
+    frames[4, 1, 90:95] = 0.0                               # one part zero: |x| exactly
+    frames[5, 0, 100] = np.inf
+    frames[5, 1, 101] = np.nan
+    for k in _both(predicted_tonality):
+        st = (np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n), np.ones(n), np.zeros(n))
+        ref = (np.zeros(n), np.zeros(n), np.ones(n, np.complex128), np.ones(n, np.complex128))
+        scr = tuple(TonalScratch(*(np.zeros(n) for _ in range(5)), np.zeros(n, dtype=np.bool_)))
+        for i, (X, Y) in enumerate(frames):
+            out, want = np.zeros(nb), np.zeros(nb)
+            with np.errstate(all="ignore"):
+                k(X, Y, st, i, edges, out, scr)
+                reference(X, Y, *ref, i, edges, want)
+            assert np.array_equal(out.view(np.int64), want.view(np.int64)), i
+            assert np.array_equal(st[0].view(np.int64), ref[0].view(np.int64))
+            assert np.array_equal((st[2] + 1j * st[3]).view(np.int64), ref[2].view(np.int64))
+            assert np.array_equal((st[4] + 1j * st[5]).view(np.int64), ref[3].view(np.int64))
