@@ -105,7 +105,10 @@ def _items(head, x):
     """A tuple's key: ``head`` and its items' keys, or None if one of them is None (so the key
     cannot equal a stored one: ``None == np.dtype("f8")`` is True)."""
     parts = tuple(map(typekey, x))
-    return None if any(p is None for p in parts) else head + parts
+    for p in parts:                     # a loop, not any() of a generator: ~2x faster here
+        if p is None:
+            return None
+    return head + parts
 
 
 def _key(desc):

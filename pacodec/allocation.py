@@ -479,11 +479,15 @@ def rd_scalefactors(fu, out, scr, ch):
                 nb_prev = prev_chain % nbands + 1
                 if nb_prev >= max_band:
                     nb_prev = 0
+            # book-index rows after book 0 (book_row(pb, ...) is that row + pb): no division
+            # per transition
+            row_b = book_row(0, b, nbands)
+            row_prev = book_row(0, nb_prev, nbands)
             for j in range(m):
                 bk = rdi[1, i, j]
                 own = rdi[2, i, j] - SF_RD_FINER_CREDIT * (sf[u] - rdi[0, i, j])
                 if n == 0:
-                    rdf[i, j] = own + lengths[book_row(0, b, nbands), bk]
+                    rdf[i, j] = own + lengths[row_b, bk]
                     rdi[3, i, j] = -1
                     continue
                 best = _RD_INF
@@ -497,10 +501,9 @@ def rd_scalefactors(fu, out, scr, ch):
                         continue
                     t = rdf[i - 1, k] + lengths[sf_row(pb, bk), d + SF_DELTA_MAX]
                     if adjacent:
-                        t += lengths[book_row(pb, b, nbands), bk]
+                        t += lengths[row_b + pb, bk]
                     else:
-                        t += (lengths[book_row(pb, nb_prev, nbands), 0]
-                              + lengths[book_row(0, b, nbands), bk])
+                        t += lengths[row_prev + pb, 0] + lengths[row_b, bk]
                     if t < best:
                         best = t
                         arg = k

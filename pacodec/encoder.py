@@ -28,11 +28,12 @@ from .bitio import writer_state
 from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
 from ._jit import njit
 from .errors import EncoderInputError, PacodecError
-from .mdct import mdct_kernel, plan
+from .mdct import mdct_kernel, mdst_kernel, plan
 from .observer import FrameRecord
 from .options import resolve
 from .quantize import magnitudes
-from .psychoacoustic import POST_DECAY, PRE_ECHO_RISE, band_model, predicted_tonality, thresholds
+from .psychoacoustic import (POST_DECAY, PRE_ECHO_RISE, TonalScratch, band_model,
+                             predicted_tonality, thresholds)
 from .tables import load_codebooks
 from .transient import HISTORY, detect_attack, hf_unsteadiness
 from .window import block_window
@@ -45,11 +46,15 @@ GROUP_SPLIT_DB = 99.0
 MAX_AMPLITUDE = float(2 ** 40)
 
 
-#: Scratch of :func:`analyse_long`: windowed block, MDCT fold/work, threshold spreading sums.
-AnalysisScratch = namedtuple("AnalysisScratch", "z fold work spread_sum zr mdst ptonal")
-#: Per-channel state of the tonality prediction across long frames (magnitude and phase of the
-#: last two complex spectra, and how many frames in a row were analysed with this window).
-PredState = namedtuple("PredState", "r1 r2 p1 p2 npred")
+#: Scratch of :func:`analyse_long`: windowed block, MDCT fold/work, threshold spreading sums,
+#: the MDST and the predicted tonality per band, and the prediction's scratch (``tonal``:
+#: :data:`~pacodec.psychoacoustic.TonalScratch`).
+AnalysisScratch = namedtuple("AnalysisScratch", "z fold work spread_sum mdst ptonal tonal")
+#: Per-channel state of the tonality prediction across long frames (magnitude and unit phasor,
+#: real and imaginary parts, of the last two complex spectra: a
+#: :data:`~pacodec.psychoacoustic.TonalState` per channel; and how many frames in a row were
+#: analysed with this window).
+PredState = namedtuple("PredState", "r1 r2 p1r p1i p2r p2i npred")
 #: Per channel and long band, the tonality and energy of the last long frame whose tonality had
 #: a prediction behind it: what a short frame's windows take as their tonality (analyse_short).
 LastTonal = namedtuple("LastTonal", "ton energy")
@@ -132,8 +137,8 @@ def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, t
     prediction behind it."""
     pre, post, rev, tw = pl
     edges, spread, offset_tonal, ath = model
-    z, fold, work, spread_sum, zr, mdst, ptonal = scr
-    r1, r2, p1, p2, npred = pred
+    z, fold, work, spread_sum, mdst, ptonal, tonal = scr
+    r1, r2, p1r, p1i, p2r, p2i, npred = pred
     last_ton, last_energy = last
     nch = coef.shape[0]
     n = coef.shape[1]
@@ -144,13 +149,9 @@ def analyse_long(buf, start, avail, w, coef, cod, pl, model, scr, energy, thr, t
         mdct_kernel(z, coef[c], pre, post, rev, tw, fold, work)
         for i in range(n):
             cod[c, i] = coef[c, i]
-        # MDST of the block: the MDCT of the time-reversed windowed block, odd bins negated
-        for i in range(2 * n):
-            zr[i] = z[2 * n - 1 - i]
-        mdct_kernel(zr, mdst, pre, post, rev, tw, fold, work)
-        for i in range(n):
-            mdst[i] = -mdst[i] if i % 2 == 0 else mdst[i]
-        predicted_tonality(coef[c], mdst, r1[c], r2[c], p1[c], p2[c], npred[c], edges, ptonal)
+        mdst_kernel(z, mdst, pre, post, rev, tw, fold, work)
+        predicted_tonality(coef[c], mdst, (r1[c], r2[c], p1r[c], p1i[c], p2r[c], p2i[c]),
+                           npred[c], edges, ptonal, tonal)
         npred[c] += 1
         thresholds(coef[c], edges, spread, offset_tonal, ath, energy[c], thr[c], ton[c],
                    spread_sum, ptonal)
@@ -334,9 +335,12 @@ class Encoder:
             if cfg.short_blocks else None
         self._ascr = AnalysisScratch(z=self._scr["z"], fold=self._scr["fold"],
                                      work=self._scr["work"], spread_sum=np.zeros(mu_),
-                                     zr=np.zeros(2 * n), mdst=np.zeros(n), ptonal=np.zeros(mu_))
-        self._pred = PredState(np.zeros((ch, n)), np.zeros((ch, n)), np.ones((ch, n), np.complex128),
-                               np.ones((ch, n), np.complex128), np.zeros(ch, dtype=np.int64))
+                                     mdst=np.zeros(n), ptonal=np.zeros(mu_),
+                                     tonal=tuple(TonalScratch(*(np.zeros(n) for _ in range(5)),
+                                                              np.zeros(n, dtype=np.bool_))))
+        self._pred = PredState(np.zeros((ch, n)), np.zeros((ch, n)), np.ones((ch, n)),
+                               np.zeros((ch, n)), np.ones((ch, n)), np.zeros((ch, n)),
+                               np.zeros(ch, dtype=np.int64))
         self._pred_k = tuple(self._pred)
         self._pred_window = None
         nbl, nbs = self.layout.nb_long, self.layout.nb_short

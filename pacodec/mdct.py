@@ -23,7 +23,8 @@ import numpy as np
 
 from ._jit import njit
 
-__all__ = ["Plan", "PlanArrays", "plan", "mdct", "imdct", "mdct_direct", "imdct_direct"]
+__all__ = ["Plan", "PlanArrays", "plan", "mdct", "imdct", "mdct_direct", "imdct_direct",
+           "mdct_kernel", "mdst_kernel", "imdct_kernel"]
 
 #: The arrays of a :class:`Plan`, as one argument for kernels.  Bundles are built with their
 #: namedtuple (the field names) and passed as plain tuples, which the kernel unpacks by name:
@@ -118,6 +119,22 @@ def mdct_kernel(z, out, pre, post, rev, tw, fold, work):
         fold[i] = -z[3 * h - 1 - i] - z[3 * h + i]
         fold[h + i] = z[i] - z[n - 1 - i]
     dct4(fold, out, pre, post, rev, tw, work)
+
+
+@njit
+def mdst_kernel(z, out, pre, post, rev, tw, fold, work):
+    """MDST of the windowed block ``z`` (2N) into ``out`` (N): the MDCT of the time-reversed block
+    with the even bins negated, folded from ``z`` itself (the same sums as folding a reversed
+    copy, :func:`mdct_kernel`'s, without making it).  ``fold``: real scratch of N."""
+    n = out.shape[0]
+    h = n // 2
+    m = 2 * n - 1
+    for i in range(h):
+        fold[i] = -z[h + i] - z[h - 1 - i]      # -zr[3h - 1 - i] - zr[3h + i], zr[j] = z[m - j]
+        fold[h + i] = z[m - i] - z[2 * h + i]   # zr[i] - zr[n - 1 - i]
+    dct4(fold, out, pre, post, rev, tw, work)
+    for i in range(0, n, 2):
+        out[i] = -out[i]
 
 
 @njit

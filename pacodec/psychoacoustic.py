@@ -34,6 +34,7 @@ so a tone that is predictable across frames is never replaced by noise.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from functools import lru_cache
 
 import numpy as np
@@ -41,7 +42,8 @@ import numpy as np
 from ._jit import njit
 from .tables import band_edges
 
-__all__ = ["bark", "ath_db", "BandModel", "band_model", "thresholds", "predicted_tonality", "PRE_ECHO_RISE", "POST_DECAY"]
+__all__ = ["bark", "ath_db", "BandModel", "band_model", "thresholds", "predicted_tonality",
+           "TonalState", "TonalScratch", "hypot", "PRE_ECHO_RISE", "POST_DECAY"]
 
 PRE_ECHO_RISE = 2.0
 #: Terhardt's curve rises steeply above ~10 kHz (105 dB SPL at 18 kHz); with full scale taken as
@@ -159,42 +161,174 @@ def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality, sprea
         tonality[b] = max(tonality[b], ptonal[b])
 
 
+#: The constants of glibc's ``hypot`` (sysdeps/ieee754/dbl-64/e_hypot.c, glibc 2.35 on)
+_HYPOT_SCALE = 2.0 ** -600
+_HYPOT_LARGE = 2.0 ** 511
+_HYPOT_TINY = 2.0 ** -459
+_HYPOT_EPS = 2.0 ** -54
+
+
+@njit(inline="always")
+def _hypot_kernel(ax, ay):
+    """glibc's hypot kernel for ``ax >= ay`` in range (its non-FMA form, as x86-64's libm is
+    built): ``sqrt(ax^2 + ay^2)`` and one correction step.  glibc picks one of two corrections
+    by a branch on ``h <= 2 ay``, which a spectrum's bins take at random; here both are
+    computed and the one glibc takes is selected, with the same operations in the same order."""
+    h = math.sqrt(ax * ax + ay * ay)
+    d1 = h - ay
+    t1a = ax * (2.0 * d1 - ax)
+    t2a = (d1 - 2.0 * (ax - ay)) * d1
+    d2 = h - ax
+    t1b = 2.0 * d2 * (ax - 2.0 * ay)
+    t2b = (4.0 * d2 - ay) * ay + d2 * d2
+    m = 1.0 * (h <= 2.0 * ay)
+    t1 = m * t1a + (1.0 - m) * t1b
+    t2 = m * t2a + (1.0 - m) * t2b
+    h2 = 2.0 * h
+    # h > 0 wherever glibc calls its kernel; the guard is for _bins_in_range's other bins
+    return h - (t1 + t2) / (h2 if h2 > 0.0 else 1.0)
+
+
+@njit(inline="always")
+def hypot(x, y):
+    """``sqrt(x^2 + y^2)`` with the bits of glibc's ``hypot`` (2.35 on, x86-64; what numba's
+    ``abs(complex)`` calls there) without a library call and its unpredictable branch per
+    call: :func:`predicted_tonality` takes two per spectral bin, and on music the call was
+    ~80 % of that kernel's time (``tests/test_kernels.py`` checks the bits against the C
+    library's).  Infinities give inf, NaNs NaN, as there."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        if math.isinf(x) or math.isinf(y):
+            return math.inf
+        return x + y
+    ax = abs(x)
+    ay = abs(y)
+    if ax < ay:
+        ax, ay = ay, ax
+    if ax > _HYPOT_LARGE:
+        if ay <= ax * _HYPOT_EPS:
+            return ax + ay
+        return _hypot_kernel(ax * _HYPOT_SCALE, ay * _HYPOT_SCALE) / _HYPOT_SCALE
+    if ay < _HYPOT_TINY:
+        if ax >= ay / _HYPOT_EPS:
+            return ax + ay
+        return _hypot_kernel(ax / _HYPOT_SCALE, ay / _HYPOT_SCALE) * _HYPOT_SCALE
+    if ay <= ax * _HYPOT_EPS:
+        return ax + ay
+    return _hypot_kernel(ax, ay)
+
+
+#: One channel's state of :func:`predicted_tonality` (per bin, arrays of N): the magnitudes of the
+#: last two frames' complex spectra and the real and imaginary parts of their unit phasors.
+TonalState = namedtuple("TonalState", "r1 r2 p1r p1i p2r p2i")
+#: Scratch of :func:`predicted_tonality`, per bin: this frame's magnitude and unit phasor, the
+#: weighted unpredictability and weight, and whether the bin needs the scalar path.
+TonalScratch = namedtuple("TonalScratch", "r ur ui ec e bad")
+
+
+@njit(inline="always")
+def _in_range(x, y, ax, ay):
+    """Whether glibc's ``hypot(x, y)`` takes its kernel unscaled, with ``ax``, ``ay`` the larger
+    and smaller magnitude: no NaN, no infinity, neither huge nor tiny, not one so much smaller
+    that it vanishes (see :func:`hypot`)."""
+    return ((x == x) & (y == y) & (ax <= _HYPOT_LARGE) & (ay >= _HYPOT_TINY)
+            & (ay > ax * _HYPOT_EPS))
+
+
+@njit(inline="always")
+def _bin(x, y, r1, r2, p1, p2):
+    """One bin of :func:`predicted_tonality`, as written down: (magnitude, unit phasor, the
+    unpredictability ``c`` weighted by the energy ``e = r^2``, ``e``) from the bin's complex value
+    ``x + jy`` and its state (magnitudes ``r1``, ``r2`` and unit phasors ``p1``, ``p2`` of the
+    last two frames)."""
+    r = hypot(x, y)
+    u = complex(x / r, y / r) if r > 1e-30 else complex(1.0, 0.0)
+    # phase 2 phi1 - phi2 without trigonometry: u1^2 conj(u2)
+    rh = 2.0 * r1 - r2
+    d = complex(x, y) - rh * p1 * p1 * p2.conjugate()
+    c = hypot(d.real, d.imag) / (r + abs(rh) + 1e-30)
+    e = r * r
+    return r, u, e * c, e
+
+
+@njit(error_model="numpy")
+def _bins_in_range(X, Y, st, scr):
+    """:func:`_bin` of every bin, with the same operations in the same order (numba's complex
+    product ``(a c - b d, a d + b c)``, a real factor as ``complex(rh, 0)``), but no branch:
+    both hypots take glibc's unscaled kernel and ``bad`` marks the bins where glibc would not
+    (their values here are wrong; :func:`predicted_tonality` redoes them); the phasor's division
+    is made and then selected.  So the loop runs two bins at a time on SSE2 (the divisions and
+    square roots were most of its time).  No division here can be by zero (as Python it would
+    raise); ``error_model="numpy"`` only spares the compiled loop numba's check of each."""
+    r1, r2, p1r, p1i, p2r, p2i = st
+    rr, ur, ui, ec, ee, bad = scr
+    for k in range(X.shape[0]):
+        x = X[k]
+        y = Y[k]
+        ax = max(abs(x), abs(y))
+        ay = min(abs(x), abs(y))
+        r = _hypot_kernel(ax, ay)
+        big = r > 1e-30
+        rs = r if big else 1.0
+        qx = x / rs
+        qy = y / rs
+        rr[k] = r
+        ur[k] = qx if big else 1.0
+        ui[k] = qy if big else 0.0
+        rh = 2.0 * r1[k] - r2[k]
+        a_r = rh * p1r[k] - 0.0 * p1i[k]        # rh * p1
+        a_i = rh * p1i[k] + 0.0 * p1r[k]
+        b_r = a_r * p1r[k] - a_i * p1i[k]       # ... * p1
+        b_i = a_r * p1i[k] + a_i * p1r[k]
+        c_i = -p2i[k]                           # ... * conj(p2)
+        d_r = x - (b_r * p2r[k] - b_i * c_i)
+        d_i = y - (b_r * c_i + b_i * p2r[k])
+        bx = max(abs(d_r), abs(d_i))
+        by = min(abs(d_r), abs(d_i))
+        c = _hypot_kernel(bx, by) / (r + abs(rh) + 1e-30)
+        e = r * r
+        ec[k] = e * c
+        ee[k] = e
+        bad[k] = not (_in_range(x, y, ax, ay) & _in_range(d_r, d_i, bx, by))
+
+
 @njit
-def predicted_tonality(X, Y, r1, r2, p1, p2, npred, edges, out):
+def predicted_tonality(X, Y, st, npred, edges, out, scr):
     """Tonality per band from how predictable each bin is across frames (ISO 11172-3
     psychoacoustic model 2's unpredictability measure), from the complex spectrum ``X + jY``
     (MDCT + MDST of the same windowed block).
 
     Per bin the magnitude and phase are extrapolated linearly from the two previous frames
-    (magnitudes ``r1``, ``r2``; unit phasors ``p1``, ``p2`` as complex numbers):
-    ``c = |X - X_pred| / (|X| + |X_pred|)`` is 0 for a stationary sinusoid and ~1 for noise.
-    The band's energy-weighted ``c`` maps to ``t = -0.299 - 0.43 ln c`` clipped to 0..1.
-    ``npred`` is the number of previous frames analysed with the same window (below 2: ``out``
-    is 0).  The state arrays are updated."""
-    nb = edges.shape[0] - 1
-    for b in range(nb):
-        num = 0.0
-        den = 0.0
-        for k in range(edges[b], edges[b + 1]):
-            x = X[k]
-            y = Y[k]
-            r = abs(complex(x, y))
-            # the unit phasor: component by component, the magnitudes of numba's complex / real
-            # division (which divides by complex(r, 0), Smith's way) at a fraction of its cost
-            u = complex(x / r, y / r) if r > 1e-30 else complex(1.0, 0.0)
-            if npred >= 2:
-                # phase 2 phi1 - phi2 without trigonometry: u1^2 conj(u2)
-                rh = 2.0 * r1[k] - r2[k]
-                c = abs(complex(x, y) - rh * p1[k] * p1[k] * p2[k].conjugate()) \
-                    / (r + abs(rh) + 1e-30)
-                e = r * r
-                num += e * c
-                den += e
-            r2[k] = r1[k]
-            r1[k] = r
-            p2[k] = p1[k]
-            p1[k] = u
+    (:func:`_bin`; ``st``: :data:`TonalState`, updated): ``c = |X - X_pred| / (|X| + |X_pred|)``
+    is 0 for a stationary sinusoid and ~1 for noise.  The band's energy-weighted ``c`` maps to
+    ``t = -0.299 - 0.43 ln c`` clipped to 0..1.  ``npred`` is the number of previous frames
+    analysed with the same window (below 2: ``out`` is 0).  ``scr``: :data:`TonalScratch`.
+    The bins go through :func:`_bins_in_range` and those it marks through :func:`_bin`; the
+    band sums then run in bin order, so every value is the one :func:`_bin` bin by bin gives."""
+    r1, r2, p1r, p1i, p2r, p2i = st
+    rr, ur, ui, ec, ee, bad = scr
+    _bins_in_range(X, Y, st, scr)
+    for k in range(X.shape[0]):
+        if bad[k]:
+            r, u, ec[k], ee[k] = _bin(X[k], Y[k], r1[k], r2[k], complex(p1r[k], p1i[k]),
+                                      complex(p2r[k], p2i[k]))
+            rr[k] = r
+            ur[k] = u.real
+            ui[k] = u.imag
+    for b in range(edges.shape[0] - 1):
         t = 0.0
-        if npred >= 2 and den > 1e-30 and num > 0.0:
-            t = -0.299 - 0.43 * math.log(num / den)
+        if npred >= 2:
+            num = 0.0
+            den = 0.0
+            for k in range(edges[b], edges[b + 1]):
+                num += ec[k]
+                den += ee[k]
+            if den > 1e-30 and num > 0.0:
+                t = -0.299 - 0.43 * math.log(num / den)
         out[b] = min(1.0, max(0.0, t))
+    for k in range(X.shape[0]):
+        r2[k] = r1[k]
+        r1[k] = rr[k]
+        p2r[k] = p1r[k]
+        p2i[k] = p1i[k]
+        p1r[k] = ur[k]
+        p1i[k] = ui[k]

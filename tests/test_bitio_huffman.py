@@ -239,3 +239,27 @@ def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
 def test_tuple_contexts_follow_the_magnitudes_of_the_tuple_before():
     # FORMAT.md §7.3: first tuple 0; previous sum 0 -> 1, 1 -> 2, 2..3 -> 3, >= 4 -> 4
     assert [tuple_context(s) for s in (-1, 0, 1, 2, 3, 4, 40)] == [0, 1, 2, 3, 3, 4, 4]
+
+
+def test_put_bits_writes_what_a_bit_by_bit_writer_writes(rng):
+    """put_bits gives the bytes of appending the ``n`` low bits of
+    each value one bit at a time, MSB first: widths 0..32 at every bit offset, values with bits
+    above ``n`` and negative ones; and it flags the write that would not fit."""
+    ns = rng.integers(0, 33, 3000)
+    values = rng.integers(-2**40, 2**40, 3000)
+    bits = "".join(format(int(v) & ((1 << int(n)) - 1), f"0{int(n)}b") if n else ""
+                   for v, n in zip(values, ns))
+    want = np.frombuffer(int(bits + "0" * (-len(bits) % 8), 2).to_bytes(-(-len(bits) // 8), "big"),
+                         dtype=np.uint8)
+    for k in (put_bits, put_bits.py_func):
+        buf = np.zeros(len(want) + 8, dtype=np.uint8)
+        state = writer_state()
+        for v, n in zip(values, ns):
+            k(buf, state, int(v), int(n))
+        assert state[0] == len(bits) and state[1] == 0
+        assert np.array_equal(buf[:len(want)], want) and not buf[len(want):].any()
+        small = np.zeros(2, dtype=np.uint8)
+        state = writer_state()
+        k(small, state, 0x7FFF, 15)
+        k(small, state, 3, 2)
+        assert state[1] == 1 and state[0] == 15 and small.tobytes() == b"\xff\xfe"

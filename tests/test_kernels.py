@@ -116,6 +116,8 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
         d1 = pacodec.encode(x, fs, bitrate=96)
         d2 = pacodec.encode(x, fs, quantizer="mulaw", quality=6)
         d3 = pacodec.encode(x, fs, quantizer="power", low_delay=True)
+        # digital silence: the tonality prediction's bins outside its branch-free loop's range
+        d4 = pacodec.encode(np.concatenate([np.zeros((4096, x.shape[1])), x[:2048]]), fs)
         bad = bytearray(d1)
         bad[len(bad) // 2] ^= 0x10                      # a CRC failure
         bad[60:60] = b"\xca\x5e\x3f\xff" * 8 + b"junk"  # false sync words claiming long frames
@@ -126,7 +128,7 @@ def test_every_kernel_equals_its_py_func_on_real_encodes_and_decodes(monkeypatch
             y.append(np.concatenate([dec.feed(bytes(bad[i:i + 700]))
                                      for i in range(0, len(bad), 700)] + [dec.finish()]))
         y.append(np.array([integrated_loudness(x, fs)]))      # the meter's filter kernel
-        return [d1, d2, d3], y
+        return [d1, d2, d3, d4], y
 
     ref_bytes, ref_pcm = run()
     kernels = _pacodec_kernels()
@@ -376,3 +378,104 @@ def test_step_tables_are_the_kernels_steps():
     out = np.zeros(8192)
     dequantize_unit(q, 0, 8192, 117, QUANT_POWER, 255.0, out)
     assert np.array_equal((-out).view(np.int64)[1:], prod.view(np.int64)[1:])
+
+
+def _glibc_hypot():
+    """Whether this C library's ``hypot`` is glibc's of 2.35 on, on x86-64: what
+    :func:`pacodec.psychoacoustic.hypot` reproduces."""
+    import platform
+    lib, version = platform.libc_ver()
+    try:
+        major, minor = (int(v) for v in version.split(".")[:2])
+    except ValueError:
+        return False
+    return lib == "glibc" and (major, minor) >= (2, 35) and platform.machine() == "x86_64"
+
+
+@pytest.mark.skipif(not _glibc_hypot(), reason="reproduces glibc 2.35+'s hypot on x86-64")
+def test_hypot_is_the_c_librarys_bits(rng):
+    """The psychoacoustic model's inline ``hypot`` gives the bits of the C library's (which
+    numba's ``abs(complex)`` calls and numpy's ``np.hypot`` is), compiled and as Python: random
+    pairs over the whole exponent range, nearly equal pairs (the kernel's two corrections),
+    pairs far apart (its early returns), zeros, subnormals, infinities and NaN."""
+    from pacodec._jit import njit
+    from pacodec.psychoacoustic import hypot
+
+    @njit
+    def many(x, y, out):
+        for i in range(x.shape[0]):
+            out[i] = hypot(x[i], y[i])
+
+    n = 200_000
+    with np.errstate(over="ignore"):
+        x = np.concatenate([rng.standard_normal(n),
+                            rng.standard_normal(n) * 2.0 ** rng.integers(-1074, 1024, n),
+                            rng.random(n) * 2.0 ** rng.integers(-1074, 1023, n)])
+        y = np.concatenate([x[:n] * (1.0 + rng.standard_normal(n) * 2.0 ** rng.integers(-60, 5, n)),
+                            rng.standard_normal(n) * 2.0 ** rng.integers(-1074, 1024, n),
+                            x[2 * n:] * 2.0 ** rng.integers(-60, 60, n)])
+    special = np.array([0.0, -0.0, 5e-324, 2.0 ** -459, 2.0 ** -458, 1.0, 2.0 ** 511, 2.0 ** 512,
+                        1.7976931348623157e308, np.inf, -np.inf, np.nan])
+    sx, sy = np.meshgrid(special, special)
+    x = np.concatenate([x, sx.ravel()])
+    y = np.concatenate([y, sy.ravel()])
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = np.hypot(x, y)
+    for k in _both(many):
+        m = x.size if k is many else 20_000             # as Python: a sample, and the specials
+        idx = np.r_[0:m // 3, n:n + m // 3, 2 * n:2 * n + m // 3, 3 * n:x.size]
+        out = np.zeros(idx.size)
+        k(x[idx], y[idx], out)
+        assert np.array_equal(out.view(np.int64), ref[idx].view(np.int64))
+
+
+def test_predicted_tonality_is_its_bins_one_by_one(rng):
+    """predicted_tonality runs most bins through a branch-free loop (two at a time) and the rest
+    through the plain per-bin code (psychoacoustic._bin): its tonalities and state equal, bit for
+    bit, what _bin gives bin by bin -- compiled and as Python, over frames of music-like
+    spectra with silent, tiny, huge and non-finite bins among them."""
+    from pacodec._jit import njit
+    from pacodec.psychoacoustic import TonalScratch, _bin, predicted_tonality
+
+    @njit
+    def reference(X, Y, r1, r2, p1, p2, npred, edges, out):
+        for b in range(edges.shape[0] - 1):
+            num = 0.0
+            den = 0.0
+            for k in range(edges[b], edges[b + 1]):
+                r, u, ec, e = _bin(X[k], Y[k], r1[k], r2[k], p1[k], p2[k])
+                if npred >= 2:
+                    num += ec
+                    den += e
+                r2[k] = r1[k]
+                r1[k] = r
+                p2[k] = p1[k]
+                p1[k] = u
+            t = 0.0
+            if npred >= 2 and den > 1e-30 and num > 0.0:
+                t = -0.299 - 0.43 * np.log(num / den)
+            out[b] = min(1.0, max(0.0, t))
+
+    n = 256
+    edges = band_model(44100, n).edges
+    nb = len(edges) - 1
+    frames = rng.standard_normal((6, 2, n)) * np.geomspace(1.0, 1e-4, n)
+    frames[2, :, :40] = 0.0                                 # silence
+    frames[3, :, 40:80] *= 1e-150                           # below glibc's unscaled range
+    frames[4, 0, 80:90] = 1e160                             # above it
+    frames[4, 1, 90:95] = 0.0                               # one part zero: |x| exactly
+    frames[5, 0, 100] = np.inf
+    frames[5, 1, 101] = np.nan
+    for k in _both(predicted_tonality):
+        st = (np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n), np.ones(n), np.zeros(n))
+        ref = (np.zeros(n), np.zeros(n), np.ones(n, np.complex128), np.ones(n, np.complex128))
+        scr = tuple(TonalScratch(*(np.zeros(n) for _ in range(5)), np.zeros(n, dtype=np.bool_)))
+        for i, (X, Y) in enumerate(frames):
+            out, want = np.zeros(nb), np.zeros(nb)
+            with np.errstate(all="ignore"):
+                k(X, Y, st, i, edges, out, scr)
+                reference(X, Y, *ref, i, edges, want)
+            assert np.array_equal(out.view(np.int64), want.view(np.int64)), i
+            assert np.array_equal(st[0].view(np.int64), ref[0].view(np.int64))
+            assert np.array_equal((st[2] + 1j * st[3]).view(np.int64), ref[2].view(np.int64))
+            assert np.array_equal((st[4] + 1j * st[5]).view(np.int64), ref[3].view(np.int64))

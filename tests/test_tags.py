@@ -329,10 +329,12 @@ def test_the_k_weighting_kernel_is_bit_identical_to_scipy_sosfilt():
     for fs in (8000, 44100, 96000):
         sos = k_weighting_sos(fs)
         x = rng.normal(0, 0.3, 9000)
+        x2 = np.stack([x, rng.normal(0, 0.01, 9000)], axis=1)      # two channels side by side
         for kernel in (sos_filter, sos_filter.py_func):
-            z, zref = np.zeros((2, 2)), np.zeros((2, 2))
-            for block in (x[:1234], x[1234:]):
-                y = np.empty(len(block))
+            z, zref = np.zeros((2, 2, 2)), np.zeros((2, 2, 2))
+            for block in (x2[:1234], x2[1234:]):
+                y = np.empty(block.shape)
                 kernel(sos, np.ascontiguousarray(block), z, y)
-                ref, zref = sosfilt(sos, block, zi=zref)
-                assert np.array_equal(y, ref) and np.array_equal(z, zref)
+                for c in range(2):
+                    ref, zref[c] = sosfilt(sos, block[:, c], zi=zref[c])
+                    assert np.array_equal(y[:, c], ref) and np.array_equal(z[c], zref[c])
