@@ -161,7 +161,8 @@ def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality, sprea
         tonality[b] = max(tonality[b], ptonal[b])
 
 
-#: The constants of glibc's ``hypot`` (sysdeps/ieee754/dbl-64/e_hypot.c, glibc 2.35 on)
+#: Range limits of the scaled hypot below: the thresholds glibc's libm (2.35 on) uses around
+#: the same algorithm, so that the results have its bits
 _HYPOT_SCALE = 2.0 ** -600
 _HYPOT_LARGE = 2.0 ** 511
 _HYPOT_TINY = 2.0 ** -459
@@ -170,8 +171,10 @@ _HYPOT_EPS = 2.0 ** -54
 
 @njit(inline="always")
 def _hypot_kernel(ax, ay):
-    """glibc's hypot kernel for ``ax >= ay`` in range (its non-FMA form, as x86-64's libm is
-    built): ``sqrt(ax^2 + ay^2)`` and one correction step.  glibc picks one of two corrections
+    """Borges' corrected hypot for ``ax >= ay`` in range (C. F. Borges, "An Improved Algorithm
+    for hypot(a, b)", arXiv:1904.09481, 2019, the variant without fused multiply-add, which is
+    what glibc's libm computes on x86-64 from 2.35 on): ``sqrt(ax^2 + ay^2)`` and one
+    correction step.  glibc picks one of two corrections
     by a branch on ``h <= 2 ay``, which a spectrum's bins take at random; here both are
     computed and the one glibc takes is selected, with the same operations in the same order."""
     h = math.sqrt(ax * ax + ay * ay)
@@ -191,7 +194,7 @@ def _hypot_kernel(ax, ay):
 
 @njit(inline="always")
 def hypot(x, y):
-    """``sqrt(x^2 + y^2)`` with the bits of glibc's ``hypot`` (2.35 on, x86-64; what numba's
+    """``sqrt(x^2 + y^2)`` by Borges' algorithm, with the bits of glibc's ``hypot`` (2.35 on, x86-64; what numba's
     ``abs(complex)`` calls there) without a library call and its unpredictable branch per
     call: :func:`predicted_tonality` takes two per spectral bin, and on music the call was
     ~80 % of that kernel's time (``tests/test_kernels.py`` checks the bits against the C
