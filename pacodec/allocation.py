@@ -748,7 +748,8 @@ def long_band_min(cfg, settings) -> int:
     8 bins (1) in the normal mode, 4 (0) in the low-delay mode (no short blocks, hop a quarter
     of the normal one; not measured there).  At 44.1 kHz the 17 bands of 4 bins below ~1.5 kHz
     become 8 wide (46 -> 35 long bands): fewer book indices and scalefactors, and the bits go to
-    the spectrum (SNR +1..4 dB per critical band below 2 kHz on a dense mix at 64 kbit/s).
+    the spectrum (SNR +1..4 dB per critical band from 100 Hz to 2 kHz on a dense mix at 64
+    kbit/s).
     Chosen on six dense mixes of the corpus's even half at CBR 64 (2f +5.0, ViSQOL +0.0015; 16
     bins +7.6 but ViSQOL -0.0023, weirdo -0.024); all 39 clips, CBR against format 4: 2f +3.7 /
     +1.1 and ViSQOL +0.0033 / +0.0007 at 64 / 128 kbit/s (README, docs/quality-history.md).

@@ -24,6 +24,7 @@ clean audio frames that continue the stream go through all of that in one kernel
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections import namedtuple
 
@@ -804,9 +805,9 @@ class Decoder:
     def _note_config_conflict(self, cfg):
         def describe(c, other):       # the main fields, and any other that differs
             d = f"{c.samplerate} Hz, {c.channels} ch, hop {c.hop}, {c.quantizer}"
-            more = [f"{k} {getattr(c, k)}" for k in ("overlap", "short_blocks", "window_shape",
-                                                     "mu", "version", "min_band")
-                    if getattr(c, k) != getattr(other, k)]
+            more = [f"{f.name} {getattr(c, f.name)}" for f in dataclasses.fields(c)
+                    if f.name not in ("samplerate", "channels", "hop", "quantizer")
+                    and getattr(c, f.name) != getattr(other, f.name)]
             return ", ".join([d] + more)
         msg = (f"the stream header's configuration ({describe(self.config, cfg)}) contradicts "
                f"the in-band one ({describe(cfg, self.config)}); using the in-band one")
