@@ -480,7 +480,7 @@ def rd_scalefactors(fu, out, scr, ch):
                 if nb_prev >= max_band:
                     nb_prev = 0
             # book-index rows after book 0 (book_row(pb, ...) is that row + pb): no division
-            # per transition
+            # per transition; tests/test_bitio_huffman.py holds the layout to that
             row_b = book_row(0, b, nbands)
             row_prev = book_row(0, nb_prev, nbands)
             for j in range(m):

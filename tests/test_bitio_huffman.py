@@ -236,6 +236,18 @@ def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
     assert {spectral_row_v(v3, b, t) for b in SPECTRAL_BOOKS for t in range(5)} == set(range(48, 54))
 
 
+def test_a_book_index_row_is_the_row_after_book_0_plus_the_previous_book():
+    # allocation.rd_scalefactors looks up each band's rows once, as book_row(0, b, nb), and adds
+    # the previous book: that holds for every version's contexts (the row is N_BOOKS * region +
+    # previous book, FORMAT.md §7.2)
+    for version in (3, 4, 5):
+        ctx = context_params(version)
+        for nb in range(1, 53):
+            for b in range(nb):
+                base = book_row_v(ctx, 0, b, nb)
+                assert [book_row_v(ctx, p, b, nb) for p in range(8)] == list(range(base, base + 8))
+
+
 def test_tuple_contexts_follow_the_magnitudes_of_the_tuple_before():
     # FORMAT.md §7.3: first tuple 0; previous sum 0 -> 1, 1 -> 2, 2..3 -> 3, >= 4 -> 4
     assert [tuple_context(s) for s in (-1, 0, 1, 2, 3, 4, 40)] == [0, 1, 2, 3, 3, 4, 4]
