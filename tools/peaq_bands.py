@@ -21,8 +21,11 @@ import warnings
 import numpy as np
 
 
-def band_steps(ref, deg, sr):
-    """(centre Hz, steps too quiet, steps too loud, share of blocks counted, ADB)."""
+def peaq_cells(ref, deg, sr):
+    """PEAQ's ear model on both signals (resampled to 48 kHz) -> per band and 21-ms block of the
+    channel PEAQ takes for that cell: ``(centre Hz, steps, sign, channel, counted)`` -- ``steps``
+    |fix(excitation difference in dB)| / step size, ``sign`` > 0 where the decoded signal is too
+    quiet, ``counted`` the blocks whose detection probability passes 0.5 (what ADB averages)."""
     import resampy
     from seabass.core.model_output_variables import PeaqModelOutputVariables
     r = resampy.resample(np.asarray(ref, float), sr, 48000, axis=0).T if sr != 48000 else ref.T
@@ -36,10 +39,16 @@ def band_steps(ref, deg, sr):
     ch = np.argmax(steps, axis=0)                              # the channel PEAQ takes per cell
     st = np.max(steps, axis=0)
     sign = np.take_along_axis(diff, ch[None], 0)[0]
+    return np.asarray(m.freq_centers_hz), st, sign, ch, counted
+
+
+def band_steps(ref, deg, sr):
+    """(centre Hz, steps too quiet, steps too loud, share of blocks counted, ADB)."""
+    fc, st, sign, _, counted = peaq_cells(ref, deg, sr)
     quiet = (st * (sign > 0))[:, counted].sum(axis=1)
     loud = (st * (sign < 0))[:, counted].sum(axis=1)
     adb = np.log10(max(st[:, counted].sum(), 1e-9) / max(counted.sum(), 1)) if counted.any() else 0.0
-    return m.freq_centers_hz, quiet, loud, counted.mean(), adb
+    return fc, quiet, loud, counted.mean(), adb
 
 
 def main(argv=None):

@@ -27,9 +27,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from peaq_bands import peaq_cells  # noqa: E402  (PEAQ's counted steps per band and block)
 
 KINDS = ("zero", "noise", "coded", "beyond", "short")
-PEAQ_RATE = 48000
+PEAQ_RATE = 48000          # peaq_bands.peaq_cells resamples both signals to this
 PEAQ_HOP = 1024            # PEAQ's FFT ear model: 2048-sample blocks, half overlapping, at 48 kHz
 
 
@@ -91,8 +94,8 @@ def main(argv=None):
     except Exception as e:                   # noqa: BLE001 - any unreadable input: one line
         sys.exit(f"peaq_units: cannot read {a.clip}: {e}")
     try:
-        import resampy
-        from seabass.core.model_output_variables import PeaqModelOutputVariables
+        import resampy  # noqa: F401 - peaq_bands.peaq_cells needs both
+        import seabass  # noqa: F401
     except ImportError:
         sys.exit("peaq_units: needs seabass-2f and resampy (pip install seabass-2f)")
     import pacodec
@@ -106,18 +109,7 @@ def main(argv=None):
     except pacodec.PacodecError as e:
         sys.exit(f"peaq_units: {e}")
     warnings.simplefilter("ignore")
-    r = resampy.resample(x, fs, PEAQ_RATE, axis=0).T
-    t = resampy.resample(np.asarray(y[:len(x)], dtype=np.float64), fs, PEAQ_RATE, axis=0).T
-    n = min(r.shape[1], t.shape[1])
-    m = PeaqModelOutputVariables(test_signal=np.ascontiguousarray(t[:, :n]),
-                                 ref_signal=np.ascontiguousarray(r[:, :n]))
-    diff = m.smeared_excitation_pattern_db_difference          # ref - test: > 0 test too quiet
-    steps = np.abs(np.fix(diff)) / m.effective_detection_step_size
-    counted = m.total_detection_probability > 0.5
-    chan = np.argmax(steps, axis=0)
-    st = np.max(steps, axis=0)
-    sign = np.take_along_axis(diff, chan[None], 0)[0]
-    freqs = np.asarray(m.freq_centers_hz)
+    freqs, st, sign, chan, counted = peaq_cells(x, np.asarray(y[:len(x)], dtype=np.float64), fs)
     kinds = unit_kind_map(frames, fs, enc.frame_size, st.shape[1], freqs, x.shape[1])
     acc = split_steps(st, sign, counted, chan, kinds, freqs, a.split)
     total = sum(v[1] + v[2] for v in acc.values()) or 1.0
