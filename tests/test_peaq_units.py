@@ -14,6 +14,7 @@ import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 import pacodec
+from pacodec.tables import NOISE_BOOK
 import peaq_units as pu
 rng = np.random.default_rng(5)
 fs = 44100
@@ -35,7 +36,8 @@ for c in range(2):
     row = []
     for f in freqs:
         u = int(np.searchsorted(ub, int(f / (fs / 2 / enc.frame_size)), side="right") - 1)
-        row.append("beyond" if u >= mb[c] else {0: "zero", 7: "noise"}.get(int(books[c, u]), "coded"))
+        row.append("beyond" if u >= mb[c] else
+                   {0: "zero", NOISE_BOOK: "noise"}.get(int(books[c, u]), "coded"))
     want.append(row)
 got = [[pu.KINDS[v] for v in kinds[c, :, j]] for c in range(2)]
 steps = np.ones((4, nblocks)); sign = np.where(np.arange(4)[:, None] % 2 == 0, 1.0, -1.0) * steps

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from peaq_bands import peaq_cells  # noqa: E402  (PEAQ's counted steps per band and block)
+from pacodec.tables import NOISE_BOOK  # noqa: E402
 
 KINDS = ("zero", "noise", "coded", "beyond", "short")
 PEAQ_RATE = 48000          # peaq_bands.peaq_cells resamples both signals to this
@@ -58,7 +59,7 @@ def unit_kind_map(frames, samplerate, hop, nblocks, freqs, channels):
         for c in range(channels):
             inside = (u < nbands) & (u < max_band[c])
             bk = books[c, np.minimum(u, books.shape[1] - 1)]
-            kind = np.where(bk == 0, 0, np.where(bk == 7, 1, 2))
+            kind = np.where(bk == 0, 0, np.where(bk == NOISE_BOOK, 1, 2))
             out[c, :, j] = np.where(inside, kind, KINDS.index("beyond"))
     return out
 
