@@ -17,8 +17,8 @@ from ._jit import njit
 from .bitio import get_bits, put_bits
 from .config import StreamConfig
 from .huffman import get_symbol, put_symbol, read_unit, write_unit
-from .tables import (N_BOOKS, NOISE_BOOK, SF_DELTA_MAX, book_row, book_row_v, sf_row,
-                     sf_row_v)
+from .tables import (MS_GROUP, N_BOOKS, NO_PARTNER, NOISE_BOOK, SF_DELTA_MAX, book_row,
+                     book_row_v, ms_row, ms_row_v, pair_row, pair_row_v, sf_row, sf_row_v)
 
 __all__ = ["write_payload", "payload_bits", "read_payload", "Layout", "layout_for",
            "group_lengths", "MS_NONE", "MS_ALL", "MS_BANDS"]
@@ -46,18 +46,46 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
     for p in range(nch // 2):
         put_bits(buf, st, ms_mode[p], 2)
         if ms_mode[p] == 2:
+            # the flags four at a time (version 6): a group's flags MSB first, its row by its
+            # length and the flag before it
             mb = max(max_band[2 * p], max_band[2 * p + 1])
+            pf = 0
+            acc = 0
+            n = 0
             for g in range(ngroups):
                 for b in range(mb):
-                    put_bits(buf, st, ms_flags[p, g * nbands + b], 1)
+                    f = ms_flags[p, g * nbands + b]
+                    acc = 2 * acc + f
+                    n += 1
+                    if n == MS_GROUP:
+                        put_symbol(buf, st, codes, lengths, ms_row(pf, n), acc)
+                        pf = f
+                        acc = 0
+                        n = 0
+            if n > 0:
+                put_symbol(buf, st, codes, lengths, ms_row(pf, n), acc)
     for c in range(nch):
         mb = max_band[c]
+        # the book indices two units at a time (version 6), the first unit's partner book (the
+        # same unit of channel c - 1 when c is a pair's second channel) in the row; an odd
+        # count's last unit alone, with the single code
         ctx = 0
+        pend = -1
+        pband = 0
         for g in range(ngroups):
             for b in range(mb):
-                bk = books[c, g * nbands + b]
-                put_symbol(buf, st, codes, lengths, book_row(ctx, b, nbands), bk)
-                ctx = bk
+                u = g * nbands + b
+                if pend < 0:
+                    pend = u
+                    pband = b
+                    continue
+                pt = _partner(books, max_band, c, pend, pband)
+                put_symbol(buf, st, codes, lengths, pair_row(ctx, pt, pband, nbands),
+                           N_BOOKS * books[c, pend] + books[c, u])
+                ctx = books[c, u]
+                pend = -1
+        if pend >= 0:
+            put_symbol(buf, st, codes, lengths, book_row(ctx, pband, nbands), books[c, pend])
         first = True
         prev = 0
         pbk = 0
@@ -82,6 +110,18 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
 
 
 @njit(inline="always")
+def _partner(books, max_band, c, u, b):
+    """The partner book of unit ``u`` (band ``b``) of channel ``c`` (§7.2): the book of the same
+    unit in channel ``c - 1`` when ``c`` is the second channel of a pair (0 at or beyond that
+    channel's max_band), NO_PARTNER otherwise."""
+    if c % 2 == 0:
+        return NO_PARTNER
+    if b >= max_band[c - 1]:
+        return 0
+    return books[c - 1, u]
+
+
+@njit(inline="always")
 def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups,
                  lengths, ubits):
     """The exact bit count :func:`write_payload` would write (without writing), for rate control.
@@ -91,10 +131,27 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
     for p in range(nch // 2):
         bits += 2
         if ms_mode[p] == 2:
-            bits += ngroups * max(max_band[2 * p], max_band[2 * p + 1])
+            mb = max(max_band[2 * p], max_band[2 * p + 1])
+            pf = 0
+            acc = 0
+            n = 0
+            for g in range(ngroups):
+                for b in range(mb):
+                    f = ms_flags[p, g * nbands + b]
+                    acc = 2 * acc + f
+                    n += 1
+                    if n == MS_GROUP:
+                        bits += lengths[ms_row(pf, n), acc]
+                        pf = f
+                        acc = 0
+                        n = 0
+            if n > 0:
+                bits += lengths[ms_row(pf, n), acc]
     for c in range(nch):
         mb = max_band[c]
         ctx = 0
+        pend = -1
+        pband = 0
         first = True
         prev = 0
         pbk = 0
@@ -102,8 +159,14 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
             for b in range(mb):
                 u = g * nbands + b
                 bk = books[c, u]
-                bits += lengths[book_row(ctx, b, nbands), bk]
-                ctx = bk
+                if pend < 0:
+                    pend = u
+                    pband = b
+                else:
+                    pt = _partner(books, max_band, c, pend, pband)
+                    bits += lengths[pair_row(ctx, pt, pband, nbands), N_BOOKS * books[c, pend] + bk]
+                    ctx = bk
+                    pend = -1
                 if bk != 0:
                     if first:
                         bits += 8
@@ -114,6 +177,8 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
                     pbk = bk
                     if bk != NOISE_BOOK:
                         bits += ubits[c, u]
+        if pend >= 0:
+            bits += lengths[book_row(ctx, pband, nbands), books[c, pend]]
     return bits
 
 
@@ -169,9 +234,29 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
             ms_flags[p, u] = 1 if m == 1 else 0
         if m == 2:
             mb = max(max_band[2 * p], max_band[2 * p + 1])
-            for g in range(ngroups):
-                for b in range(mb):
-                    ms_flags[p, g * nbands + b] = get_bits(buf, st, 1)
+            if ctx[5] == 0:
+                for g in range(ngroups):
+                    for b in range(mb):
+                        ms_flags[p, g * nbands + b] = get_bits(buf, st, 1)
+            else:
+                # version 6: MS_GROUP flags per symbol (the last group shorter)
+                total = ngroups * mb
+                pf = 0
+                i = 0
+                while i < total:
+                    n = min(MS_GROUP, total - i)
+                    v = get_symbol(buf, st, count, first, offset, symbols, lut,
+                                   ms_row_v(ctx, pf, n))
+                    if st[1] != 0:
+                        return 1
+                    if v < 0 or v >= (1 << n):
+                        return 2
+                    for j in range(n):
+                        f = (v >> (n - 1 - j)) & 1
+                        k = i + j
+                        ms_flags[p, (k // mb) * nbands + k % mb] = f
+                        pf = f
+                    i += n
     if st[1] != 0:
         return 1
     for c in range(nch):
@@ -182,16 +267,34 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
         for i in range(q.shape[1]):
             q[c, i] = 0
         pctx = 0
-        for g in range(ngroups):
-            for b in range(mb):
-                bk = get_symbol(buf, st, count, first, offset, symbols, lut,
-                                book_row_v(ctx, pctx, b, nbands))
+        total = ngroups * mb
+        i = 0
+        while i < total:
+            u = (i // mb) * nbands + i % mb
+            b = i % mb
+            if ctx[4] != 0 and i + 1 < total:
+                # version 6: a pair of units (§5.3), the first unit's partner book in the row
+                pt = _partner(books, max_band, c, u, b)
+                v = get_symbol(buf, st, count, first, offset, symbols, lut,
+                               pair_row_v(ctx, pctx, pt, b, nbands))
                 if st[1] != 0:
                     return 1
-                if bk < 0 or bk >= N_BOOKS:
+                if v < 0 or v >= N_BOOKS * N_BOOKS:
                     return 2
-                books[c, g * nbands + b] = bk
-                pctx = bk
+                books[c, u] = v // N_BOOKS
+                pctx = v % N_BOOKS
+                books[c, ((i + 1) // mb) * nbands + (i + 1) % mb] = pctx
+                i += 2
+                continue
+            bk = get_symbol(buf, st, count, first, offset, symbols, lut,
+                            book_row_v(ctx, pctx, b, nbands))
+            if st[1] != 0:
+                return 1
+            if bk < 0 or bk >= N_BOOKS:
+                return 2
+            books[c, u] = bk
+            pctx = bk
+            i += 1
         firstsf = True
         prev = 0
         pbk = 0

@@ -2,7 +2,8 @@
 
 Band edges are computed by the integer algorithm of FORMAT.md §5 (no floating point, so every
 decoder derives the same edges).  The Huffman code lengths are trained on real recordings by
-``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks.json`` (versions 4, 5) and
+``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks_v6.json`` (version 6),
+``bitstreams/codebooks.json`` (versions 4, 5, frozen) and
 ``bitstreams/codebooks_v3.json`` (version 3, frozen), shipped as byte-identical copies in
 ``pacodec/data/`` (loaded with ``importlib.resources``; canonical codes are rebuilt from the
 lengths, FORMAT.md §7; tests/test_conformance.py checks the copies).  The code *contexts* of each
@@ -23,7 +24,8 @@ __all__ = [
     "SPECTRAL_BOOKS", "NOISE_BOOK", "N_BOOKS", "ESC_BOOK", "ESC_VALUE", "MAX_QUANT", "SF_DELTA_MAX",
     "BOOK_REGIONS", "TUPLE_CONTEXTS", "SF_CLASS", "SF_CLASSES", "CONTEXTS", "CTX", "context_params",
     "n_rows", "book_row", "sf_row", "spectral_row", "book_row_v", "sf_row_v", "spectral_row_v",
-    "tuple_context", "ROW_SF", "ROW_SPECTRAL", "N_SF_ROWS",
+    "tuple_context", "ROW_SF", "ROW_SPECTRAL", "N_SF_ROWS", "NO_PARTNER", "PAIR_ROWS_PER_REGION",
+    "MS_GROUP", "N_MS_ROWS", "pair_row_v", "ms_row_v", "pair_row", "ms_row", "ROW_PAIR", "ROW_MS",
 ]
 
 #: Zwicker's critical band edges in Hz (the Bark scale).  FORMAT.md §5.
@@ -196,29 +198,53 @@ class CodebookSet:
 SF_CLASS = np.array([0, 0, 0, 1, 1, 2, 2, 3], dtype=np.int64)    # book -> class (book 0 unused)
 SF_CLASSES = 4
 N_SF_ROWS = SF_CLASSES * SF_CLASSES
-#: version -> (regions R, spectral contexts T, codebook file in pacodec/data and bitstreams/)
-#: (version 5 has version 4's codes and contexts: it differs in the band layout, §5.1)
-CONTEXTS = {3: (4, 1, "codebooks_v3.json"), 4: (8, 5, "codebooks.json"),
-            5: (8, 5, "codebooks.json")}
-BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[5][:2]      # what the encoder writes (version 5)
+#:
+#: Version 6 adds two codes after those rows: book indices are coded two units at a time (one
+#: ``book_pair`` symbol ``8 * first + second``) with a row of the region, the previous book and
+#: the *partner* -- the book of the same unit in the other channel of a channel pair, already
+#: decoded (:data:`NO_PARTNER` for a pair's first channel and an unpaired one); a channel's last
+#: unit, when its count is odd, keeps the single ``book_index`` code.  M/S flags are coded four at
+#: a time (``ms_group``), with a row of the group's length and the flag before it (§5.3, §7.2).
+#: ``ctx`` carries the first row of each (0: the version has no such code).
+#: version -> (regions R, spectral contexts T, codebook file in pacodec/data and bitstreams/,
+#: paired side codes); version 5 has version 4's codes and contexts (it differs in the band
+#: layout, §5.1)
+CONTEXTS = {3: (4, 1, "codebooks_v3.json", False), 4: (8, 5, "codebooks.json", False),
+            5: (8, 5, "codebooks.json", False), 6: (8, 5, "codebooks_v6.json", True)}
+BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[6][:2]      # what the encoder writes (version 6)
+#: the partner value of a unit whose channel has no partner decoded before it
+NO_PARTNER = N_BOOKS
+#: book-pair rows per region: previous book x partner (0..7 or NO_PARTNER)
+PAIR_ROWS_PER_REGION = N_BOOKS * (N_BOOKS + 1)
+#: M/S flags per ms_group symbol, and its rows: group length 1..MS_GROUP x the flag before it
+MS_GROUP = 4
+N_MS_ROWS = 2 * MS_GROUP
 
 
 def context_params(version: int) -> np.ndarray:
-    """The ``ctx`` array of a format version (see above)."""
-    R, T, _ = CONTEXTS[version]
-    return np.array([R, N_BOOKS * R, N_BOOKS * R + N_SF_ROWS, T], dtype=np.int64)
+    """The ``ctx`` array of a format version (see above): [R, first scalefactor row, first
+    spectral row, T, first book-pair row, first ms-group row] (the last two 0 before version 6)."""
+    R, T, _, paired = CONTEXTS[version]
+    row_pair = N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
+    row_ms = row_pair + R * PAIR_ROWS_PER_REGION
+    return np.array([R, N_BOOKS * R, N_BOOKS * R + N_SF_ROWS, T,
+                     row_pair if paired else 0, row_ms if paired else 0], dtype=np.int64)
 
 
 def n_rows(version: int) -> int:
-    """Rows of a format version's packed codebook set (book index, scalefactor, spectral)."""
-    R, T, _ = CONTEXTS[version]
-    return N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
+    """Rows of a format version's packed codebook set (book index, scalefactor, spectral, and
+    from version 6 book pairs and M/S groups)."""
+    R, T, _, paired = CONTEXTS[version]
+    n = N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
+    return n + (R * PAIR_ROWS_PER_REGION + N_MS_ROWS if paired else 0)
 
 
-#: the encoder's contexts (version 5); the decoder takes those of the stream's version
-CTX = context_params(5)
+#: the encoder's contexts (version 6); the decoder takes those of the stream's version
+CTX = context_params(6)
 ROW_SF = int(CTX[1])
 ROW_SPECTRAL = int(CTX[2])
+ROW_PAIR = int(CTX[4])
+ROW_MS = int(CTX[5])
 
 
 @njit(inline="always")
@@ -229,6 +255,24 @@ def book_row_v(ctx, prev, b, nbands):
     if r > R - 1:
         r = R - 1
     return N_BOOKS * r + prev
+
+
+@njit(inline="always")
+def pair_row_v(ctx, prev, partner, b, nbands):
+    """Row of the book-pair code (version 6) whose first unit is of band ``b`` (of ``nbands``),
+    after a unit of book ``prev``, the first unit's partner book ``partner`` (or NO_PARTNER)."""
+    R = ctx[0]
+    r = (R * b) // nbands
+    if r > R - 1:
+        r = R - 1
+    return ctx[4] + PAIR_ROWS_PER_REGION * r + (N_BOOKS + 1) * prev + partner
+
+
+@njit(inline="always")
+def ms_row_v(ctx, prev_flag, n):
+    """Row of the M/S-group code (version 6) of a group of ``n`` flags (1..MS_GROUP) after a
+    flag ``prev_flag`` (0 for the pair's first group)."""
+    return ctx[5] + 2 * (n - 1) + prev_flag
 
 
 @njit(inline="always")
@@ -259,19 +303,31 @@ def spectral_row_v(ctx, book, t):
 
 @njit(inline="always")
 def book_row(prev, b, nbands):
-    """:func:`book_row_v` with the encoder's (version 5) contexts."""
+    """:func:`book_row_v` with the encoder's (version 6) contexts."""
     return book_row_v(CTX, prev, b, nbands)
 
 
 @njit(inline="always")
 def sf_row(prev_book, book):
-    """:func:`sf_row_v` with the encoder's (version 5) contexts."""
+    """:func:`sf_row_v` with the encoder's (version 6) contexts."""
     return sf_row_v(CTX, prev_book, book)
 
 
 @njit(inline="always")
+def pair_row(prev, partner, b, nbands):
+    """:func:`pair_row_v` with the encoder's (version 6) contexts."""
+    return pair_row_v(CTX, prev, partner, b, nbands)
+
+
+@njit(inline="always")
+def ms_row(prev_flag, n):
+    """:func:`ms_row_v` with the encoder's (version 6) contexts."""
+    return ms_row_v(CTX, prev_flag, n)
+
+
+@njit(inline="always")
 def spectral_row(book, t):
-    """:func:`spectral_row_v` with the encoder's (version 5) contexts."""
+    """:func:`spectral_row_v` with the encoder's (version 6) contexts."""
     return spectral_row_v(CTX, book, t)
 
 
@@ -281,11 +337,12 @@ def spectral_alphabet(book: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def load_codebooks(path: str | None = None, version: int = 5) -> CodebookSet:
-    """Load the trained code lengths of a format version (``pacodec/data/codebooks.json`` for
-    versions 4 and 5, ``codebooks_v3.json`` for version 3; ``path`` overrides the file) as a
-    :class:`CodebookSet` whose ``ctx`` holds the version's context parameters."""
-    R, T, name = CONTEXTS[version]
+def load_codebooks(path: str | None = None, version: int = 6) -> CodebookSet:
+    """Load the trained code lengths of a format version (``pacodec/data/codebooks_v6.json`` for
+    version 6, ``codebooks.json`` for versions 4 and 5, ``codebooks_v3.json`` for version 3;
+    ``path`` overrides the file) as a :class:`CodebookSet` whose ``ctx`` holds the version's
+    context parameters."""
+    R, T, name, paired = CONTEXTS[version]
     if path is None:
         text = resources.files("pacodec").joinpath("data/" + name).read_text()
     else:
@@ -297,8 +354,14 @@ def load_codebooks(path: str | None = None, version: int = 5) -> CodebookSet:
     if (len(data["book_index"]) != N_BOOKS * R or len(data["scalefactor"]) != N_SF_ROWS
             or any(len(spectral[str(b)]) != T for b in SPECTRAL_BOOKS)):
         raise ValueError(f"codebook file does not match format version {version}'s contexts")
+    if paired and (len(data.get("book_pair", ())) != R * PAIR_ROWS_PER_REGION
+                   or len(data.get("ms_group", ())) != N_MS_ROWS):
+        raise ValueError(f"codebook file does not match format version {version}'s contexts")
     books = [Codebook(row) for row in data["book_index"]]
     books += [Codebook(row) for row in data["scalefactor"]]
     for b in sorted(SPECTRAL_BOOKS):
         books += [Codebook(row) for row in spectral[str(b)]]
+    if paired:
+        books += [Codebook(row) for row in data["book_pair"]]
+        books += [Codebook(row) for row in data["ms_group"]]
     return CodebookSet(books, context_params(version))

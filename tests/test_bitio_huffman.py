@@ -5,9 +5,11 @@ from hypothesis import given, strategies as st
 from pacodec.bitio import BitReader, BitWriter, get_bits, put_bits, reader_state, writer_state
 from pacodec.errors import FormatError
 from pacodec.huffman import code_lengths, get_symbol, put_symbol, read_unit, unit_bits, write_unit
-from pacodec.tables import (ESC_BOOK, MAX_QUANT, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS,
+from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, MAX_QUANT, N_MS_ROWS, PAIR_ROWS_PER_REGION,
+                            ROW_MS, ROW_PAIR, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS,
                             TUPLE_CONTEXTS, book_row, book_row_v, context_params, load_codebooks,
-                            n_rows, sf_row, spectral_row, spectral_row_v, tuple_context)
+                            ms_row, n_rows, pair_row, sf_row, spectral_row, spectral_row_v,
+                            tuple_context)
 
 BOOKS = load_codebooks()
 
@@ -67,8 +69,8 @@ def test_scalefactor_symbols_round_trip(symbols):
     assert got == symbols and r[1] == 0
 
 
-@given(st.binary(max_size=12), st.integers(0, 95), st.integers(0, 110 - 1),
-       st.sampled_from([3, 4, 5]))
+@given(st.binary(max_size=12), st.integers(0, 95), st.integers(0, 10 ** 6),
+       st.sampled_from([3, 4, 5, 6]))
 def test_the_first_look_up_decodes_exactly_as_bit_by_bit(data, limit, row, version):
     """get_symbol with its look-up table returns the symbol, position and error flag the
     canonical bit-by-bit decode (a table of zeros: every look-up misses) gives, for every row,
@@ -207,13 +209,14 @@ def test_code_lengths_form_a_complete_prefix_code_within_the_limit(counts):
 
 
 def test_trained_books_are_complete_prefix_codes():
-    for version in (3, 4, 5):
+    for version in (3, 4, 5, 6):
         books = load_codebooks(version=version)
         for row in range(books.lengths.shape[0]):
             ls = books.lengths[row][books.lengths[row] > 0]
             assert abs(sum(2.0 ** -int(l) for l in ls) - 1.0) < 1e-9
         assert books.lengths.shape[0] == n_rows(version)
-    assert ROW_SPECTRAL + 6 * TUPLE_CONTEXTS == BOOKS.lengths.shape[0]
+    assert ROW_SPECTRAL + 6 * TUPLE_CONTEXTS == ROW_PAIR
+    assert ROW_PAIR + BOOK_REGIONS * PAIR_ROWS_PER_REGION + N_MS_ROWS == BOOKS.lengths.shape[0]
 
 
 def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
@@ -227,7 +230,23 @@ def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
     assert sf_rows == set(range(ROW_SF, ROW_SPECTRAL))
     assert sf_row(7, 7) == ROW_SPECTRAL - 1 and sf_row(1, 2) == ROW_SF
     spec = {spectral_row(b, t) for b in SPECTRAL_BOOKS for t in range(TUPLE_CONTEXTS)}
-    assert spec == set(range(ROW_SPECTRAL, BOOKS.lengths.shape[0]))
+    assert spec == set(range(ROW_SPECTRAL, ROW_PAIR))
+    # version 6: book-pair rows by (region, previous book, partner 0..8), M/S-group rows by
+    # (group length 1..4, previous flag); each row's alphabet is what its symbols can be
+    pairs = {pair_row(ctx, pt, b, nb) for nb in range(1, 53) for b in range(nb)
+             for ctx in range(8) for pt in range(9)}
+    assert pairs == set(range(ROW_PAIR, ROW_MS))
+    assert pair_row(0, 0, 0, 52) == ROW_PAIR and pair_row(7, 8, 51, 52) == ROW_MS - 1
+    assert pair_row(3, 5, 13, 52) == ROW_PAIR + 72 * 2 + 9 * 3 + 5
+    assert {ms_row(f, n) for f in (0, 1) for n in range(1, 5)} == set(range(ROW_MS, ROW_MS + 8))
+    for r in range(ROW_PAIR, ROW_MS):
+        assert (BOOKS.lengths[r, :64] > 0).all() and not BOOKS.lengths[r, 64:].any()
+    for f in (0, 1):
+        for n in range(1, 5):
+            ls = BOOKS.lengths[ms_row(f, n)]
+            assert (ls[:1 << n] > 0).all() and not ls[1 << n:].any()
+    # versions 3..5 have no such rows
+    assert all(context_params(v)[4] == context_params(v)[5] == 0 for v in (3, 4, 5))
     # version 3 (frozen): 4 regions, one row per spectral book
     v3 = context_params(3)
     assert {book_row_v(v3, c, b, nb) for nb in range(1, 53) for b in range(nb)
@@ -240,7 +259,7 @@ def test_a_book_index_row_is_the_row_after_book_0_plus_the_previous_book():
     # allocation.rd_scalefactors looks up each band's rows once, as book_row(0, b, nb), and adds
     # the previous book: that holds for every version's contexts (the row is N_BOOKS * region +
     # previous book, FORMAT.md §7.2)
-    for version in (3, 4, 5):
+    for version in (3, 4, 5, 6):
         ctx = context_params(version)
         for nb in range(1, 53):
             for b in range(nb):

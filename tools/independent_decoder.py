@@ -2,11 +2,12 @@
 """An independent pacodec decoder, written from bitstreams/FORMAT.md alone.
 
 It reads nothing of the ``pacodec`` package (no import, no shared code): only the normative text
-and the codebook files it names (``bitstreams/codebooks.json`` for versions 4 and 5,
-``bitstreams/codebooks_v3.json`` for version 3).  Each function implements one section of
-FORMAT.md and names it; the arithmetic is binary64, evaluated in the order the text writes it
-(numpy is used only for element-wise operations, one operation per ufunc call, so no fused
-multiply-add or reassociation can change a result).
+and the codebook files it names (``bitstreams/codebooks_v6.json`` for version 6,
+``bitstreams/codebooks.json`` for versions 4 and 5, ``bitstreams/codebooks_v3.json`` for
+version 3).  Each function implements one section of FORMAT.md and names it; the arithmetic is
+binary64, evaluated in the order the text writes it (numpy is used only for element-wise
+operations, one operation per ufunc call, so no fused multiply-add or reassociation can change a
+result).
 
 Usage: ``python tools/independent_decoder.py IN.pac OUT.wav`` writes a 32-bit float WAV laid out
 as the references are (§6.2, §11).  Bad input gives a one-line error on stderr and exit status 1;
@@ -23,8 +24,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BITSTREAMS = os.path.join(os.path.dirname(HERE), "bitstreams")
-CODEBOOK_FILES = {5: "codebooks.json", 4: "codebooks.json", 3: "codebooks_v3.json"}   # §7.1
-SUPPORTED_VERSIONS = (3, 4, 5)                                           # §3.2
+CODEBOOK_FILES = {6: "codebooks_v6.json", 5: "codebooks.json", 4: "codebooks.json",
+                  3: "codebooks_v3.json"}                                # §7.1
+SUPPORTED_VERSIONS = (3, 4, 5, 6)                                        # §3.2
 
 SYNC = b"\xca\x5e"                                                      # §4
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)  # §3.1
@@ -95,7 +97,8 @@ class Config:
         self.short_blocks = b[3] >> 7
         self.window_shape = (b[3] >> 6) & 1
         self.quantizer = (b[3] >> 4) & 3
-        if self.version >= 5:                        # §3.1: bits 3..2 of byte 3, then 2 reserved
+        if self.version >= 5:                        # §3.1 (versions 5, 6): bits 3..2 of byte 3,
+                                                     # then 2 reserved
             self.min_band = (b[3] >> 2) & 3
             self.reserved = b[3] & 3
         else:                                        # versions 3, 4: 4 reserved bits, min_band 0
@@ -132,12 +135,12 @@ class Config:
         self.edges_long = band_edges(self.N, self.fs, self.W)            # §5.1
         self.edges_short = band_edges(self.N // 8, self.fs, 4)
         self.codes = load_codes(self.version)                            # §7.1
-        self.R = 8 if self.version >= 4 else 4                           # §7.2
+        self.R = 8 if self.version >= 4 else 4                           # §7.1, §7.2
         return self
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.3 Metadata block (versions 4 and 5)
+# §3.3 Metadata block (versions 4 to 6)
 
 
 def u7(b):
@@ -245,11 +248,15 @@ def load_codes(version):
             if version < 4:
                 rows = [rows]                                            # one row (§7.1)
             spectral[int(k)] = [canonical(r) for r in rows]
-        _CODES_CACHE[version] = {
+        codes = {
             "book_index": [canonical(r) for r in d["book_index"]],
             "scalefactor": [canonical(r) for r in d["scalefactor"]],
             "spectral": spectral,
         }
+        if version >= 6:                                                 # version 6 only (§7.1)
+            codes["book_pair"] = [canonical(r) for r in d["book_pair"]]
+            codes["ms_group"] = [canonical(r) for r in d["ms_group"]]
+        _CODES_CACHE[version] = codes
     return _CODES_CACHE[version]
 
 
@@ -332,6 +339,17 @@ def book_row(R, ctx, b, nbands):
     return 8 * region + ctx
 
 
+def pair_row(R, ctx, pt, b, nbands):
+    """§7.2 (version 6): the row of a `book_pair` symbol, 0..72R-1."""
+    region = min(R - 1, (R * b) // nbands)
+    return 72 * region + 9 * ctx + pt
+
+
+def ms_row(prev, n):
+    """§7.2 (version 6): the row of an `ms_group` symbol of n flags, 0..7."""
+    return 2 * (n - 1) + prev
+
+
 def sf_row(pbook, book):
     return 4 * SF_CLASS[pbook] + SF_CLASS[book]
 
@@ -375,6 +393,13 @@ def spectral_unit(br, cfg, q, start, end, book):
         s = sum(m)
 
 
+def partner(books, c, u):
+    """§5.3 (version 6): the book of unit u in channel c - 1 for an odd c (the pair's second
+    channel; 0 at or beyond that channel's max_band), 8 for an even c (a pair's first channel or
+    the unpaired last channel)."""
+    return books[c - 1][u] if c % 2 == 1 else 8
+
+
 def audio_payload(P, cfg):
     """§5.3: parse one audio payload; raises Invalid for an invalid frame."""
     br = BitReader(P)
@@ -402,21 +427,46 @@ def audio_payload(P, cfg):
             raise Invalid("ms_mode 3")
         flags = [1 if mode == 1 else 0] * nunits
         if mode == 2:
-            for g in range(G):
-                for b in range(max(max_band[2 * p], max_band[2 * p + 1])):
-                    flags[g * nbands + b] = br.u(1)
+            units = [g * nbands + b for g in range(G)
+                     for b in range(max(max_band[2 * p], max_band[2 * p + 1]))]
+            if cfg.version <= 5:
+                for u in units:
+                    flags[u] = br.u(1)
+            else:                                        # version 6: groups of up to 4 flags
+                prev = 0
+                for k in range(0, len(units), 4):
+                    n = min(4, len(units) - k)
+                    v = br.se(cfg.codes["ms_group"][ms_row(prev, n)])
+                    if v >= 1 << n:
+                        raise Invalid("ms_group symbol out of range")
+                    for j in range(n):
+                        flags[units[k + j]] = (v >> (n - 1 - j)) & 1   # first flag = MSB
+                    prev = flags[units[k + n - 1]]
         ms.append(flags)
     books, sfs, qs = [], [], []
     for c in range(C):
         book = [0] * nunits
         sf = [0] * nunits
         q = [0] * cfg.N
+        units = [g * nbands + b for g in range(G) for b in range(max_band[c])]
         ctx = 0
-        for g in range(G):
-            for b in range(max_band[c]):
-                u = g * nbands + b
+        k = 0
+        while k < len(units):
+            u = units[k]
+            b = u % nbands
+            if cfg.version >= 6 and k + 1 < len(units):    # two units, one symbol
+                v = br.se(cfg.codes["book_pair"][pair_row(cfg.R, ctx, partner(books, c, u), b,
+                                                          nbands)])
+                if v >= 64:
+                    raise Invalid("book_pair symbol out of range")
+                book[u] = v // 8
+                book[units[k + 1]] = v % 8
+                ctx = v % 8
+                k += 2
+            else:                                          # one unit (version 6: odd last one)
                 book[u] = br.se(cfg.codes["book_index"][book_row(cfg.R, ctx, b, nbands)])
                 ctx = book[u]
+                k += 1
         first = True
         prev = pbook = 0
         for g in range(G):
@@ -822,7 +872,7 @@ class Decoder:
             else:
                 self.warn("stream header CRC mismatch: skipped")
             p = 20
-            if header_cfg and self.cfg.version in (4, 5) and B[20:24] == b"PACM":  # §3.3
+            if header_cfg and self.cfg.version in (4, 5, 6) and B[20:24] == b"PACM":  # §3.3
                 md, n = read_metadata_block(B, 20)
                 if md is not None:
                     self.metadata = md

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors of the current format in bitstreams/vectors/v5/ and their manifest
-(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/, v4/) are frozen: they were made
+"""Make the conformance vectors of the current format in bitstreams/vectors/v6/ and their manifest
+(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/, v4/, v5/) are frozen: they were made
 by the release of that format and are never regenerated.
 
     python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
-OUT = ROOT / "bitstreams" / "vectors" / "v5"
-CODEBOOKS = ROOT / "bitstreams" / "codebooks.json"      # pacodec/data/ ships a byte-identical copy
-FORMAT_VERSION = 5
+OUT = ROOT / "bitstreams" / "vectors" / "v6"
+CODEBOOKS = ROOT / "bitstreams" / "codebooks_v6.json"   # pacodec/data/ ships a byte-identical copy
+FORMAT_VERSION = 6
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -69,7 +69,8 @@ def canonical(lengths):
 def load_codes():
     d = json.loads(CODEBOOKS.read_text())
     return {"book": [canonical(r) for r in d["book_index"]], "sf": [canonical(r) for r in d["scalefactor"]],
-            "spec": {int(k): [canonical(row) for row in v] for k, v in d["spectral"].items()}}
+            "spec": {int(k): [canonical(row) for row in v] for k, v in d["spectral"].items()},
+            "pair": [canonical(r) for r in d["book_pair"]], "ms": [canonical(r) for r in d["ms_group"]]}
 
 
 def band_edges(fs, m, w=4):
@@ -98,7 +99,7 @@ def parse_config(b):
     min_band, res = ((b[3] >> 2) & 3, b[3] & 3) if v >= 5 else (0, b[3] & 15)
     mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
     n, vv = 1 << hl, 1 << ol
-    ok = (v in (3, 4, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+    ok = (v in (3, 4, 5, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
           and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
           and (not short or (vv == n and n >= 128)))
     return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
@@ -160,15 +161,37 @@ def parse_payload(p, cfg, codes, stats):
         if m == 3:
             raise ValueError("ms_mode 3")
         modes.append(m)
-        if m == 2:
-            for _ in range(G * max(mb[2 * pp], mb[2 * pp + 1])):
-                r.u(1)
+        if m == 2:            # §5.3 version 6: groups of up to 4 flags, §7.2 ms_row(prev, n)
+            total, k, prev = G * max(mb[2 * pp], mb[2 * pp + 1]), 0, 0
+            while k < total:
+                k_n = min(4, total - k)
+                v = r.se(codes["ms"][2 * (k_n - 1) + prev])
+                if v >= 1 << k_n:
+                    raise ValueError("ms_group symbol out of range")
+                prev = v & 1
+                stats["ms_group_lengths"].add(k_n)
+                k += k_n
     books_used, esc, noise, qmax = set(), 0, 0, 0
+    allbooks = []
     for c in range(ch):
         units = [g * nb + b for g in range(G) for b in range(mb[c])]
-        ctx, books = 0, {}
-        for u in units:      # §7.2: book_row(ctx, b, nbands), R = 8 regions
-            books[u] = ctx = r.se(codes["book"][8 * min(7, 8 * (u % nb) // nb) + ctx])
+        ctx, books, k = 0, {}, 0
+        stats["unit_counts"].add("odd" if len(units) % 2 else "even")
+        while k < len(units):
+            u = units[k]
+            region = min(7, 8 * (u % nb) // nb)
+            if k + 1 < len(units):   # §7.2: pair_row(ctx, partner, b, nbands)
+                pt = 8 if c % 2 == 0 else (allbooks[c - 1][u] if u % nb < mb[c - 1] else 0)
+                stats["partners"].add(pt)
+                v = r.se(codes["pair"][72 * region + 9 * ctx + pt])
+                if v >= 64:
+                    raise ValueError("book_pair symbol out of range")
+                books[u], books[units[k + 1]] = v // 8, v % 8
+                ctx, k = v % 8, k + 2
+            else:                    # §7.2: book_row(ctx, b, nbands), R = 8 regions
+                books[u] = ctx = r.se(codes["book"][8 * region + ctx])
+                k += 1
+        allbooks.append({u: books.get(u, 0) for u in range(G * nb)})
         first, prev, pbook = True, 0, 0
         cls = [0, 0, 0, 1, 1, 2, 2, 3]
         for u in units:
@@ -261,7 +284,7 @@ def walk(data):
     the total length known when the frame's samples were output (None: not cut), §6.3."""
     codes = load_codes()
     st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
-              tuple_contexts=set(),
+              tuple_contexts=set(), partners=set(), unit_counts=set(), ms_group_lengths=set(),
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
@@ -621,6 +644,8 @@ def covers(cfg, st, data):
         "short_frames": st["short_frames"], "group_patterns": sorted(st["group_patterns"]),
         "window_flags_seen": sorted(st["window_flags"]), "ms_modes": sorted(st["ms_modes"]),
         "books": sorted(st["books"]), "tuple_contexts": sorted(st["tuple_contexts"]),
+        "book_pair_partners": sorted(st["partners"]), "channel_unit_counts": sorted(st["unit_counts"]),
+        "ms_group_lengths": sorted(st["ms_group_lengths"]),
         "escapes": st["escapes"], "noise_units": st["noise_units"],
         "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
         "rejected_candidates": st["damaged_candidates"],
@@ -637,7 +662,7 @@ def main():
     manifest = {
         "generated_by": "tools/make_vectors.py (do not edit by hand)",
         "format_version": FORMAT_VERSION,
-        "codebooks": "bitstreams/codebooks.json", "codebooks_sha256": sha(CODEBOOKS),
+        "codebooks": "bitstreams/codebooks_v6.json", "codebooks_sha256": sha(CODEBOOKS),
         "reference_format": "WAV, 32-bit IEEE float (format tag 3), channels interleaved",
         "tolerance": 0,
         "rule": "decode the whole .pac as one byte stream (FORMAT.md §4.3); same frames and "

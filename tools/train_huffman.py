@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Train pacodec's Huffman code lengths on real recordings; writes bitstreams/codebooks.json and
-its byte-identical copy pacodec/data/codebooks.json.
+"""Train pacodec's Huffman code lengths on real recordings; writes bitstreams/codebooks_v6.json and
+its byte-identical copy pacodec/data/codebooks_v6.json.
 
-The tables are those of the format version the encoder writes (4): book-index rows by region and
-previous book, scalefactor rows by book classes, TUPLE_CONTEXTS rows per spectral book
-(FORMAT.md §7.2).  Version 3's tables (codebooks_v3.json) are frozen.
+The tables are those of the format version the encoder writes (6): book-index rows by region and
+previous book, scalefactor rows by book classes, TUPLE_CONTEXTS rows per spectral book, book-pair
+rows by region, previous book and partner book, M/S-group rows by length and previous flag
+(FORMAT.md §7.2).  The single book-index rows are trained on every unit's book (they code an odd
+count's last unit, and the encoder's search estimates a unit's book cost with them).  The tables
+of versions 3 (codebooks_v3.json) and 4-5 (codebooks.json) are frozen.
 
     python tools/train_huffman.py --bootstrap            # synthetic starting tables
     python tools/train_huffman.py CLIP.flac ... [--rates 48 64 96 128 160 192] [--rounds 2]
@@ -33,16 +36,43 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pacodec.huffman import code_lengths  # noqa: E402
-from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, ESC_VALUE, N_BOOKS, N_SF_ROWS,  # noqa: E402
-                            ROW_SF, SF_DELTA_MAX, SPECTRAL_BOOKS, TUPLE_CONTEXTS, book_row, sf_row,
-                            spectral_alphabet, tuple_context)
+from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS,  # noqa: E402
+                            N_MS_ROWS, N_SF_ROWS, NO_PARTNER, PAIR_ROWS_PER_REGION, ROW_MS,
+                            ROW_PAIR, ROW_SF, SF_DELTA_MAX, SPECTRAL_BOOKS, TUPLE_CONTEXTS,
+                            book_row, ms_row, pair_row, sf_row, spectral_alphabet, tuple_context)
 
-OUT = ROOT / "pacodec" / "data" / "codebooks.json"
-SPEC_COPY = ROOT / "bitstreams" / "codebooks.json"     # the normative file (FORMAT.md §7.1)
+OUT = ROOT / "pacodec" / "data" / "codebooks_v6.json"
+SPEC_COPY = ROOT / "bitstreams" / "codebooks_v6.json"     # the normative file (FORMAT.md §7.1)
+V5 = ROOT / "pacodec" / "data" / "codebooks.json"          # versions 4-5 (frozen): a starting point
+N_PAIR_ROWS = BOOK_REGIONS * PAIR_ROWS_PER_REGION
+KINDS = ("book_index", "scalefactor", "book_pair", "ms_group")
+
+
+def ms_alphabet(row: int) -> int:
+    """Symbols of M/S-group row ``row`` (0..N_MS_ROWS-1): 2^n for a group of n flags."""
+    return 1 << (row // 2 + 1)
 MAXLEN = 20
 
 
 def bootstrap() -> dict:
+    """Starting tables: version 5's codes where version 6 has the same rows, book pairs from
+    the single codes' lengths, M/S groups of equal lengths (from a simple model when version 5's
+    file is absent)."""
+    data = bootstrap_model() if not V5.exists() else json.loads(V5.read_text())
+    single = data["book_index"]
+    data["book_pair"] = []
+    for row in range(N_PAIR_ROWS):
+        region, rest = divmod(row, PAIR_ROWS_PER_REGION)
+        prev = rest // (N_BOOKS + 1)
+        a = single[N_BOOKS * region + prev]
+        data["book_pair"].append(code_lengths(
+            [int(1e6 * 2.0 ** -(a[i] + single[N_BOOKS * region + i][j]))
+             for i in range(N_BOOKS) for j in range(N_BOOKS)], MAXLEN))
+    data["ms_group"] = [code_lengths([1] * ms_alphabet(r), MAXLEN) for r in range(N_MS_ROWS)]
+    return data
+
+
+def bootstrap_model() -> dict:
     """Tables from a simple model: short codes for small magnitudes and small deltas."""
     data = {"book_index": [], "scalefactor": None, "spectral": {}}
     for row in range(N_BOOKS * BOOK_REGIONS):
@@ -74,13 +104,14 @@ def write_tables(data):
 def empty_stats():
     return {"book_index": [[0] * N_BOOKS for _ in range(N_BOOKS * BOOK_REGIONS)],
             "scalefactor": [[0] * (2 * SF_DELTA_MAX + 1) for _ in range(N_SF_ROWS)],
+            "book_pair": [[0] * (N_BOOKS * N_BOOKS) for _ in range(N_PAIR_ROWS)],
+            "ms_group": [[0] * ms_alphabet(r) for r in range(N_MS_ROWS)],
             "spectral": {b: [[0] * spectral_alphabet(b) for _ in range(TUPLE_CONTEXTS)]
                          for b in SPECTRAL_BOOKS}}
 
 
 def train(stats) -> dict:
-    return {"book_index": [code_lengths(c, MAXLEN) for c in stats["book_index"]],
-            "scalefactor": [code_lengths(c, MAXLEN) for c in stats["scalefactor"]],
+    return {**{kind: [code_lengths(c, MAXLEN) for c in stats[kind]] for kind in KINDS},
             "spectral": {str(b): [code_lengths(c, MAXLEN) for c in rows]
                          for b, rows in stats["spectral"].items()}}
 
@@ -88,7 +119,7 @@ def train(stats) -> dict:
 def merge(stats_list):
     out = empty_stats()
     for st in stats_list:
-        for kind in ("book_index", "scalefactor"):
+        for kind in KINDS:
             for row, cs in zip(out[kind], st[kind]):
                 for i, n in enumerate(cs):
                     row[i] += n
@@ -103,7 +134,7 @@ def cost(stats, data) -> dict:
     """Bits of the counted symbols under the code lengths ``data``, per kind of code (escape
     suffixes and sign bits are not included: no code changes them)."""
     out = {}
-    for kind in ("book_index", "scalefactor"):
+    for kind in KINDS:
         out[kind] = sum(n * l for cs, ls in zip(stats[kind], data[kind]) for n, l in zip(cs, ls))
     out["spectral"] = 0
     for b, rows in stats["spectral"].items():
@@ -121,7 +152,27 @@ def collect(clips, rates, stats, excerpt=None):
     def watch(r):            # the encoder's observer: once per frame, after its payload is written
         max_band, books, sfs, q, ub = r.max_band, r.books, r.sf, r.q, r.unit_bounds
         nbands, ngroups = r.nbands, r.ngroups
+        for p in range(max_band.shape[0] // 2):
+            if r.ms_mode[p] == 2:
+                mb = max(int(max_band[2 * p]), int(max_band[2 * p + 1]))
+                flags = [int(r.ms_flags[p, g * nbands + b]) for g in range(ngroups)
+                         for b in range(mb)]
+                pf = 0
+                for i in range(0, len(flags), MS_GROUP):
+                    grp = flags[i:i + MS_GROUP]
+                    stats["ms_group"][ms_row(pf, len(grp)) - ROW_MS][
+                        int("".join(map(str, grp)), 2)] += 1
+                    pf = grp[-1]
         for c in range(max_band.shape[0]):
+            units = [(g * nbands + b, b) for g in range(ngroups) for b in range(int(max_band[c]))]
+            ctx = 0
+            for i in range(0, len(units) - 1, 2):
+                (u, b), (u2, _) = units[i], units[i + 1]
+                pt = (NO_PARTNER if c % 2 == 0 else
+                      int(books[c - 1, u]) if b < int(max_band[c - 1]) else 0)
+                stats["book_pair"][pair_row(ctx, pt, b, nbands) - ROW_PAIR][
+                    N_BOOKS * int(books[c, u]) + int(books[c, u2])] += 1
+                ctx = int(books[c, u2])
             ctx = 0
             prev = None
             pbk = 0
