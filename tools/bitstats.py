@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from pacodec.encoder import Encoder  # noqa: E402
 from pacodec.huffman import BOOK_DIM, BOOK_LAV  # noqa: E402
-from pacodec.tables import (ESC_BOOK, ESC_VALUE, NOISE_BOOK, SF_DELTA_MAX,  # noqa: E402
-                            CRITICAL_BAND_EDGES_HZ, book_row, sf_row, spectral_row, tuple_context)
+from pacodec.tables import (ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS, NO_PARTNER,  # noqa: E402
+                            NOISE_BOOK, SF_DELTA_MAX, CRITICAL_BAND_EDGES_HZ, book_row, ms_row,
+                            pair_row, sf_row, spectral_row, tuple_context)
 
 
 def entropy_bits(counts):
@@ -93,12 +94,34 @@ class Stats:
         side = 3 + (7 if is_short else 0) + 6 * nch
         for p in range(nch // 2):
             side += 2
-            if ms_mode[p] == 2:
-                self.ms_bits += ngroups * max(max_band[2 * p], max_band[2 * p + 1])
+            if ms_mode[p] == 2:      # FORMAT.md §5.3 (version 6): groups of MS_GROUP flags
+                mb = max(int(max_band[2 * p]), int(max_band[2 * p + 1]))
+                flags = [int(ms_flags[p, g * nbands + b]) for g in range(ngroups) for b in range(mb)]
+                pf = 0
+                for i in range(0, len(flags), MS_GROUP):
+                    grp = flags[i:i + MS_GROUP]
+                    self.ms_bits += int(lengths[ms_row(pf, len(grp)), int("".join(map(str, grp)), 2)])
+                    pf = grp[-1]
         self.side += side
         for c in range(nch):
             mb = int(max_band[c])
+            # book indices (version 6): two units per book_pair symbol, an odd last one alone
+            units = [(g * nbands + b, b) for g in range(ngroups) for b in range(mb)]
             ctx = 0
+            for i in range(0, len(units), 2):
+                u, b = units[i]
+                if i + 1 < len(units):
+                    pt = (NO_PARTNER if c % 2 == 0 else
+                          int(books[c - 1, u]) if b < int(max_band[c - 1]) else 0)
+                    row = pair_row(ctx, pt, b, nbands)
+                    sym = N_BOOKS * int(books[c, u]) + int(books[c, units[i + 1][0]])
+                    alphabet = N_BOOKS * N_BOOKS
+                else:
+                    row, sym, alphabet = book_row(ctx, b, nbands), int(books[c, u]), N_BOOKS
+                self.book_bits += int(lengths[row, sym])
+                self.ac.add("book indices", row, sym, alphabet)
+                self.books_ctx[(row, sym)] = self.books_ctx.get((row, sym), 0) + 1
+                ctx = sym % N_BOOKS
             first = True
             prev = 0
             pbk = 0
@@ -106,12 +129,6 @@ class Stats:
                 for b in range(mb):
                     u = g * nbands + b
                     bk = int(books[c, u])
-                    row = book_row(ctx, b, nbands)
-                    self.book_bits += int(lengths[row, bk])
-                    key = (row, bk)
-                    self.ac.add("book indices", row, bk, 8)
-                    self.books_ctx[key] = self.books_ctx.get(key, 0) + 1
-                    ctx = bk
                     self.units["zero" if bk == 0 else "noise" if bk == NOISE_BOOK else "coded"] += 1
                     if bk == 0:
                         continue
