@@ -31,7 +31,8 @@ import numpy as np
 from ._jit import njit
 from .huffman import BOOK_LAV, unit_bits
 from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, quantize_unit_rounded
-from .tables import MAX_QUANT, NOISE_BOOK, SF_DELTA_MAX, book_row, sf_row
+from .tables import (MAX_QUANT, NOISE_BOOK, PARTNER_NONE, SF_DELTA_MAX, book_row, sf_row,
+                     spectral_partner)
 
 __all__ = ["allocate", "stereo_decision", "bandwidth_hz", "PNS_START_HZ", "pns_rule", "HF_NOISE_HZ",
            "HF_NOISE_TON", "HF_STEADY_DB", "band_weights", "FrameUnits", "Allocation",
@@ -288,7 +289,9 @@ def _two_books(q, s, e, qmax, lengths):
     for bk in range(1, 7):
         if BOOK_LAV[bk] < qmax and bk != 6:
             continue
-        bits = unit_bits(q, s, e, bk, lengths)
+        # costed without the partner's context (version 7's rows for first channels): the
+        # second channel of a pair is costed again once its partner is final (partner_books)
+        bits = unit_bits(q, s, e, bk, lengths, q, PARTNER_NONE)
         if tried == 0:
             b1 = bk
             n1 = bits
@@ -755,3 +758,41 @@ def long_band_min(cfg, settings) -> int:
     +1.1 and ViSQOL +0.0033 / +0.0007 at 64 / 128 kbit/s (README, docs/quality-history.md).
     ``settings`` is there for a rule by rate or mode (not used yet)."""
     return 1 if cfg.short_blocks else 0
+
+
+@njit
+def partner_books(fu, out, scr):
+    """The spectral book of each coded unit of a channel pair's second channel, costed with the
+    partner's context (FORMAT.md §7.3, version 7: a tuple's row follows the first channel's
+    values at the same positions).  :func:`allocate` costs every channel's units without it (the
+    partner is not final while a channel is allocated); once every channel is, this costs the
+    unit's candidate books (:func:`_unit_books`, where they are those of its scalefactor) with
+    the context, keeps the cheaper and sets ``out.ubits``, so that
+    :func:`~pacodec.payload.payload_bits` counts exactly what the writer writes."""
+    nb = fu.nbands
+    books = out.books
+    for c in range(1, books.shape[0], 2):
+        qc = out.q[c]
+        pq = out.q[c - 1]
+        for g in range(fu.ngroups):
+            for b in range(out.max_bands[c]):
+                u = g * nb + b
+                bk = books[c, u]
+                if bk == 0 or bk == NOISE_BOOK:
+                    continue
+                pm = spectral_partner(books, out.max_bands, c, u, b)
+                s = fu.ub[u]
+                e = fu.ub[u + 1]
+                best = bk
+                best_bits = unit_bits(qc, s, e, bk, fu.lengths, pq, pm)
+                cand = scr.cand[c, u]
+                if cand[0] == out.sf[c, u]:
+                    for k in (1, 3):
+                        alt = cand[k]
+                        if alt > 0 and alt != bk:
+                            n = unit_bits(qc, s, e, alt, fu.lengths, pq, pm)
+                            if n >= 0 and (best_bits < 0 or n < best_bits):
+                                best = alt
+                                best_bits = n
+                books[c, u] = best
+                out.ubits[c, u] = best_bits

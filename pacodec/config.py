@@ -96,7 +96,7 @@ class StreamConfig:
     window_shape: str = "sine"
     quantizer: str = DEFAULT_QUANTIZER
     mu: int = DEFAULT_MU     # mu-law parameter (only used by the mulaw quantizer)
-    version: int = 6         # format version (FORMAT.md §3.1, §13)
+    version: int = 7         # format version (FORMAT.md §3.1, §13)
     #: ``min_band`` field (FORMAT.md §3.1, version 5): a long transform's scalefactor bands are
     #: at least ``4 << min_band`` bins wide (§5.1); 0 in versions 3 and 4
     min_band: int = 0

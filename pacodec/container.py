@@ -41,11 +41,12 @@ __all__ = [
 ]
 
 MAGIC = b"PACD"                 # §3
-FORMAT_VERSION = 6             # §3.1; version 6: book indices in pairs, M/S flags in groups (§5.3)
-#: version 5 differs from 6 only in the payload's side codes (§5.3, §7.2), version 4 from 5 in
+FORMAT_VERSION = 7             # §3.1; version 7: spectral rows by the partner's values (§7.3)
+#: version 6 differs from 7 only in the spectral codes' rows (§7.3), version 5 from 6 only in the
+#: payload's side codes (§5.3, §7.2), version 4 from 5 in
 #: having no min_band field (its bits are reserved), version 3 from 4 in its codes and in having
 #: no metadata block (§3.2, §13)
-SUPPORTED_VERSIONS = (3, 4, 5, FORMAT_VERSION)
+SUPPORTED_VERSIONS = (3, 4, 5, 6, FORMAT_VERSION)
 SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2

@@ -4,13 +4,16 @@ Kernels here write/read one symbol with a row of the packed :class:`~pacodec.tab
 and one *unit* (a scalefactor band of one window group) with a spectral book: tuples of magnitudes
 (4 or 2 values per codeword), then one sign bit per non-zero value, then the Exp-Golomb suffix of
 every escaped value (book 6).  Each tuple's code is the row of its book chosen by the magnitudes
-of the tuple before it in the unit (FORMAT.md §7.3, :func:`~pacodec.tables.tuple_context`): the
-encoder's kernels use format 4's contexts, :func:`read_unit` those of the stream's version.
+of the tuple before it in the unit (FORMAT.md §7.3, :func:`~pacodec.tables.tuple_context`) and,
+from version 7, by the *partner*'s values at the same positions (the first channel of a channel
+pair, :func:`~pacodec.tables.partner_class`; ``pq`` is that channel's row and ``pm`` the unit's
+partner mode, PARTNER_NONE for a first or unpaired channel): the encoder's kernels use the
+current format's contexts, :func:`read_unit` those of the stream's version.
 Decoding is canonical (count / first code per length), so no decoding tree is stored, and every
 table index is checked against the table bounds.
 
 ``code_lengths`` builds length-limited Huffman code lengths from symbol counts; it is used by
-``tools/train_huffman.py`` to make ``pacodec/data/codebooks.json``.
+``tools/train_huffman.py`` to make the codebook files in ``pacodec/data/``.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ import numpy as np
 
 from ._jit import njit
 from .bitio import get_bits, put_bits
-from .tables import (ESC_BOOK, ESC_VALUE, LUT_BITS, MAX_QUANT, SPECTRAL_BOOKS, spectral_row,
-                     spectral_row_v, tuple_context)
+from .tables import (ESC_BOOK, ESC_VALUE, LUT_BITS, MAX_QUANT, SPECTRAL_BOOKS, partner_class,
+                     spectral_row, spectral_row_v, tuple_context)
 
 __all__ = ["put_symbol", "get_symbol", "unit_bits", "write_unit", "read_unit", "code_lengths",
            "BOOK_DIM", "BOOK_LAV"]
@@ -113,8 +116,9 @@ def _esc_bits(e):
 
 
 @njit(inline="always")
-def unit_bits(q, start, end, book, lengths):
-    """Bits that coding ``q[start:end]`` with spectral ``book`` costs; -1 if it cannot code it."""
+def unit_bits(q, start, end, book, lengths, pq, pm):
+    """Bits that coding ``q[start:end]`` with spectral ``book`` costs; -1 if it cannot code it.
+    ``pq``/``pm``: the partner's row and the unit's partner mode (see above)."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
@@ -122,7 +126,7 @@ def unit_bits(q, start, end, book, lengths):
     prev = -1
     i = start
     while i < end:
-        row = spectral_row(book, tuple_context(prev))
+        row = spectral_row(book, tuple_context(prev), partner_class(pm, pq, i, dim, end))
         prev = 0
         sym = 0
         for j in range(dim):
@@ -148,15 +152,16 @@ def unit_bits(q, start, end, book, lengths):
 
 
 @njit(inline="always")
-def write_unit(buf, st, q, start, end, book, codes, lengths):
-    """Write ``q[start:end]`` with spectral ``book`` (the caller checked it fits the book)."""
+def write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
+    """Write ``q[start:end]`` with spectral ``book`` (the caller checked it fits the book);
+    ``pq``/``pm`` as for :func:`unit_bits`."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
     prev = -1
     i = start
     while i < end:
-        row = spectral_row(book, tuple_context(prev))
+        row = spectral_row(book, tuple_context(prev), partner_class(pm, pq, i, dim, end))
         prev = 0
         sym = 0
         for j in range(dim):
@@ -184,9 +189,10 @@ def write_unit(buf, st, q, start, end, book, codes, lengths):
 
 
 @njit(inline="always")
-def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols, lut):
+def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols, lut, pq, pm):
     """Read a unit written by :func:`write_unit` into ``q[start:end]`` (caller checked bounds),
-    with the context parameters ``ctx`` of the stream's version (:mod:`pacodec.tables`)."""
+    with the context parameters ``ctx`` of the stream's version (:mod:`pacodec.tables`) and the
+    partner's decoded row ``pq`` (same length as ``q``) and partner mode ``pm``."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
@@ -194,7 +200,7 @@ def read_unit(buf, st, q, start, end, book, ctx, count, first, offset, symbols, 
     prev = -1
     i = start
     while i < end:
-        row = spectral_row_v(ctx, book, tuple_context(prev))
+        row = spectral_row_v(ctx, book, tuple_context(prev), partner_class(pm, pq, i, dim, end))
         sym = get_symbol(buf, st, count, first, offset, symbols, lut, row)
         if st[1] != 0:
             return

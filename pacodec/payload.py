@@ -17,8 +17,9 @@ from ._jit import njit
 from .bitio import get_bits, put_bits
 from .config import StreamConfig
 from .huffman import get_symbol, put_symbol, read_unit, write_unit
-from .tables import (MS_GROUP, N_BOOKS, NO_PARTNER, NOISE_BOOK, SF_DELTA_MAX, book_row,
-                     book_row_v, ms_row, ms_row_v, pair_row, pair_row_v, sf_row, sf_row_v)
+from .tables import (MS_GROUP, N_BOOKS, NO_PARTNER, NOISE_BOOK, PARTNER_NONE, SF_DELTA_MAX,
+                     book_row, book_row_v, ms_row, ms_row_v, pair_row, pair_row_v, sf_row,
+                     sf_row_v, spectral_partner)
 
 __all__ = ["write_payload", "payload_bits", "read_payload", "Layout", "layout_for",
            "group_lengths", "MS_NONE", "MS_ALL", "MS_BANDS"]
@@ -106,7 +107,9 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
                 u = g * nbands + b
                 bk = books[c, u]
                 if bk != 0 and bk != NOISE_BOOK:
-                    write_unit(buf, st, q[c], ub[u], ub[u + 1], bk, codes, lengths)
+                    write_unit(buf, st, q[c], ub[u], ub[u + 1], bk, codes, lengths,
+                               q[c - 1] if c % 2 else q[c],
+                               spectral_partner(books, max_band, c, u, b))
 
 
 @njit(inline="always")
@@ -329,7 +332,11 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
                         e = ub_long[u + 1]
                     if s < 0 or e > q.shape[1] or s > e:
                         return 2
-                    read_unit(buf, st, q[c], s, e, bk, ctx, count, first, offset, symbols, lut)
+                    pm = PARTNER_NONE
+                    if ctx[6] > 1:
+                        pm = spectral_partner(books, max_band, c, u, b)
+                    read_unit(buf, st, q[c], s, e, bk, ctx, count, first, offset, symbols, lut,
+                              q[c - 1] if c % 2 else q[c], pm)
                     if st[1] != 0:
                         return 1
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ._jit import njit
-from .allocation import allocate
+from .allocation import allocate, partner_books
 from .payload import payload_bits
 
 __all__ = ["code_at", "search_offset", "RateControl", "SEARCH_MIN", "SEARCH_MAX"]
@@ -40,6 +40,7 @@ def code_at(offset, fu, out, scr):
                 if books[c, g * nbands + b] != 0:
                     last = b + 1
         out.max_bands[c] = last
+    partner_books(fu, out, scr)     # version 7: second channels costed with their partner
     return payload_bits(fu.is_short, out.max_bands, fu.ms_mode, fu.ms_flags, books, out.sf, out.q,
                         fu.ub, nbands, fu.ngroups, fu.lengths, out.ubits)
 

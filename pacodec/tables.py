@@ -2,7 +2,8 @@
 
 Band edges are computed by the integer algorithm of FORMAT.md §5 (no floating point, so every
 decoder derives the same edges).  The Huffman code lengths are trained on real recordings by
-``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks_v6.json`` (version 6),
+``tools/train_huffman.py``; the normative files are ``bitstreams/codebooks_v7.json`` (version 7),
+``bitstreams/codebooks_v6.json`` (version 6, frozen),
 ``bitstreams/codebooks.json`` (versions 4, 5, frozen) and
 ``bitstreams/codebooks_v3.json`` (version 3, frozen), shipped as byte-identical copies in
 ``pacodec/data/`` (loaded with ``importlib.resources``; canonical codes are rebuilt from the
@@ -26,6 +27,8 @@ __all__ = [
     "n_rows", "book_row", "sf_row", "spectral_row", "book_row_v", "sf_row_v", "spectral_row_v",
     "tuple_context", "ROW_SF", "ROW_SPECTRAL", "N_SF_ROWS", "NO_PARTNER", "PAIR_ROWS_PER_REGION",
     "MS_GROUP", "N_MS_ROWS", "pair_row_v", "ms_row_v", "pair_row", "ms_row", "ROW_PAIR", "ROW_MS",
+    "PARTNER_CLASSES", "PARTNER_NONE", "PARTNER_EMPTY", "PARTNER_CODED", "partner_class",
+    "spectral_partner",
 ]
 
 #: Zwicker's critical band edges in Hz (the Bark scale).  FORMAT.md §5.
@@ -206,12 +209,19 @@ N_SF_ROWS = SF_CLASSES * SF_CLASSES
 #: unit, when its count is odd, keeps the single ``book_index`` code.  M/S flags are coded four at
 #: a time (``ms_group``), with a row of the group's length and the flag before it (§5.3, §7.2).
 #: ``ctx`` carries the first row of each (0: the version has no such code).
+#:
+#: Version 7 adds the *partner* to the spectral rows too: a tuple of a pair's second channel is
+#: coded with a row of its book, its tuple context and :func:`partner_class` -- the magnitudes of
+#: the first channel's tuple at the same positions (P = 6 classes; 0, "no partner", for a first or
+#: unpaired channel: versions 4-6's rows are those of class 0).
 #: version -> (regions R, spectral contexts T, codebook file in pacodec/data and bitstreams/,
-#: paired side codes); version 5 has version 4's codes and contexts (it differs in the band
-#: layout, §5.1)
-CONTEXTS = {3: (4, 1, "codebooks_v3.json", False), 4: (8, 5, "codebooks.json", False),
-            5: (8, 5, "codebooks.json", False), 6: (8, 5, "codebooks_v6.json", True)}
-BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[6][:2]      # what the encoder writes (version 6)
+#: paired side codes, spectral partner classes P); version 5 has version 4's codes and contexts
+#: (it differs in the band layout, §5.1)
+CONTEXTS = {3: (4, 1, "codebooks_v3.json", False, 1), 4: (8, 5, "codebooks.json", False, 1),
+            5: (8, 5, "codebooks.json", False, 1), 6: (8, 5, "codebooks_v6.json", True, 1),
+            7: (8, 5, "codebooks_v7.json", True, 6)}
+BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[7][:2]      # what the encoder writes (version 7)
+PARTNER_CLASSES = CONTEXTS[7][4]
 #: the partner value of a unit whose channel has no partner decoded before it
 NO_PARTNER = N_BOOKS
 #: book-pair rows per region: previous book x partner (0..7 or NO_PARTNER)
@@ -223,24 +233,25 @@ N_MS_ROWS = 2 * MS_GROUP
 
 def context_params(version: int) -> np.ndarray:
     """The ``ctx`` array of a format version (see above): [R, first scalefactor row, first
-    spectral row, T, first book-pair row, first ms-group row] (the last two 0 before version 6)."""
-    R, T, _, paired = CONTEXTS[version]
-    row_pair = N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
+    spectral row, T, first book-pair row, first ms-group row (these two 0 before version 6),
+    spectral partner classes P (1 before version 7)]."""
+    R, T, _, paired, P = CONTEXTS[version]
+    row_pair = N_BOOKS * R + N_SF_ROWS + T * P * len(SPECTRAL_BOOKS)
     row_ms = row_pair + R * PAIR_ROWS_PER_REGION
     return np.array([R, N_BOOKS * R, N_BOOKS * R + N_SF_ROWS, T,
-                     row_pair if paired else 0, row_ms if paired else 0], dtype=np.int64)
+                     row_pair if paired else 0, row_ms if paired else 0, P], dtype=np.int64)
 
 
 def n_rows(version: int) -> int:
     """Rows of a format version's packed codebook set (book index, scalefactor, spectral, and
     from version 6 book pairs and M/S groups)."""
-    R, T, _, paired = CONTEXTS[version]
-    n = N_BOOKS * R + N_SF_ROWS + T * len(SPECTRAL_BOOKS)
+    R, T, _, paired, P = CONTEXTS[version]
+    n = N_BOOKS * R + N_SF_ROWS + T * P * len(SPECTRAL_BOOKS)
     return n + (R * PAIR_ROWS_PER_REGION + N_MS_ROWS if paired else 0)
 
 
-#: the encoder's contexts (version 6); the decoder takes those of the stream's version
-CTX = context_params(6)
+#: the encoder's contexts (version 7); the decoder takes those of the stream's version
+CTX = context_params(7)
 ROW_SF = int(CTX[1])
 ROW_SPECTRAL = int(CTX[2])
 ROW_PAIR = int(CTX[4])
@@ -293,42 +304,79 @@ def tuple_context(prev_sum):
 
 
 @njit(inline="always")
-def spectral_row_v(ctx, book, t):
-    """Row of spectral ``book`` (1..6) in tuple context ``t`` (0..4; version 3 has one row)."""
+def spectral_row_v(ctx, book, t, pc):
+    """Row of spectral ``book`` (1..6) in tuple context ``t`` (0..4; version 3 has one row) and
+    partner class ``pc`` (0..5, :func:`partner_class`; before version 7 every class is 0)."""
     T = ctx[3]
+    P = ctx[6]
     if t > T - 1:
         t = T - 1
-    return ctx[2] + T * (book - 1) + t
+    if pc > P - 1:
+        pc = P - 1
+    return ctx[2] + T * P * (book - 1) + P * t + pc
+
+
+#: a unit's partner mode (FORMAT.md §7.3, version 7): no partner (a pair's first channel or an
+#: unpaired one), a partner unit without spectral values (book 0 or 7, or beyond its max_band),
+#: a partner unit with spectral values (the class then follows its tuple's magnitudes)
+PARTNER_NONE, PARTNER_EMPTY, PARTNER_CODED = 0, 1, 2
+
+
+@njit(inline="always")
+def spectral_partner(books, max_band, c, u, b):
+    """The partner mode of unit ``u`` (band ``b``) of channel ``c``'s spectral values (§7.3,
+    version 7): PARTNER_NONE for a pair's first channel or an unpaired one, else PARTNER_CODED
+    when the same unit of channel ``c - 1`` has spectral values (book 1..6 below its max_band),
+    PARTNER_EMPTY when it has none."""
+    if c % 2 == 0:
+        return PARTNER_NONE
+    if b < max_band[c - 1] and 1 <= books[c - 1, u] <= 6:
+        return PARTNER_CODED
+    return PARTNER_EMPTY
+
+
+@njit(inline="always")
+def partner_class(pm, pq, i, dim, end):
+    """The partner class of the tuple at ``i`` (``dim`` values, inside a unit ending at ``end``)
+    of a unit whose partner mode is ``pm``: 0 none, 1 empty, 2..5 for the magnitude sum of the
+    partner's values ``pq[i : min(i + dim, end)]`` being 0, 1, 2..3, 4 or more."""
+    if pm != PARTNER_CODED:
+        return pm
+    s = 0
+    for j in range(dim):
+        if i + j < end:
+            s += abs(pq[i + j])
+    return 2 + int(s >= 1) + int(s >= 2) + int(s >= 4)
 
 
 @njit(inline="always")
 def book_row(prev, b, nbands):
-    """:func:`book_row_v` with the encoder's (version 6) contexts."""
+    """:func:`book_row_v` with the encoder's (version 7) contexts."""
     return book_row_v(CTX, prev, b, nbands)
 
 
 @njit(inline="always")
 def sf_row(prev_book, book):
-    """:func:`sf_row_v` with the encoder's (version 6) contexts."""
+    """:func:`sf_row_v` with the encoder's (version 7) contexts."""
     return sf_row_v(CTX, prev_book, book)
 
 
 @njit(inline="always")
 def pair_row(prev, partner, b, nbands):
-    """:func:`pair_row_v` with the encoder's (version 6) contexts."""
+    """:func:`pair_row_v` with the encoder's (version 7) contexts."""
     return pair_row_v(CTX, prev, partner, b, nbands)
 
 
 @njit(inline="always")
 def ms_row(prev_flag, n):
-    """:func:`ms_row_v` with the encoder's (version 6) contexts."""
+    """:func:`ms_row_v` with the encoder's (version 7) contexts."""
     return ms_row_v(CTX, prev_flag, n)
 
 
 @njit(inline="always")
-def spectral_row(book, t):
-    """:func:`spectral_row_v` with the encoder's (version 6) contexts."""
-    return spectral_row_v(CTX, book, t)
+def spectral_row(book, t, pc):
+    """:func:`spectral_row_v` with the encoder's (version 7) contexts."""
+    return spectral_row_v(CTX, book, t, pc)
 
 
 def spectral_alphabet(book: int) -> int:
@@ -337,12 +385,12 @@ def spectral_alphabet(book: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def load_codebooks(path: str | None = None, version: int = 6) -> CodebookSet:
-    """Load the trained code lengths of a format version (``pacodec/data/codebooks_v6.json`` for
-    version 6, ``codebooks.json`` for versions 4 and 5, ``codebooks_v3.json`` for version 3;
+def load_codebooks(path: str | None = None, version: int = 7) -> CodebookSet:
+    """Load the trained code lengths of a format version (``pacodec/data/codebooks_v7.json`` for
+    version 7, ``codebooks_v6.json`` for version 6, ``codebooks.json`` for versions 4 and 5, ``codebooks_v3.json`` for version 3;
     ``path`` overrides the file) as a :class:`CodebookSet` whose ``ctx`` holds the version's
     context parameters."""
-    R, T, name, paired = CONTEXTS[version]
+    R, T, name, paired, P = CONTEXTS[version]
     if path is None:
         text = resources.files("pacodec").joinpath("data/" + name).read_text()
     else:
@@ -352,7 +400,7 @@ def load_codebooks(path: str | None = None, version: int = 6) -> CodebookSet:
     # a spectral book's entry is its list of rows (version 4), or one row's lengths (version 3)
     spectral = {k: (v if v and isinstance(v[0], list) else [v]) for k, v in data["spectral"].items()}
     if (len(data["book_index"]) != N_BOOKS * R or len(data["scalefactor"]) != N_SF_ROWS
-            or any(len(spectral[str(b)]) != T for b in SPECTRAL_BOOKS)):
+            or any(len(spectral[str(b)]) != T * P for b in SPECTRAL_BOOKS)):
         raise ValueError(f"codebook file does not match format version {version}'s contexts")
     if paired and (len(data.get("book_pair", ())) != R * PAIR_ROWS_PER_REGION
                    or len(data.get("ms_group", ())) != N_MS_ROWS):

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from pacodec.bitio import BitReader, BitWriter, get_bits, put_bits, reader_state, writer_state
 from pacodec.errors import FormatError
 from pacodec.huffman import code_lengths, get_symbol, put_symbol, read_unit, unit_bits, write_unit
-from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, MAX_QUANT, N_MS_ROWS, PAIR_ROWS_PER_REGION,
+from pacodec.tables import (PARTNER_CLASSES, BOOK_REGIONS, ESC_BOOK, MAX_QUANT, N_MS_ROWS, PAIR_ROWS_PER_REGION,
                             ROW_MS, ROW_PAIR, ROW_SF, ROW_SPECTRAL, SPECTRAL_BOOKS,
                             TUPLE_CONTEXTS, book_row, book_row_v, context_params, load_codebooks,
                             ms_row, n_rows, pair_row, sf_row, spectral_row, spectral_row_v,
@@ -70,7 +70,7 @@ def test_scalefactor_symbols_round_trip(symbols):
 
 
 @given(st.binary(max_size=12), st.integers(0, 95), st.integers(0, 10 ** 6),
-       st.sampled_from([3, 4, 5, 6]))
+       st.sampled_from([3, 4, 5, 6, 7]))
 def test_the_first_look_up_decodes_exactly_as_bit_by_bit(data, limit, row, version):
     """get_symbol with its look-up table returns the symbol, position and error flag the
     canonical bit-by-bit decode (a table of zeros: every look-up misses) gives, for every row,
@@ -108,27 +108,31 @@ def _unit_values(book):
         lambda vs: np.array([-m if s else m for m, s in vs], dtype=np.int64))
 
 
-@given(st.sampled_from(sorted(SPECTRAL_BOOKS)).flatmap(lambda b: st.tuples(st.just(b), _unit_values(b))))
-def test_spectral_units_round_trip_in_every_book(case):
+@given(st.sampled_from(sorted(SPECTRAL_BOOKS)).flatmap(lambda b: st.tuples(st.just(b), _unit_values(b))),
+       st.sampled_from([0, 1, 2]), st.integers(0, 2 ** 32))
+def test_spectral_units_round_trip_in_every_book(case, pm, seed):
+    """Every book and partner mode (version 7's rows by the partner's values, FORMAT.md §7.3)."""
     book, q = case
-    bits = unit_bits(q, 0, len(q), book, BOOKS.lengths)
+    pq = np.random.default_rng(seed).integers(-6, 7, len(q))
+    bits = unit_bits(q, 0, len(q), book, BOOKS.lengths, pq, pm)
     assert bits > 0
     buf = np.zeros(bits // 8 + 8, np.uint8)
     w = writer_state()
-    write_unit(buf, w, q, 0, len(q), book, BOOKS.codes, BOOKS.lengths)
+    write_unit(buf, w, q, 0, len(q), book, BOOKS.codes, BOOKS.lengths, pq, pm)
     assert w[0] == bits and w[1] == 0
     out = np.zeros(len(q), np.int64)
     r = reader_state(len(buf))
     read_unit(buf, r, out, 0, len(q), book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols,
-              BOOKS.lut)
+              BOOKS.lut, pq, pm)
     assert r[1] == 0
     np.testing.assert_array_equal(out, q)
 
 
 def test_a_book_refuses_values_it_cannot_code():
     q = np.array([0, 2, 0, 0], dtype=np.int64)
-    assert unit_bits(q, 0, 4, 1, BOOKS.lengths) == -1
-    assert unit_bits(np.array([MAX_QUANT + 1, 0]), 0, 2, ESC_BOOK, BOOKS.lengths) == -1
+    assert unit_bits(q, 0, 4, 1, BOOKS.lengths, q, 0) == -1
+    big = np.array([MAX_QUANT + 1, 0])
+    assert unit_bits(big, 0, 2, ESC_BOOK, BOOKS.lengths, big, 0) == -1
 
 
 @given(st.binary(min_size=0, max_size=64), st.sampled_from(sorted(SPECTRAL_BOOKS)))
@@ -137,12 +141,12 @@ def test_decoding_random_bytes_never_reads_outside_or_exceeds_limits(data, book)
     out = np.zeros(32, np.int64)
     r = reader_state(len(buf))
     read_unit(buf, r, out, 0, 32, book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset, BOOKS.symbols,
-              BOOKS.lut)
+              BOOKS.lut, np.arange(32) % 5, 2)
     assert r[0] <= len(data) * 8
     assert np.abs(out).max(initial=0) <= MAX_QUANT
 
 
-def _read_unit_reference(buf, st_, q, start, end, book, books):
+def _read_unit_reference(buf, st_, q, start, end, book, books, pq, pm):
     """read_unit as first written (one value at a time, digits by division, a get_bits call per
     sign bit): the kernel must give the same values, position and error flag on any input."""
     from pacodec.huffman import BOOK_DIM, BOOK_LAV, ESC_K, ESC_MAX_PREFIX
@@ -155,7 +159,11 @@ def _read_unit_reference(buf, st_, q, start, end, book, books):
     while i < end:
         if prev >= 0:
             prev = sum(abs(int(q[i - dim + j])) for j in range(dim) if i - dim + j < end)
-        row = spectral_row_v(books.ctx, book, tuple_context(prev))
+        pc = pm                       # FORMAT.md §7.3's partner class, as the text writes it
+        if pm == 2:
+            s = sum(abs(int(pq[i + j])) for j in range(dim) if i + j < end)
+            pc = 2 if s == 0 else 3 if s == 1 else 4 if s <= 3 else 5
+        row = spectral_row_v(books.ctx, book, tuple_context(prev), pc)
         prev = 0
         sym = int(gs(buf, st_, books.count, books.first, books.offset, books.symbols, none, row))
         if st_[1] != 0:
@@ -188,15 +196,16 @@ def _read_unit_reference(buf, st_, q, start, end, book, books):
 
 
 @given(st.binary(max_size=40), st.sampled_from(sorted(SPECTRAL_BOOKS)), st.integers(1, 40),
-       st.integers(0, 320))
-def test_read_unit_equals_the_value_by_value_reference_on_any_bytes(data, book, length, limit):
+       st.integers(0, 320), st.sampled_from([0, 1, 2]))
+def test_read_unit_equals_the_value_by_value_reference_on_any_bytes(data, book, length, limit, pm):
     buf = np.frombuffer(data, np.uint8)
     limit = min(limit, 8 * len(buf))
     a, b = np.zeros(length, np.int64), np.zeros(length, np.int64)
+    pq = (np.arange(length) * 7) % 5 - 2
     sa, sb = np.array([0, 0, limit], np.int64), np.array([0, 0, limit], np.int64)
     read_unit(buf, sa, a, 0, length, book, BOOKS.ctx, BOOKS.count, BOOKS.first, BOOKS.offset,
-              BOOKS.symbols, BOOKS.lut)
-    _read_unit_reference(buf, sb, b, 0, length, book, BOOKS)
+              BOOKS.symbols, BOOKS.lut, pq, pm)
+    _read_unit_reference(buf, sb, b, 0, length, book, BOOKS, pq, pm)
     assert list(sa) == list(sb)
     np.testing.assert_array_equal(a, b)
 
@@ -209,13 +218,13 @@ def test_code_lengths_form_a_complete_prefix_code_within_the_limit(counts):
 
 
 def test_trained_books_are_complete_prefix_codes():
-    for version in (3, 4, 5, 6):
+    for version in (3, 4, 5, 6, 7):
         books = load_codebooks(version=version)
         for row in range(books.lengths.shape[0]):
             ls = books.lengths[row][books.lengths[row] > 0]
             assert abs(sum(2.0 ** -int(l) for l in ls) - 1.0) < 1e-9
         assert books.lengths.shape[0] == n_rows(version)
-    assert ROW_SPECTRAL + 6 * TUPLE_CONTEXTS == ROW_PAIR
+    assert ROW_SPECTRAL + 6 * TUPLE_CONTEXTS * PARTNER_CLASSES == ROW_PAIR
     assert ROW_PAIR + BOOK_REGIONS * PAIR_ROWS_PER_REGION + N_MS_ROWS == BOOKS.lengths.shape[0]
 
 
@@ -229,7 +238,8 @@ def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
     sf_rows = {sf_row(p, b) for p in range(1, 8) for b in range(1, 8)}
     assert sf_rows == set(range(ROW_SF, ROW_SPECTRAL))
     assert sf_row(7, 7) == ROW_SPECTRAL - 1 and sf_row(1, 2) == ROW_SF
-    spec = {spectral_row(b, t) for b in SPECTRAL_BOOKS for t in range(TUPLE_CONTEXTS)}
+    spec = {spectral_row(b, t, pc) for b in SPECTRAL_BOOKS for t in range(TUPLE_CONTEXTS)
+            for pc in range(PARTNER_CLASSES)}
     assert spec == set(range(ROW_SPECTRAL, ROW_PAIR))
     # version 6: book-pair rows by (region, previous book, partner 0..8), M/S-group rows by
     # (group length 1..4, previous flag); each row's alphabet is what its symbols can be
@@ -247,19 +257,27 @@ def test_code_contexts_map_onto_exactly_the_rows_of_the_codebook_file():
             assert (ls[:1 << n] > 0).all() and not ls[1 << n:].any()
     # versions 3..5 have no such rows
     assert all(context_params(v)[4] == context_params(v)[5] == 0 for v in (3, 4, 5))
+    assert [int(context_params(v)[6]) for v in (3, 4, 5, 6, 7)] == [1, 1, 1, 1, PARTNER_CLASSES]
     # version 3 (frozen): 4 regions, one row per spectral book
     v3 = context_params(3)
     assert {book_row_v(v3, c, b, nb) for nb in range(1, 53) for b in range(nb)
             for c in range(8)} == set(range(32))
     assert book_row_v(v3, 0, 51, 52) == 24 and book_row_v(v3, 3, 13, 52) == 11
-    assert {spectral_row_v(v3, b, t) for b in SPECTRAL_BOOKS for t in range(5)} == set(range(48, 54))
+    assert {spectral_row_v(v3, b, t, pc) for b in SPECTRAL_BOOKS for t in range(5)
+            for pc in range(6)} == set(range(48, 54))
+    # version 7: the partner class is the fastest-moving index of a book's rows; versions 4-6
+    # have only class 0 (their rows are version 7's class-0 rows' layout without the others)
+    assert spectral_row(1, 0, 0) == ROW_SPECTRAL and spectral_row(1, 0, 5) == ROW_SPECTRAL + 5
+    assert spectral_row(2, 1, 3) == ROW_SPECTRAL + 30 + 6 + 3
+    v6 = context_params(6)
+    assert spectral_row_v(v6, 2, 1, 3) == spectral_row_v(v6, 2, 1, 0) == int(v6[2]) + 5 + 1
 
 
 def test_a_book_index_row_is_the_row_after_book_0_plus_the_previous_book():
     # allocation.rd_scalefactors looks up each band's rows once, as book_row(0, b, nb), and adds
     # the previous book: that holds for every version's contexts (the row is N_BOOKS * region +
     # previous book, FORMAT.md §7.2)
-    for version in (3, 4, 5, 6):
+    for version in (3, 4, 5, 6, 7):
         ctx = context_params(version)
         for nb in range(1, 53):
             for b in range(nb):

@@ -140,6 +140,6 @@ def test_the_package_ships_only_what_the_demo_needs():
     data = ROOT / "pacodec" / "data"
     shipped = sorted(p.name for p in data.iterdir() if p.is_file())
     assert shipped == ["README.md", "__init__.py", "codebooks.json", "codebooks_v3.json",
-                       "codebooks_v6.json", "piano.flac"]
+                       "codebooks_v6.json", "codebooks_v7.json", "piano.flac"]
     assert (ROOT / "tests" / "data" / "amen_drums.flac").exists()
     assert sum(p.stat().st_size for p in data.iterdir() if p.is_file()) < 300_000

@@ -38,7 +38,8 @@ from pacodec.encoder import Encoder  # noqa: E402
 from pacodec.huffman import BOOK_DIM, BOOK_LAV  # noqa: E402
 from pacodec.tables import (ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS, NO_PARTNER,  # noqa: E402
                             NOISE_BOOK, SF_DELTA_MAX, CRITICAL_BAND_EDGES_HZ, book_row, ms_row,
-                            pair_row, sf_row, spectral_row, tuple_context)
+                            pair_row, partner_class, sf_row, spectral_partner, spectral_row,
+                            tuple_context)
 
 
 def entropy_bits(counts):
@@ -151,8 +152,10 @@ class Stats:
                         self.mag[int(v)] = self.mag.get(int(v), 0) + 1
                     self.sign_bits += int(np.count_nonzero(vals))
                     psum = -1
+                    pm = spectral_partner(books, max_band, c, u, b)
+                    pq = q[c - 1] if c % 2 else q[c]
                     for i in range(s, e, dim):
-                        row = spectral_row(bk, tuple_context(psum))
+                        row = spectral_row(bk, tuple_context(psum), partner_class(pm, pq, i, dim, e))
                         psum = int(np.abs(q[c, i:i + dim]).sum())
                         sym = 0
                         for j in range(dim):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors of the current format in bitstreams/vectors/v6/ and their manifest
-(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/, v4/, v5/) are frozen: they were made
+"""Make the conformance vectors of the current format in bitstreams/vectors/v7/ and their manifest
+(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/ to v6/) are frozen: they were made
 by the release of that format and are never regenerated.
 
     python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
-OUT = ROOT / "bitstreams" / "vectors" / "v6"
-CODEBOOKS = ROOT / "bitstreams" / "codebooks_v6.json"   # pacodec/data/ ships a byte-identical copy
-FORMAT_VERSION = 6
+OUT = ROOT / "bitstreams" / "vectors" / "v7"
+CODEBOOKS = ROOT / "bitstreams" / "codebooks_v7.json"   # pacodec/data/ ships a byte-identical copy
+FORMAT_VERSION = 7
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -99,7 +99,7 @@ def parse_config(b):
     min_band, res = ((b[3] >> 2) & 3, b[3] & 3) if v >= 5 else (0, b[3] & 15)
     mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
     n, vv = 1 << hl, 1 << ol
-    ok = (v in (3, 4, 5, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+    ok = (v in (3, 4, 5, 6, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
           and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
           and (not short or (vv == n and n >= 128)))
     return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
@@ -172,7 +172,7 @@ def parse_payload(p, cfg, codes, stats):
                 stats["ms_group_lengths"].add(k_n)
                 k += k_n
     books_used, esc, noise, qmax = set(), 0, 0, 0
-    allbooks = []
+    allbooks, allmags = [], []      # per channel: books by unit, decoded magnitudes by unit
     for c in range(ch):
         units = [g * nb + b for g in range(G) for b in range(mb[c])]
         ctx, books, k = 0, {}, 0
@@ -200,6 +200,7 @@ def parse_payload(p, cfg, codes, stats):
                 if not 0 <= v <= 255:
                     raise ValueError("scalefactor out of range")
                 first, prev, pbook = False, v, books[u]
+        mags = {}
         for u in units:
             bk = books[u]
             books_used.add(bk)
@@ -207,11 +208,19 @@ def parse_payload(p, cfg, codes, stats):
             if not 1 <= bk <= 6:
                 continue
             dim, lav = BOOKS[bk]
+            # §5.3 pmode: the partner unit (channel c - 1) has spectral values, or not, or none
+            pm = 0 if c % 2 == 0 else (2 if 1 <= allbooks[c - 1][u] <= 6 else 1)
+            mags[u] = []
             s = -1                # §7.3: the row by the magnitudes of the tuple before
-            for _ in range(width[u] // dim):
+            for k in range(width[u] // dim):
                 t = 0 if s < 0 else 1 if s == 0 else 2 if s == 1 else 3 if s <= 3 else 4
                 stats["tuple_contexts"].add(t)
-                sym = r.se(codes["spec"][bk][t])
+                pc = pm           # §7.3 partner_class: the partner's magnitudes at these positions
+                if pm == 2:
+                    p = sum(allmags[c - 1][u][dim * k:dim * k + dim])
+                    pc = 2 if p == 0 else 3 if p == 1 else 4 if p <= 3 else 5
+                stats["partner_classes"].add(pc)
+                sym = r.se(codes["spec"][bk][6 * t + pc])
                 m = [(sym // (lav + 1) ** (dim - 1 - i)) % (lav + 1) for i in range(dim)]
                 for x in m:
                     if x:
@@ -229,6 +238,8 @@ def parse_payload(p, cfg, codes, stats):
                         esc += 1
                 qmax = max(qmax, *m)
                 s = sum(m)
+                mags[u] += m
+        allmags.append(mags)
     stats["frames"] += 1
     stats["short_frames"] += is_short
     stats["long_nbands" if not is_short else "short_nbands"] = nb
@@ -285,6 +296,7 @@ def walk(data):
     codes = load_codes()
     st = dict(frames=0, short_frames=0, config_frames=0, group_patterns=set(), window_flags=set(),
               tuple_contexts=set(), partners=set(), unit_counts=set(), ms_group_lengths=set(),
+              partner_classes=set(),
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
@@ -646,6 +658,7 @@ def covers(cfg, st, data):
         "books": sorted(st["books"]), "tuple_contexts": sorted(st["tuple_contexts"]),
         "book_pair_partners": sorted(st["partners"]), "channel_unit_counts": sorted(st["unit_counts"]),
         "ms_group_lengths": sorted(st["ms_group_lengths"]),
+        "spectral_partner_classes": sorted(st["partner_classes"]),
         "escapes": st["escapes"], "noise_units": st["noise_units"],
         "max_abs_q": st["max_abs_q"], "frames_with_stuffing": st["stuffing_frames"],
         "rejected_candidates": st["damaged_candidates"],
@@ -662,7 +675,7 @@ def main():
     manifest = {
         "generated_by": "tools/make_vectors.py (do not edit by hand)",
         "format_version": FORMAT_VERSION,
-        "codebooks": "bitstreams/codebooks_v6.json", "codebooks_sha256": sha(CODEBOOKS),
+        "codebooks": "bitstreams/codebooks_v7.json", "codebooks_sha256": sha(CODEBOOKS),
         "reference_format": "WAV, 32-bit IEEE float (format tag 3), channels interleaved",
         "tolerance": 0,
         "rule": "decode the whole .pac as one byte stream (FORMAT.md §4.3); same frames and "

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Train pacodec's Huffman code lengths on real recordings; writes bitstreams/codebooks_v6.json and
-its byte-identical copy pacodec/data/codebooks_v6.json.
+"""Train pacodec's Huffman code lengths on real recordings; writes bitstreams/codebooks_v7.json and
+its byte-identical copy pacodec/data/codebooks_v7.json.
 
-The tables are those of the format version the encoder writes (6): book-index rows by region and
-previous book, scalefactor rows by book classes, TUPLE_CONTEXTS rows per spectral book, book-pair
+The tables are those of the format version the encoder writes (7): book-index rows by region and
+previous book, scalefactor rows by book classes, TUPLE_CONTEXTS x PARTNER_CLASSES rows per
+spectral book (the tuple before it, the partner's values at the same positions), book-pair
 rows by region, previous book and partner book, M/S-group rows by length and previous flag
 (FORMAT.md §7.2).  The single book-index rows are trained on every unit's book (they code an odd
 count's last unit, and the encoder's search estimates a unit's book cost with them).  The tables
-of versions 3 (codebooks_v3.json) and 4-5 (codebooks.json) are frozen.
+of versions 3 (codebooks_v3.json), 4-5 (codebooks.json) and 6 (codebooks_v6.json) are frozen.
 
     python tools/train_huffman.py --bootstrap            # synthetic starting tables
     python tools/train_huffman.py CLIP.flac ... [--rates 48 64 96 128 160 192] [--rounds 2]
@@ -39,11 +40,12 @@ from pacodec.huffman import code_lengths  # noqa: E402
 from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS,  # noqa: E402
                             N_MS_ROWS, N_SF_ROWS, NO_PARTNER, PAIR_ROWS_PER_REGION, ROW_MS,
                             ROW_PAIR, ROW_SF, SF_DELTA_MAX, SPECTRAL_BOOKS, TUPLE_CONTEXTS,
-                            book_row, ms_row, pair_row, sf_row, spectral_alphabet, tuple_context)
+                            book_row, ms_row, pair_row, sf_row, spectral_alphabet, tuple_context,
+                            PARTNER_CLASSES, partner_class, spectral_partner)
 
-OUT = ROOT / "pacodec" / "data" / "codebooks_v6.json"
-SPEC_COPY = ROOT / "bitstreams" / "codebooks_v6.json"     # the normative file (FORMAT.md §7.1)
-V5 = ROOT / "pacodec" / "data" / "codebooks.json"          # versions 4-5 (frozen): a starting point
+OUT = ROOT / "pacodec" / "data" / "codebooks_v7.json"
+SPEC_COPY = ROOT / "bitstreams" / "codebooks_v7.json"     # the normative file (FORMAT.md §7.1)
+V6 = ROOT / "pacodec" / "data" / "codebooks_v6.json"       # version 6 (frozen): a starting point
 N_PAIR_ROWS = BOOK_REGIONS * PAIR_ROWS_PER_REGION
 KINDS = ("book_index", "scalefactor", "book_pair", "ms_group")
 
@@ -55,10 +57,15 @@ MAXLEN = 20
 
 
 def bootstrap() -> dict:
-    """Starting tables: version 5's codes where version 6 has the same rows, book pairs from
-    the single codes' lengths, M/S groups of equal lengths (from a simple model when version 5's
-    file is absent)."""
-    data = bootstrap_model() if not V5.exists() else json.loads(V5.read_text())
+    """Starting tables: version 6's codes, each spectral row repeated for every partner class
+    (from a simple model when version 6's file is absent: book pairs from the single codes'
+    lengths, M/S groups of equal lengths)."""
+    if V6.exists():
+        data = json.loads(V6.read_text())
+        data["spectral"] = {b: [row for row in rows for _ in range(PARTNER_CLASSES)]
+                            for b, rows in data["spectral"].items()}
+        return data
+    data = bootstrap_model()
     single = data["book_index"]
     data["book_pair"] = []
     for row in range(N_PAIR_ROWS):
@@ -90,7 +97,8 @@ def bootstrap_model() -> dict:
                 tot += s % base
                 s //= base
             counts.append(int(1e6 * math.exp(-tot * 4.0 / max(lav, 1))))
-        data["spectral"][str(b)] = [code_lengths(counts, MAXLEN)] * TUPLE_CONTEXTS
+        data["spectral"][str(b)] = [code_lengths(counts, MAXLEN)] * (TUPLE_CONTEXTS
+                                                                    * PARTNER_CLASSES)
     return data
 
 
@@ -106,7 +114,8 @@ def empty_stats():
             "scalefactor": [[0] * (2 * SF_DELTA_MAX + 1) for _ in range(N_SF_ROWS)],
             "book_pair": [[0] * (N_BOOKS * N_BOOKS) for _ in range(N_PAIR_ROWS)],
             "ms_group": [[0] * ms_alphabet(r) for r in range(N_MS_ROWS)],
-            "spectral": {b: [[0] * spectral_alphabet(b) for _ in range(TUPLE_CONTEXTS)]
+            "spectral": {b: [[0] * spectral_alphabet(b)
+                             for _ in range(TUPLE_CONTEXTS * PARTNER_CLASSES)]
                          for b in SPECTRAL_BOOKS}}
 
 
@@ -192,13 +201,16 @@ def collect(clips, rates, stats, excerpt=None):
                         dim, lav = SPECTRAL_BOOKS[bk]
                         base = lav + 1
                         v = np.abs(q[c, ub[u]:ub[u + 1]])
+                        pm = spectral_partner(books, max_band, c, u, b)
+                        pq = q[c - 1] if c % 2 else q[c]
                         psum = -1
-                        for t in v.reshape(-1, dim):
+                        for k, t in enumerate(v.reshape(-1, dim)):
                             sym = 0
                             for x in t:
                                 sym = sym * base + (min(int(x), ESC_VALUE) if bk == ESC_BOOK
                                                     else int(x))
-                            stats["spectral"][bk][tuple_context(psum)][sym] += 1
+                            pc = partner_class(pm, pq, int(ub[u]) + dim * k, dim, int(ub[u + 1]))
+                            stats["spectral"][bk][PARTNER_CLASSES * tuple_context(psum) + pc][sym] += 1
                             psum = int(t.sum())
 
     for clip in clips:
