@@ -9,7 +9,8 @@ then mid/side only where a unit's channels are balanced, allocation.MS_BALANCE; 
 whose config blocks say version 5 and whose long bands are at least 8 bins wide in the normal
 mode, allocation.long_band_min; then format 6, whose payloads code book indices in pairs and M/S
 flags in groups with new code tables -- every case's bytes, with the same decisions where the
-rate allows).
+rate allows; then format 7, whose spectral rows follow the partner channel's values and whose
+second channels' books are chosen with that context, allocation.partner_books).
 A change that is *meant* to change the output (a tuning, a new rule) updates the digests in the
 same commit and says so; print the new ones with ``python tests/test_encoder_identity.py``.
 
@@ -86,22 +87,22 @@ CASES = {
 }
 
 DIGESTS = {
-    "drums_abr128": "5de78ae8c772902d845bdefa3611e03e34309fa35aa701af9b63b0f67a2f20e0",
-    "drums_cbr64_power": "35d32aa17c375a7edffcf8bffd49510d2e26d2886e8d55082a52a3cb862ecda1",
-    "drums_cbr96": "74d147d3c791a394e16a8431cac5423a7b40a9a4f81e2baf903ab87a13939162",
-    "drums_mono_abr48": "64a497d132bb9d19ba789456c9516ab6f8f7547158a1dd0cf4432a7033c30240",
-    "drums_mono_cbr32_mulaw": "1e96889078f82db2ee0c587266a7c89da9f0c8693fb0f2b74e99c52dcfa3f507",
-    "drums_vbr_default": "d2777cd8116ccb7072c8e3e9f9fa9203ff68cd267a0ed6db366200ea5df2dc3c",
-    "gen_3ch_22k_abr96": "c7c54a2a07ac684fdc0c7e6c3b607f2203c41f720ba7ab7bb3430355d78cdc9a",
-    "gen_3ch_22k_vbr": "6043d96e0300f778515d3aaaf374ef20e3836d4c461608e799b097fbda0d0644",
-    "gen_mono_48k_cbr64": "99a03f4a41a2c0f4700a40e859c335310a1d1ccc78c07bd4ae27e1c153762151",
-    "gen_mono_48k_q9_power": "a07e2301f8c226371d0fb7423df53f64871cfdacabf54f0aa83b794161486311",
-    "gen_stereo_32k_cbr96_mulaw": "f43a064963f2ca7a9be94b7c5307be7c50ca8ddfdb277e05af6cfb8eb7868f8e",
-    "gen_stereo_32k_kbd_lowdelay": "8cee6680c18bf49206eeb7b0e448233b1f5c36ae2c43cb604d0ceff4257756b8",
-    "piano_cbr128": "7661220b150bee12241a8e74408dca659d0c6d60de3ba0ac4c89859d6d601a32",
-    "piano_cbr64": "d398ac599b2e30dcc324ec79f412502e0323d662e9a1031c3daa465f3f9a5f6f",
-    "piano_q3": "841500d838722a76fd4999a4785704d53a4ae631879584f6fe93e485919be321",
-    "piano_vbr_default": "c50d6c63d90df15b49aac2a867d2c4b859b7dcbeacbea417fc0e311744f675d9",
+    "drums_abr128": "8b79c99f9a9433525f608ff32e0801978a510a0cfe81dd7caeaa9a0d9722d34b",
+    "drums_cbr64_power": "b94a25eb8a5a39e2d554d312440779a873a0a87936354535d01ed5c27c8af98d",
+    "drums_cbr96": "f53f35cd0f8de319e06e3094bd6f2dcf61c9830f1a1533b2047e13597ef3acb8",
+    "drums_mono_abr48": "2a13f15182621e1ade00737cabab75f9155b6cca2b1eed22c445edc2064a4c77",
+    "drums_mono_cbr32_mulaw": "59ae38420f2ebade3d76cedb53c8ccdfdf565ad23688df500778c412f90a9f58",
+    "drums_vbr_default": "edc99c74eb8fd71a48be00a84bb97a78533c372e1f2cf0904a23bf6f7d94f933",
+    "gen_3ch_22k_abr96": "a16dffd49ed155a5afc7e78724ecbc397124a4470c8c872c92c179e3f884e3bb",
+    "gen_3ch_22k_vbr": "1475c3716b7681bbdb3a2e8fbe3bdd343771fb10c42b813b3d32277c8c33b386",
+    "gen_mono_48k_cbr64": "ebe8d83a50e4bb01eb645f588a4f6c237e3cdc16a66ce395c0fbf45a3e3e92fd",
+    "gen_mono_48k_q9_power": "cc6848e38f39678bc3c5547f156346a127c6e69728e53d7733c4322a219964c2",
+    "gen_stereo_32k_cbr96_mulaw": "81a75868f122bbd1c18e932c095077179492aa2498c28b7a29e7bcd3bcbb2991",
+    "gen_stereo_32k_kbd_lowdelay": "c769bc50194908374a7ddf4fed4aa6795d7a18d20fa1412afe0b830ad7f084ba",
+    "piano_cbr128": "55590e0cb87c59ed36014739b73afa7157054385c2042ad37d5c76cb432b4744",
+    "piano_cbr64": "0b74f97c5a8ea0d45cf4122bca8dc9ce188fc2e34c204bfeeb08563341020117",
+    "piano_q3": "6a46311b02e84e6fff7e7332357508bca1cd547eb6ad56a9d36e4c5f8e71474a",
+    "piano_vbr_default": "d4bca6aa6b36dd8563305a6c228d9affc9ef8e52ddde82f00b68db4e37c300bd",
 }
 
 

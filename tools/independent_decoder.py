@@ -2,9 +2,9 @@
 """An independent pacodec decoder, written from bitstreams/FORMAT.md alone.
 
 It reads nothing of the ``pacodec`` package (no import, no shared code): only the normative text
-and the codebook files it names (``bitstreams/codebooks_v6.json`` for version 6,
-``bitstreams/codebooks.json`` for versions 4 and 5, ``bitstreams/codebooks_v3.json`` for
-version 3).  Each function implements one section of FORMAT.md and names it; the arithmetic is
+and the codebook files it names (``bitstreams/codebooks_v7.json`` for version 7,
+``bitstreams/codebooks_v6.json`` for version 6, ``bitstreams/codebooks.json`` for versions 4
+and 5, ``bitstreams/codebooks_v3.json`` for version 3).  Each function implements one section of FORMAT.md and names it; the arithmetic is
 binary64, evaluated in the order the text writes it (numpy is used only for element-wise
 operations, one operation per ufunc call, so no fused multiply-add or reassociation can change a
 result).
@@ -24,9 +24,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BITSTREAMS = os.path.join(os.path.dirname(HERE), "bitstreams")
-CODEBOOK_FILES = {6: "codebooks_v6.json", 5: "codebooks.json", 4: "codebooks.json",
-                  3: "codebooks_v3.json"}                                # §7.1
-SUPPORTED_VERSIONS = (3, 4, 5, 6)                                        # §3.2
+CODEBOOK_FILES = {7: "codebooks_v7.json", 6: "codebooks_v6.json", 5: "codebooks.json",
+                  4: "codebooks.json", 3: "codebooks_v3.json"}           # §7.1
+SUPPORTED_VERSIONS = (3, 4, 5, 6, 7)                                     # §3.2
 
 SYNC = b"\xca\x5e"                                                      # §4
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)  # §3.1
@@ -97,8 +97,8 @@ class Config:
         self.short_blocks = b[3] >> 7
         self.window_shape = (b[3] >> 6) & 1
         self.quantizer = (b[3] >> 4) & 3
-        if self.version >= 5:                        # §3.1 (versions 5, 6): bits 3..2 of byte 3,
-                                                     # then 2 reserved
+        if self.version >= 5:                        # §3.1 (versions 5 to 7): bits 3..2 of
+                                                     # byte 3, then 2 reserved
             self.min_band = (b[3] >> 2) & 3
             self.reserved = b[3] & 3
         else:                                        # versions 3, 4: 4 reserved bits, min_band 0
@@ -140,7 +140,7 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.3 Metadata block (versions 4 to 6)
+# §3.3 Metadata block (versions 4 to 7)
 
 
 def u7(b):
@@ -247,13 +247,14 @@ def load_codes(version):
         for k, rows in d["spectral"].items():
             if version < 4:
                 rows = [rows]                                            # one row (§7.1)
+            # versions 4 to 6: 5 rows (tuple context t); version 7: 5 x 6 rows, row 6*t + pc
             spectral[int(k)] = [canonical(r) for r in rows]
         codes = {
             "book_index": [canonical(r) for r in d["book_index"]],
             "scalefactor": [canonical(r) for r in d["scalefactor"]],
             "spectral": spectral,
         }
-        if version >= 6:                                                 # version 6 only (§7.1)
+        if version >= 6:                                                 # versions 6, 7 (§7.1)
             codes["book_pair"] = [canonical(r) for r in d["book_pair"]]
             codes["ms_group"] = [canonical(r) for r in d["ms_group"]]
         _CODES_CACHE[version] = codes
@@ -340,13 +341,13 @@ def book_row(R, ctx, b, nbands):
 
 
 def pair_row(R, ctx, pt, b, nbands):
-    """§7.2 (version 6): the row of a `book_pair` symbol, 0..72R-1."""
+    """§7.2 (versions 6, 7): the row of a `book_pair` symbol, 0..72R-1."""
     region = min(R - 1, (R * b) // nbands)
     return 72 * region + 9 * ctx + pt
 
 
 def ms_row(prev, n):
-    """§7.2 (version 6): the row of an `ms_group` symbol of n flags, 0..7."""
+    """§7.2 (versions 6, 7): the row of an `ms_group` symbol of n flags, 0..7."""
     return 2 * (n - 1) + prev
 
 
@@ -366,14 +367,37 @@ def tuple_context(s):
     return 4
 
 
-def spectral_unit(br, cfg, q, start, end, book):
-    """§7.3: the tuples of one unit into q[start:end]."""
+def partner_class(pm, qp, t, dim):
+    """§7.3 (version 7): the partner class 0..5 of the tuple at position t; pm = pmode(c, u),
+    qp = q[c-1], the partner channel's decoded values (escapes included), read only when pm == 2."""
+    if pm < 2:
+        return pm                        # 0: no partner, 1: the partner unit has no spectral values
+    p = 0
+    for i in range(dim):
+        p += abs(qp[t + i])
+    if p == 0:
+        return 2
+    if p == 1:
+        return 3
+    if p <= 3:
+        return 4
+    return 5
+
+
+def spectral_unit(br, cfg, q, start, end, book, pm=0, qp=None):
+    """§7.3: the tuples of one unit into q[start:end]; pm = pmode(c, u) and qp = q[c-1]
+    (version 7 only, §5.3)."""
     dim, lav = SPECTRAL[book]
     base = lav + 1
     rows = cfg.codes["spectral"][book]
     s = -1
     for t in range(start, end, dim):
-        row = tuple_context(s) if cfg.version >= 4 else 0
+        if cfg.version == 3:
+            row = 0
+        elif cfg.version <= 6:
+            row = tuple_context(s)
+        else:
+            row = 6 * tuple_context(s) + partner_class(pm, qp, t, dim)
         sym = br.se(rows[row])
         m = [(sym // base ** (dim - 1 - i)) % base for i in range(dim)]
         sign = [br.u(1) if m[i] != 0 else 0 for i in range(dim)]
@@ -394,10 +418,19 @@ def spectral_unit(br, cfg, q, start, end, book):
 
 
 def partner(books, c, u):
-    """§5.3 (version 6): the book of unit u in channel c - 1 for an odd c (the pair's second
+    """§5.3 (versions 6, 7): the book of unit u in channel c - 1 for an odd c (the pair's second
     channel; 0 at or beyond that channel's max_band), 8 for an even c (a pair's first channel or
     the unpaired last channel)."""
     return books[c - 1][u] if c % 2 == 1 else 8
+
+
+def pmode(books, c, u):
+    """§5.3 (version 7): the partner mode of unit u's spectral values: 0 for an even c; for an
+    odd c, 2 when partner(c, u) is 1..6 (the same unit of channel c - 1 has spectral values, read
+    before channel c's), 1 otherwise (0 or 7)."""
+    if c % 2 == 0:
+        return 0
+    return 2 if 1 <= partner(books, c, u) <= 6 else 1
 
 
 def audio_payload(P, cfg):
@@ -432,7 +465,7 @@ def audio_payload(P, cfg):
             if cfg.version <= 5:
                 for u in units:
                     flags[u] = br.u(1)
-            else:                                        # version 6: groups of up to 4 flags
+            else:                                        # versions 6, 7: groups of up to 4 flags
                 prev = 0
                 for k in range(0, len(units), 4):
                     n = min(4, len(units) - k)
@@ -463,7 +496,7 @@ def audio_payload(P, cfg):
                 book[units[k + 1]] = v % 8
                 ctx = v % 8
                 k += 2
-            else:                                          # one unit (version 6: odd last one)
+            else:                                          # one unit (from version 6: odd last)
                 book[u] = br.se(cfg.codes["book_index"][book_row(cfg.R, ctx, b, nbands)])
                 ctx = book[u]
                 k += 1
@@ -487,7 +520,9 @@ def audio_payload(P, cfg):
             for b in range(max_band[c]):
                 u = g * nbands + b
                 if 1 <= book[u] <= 6:
-                    spectral_unit(br, cfg, q, start[u], end[u], book[u])
+                    pm = pmode(books, c, u) if cfg.version >= 7 else 0
+                    spectral_unit(br, cfg, q, start[u], end[u], book[u], pm,
+                                  qs[c - 1] if pm == 2 else None)
         books.append(book)
         sfs.append(sf)
         qs.append(q)
@@ -872,7 +907,7 @@ class Decoder:
             else:
                 self.warn("stream header CRC mismatch: skipped")
             p = 20
-            if header_cfg and self.cfg.version in (4, 5, 6) and B[20:24] == b"PACM":  # §3.3
+            if header_cfg and self.cfg.version >= 4 and B[20:24] == b"PACM":        # §3.3
                 md, n = read_metadata_block(B, 20)
                 if md is not None:
                     self.metadata = md

@@ -217,8 +217,8 @@ def parse_payload(p, cfg, codes, stats):
                 stats["tuple_contexts"].add(t)
                 pc = pm           # §7.3 partner_class: the partner's magnitudes at these positions
                 if pm == 2:
-                    p = sum(allmags[c - 1][u][dim * k:dim * k + dim])
-                    pc = 2 if p == 0 else 3 if p == 1 else 4 if p <= 3 else 5
+                    psum = sum(allmags[c - 1][u][dim * k:dim * k + dim])
+                    pc = 2 if psum == 0 else 3 if psum == 1 else 4 if psum <= 3 else 5
                 stats["partner_classes"].add(pc)
                 sym = r.se(codes["spec"][bk][6 * t + pc])
                 m = [(sym // (lav + 1) ** (dim - 1 - i)) % (lav + 1) for i in range(dim)]

@@ -105,7 +105,7 @@ def bootstrap_model() -> dict:
 def write_tables(data):
     """Write the tables to the package file and its normative copy beside the spec, together."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(data))
+    OUT.write_text(json.dumps(data, separators=(",", ":")))
     SPEC_COPY.write_bytes(OUT.read_bytes())
 
 
