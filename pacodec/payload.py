@@ -50,21 +50,13 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
             # the flags four at a time (version 6): a group's flags MSB first, its row by its
             # length and the flag before it
             mb = max(max_band[2 * p], max_band[2 * p + 1])
+            total = ngroups * mb
             pf = 0
-            acc = 0
-            n = 0
-            for g in range(ngroups):
-                for b in range(mb):
-                    f = ms_flags[p, g * nbands + b]
-                    acc = 2 * acc + f
-                    n += 1
-                    if n == MS_GROUP:
-                        put_symbol(buf, st, codes, lengths, ms_row(pf, n), acc)
-                        pf = f
-                        acc = 0
-                        n = 0
-            if n > 0:
-                put_symbol(buf, st, codes, lengths, ms_row(pf, n), acc)
+            for i in range(0, total, MS_GROUP):
+                n = min(MS_GROUP, total - i)
+                v = _ms_group(ms_flags, p, i, n, mb, nbands)
+                put_symbol(buf, st, codes, lengths, ms_row(pf, n), v)
+                pf = v & 1
     for c in range(nch):
         mb = max_band[c]
         # the book indices two units at a time (version 6), the first unit's partner book (the
@@ -113,6 +105,16 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
 
 
 @njit(inline="always")
+def _ms_group(ms_flags, p, i, n, mb, nbands):
+    """The ms_group symbol (§5.3, version 6) of pair ``p``'s flags ``i .. i+n-1`` in coding order
+    (``mb`` bands per window group): the first flag the most significant bit."""
+    v = 0
+    for k in range(i, i + n):
+        v = 2 * v + ms_flags[p, (k // mb) * nbands + k % mb]
+    return v
+
+
+@njit(inline="always")
 def _partner(books, max_band, c, u, b):
     """The partner book of unit ``u`` (band ``b``) of channel ``c`` (§7.2): the book of the same
     unit in channel ``c - 1`` when ``c`` is the second channel of a pair (0 at or beyond that
@@ -135,21 +137,13 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
         bits += 2
         if ms_mode[p] == 2:
             mb = max(max_band[2 * p], max_band[2 * p + 1])
+            total = ngroups * mb
             pf = 0
-            acc = 0
-            n = 0
-            for g in range(ngroups):
-                for b in range(mb):
-                    f = ms_flags[p, g * nbands + b]
-                    acc = 2 * acc + f
-                    n += 1
-                    if n == MS_GROUP:
-                        bits += lengths[ms_row(pf, n), acc]
-                        pf = f
-                        acc = 0
-                        n = 0
-            if n > 0:
-                bits += lengths[ms_row(pf, n), acc]
+            for i in range(0, total, MS_GROUP):
+                n = min(MS_GROUP, total - i)
+                v = _ms_group(ms_flags, p, i, n, mb, nbands)
+                bits += lengths[ms_row(pf, n), v]
+                pf = v & 1
     for c in range(nch):
         mb = max_band[c]
         ctx = 0
