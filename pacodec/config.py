@@ -29,7 +29,7 @@ MAX_CHANNELS = 8
 #: :func:`pacodec.options.resolve` alone.
 DEFAULT_QUANTIZER = "uniform"
 DEFAULT_MU = 255
-#: VBR quality when no rate option is given (about 123 kbit/s on 44.1 kHz stereo music; README)
+#: VBR quality when no rate option is given (about 121 kbit/s on 44.1 kHz stereo music; README)
 DEFAULT_QUALITY = 7.0
 #: kbit/s of CBR or ABR when that mode is asked for without a rate
 DEFAULT_BITRATE = 128.0

@@ -10,7 +10,7 @@ The rules (README "Quickstart: your own files"; ``pacodec encode --help``):
 * **One rate option.**  The rate is set by at most one of ``bitrate`` (CBR, kbit/s for all
   channels), ``abr`` (average bitrate, kbit/s), ``quality`` (VBR, 0..10, 10 best) or ``distance``
   (VBR at a perceptual distance, 1.0 = noise at the masking threshold).
-* **Nothing given: VBR** at :data:`~pacodec.config.DEFAULT_QUALITY` (about 123 kbit/s on 44.1 kHz
+* **Nothing given: VBR** at :data:`~pacodec.config.DEFAULT_QUALITY` (about 121 kbit/s on 44.1 kHz
   stereo music), as opusenc and oggenc do.  The streaming commands always pass a bitrate (their
   ``-b``, default 128): live links stay CBR.
 * **``mode``** (``"cbr"``, ``"abr"``, ``"vbr"``: the Python API's name for it) chooses the rate
@@ -238,9 +238,9 @@ def resolve(*, bitrate=None, abr=None, quality=None, distance=None, mode=None, q
 
 # ------------------------------------------------------------------------- command line
 #: Mean bitrate (kbit/s) of ``pacodec encode -q Q`` on 44.1 kHz stereo music: 10 whole clips of
-#: the corpus (README "Quickstart: your own files" has the clips and the command); format 5.
-QUALITY_KBPS = ((0, 26), (1, 38), (2, 52), (3, 56), (4, 60), (5, 72), (6, 96), (7, 123),
-                (8, 153), (9, 183), (10, 213))
+#: the corpus (README "Quickstart: your own files" has the clips and the command); format 7.
+QUALITY_KBPS = ((0, 24), (1, 36), (2, 51), (3, 54), (4, 58), (5, 70), (6, 94), (7, 121),
+                (8, 150), (9, 180), (10, 210))
 
 
 def quality_for_kbps(kbps: float) -> float:
