@@ -153,7 +153,7 @@ def decode_lut(count, first, offset, symbols):
         r, c = np.nonzero(ok)
         lut[r, c] = (symbols[r, i[r, c]] << 5) | l
         done |= hit
-    return lut
+    return lut.astype(np.int16)             # (288 << 5) | 24 at most
 
 
 class CodebookSet:
@@ -167,12 +167,15 @@ class CodebookSet:
         n = len(books)
         width = max(len(b.lengths) for b in books)
         L = self.MAXLEN
-        self.lengths = np.zeros((n, width), dtype=np.int64)
-        self.codes = np.zeros((n, width), dtype=np.int64)
+        # the wide arrays (rows x the largest alphabet, 289) in the narrowest types their
+        # values fit: versions 6 and 7 have 700-850 rows, 8 MB as int64 (a decoder's or
+        # encoder's whole RSS is about 100 MB); numba widens them to int64 in arithmetic
+        self.lengths = np.zeros((n, width), dtype=np.int16)       # 0..24
+        self.codes = np.zeros((n, width), dtype=np.int32)         # < 2^24
         self.count = np.zeros((n, L + 1), dtype=np.int64)
         self.first = np.zeros((n, L + 1), dtype=np.int64)
         self.offset = np.zeros((n, L + 1), dtype=np.int64)
-        self.symbols = np.zeros((n, width), dtype=np.int64)
+        self.symbols = np.zeros((n, width), dtype=np.int16)       # < 289
         for i, b in enumerate(books):
             if b.maxlen > L:
                 raise ValueError("code length exceeds the format's limit")
