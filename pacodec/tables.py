@@ -85,49 +85,41 @@ def band_centres_hz(samplerate: int, size: int, min_width: int = 4) -> np.ndarra
     return (e[:-1] + e[1:]) * 0.5 * samplerate / (2.0 * size)
 
 
-def _canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """Canonical Huffman codes for the code lengths (0 = symbol unused).  FORMAT.md §7.1."""
-    codes = np.zeros(len(lengths), dtype=np.int64)
-    order = sorted((int(l), s) for s, l in enumerate(lengths) if l > 0)
-    code = 0
-    prev_len = order[0][0] if order else 0
-    for i, (l, s) in enumerate(order):
-        if i:
-            code = (code + 1) << (l - prev_len)
-        prev_len = l
-        codes[s] = code
-    return codes
-
-
-def _decode_tables(lengths: np.ndarray, maxlen: int):
-    """Arrays for canonical decoding: count per length, first code per length, sorted symbols."""
-    count = np.zeros(maxlen + 1, dtype=np.int64)
-    for l in lengths:
-        if l > 0:
-            count[l] += 1
-    first = np.zeros(maxlen + 1, dtype=np.int64)
-    offset = np.zeros(maxlen + 1, dtype=np.int64)
-    code = 0
-    idx = 0
+def _canonical_rows(lengths: np.ndarray, maxlen: int):
+    """Canonical Huffman codes (FORMAT.md §7.1) of every row of ``lengths`` (rows x alphabet, 0 =
+    the symbol has no code) at once, with the arrays of canonical decoding: per row and length
+    the count of codewords, the first codeword and the index of its symbol in ``symbols`` (the
+    symbols sorted by (length, symbol)); beyond a row's longest codeword all three are 0.  The
+    codeword of the ``r``-th symbol of length ``l`` is ``first[l] + r``, ``first[l] = (first[l-1]
+    + count[l-1]) << 1``: the ``canonical`` procedure of §7.1, without a loop over symbols."""
+    n, width = lengths.shape
+    rows = np.arange(n)[:, None]
+    count = np.bincount((rows * (maxlen + 1) + lengths).ravel(),
+                        minlength=n * (maxlen + 1)).reshape(n, maxlen + 1).astype(np.int64)
+    count[:, 0] = 0
+    first = np.zeros((n, maxlen + 1), dtype=np.int64)
+    offset = np.zeros((n, maxlen + 1), dtype=np.int64)
+    code = np.zeros(n, dtype=np.int64)
+    idx = np.zeros(n, dtype=np.int64)
     for l in range(1, maxlen + 1):
         code <<= 1
-        first[l] = code
-        offset[l] = idx
-        code += count[l]
-        idx += count[l]
-    symbols = np.array([s for l, s in sorted((int(l), s) for s, l in enumerate(lengths) if l > 0)],
-                       dtype=np.int64)
-    return count, first, offset, symbols
-
-
-class Codebook:
-    """One canonical Huffman code as flat arrays a numba kernel can take."""
-
-    def __init__(self, lengths):
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.codes = _canonical_codes(self.lengths)
-        self.maxlen = int(self.lengths.max())
-        self.count, self.first, self.offset, self.symbols = _decode_tables(self.lengths, self.maxlen)
+        first[:, l] = code
+        offset[:, l] = idx
+        code += count[:, l]
+        idx += count[:, l]
+    beyond = np.arange(maxlen + 1)[None, :] > lengths.max(axis=1)[:, None]
+    first[beyond] = 0
+    offset[beyond] = 0
+    key = np.where(lengths > 0, lengths * width + np.arange(width)[None, :], (maxlen + 1) * width)
+    order = np.argsort(key, axis=1, kind="stable")
+    used = np.arange(width)[None, :] < np.count_nonzero(lengths, axis=1)[:, None]
+    symbols = np.where(used, order, 0)
+    ls = np.take_along_axis(lengths, order, axis=1)
+    pos = np.arange(width)[None, :]
+    cw = first[rows, ls] + pos - offset[rows, ls]
+    codes = np.zeros((n, width), dtype=np.int64)
+    codes[np.broadcast_to(rows, (n, width))[used], order[used]] = cw[used]
+    return codes, count, first, offset, symbols
 
 
 #: codewords up to this many bits are decoded with one look-up (:func:`decode_lut`); at most 9
@@ -158,35 +150,27 @@ def decode_lut(count, first, offset, symbols):
 
 class CodebookSet:
     """All the codebooks of a format version packed into 2-D arrays (row = code) for the kernels,
-    with ``ctx``, the version's context parameters (:func:`context_params`)."""
+    with ``ctx``, the version's context parameters (:func:`context_params`).  ``rows``: each
+    code's list of lengths (FORMAT.md §7.1's lists, in row order)."""
 
     MAXLEN = 24
 
-    def __init__(self, books: list[Codebook], ctx: np.ndarray):
+    def __init__(self, rows: list, ctx: np.ndarray):
         self.ctx = ctx
-        n = len(books)
-        width = max(len(b.lengths) for b in books)
+        width = max(len(r) for r in rows)
         L = self.MAXLEN
+        lengths = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            lengths[i, :len(r)] = r
+        if lengths.max() > L or lengths.min() < 0:
+            raise ValueError("code length outside the format's limits")
+        codes, self.count, self.first, self.offset, symbols = _canonical_rows(lengths, L)
         # the wide arrays (rows x the largest alphabet, 289) in the narrowest types their
         # values fit: versions 6 and 7 have 700-850 rows, 8 MB as int64 (a decoder's or
         # encoder's whole RSS is about 100 MB); numba widens them to int64 in arithmetic
-        self.lengths = np.zeros((n, width), dtype=np.int16)       # 0..24
-        self.codes = np.zeros((n, width), dtype=np.int32)         # < 2^24
-        self.count = np.zeros((n, L + 1), dtype=np.int64)
-        self.first = np.zeros((n, L + 1), dtype=np.int64)
-        self.offset = np.zeros((n, L + 1), dtype=np.int64)
-        self.symbols = np.zeros((n, width), dtype=np.int16)       # < 289
-        for i, b in enumerate(books):
-            if b.maxlen > L:
-                raise ValueError("code length exceeds the format's limit")
-            k = len(b.lengths)
-            self.lengths[i, :k] = b.lengths
-            self.codes[i, :k] = b.codes
-            m = b.maxlen + 1
-            self.count[i, :m] = b.count
-            self.first[i, :m] = b.first
-            self.offset[i, :m] = b.offset
-            self.symbols[i, :len(b.symbols)] = b.symbols
+        self.lengths = lengths.astype(np.int16)         # 0..24
+        self.codes = codes.astype(np.int32)             # < 2^24
+        self.symbols = symbols.astype(np.int16)         # < 289
         self.lut = decode_lut(self.count, self.first, self.offset, self.symbols)
 
     def arrays(self):
@@ -408,11 +392,9 @@ def load_codebooks(path: str | None = None, version: int = 7) -> CodebookSet:
     if paired and (len(data.get("book_pair", ())) != R * PAIR_ROWS_PER_REGION
                    or len(data.get("ms_group", ())) != N_MS_ROWS):
         raise ValueError(f"codebook file does not match format version {version}'s contexts")
-    books = [Codebook(row) for row in data["book_index"]]
-    books += [Codebook(row) for row in data["scalefactor"]]
+    rows = data["book_index"] + data["scalefactor"]
     for b in sorted(SPECTRAL_BOOKS):
-        books += [Codebook(row) for row in spectral[str(b)]]
+        rows += spectral[str(b)]
     if paired:
-        books += [Codebook(row) for row in data["book_pair"]]
-        books += [Codebook(row) for row in data["ms_group"]]
-    return CodebookSet(books, context_params(version))
+        rows += data["book_pair"] + data["ms_group"]
+    return CodebookSet(rows, context_params(version))
