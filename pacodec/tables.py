@@ -154,24 +154,39 @@ class CodebookSet:
     code's list of lengths (FORMAT.md §7.1's lists, in row order)."""
 
     MAXLEN = 24
+    BLOCK = 64          # rows packed at a time
 
     def __init__(self, rows: list, ctx: np.ndarray):
         self.ctx = ctx
+        n = len(rows)
         width = max(len(r) for r in rows)
         L = self.MAXLEN
-        lengths = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            lengths[i, :len(r)] = r
-        if lengths.max() > L or lengths.min() < 0:
-            raise ValueError("code length outside the format's limits")
-        codes, self.count, self.first, self.offset, symbols = _canonical_rows(lengths, L)
         # the wide arrays (rows x the largest alphabet, 289) in the narrowest types their
         # values fit: versions 6 and 7 have 700-850 rows, 8 MB as int64 (a decoder's or
         # encoder's whole RSS is about 100 MB); numba widens them to int64 in arithmetic
-        self.lengths = lengths.astype(np.int16)         # 0..24
-        self.codes = codes.astype(np.int32)             # < 2^24
-        self.symbols = symbols.astype(np.int16)         # < 289
-        self.lut = decode_lut(self.count, self.first, self.offset, self.symbols)
+        self.lengths = np.zeros((n, width), dtype=np.int16)         # 0..24
+        for i, r in enumerate(rows):
+            self.lengths[i, :len(r)] = r
+        if self.lengths.max() > L or self.lengths.min() < 0:
+            raise ValueError("code length outside the format's limits")
+        self.codes = np.zeros((n, width), dtype=np.int32)           # < 2^24
+        self.symbols = np.zeros((n, width), dtype=np.int16)         # < 289
+        self.count = np.zeros((n, L + 1), dtype=np.int64)
+        self.first = np.zeros((n, L + 1), dtype=np.int64)
+        self.offset = np.zeros((n, L + 1), dtype=np.int64)
+        self.lut = np.zeros((n, 1 << LUT_BITS), dtype=np.int16)
+        # a block of rows at a time: the int64 temporaries of a whole set would raise the
+        # process's peak memory by more than the tables themselves
+        for a in range(0, n, self.BLOCK):
+            b = min(n, a + self.BLOCK)
+            codes, count, first, offset, symbols = _canonical_rows(
+                self.lengths[a:b].astype(np.int64), L)
+            self.codes[a:b] = codes
+            self.symbols[a:b] = symbols
+            self.count[a:b] = count
+            self.first[a:b] = first
+            self.offset[a:b] = offset
+            self.lut[a:b] = decode_lut(count, first, offset, symbols)
 
     def arrays(self):
         return self.lengths, self.codes, self.count, self.first, self.offset, self.symbols
