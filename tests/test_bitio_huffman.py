@@ -312,3 +312,35 @@ def test_put_bits_writes_what_a_bit_by_bit_writer_writes(rng):
         k(small, state, 0x7FFF, 15)
         k(small, state, 3, 2)
         assert state[1] == 1 and state[0] == 15 and small.tobytes() == b"\xff\xfe"
+
+
+def _canonical_reference(lengths):
+    """FORMAT.md §7.1's canonical(lengths), as the text writes it, one symbol at a time."""
+    order = sorted((l, s) for s, l in enumerate(lengths) if l > 0)
+    out, code, prev = {}, 0, order[0][0]
+    for n, (l, s) in enumerate(order):
+        if n:
+            code = (code + 1) << (l - prev)
+        out[s] = code
+        prev = l
+    return out
+
+
+@given(st.lists(st.lists(st.integers(0, 10 ** 5), min_size=2, max_size=40), min_size=1, max_size=6))
+def test_packed_code_arrays_are_section_7_1s_canonical_codes(counts_rows):
+    """CodebookSet builds every row's codewords at once (tables._canonical_rows): each equals
+    the codeword §7.1's procedure gives, and a canonical decode of it gives the symbol back."""
+    from pacodec.tables import CodebookSet
+    rows = [code_lengths(c, maxlen=16) for c in counts_rows]
+    cs = CodebookSet(rows, BOOKS.ctx)
+    for i, lengths in enumerate(rows):
+        ref = _canonical_reference(lengths)
+        assert {s: int(cs.codes[i, s]) for s in ref} == ref
+        for s, code in ref.items():
+            n = lengths[s]
+            buf = np.zeros(8, np.uint8)
+            w = writer_state()
+            put_bits(buf, w, code, n)
+            r = reader_state(len(buf))
+            assert get_symbol(buf, r, cs.count, cs.first, cs.offset, cs.symbols, cs.lut, i) == s
+            assert r[0] == n and r[1] == 0
