@@ -17,7 +17,7 @@ from ._jit import njit
 from .bitio import get_bits, put_bits
 from .config import StreamConfig
 from .huffman import get_symbol, put_symbol, read_unit, write_unit
-from .tables import (MS_GROUP, N_BOOKS, NO_PARTNER, NOISE_BOOK, PARTNER_NONE, SF_DELTA_MAX,
+from .tables import (MS_GROUP, N_BOOKS, NOISE_BOOK, PARTNER_NONE, SF_DELTA_MAX, book_partner,
                      book_row, book_row_v, ms_row, ms_row_v, pair_row, pair_row_v, sf_row,
                      sf_row_v, spectral_partner)
 
@@ -72,7 +72,7 @@ def write_payload(buf, st, is_short, left_short, right_short, group_flags, max_b
                     pend = u
                     pband = b
                     continue
-                pt = _partner(books, max_band, c, pend, pband)
+                pt = book_partner(books, max_band, c, pend, pband)
                 put_symbol(buf, st, codes, lengths, pair_row(ctx, pt, pband, nbands),
                            N_BOOKS * books[c, pend] + books[c, u])
                 ctx = books[c, u]
@@ -115,18 +115,6 @@ def _ms_group(ms_flags, p, i, n, mb, nbands):
 
 
 @njit(inline="always")
-def _partner(books, max_band, c, u, b):
-    """The partner book of unit ``u`` (band ``b``) of channel ``c`` (§7.2): the book of the same
-    unit in channel ``c - 1`` when ``c`` is the second channel of a pair (0 at or beyond that
-    channel's max_band), NO_PARTNER otherwise."""
-    if c % 2 == 0:
-        return NO_PARTNER
-    if b >= max_band[c - 1]:
-        return 0
-    return books[c - 1, u]
-
-
-@njit(inline="always")
 def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands, ngroups,
                  lengths, ubits):
     """The exact bit count :func:`write_payload` would write (without writing), for rate control.
@@ -160,7 +148,7 @@ def payload_bits(is_short, max_band, ms_mode, ms_flags, books, sf, q, ub, nbands
                     pend = u
                     pband = b
                 else:
-                    pt = _partner(books, max_band, c, pend, pband)
+                    pt = book_partner(books, max_band, c, pend, pband)
                     bits += lengths[pair_row(ctx, pt, pband, nbands), N_BOOKS * books[c, pend] + bk]
                     ctx = bk
                     pend = -1
@@ -271,7 +259,7 @@ def read_payload(buf, st, nch, is_short_allowed, nbands_long, nbands_short, hdr,
             b = i % mb
             if ctx[4] != 0 and i + 1 < total:
                 # version 6: a pair of units (§5.3), the first unit's partner book in the row
-                pt = _partner(books, max_band, c, u, b)
+                pt = book_partner(books, max_band, c, u, b)
                 v = get_symbol(buf, st, count, first, offset, symbols, lut,
                                pair_row_v(ctx, pctx, pt, b, nbands))
                 if st[1] != 0:

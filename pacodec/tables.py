@@ -28,7 +28,7 @@ __all__ = [
     "tuple_context", "ROW_SF", "ROW_SPECTRAL", "N_SF_ROWS", "NO_PARTNER", "PAIR_ROWS_PER_REGION",
     "MS_GROUP", "N_MS_ROWS", "pair_row_v", "ms_row_v", "pair_row", "ms_row", "ROW_PAIR", "ROW_MS",
     "PARTNER_CLASSES", "PARTNER_NONE", "PARTNER_EMPTY", "PARTNER_CODED", "partner_class",
-    "spectral_partner",
+    "spectral_partner", "book_partner",
 ]
 
 #: Zwicker's critical band edges in Hz (the Bark scale).  FORMAT.md §5.
@@ -247,9 +247,10 @@ def context_params(version: int) -> np.ndarray:
 def n_rows(version: int) -> int:
     """Rows of a format version's packed codebook set (book index, scalefactor, spectral, and
     from version 6 book pairs and M/S groups)."""
-    R, T, _, paired, P = CONTEXTS[version]
-    n = N_BOOKS * R + N_SF_ROWS + T * P * len(SPECTRAL_BOOKS)
-    return n + (R * PAIR_ROWS_PER_REGION + N_MS_ROWS if paired else 0)
+    ctx = context_params(version)
+    if ctx[5]:                                  # the M/S-group rows come last
+        return int(ctx[5]) + N_MS_ROWS
+    return int(ctx[2] + ctx[3] * ctx[6] * len(SPECTRAL_BOOKS))
 
 
 #: the encoder's contexts (version 7); the decoder takes those of the stream's version
@@ -261,24 +262,24 @@ ROW_MS = int(CTX[5])
 
 
 @njit(inline="always")
-def book_row_v(ctx, prev, b, nbands):
-    """Row of the book-index code of band ``b`` (of ``nbands``) after a unit of book ``prev``."""
+def _region(ctx, b, nbands):
+    """The region of band ``b`` of ``nbands``: ``min(R - 1, R * b // nbands)`` (§7.2)."""
     R = ctx[0]
     r = (R * b) // nbands
-    if r > R - 1:
-        r = R - 1
-    return N_BOOKS * r + prev
+    return R - 1 if r > R - 1 else r
+
+
+@njit(inline="always")
+def book_row_v(ctx, prev, b, nbands):
+    """Row of the book-index code of band ``b`` (of ``nbands``) after a unit of book ``prev``."""
+    return N_BOOKS * _region(ctx, b, nbands) + prev
 
 
 @njit(inline="always")
 def pair_row_v(ctx, prev, partner, b, nbands):
     """Row of the book-pair code (version 6) whose first unit is of band ``b`` (of ``nbands``),
     after a unit of book ``prev``, the first unit's partner book ``partner`` (or NO_PARTNER)."""
-    R = ctx[0]
-    r = (R * b) // nbands
-    if r > R - 1:
-        r = R - 1
-    return ctx[4] + PAIR_ROWS_PER_REGION * r + (N_BOOKS + 1) * prev + partner
+    return ctx[4] + PAIR_ROWS_PER_REGION * _region(ctx, b, nbands) + (N_BOOKS + 1) * prev + partner
 
 
 @njit(inline="always")
@@ -325,14 +326,26 @@ PARTNER_NONE, PARTNER_EMPTY, PARTNER_CODED = 0, 1, 2
 
 
 @njit(inline="always")
-def spectral_partner(books, max_band, c, u, b):
-    """The partner mode of unit ``u`` (band ``b``) of channel ``c``'s spectral values (§7.3,
-    version 7): PARTNER_NONE for a pair's first channel or an unpaired one, else PARTNER_CODED
-    when the same unit of channel ``c - 1`` has spectral values (book 1..6 below its max_band),
-    PARTNER_EMPTY when it has none."""
+def book_partner(books, max_band, c, u, b):
+    """The partner of unit ``u`` (band ``b``) of channel ``c`` (FORMAT.md §5.3, version 6): the
+    book of the same unit in channel ``c - 1`` when ``c`` is the second channel of a pair (0 at
+    or beyond that channel's max_band), NO_PARTNER for a pair's first channel or an unpaired one."""
     if c % 2 == 0:
+        return NO_PARTNER
+    if b >= max_band[c - 1]:
+        return 0
+    return books[c - 1, u]
+
+
+@njit(inline="always")
+def spectral_partner(books, max_band, c, u, b):
+    """The partner mode of unit ``u`` (band ``b``) of channel ``c``'s spectral values (§5.3's
+    pmode, version 7), from its :func:`book_partner`: PARTNER_NONE without a partner,
+    PARTNER_CODED when the partner unit has spectral values (book 1..6), PARTNER_EMPTY when not."""
+    pb = book_partner(books, max_band, c, u, b)
+    if pb == NO_PARTNER:
         return PARTNER_NONE
-    if b < max_band[c - 1] and 1 <= books[c - 1, u] <= 6:
+    if 1 <= pb <= 6:
         return PARTNER_CODED
     return PARTNER_EMPTY
 
@@ -402,10 +415,9 @@ def load_codebooks(path: str | None = None, version: int = 7) -> CodebookSet:
     # a spectral book's entry is its list of rows (version 4), or one row's lengths (version 3)
     spectral = {k: (v if v and isinstance(v[0], list) else [v]) for k, v in data["spectral"].items()}
     if (len(data["book_index"]) != N_BOOKS * R or len(data["scalefactor"]) != N_SF_ROWS
-            or any(len(spectral[str(b)]) != T * P for b in SPECTRAL_BOOKS)):
-        raise ValueError(f"codebook file does not match format version {version}'s contexts")
-    if paired and (len(data.get("book_pair", ())) != R * PAIR_ROWS_PER_REGION
-                   or len(data.get("ms_group", ())) != N_MS_ROWS):
+            or any(len(spectral[str(b)]) != T * P for b in SPECTRAL_BOOKS)
+            or paired and (len(data.get("book_pair", ())) != R * PAIR_ROWS_PER_REGION
+                           or len(data.get("ms_group", ())) != N_MS_ROWS)):
         raise ValueError(f"codebook file does not match format version {version}'s contexts")
     rows = data["book_index"] + data["scalefactor"]
     for b in sorted(SPECTRAL_BOOKS):

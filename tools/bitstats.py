@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from pacodec.encoder import Encoder  # noqa: E402
 from pacodec.huffman import BOOK_DIM, BOOK_LAV  # noqa: E402
-from pacodec.tables import (ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS, NO_PARTNER,  # noqa: E402
-                            NOISE_BOOK, SF_DELTA_MAX, CRITICAL_BAND_EDGES_HZ, book_row, ms_row,
-                            pair_row, partner_class, sf_row, spectral_partner, spectral_row,
-                            tuple_context)
+from pacodec.tables import (ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS,  # noqa: E402
+                            NOISE_BOOK, SF_DELTA_MAX, CRITICAL_BAND_EDGES_HZ, book_partner,
+                            book_row, ms_row, pair_row, partner_class, sf_row, spectral_partner,
+                            spectral_row, tuple_context)
 
 
 def entropy_bits(counts):
@@ -112,8 +112,7 @@ class Stats:
             for i in range(0, len(units), 2):
                 u, b = units[i]
                 if i + 1 < len(units):
-                    pt = (NO_PARTNER if c % 2 == 0 else
-                          int(books[c - 1, u]) if b < int(max_band[c - 1]) else 0)
+                    pt = int(book_partner(books, max_band, c, u, b))
                     row = pair_row(ctx, pt, b, nbands)
                     sym = N_BOOKS * int(books[c, u]) + int(books[c, units[i + 1][0]])
                     alphabet = N_BOOKS * N_BOOKS

@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from pacodec.huffman import code_lengths  # noqa: E402
 from pacodec.tables import (BOOK_REGIONS, ESC_BOOK, ESC_VALUE, MS_GROUP, N_BOOKS,  # noqa: E402
-                            N_MS_ROWS, N_SF_ROWS, NO_PARTNER, PAIR_ROWS_PER_REGION, ROW_MS,
+                            N_MS_ROWS, N_SF_ROWS, PAIR_ROWS_PER_REGION, PARTNER_CLASSES, ROW_MS,
                             ROW_PAIR, ROW_SF, SF_DELTA_MAX, SPECTRAL_BOOKS, TUPLE_CONTEXTS,
-                            book_row, ms_row, pair_row, sf_row, spectral_alphabet, tuple_context,
-                            PARTNER_CLASSES, partner_class, spectral_partner)
+                            book_partner, book_row, ms_row, pair_row, partner_class, sf_row,
+                            spectral_alphabet, spectral_partner, tuple_context)
 
 OUT = ROOT / "pacodec" / "data" / "codebooks_v7.json"
 SPEC_COPY = ROOT / "bitstreams" / "codebooks_v7.json"     # the normative file (FORMAT.md §7.1)
@@ -177,8 +177,7 @@ def collect(clips, rates, stats, excerpt=None):
             ctx = 0
             for i in range(0, len(units) - 1, 2):
                 (u, b), (u2, _) = units[i], units[i + 1]
-                pt = (NO_PARTNER if c % 2 == 0 else
-                      int(books[c - 1, u]) if b < int(max_band[c - 1]) else 0)
+                pt = int(book_partner(books, max_band, c, u, b))
                 stats["book_pair"][pair_row(ctx, pt, b, nbands) - ROW_PAIR][
                     N_BOOKS * int(books[c, u]) + int(books[c, u2])] += 1
                 ctx = int(books[c, u2])
