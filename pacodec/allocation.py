@@ -748,16 +748,23 @@ def long_band_min(cfg, settings) -> int:
     at least ``4 << min_band`` bins wide) for this stream configuration and rate control
     settings (:class:`~pacodec.config.EncoderSettings`).  The one place of the rule.
 
-    8 bins (1) in the normal mode, 4 (0) in the low-delay mode (no short blocks, hop a quarter
-    of the normal one; not measured there).  At 44.1 kHz the 17 bands of 4 bins below ~1.5 kHz
+    8 bins (1) in both modes.  Normal mode: at 44.1 kHz the 17 bands of 4 bins below ~1.5 kHz
     become 8 wide (46 -> 35 long bands): fewer book indices and scalefactors, and the bits go to
     the spectrum (SNR +1..4 dB per critical band from 100 Hz to 2 kHz on a dense mix at 64
-    kbit/s).
-    Chosen on six dense mixes of the corpus's even half at CBR 64 (2f +5.0, ViSQOL +0.0015; 16
-    bins +7.6 but ViSQOL -0.0023, weirdo -0.024); all 39 clips, CBR against format 4: 2f +3.7 /
-    +1.1 and ViSQOL +0.0033 / +0.0007 at 64 / 128 kbit/s (README, docs/quality-history.md).
+    kbit/s).  Chosen on six dense mixes of the corpus's even half at CBR 64 (2f +5.0, ViSQOL
+    +0.0015; 16 bins +7.6 but ViSQOL -0.0023, weirdo -0.024); all 39 clips, CBR against format
+    4: 2f +3.7 / +1.1 and ViSQOL +0.0033 / +0.0007 at 64 / 128 kbit/s (README,
+    docs/quality-history.md).
+    Low-delay mode (256-sample frames at 48 kHz, where scalefactors and book indices were 40 %
+    and 22 % of a dense mix at 64 kbit/s with 4-bin bands): 8 bins chosen on eight clips of the
+    even half against 4 and 16, confirmed on eight of the odd half (`tools/compare.py
+    --low-delay`, CBR 64/96/128, whole clips): in the means at 64/96/128 2f +11.2/+8.0/+7.1
+    and ViSQOL +0.097/+0.092/+0.012 (choosing half), +11.9/+11.4/+11.0 and
+    +0.066/+0.052/+0.012 (confirming half); per clip all up but three within the noise
+    (ViSQOL -0.006 and -0.005, 2f -0.1, at 128).  16 bins raised 2f further at 64 kbit/s but
+    lost ViSQOL (per clip down to -0.33) (docs/quality-history.md, "Session 15").
     ``settings`` is there for a rule by rate or mode (not used yet)."""
-    return 1 if cfg.short_blocks else 0
+    return 1
 
 
 @njit

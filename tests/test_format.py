@@ -137,7 +137,7 @@ def test_the_encoder_chooses_min_band_by_mode():
     assert enc.config.min_band == long_band_min(enc.config, enc.settings) == 1
     assert enc.layout.edges_long[1] == 8
     low = pacodec.Encoder(48000, 2, bitrate=64, low_delay=True)
-    assert low.config.min_band == 0
+    assert low.config.min_band == long_band_min(low.config, low.settings) == 1
 
 
 def test_config_is_repeated_in_band_at_least_once_a_second(stream):
