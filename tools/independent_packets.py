@@ -49,6 +49,7 @@ FLAG_MAC = 0x01
 FLAG_MULTI = 0x02
 HEADER = 14
 MAC_LEN = 16
+MIN_FRAME = 7                   # §4: a frame is L + 7 bytes
 PERSON = b"pacodec-udp-v2"
 SYNC = b"\xca\x5e"              # §4
 MOD = 1 << 32
@@ -60,6 +61,7 @@ MAX_BEHIND = 100
 WINDOW = 128                    # replay window, frames
 JUMP_CONFIRM = 3                # consecutive packets continuing a jump
 ENDED_MEMORY = 16               # ended sessions not accepted again
+MAX_CANDIDATES = 4              # sessions on probation at a time (least recently heard forgotten)
 
 CAPTURE_MAGIC = b"PKTC"
 
@@ -110,7 +112,7 @@ def split_frames(field):
     14-bit `length` L, a frame being L + 7 bytes), ending exactly with the last; None if not."""
     frames, p = [], 0
     while p < len(field):
-        if p + 5 > len(field) or field[p:p + 2] != SYNC:
+        if p + MIN_FRAME > len(field) or field[p:p + 2] != SYNC:
             return None
         L = ((field[p + 2] & 0x3F) << 8) | field[p + 3]
         end = p + L + 7
@@ -126,18 +128,18 @@ def split_frames(field):
 def parse(d, key=None):
     """One datagram: a Packet, or a string saying why it is dropped (§9's drop rules)."""
     if key is not None:                       # checked before any other field is used
-        if len(d) < HEADER + 6 + MAC_LEN or not d[1] & FLAG_MAC:
+        if len(d) < HEADER + MIN_FRAME + MAC_LEN or not d[1] & FLAG_MAC:
             return "unauthenticated"
         if not hmac.compare_digest(mac_of(d[:-MAC_LEN], key), d[-MAC_LEN:]):
             return "bad mac"
-    if len(d) < HEADER + 6:
+    if len(d) < HEADER + MIN_FRAME:
         return "short"
     if d[0] != TAG:
         return "bad tag"
     flags = d[1]
     if flags & ~(FLAG_MAC | FLAG_MULTI) & 0xFF:
         return "unknown flags"
-    if flags & FLAG_MAC and len(d) < HEADER + 6 + MAC_LEN:
+    if flags & FLAG_MAC and len(d) < HEADER + MIN_FRAME + MAC_LEN:
         return "short"
     session, seq, ts = struct.unpack(">III", d[2:14])
     if session == 0:
@@ -165,26 +167,32 @@ def signed(d):
     return d - MOD if d >= MOD // 2 else d
 
 
+class Candidate:
+    """A (session, source) on probation: its held packets, the first being the reference."""
+
+    def __init__(self):
+        self.held = []
+
+
 class Reader:
-    """§9's receiver rules without the clock (see the module docstring).  Frame numbers are kept
-    unwrapped ("extended") so that the accepted frames can be put in order at the end."""
+    """§9's receiver rules without the clock (see the module docstring).
+
+    Accepted frames are numbered (run, n): a run begins when a session becomes valid or its
+    sequence restarts after a jump (played after everything before it), and n is the frame's
+    `seq` unwrapped near the highest seen in that run."""
 
     def __init__(self, key=None):
         self.key = key
         self.ended = []                 # the last 16 ended sessions
         self.dropped = {}               # reason -> count
-        self.frames = {}                # extended seq -> frame bytes (the accepted frames)
-        self._reset()
-
-    def _reset(self):
-        self.source = None
-        self.session = None
-        self.valid = False
-        self.candidates = []            # probation: distinct packets
-        self.highest = None             # extended seq of the highest frame seen
-        self.seen = set()               # extended seqs inside the replay window
-        self.jump = None                # [next expected seq, packets continuing it]
-        self._eos = None                # extended seq of the accepted end-of-stream frame
+        self.frames = {}                # (run, n) -> frame bytes: the accepted frames
+        self.run = -1
+        self.candidates = {}            # (session, source) -> Candidate, least recent first
+        self.current = None             # (session, source) of the valid session, or None
+        self.highest = None             # n of the highest frame seen (this run)
+        self.seen = set()               # the replay window: n of the frames seen, last 128
+        self.jump = []                  # held packets of a jump run, consecutive
+        self.eos = None                 # n of an accepted end-of-stream frame (this run)
 
     def _drop(self, why):
         self.dropped[why] = self.dropped.get(why, 0) + 1
@@ -195,94 +203,104 @@ class Reader:
         pkt = parse(d, self.key)
         if isinstance(pkt, str):
             return self._drop(pkt)
-        if self.session is None:
-            if pkt.session in self.ended:
-                return self._drop("ended session")
-            self.source, self.session = source, pkt.session
-        elif (source, pkt.session) != (self.source, self.session):
-            return self._drop("other session")
-        ok = self._sequence(pkt) if self.valid else self._probation(pkt)
-        if self.eos is not None and self.eos == self.highest:
-            # the session ends with its end-of-stream frame, nothing later pending
-            self.ended = (self.ended + [self.session])[-ENDED_MEMORY:]
-            frames = self.frames
-            self._reset()
-            self.frames = frames
-        return ok
+        who = (pkt.session, source)
+        if self.current is not None:
+            if who != self.current:
+                return self._drop("other session")
+            ok = self._sequence(pkt)
+            if self.eos is not None and self.eos == self.highest:
+                # the session ends with its end-of-stream frame (nothing later pending)
+                self.ended = (self.ended + [pkt.session])[-ENDED_MEMORY:]
+                self.current = None
+            return ok
+        return self._probation(who, pkt)
 
-    @property
-    def eos(self):
-        return self._eos
-
-    # session validation
-    def _probation(self, pkt):
-        if any(p.seq == pkt.seq for p in self.candidates):
+    # ------------------------------------------------------------ session validation
+    def _probation(self, who, pkt):
+        if pkt.session in self.ended:
+            return self._drop("ended session")
+        c = self.candidates.pop(who, None)
+        if c is None:
+            c = Candidate()
+        elif any(q.seq == pkt.seq for q in c.held):
+            self.candidates[who] = c
             return self._drop("duplicate")
-        self.candidates.append(pkt)
-        span = PROBATION_SPAN * max(len(p.frames) for p in self.candidates)
-        near = sorted((signed(p.seq - pkt.seq), p) for p in self.candidates
-                      if abs(signed(p.seq - pkt.seq)) <= span)
-        if not any(near[i + PROBATION - 1][0] - near[i][0] <= span
-                   for i in range(len(near) - PROBATION + 1)):
+        elif abs(signed(pkt.seq - c.held[0].seq)) > PROBATION_SPAN * len(pkt.frames):
+            c.held = []                                 # not near the first: start again
+        c.held.append(pkt)
+        self.candidates[who] = c                        # the most recent last
+        while len(self.candidates) > MAX_CANDIDATES:
+            del self.candidates[next(iter(self.candidates))]
+        if len(c.held) < PROBATION:
             return False
-        self.valid = True
-        self.candidates = []
-        first = near[0][1]
-        self.highest = first.seq - 1          # extended numbers start at the first seq
-        for _, p in near:
-            self._take(p)
+        # valid: the session is followed from now on; its held frames are accepted
+        self.candidates = {}
+        self.current = who
+        self.run += 1
+        ref = c.held[0].seq
+        frames = {}
+        for q in c.held:
+            x = ref + signed(q.seq - ref)
+            for j, f in enumerate(q.frames):
+                frames.setdefault(x + j, f)
+        self.highest = max(frames)
+        self.seen = set()
+        self.jump = []
+        self.eos = None
+        for n in sorted(frames):
+            self._keep(n, frames[n])
         return True
 
-    def _unwrap(self, seq):
-        """The extended seq nearest the highest seen."""
-        return self.highest + signed(seq - self.highest)
+    def _keep(self, n, frame):
+        self.seen.add(n)
+        self.frames[(self.run, n)] = frame
+        if is_end_of_stream(frame):
+            self.eos = n
 
-    def _take(self, pkt):
-        """Accept the packet's frames not seen before (replay window of 128 frames)."""
-        x = self._unwrap(pkt.seq)
-        new = False
-        for j, f in enumerate(pkt.frames):
-            s = x + j
-            if s in self.seen or s <= self.highest - WINDOW:
-                continue
-            self.seen.add(s)
-            self.frames[s] = f
-            new = True
-            if is_end_of_stream(f):
-                self._eos = s
-        self.highest = max(self.highest, x + len(pkt.frames) - 1)
-        self.seen = {s for s in self.seen if s > self.highest - WINDOW}
-        return new
-
-    # sequence validation
+    # ------------------------------------------------------------ sequence validation
     def _sequence(self, pkt):
         d = signed(pkt.seq - self.highest)
         if 1 <= d <= MAX_AHEAD or -MAX_BEHIND <= d <= 0:
-            self.jump = None
-            if self._take(pkt):
-                return True
-            return self._drop("replay")
-        # a jump: accepted when 3 consecutive packets continue it
-        if self.jump is not None and pkt.seq == self.jump[0]:
-            held = self.jump[1] + [pkt]
-            if len(held) > JUMP_CONFIRM:
-                self.jump = None
-                self.highest = self._unwrap(held[0].seq) - 1    # the sequence restarts there
-                self.seen = set()
-                for p in held:
-                    self._take(p)
-                return True
-            self.jump = [(pkt.seq + len(pkt.frames)) % MOD, held]
-            return False
-        self.jump = [(pkt.seq + len(pkt.frames)) % MOD, [pkt]]
-        return self._drop("jump")
+            x = self.highest + d
+            new = [(x + j, f) for j, f in enumerate(pkt.frames)
+                   if x + j not in self.seen and x + j > self.highest - WINDOW]
+            self.highest = max(self.highest, x + len(pkt.frames) - 1)
+            if not new:
+                return self._drop("replay")
+            for n, f in new:
+                self._keep(n, f)
+            self.seen = {n for n in self.seen if n > self.highest - WINDOW}
+            self.jump = []                              # an accepted packet ends a jump run
+            return True
+        # a jump: held; believed when 3 consecutive packets (it and the next 2) continue it
+        if self.jump and pkt.seq == (self.jump[-1].seq + len(self.jump[-1].frames)) % MOD:
+            self.jump.append(pkt)
+        else:
+            self.jump = [pkt]
+        if len(self.jump) < JUMP_CONFIRM:
+            return self._drop("jump")
+        # the sequence restarts at the run's first packet, played after all before it
+        held, self.jump = self.jump, []
+        self.run += 1
+        self.seen = set()
+        self.eos = None
+        n = held[0].seq
+        for q in held:
+            for f in q.frames:
+                self._keep(n, f)
+                n += 1
+        self.highest = n - 1
+        return True
 
     def result(self):
-        """(accepted seqs in order, missing seqs between the first and the last, frames)."""
+        """(accepted seqs in order, missing seqs, frames): `missing` lists the seqs between
+        accepted frames of a run that were never accepted."""
         order = sorted(self.frames)
-        have = set(order)
-        missing = [s % MOD for s in range(order[0], order[-1] + 1) if s not in have] if order else []
-        return [s % MOD for s in order], missing, [self.frames[s] for s in order]
+        missing = []
+        for (r0, a), (r1, b) in zip(order, order[1:]):
+            if r0 == r1:
+                missing += [k % MOD for k in range(a + 1, b)]
+        return [n % MOD for _, n in order], missing, [self.frames[k] for k in order]
 
 
 def read(datagrams, key=None):
