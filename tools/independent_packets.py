@@ -193,9 +193,12 @@ class Reader:
         self.seen = set()               # the replay window: n of the frames seen, last 128
         self.jump = []                  # held packets of a jump run, consecutive
         self.eos = None                 # n of an accepted end-of-stream frame (this run)
+        self.most = 0                   # most frames in one packet of the current session
+        self.events = set()             # which rules the datagrams exercised (RULE_OF, below)
 
     def _drop(self, why):
         self.dropped[why] = self.dropped.get(why, 0) + 1
+        self.events.add(RULE_OF.get(why, why))
         return False
 
     def feed(self, source, d):
@@ -204,9 +207,14 @@ class Reader:
         if isinstance(pkt, str):
             return self._drop(pkt)
         who = (pkt.session, source)
+        if self.key is not None:
+            self.events.add("mac_accept")
+        elif pkt.flags & FLAG_MAC:
+            self.events.add("mac_skipped")
         if self.current is not None:
             if who != self.current:
-                return self._drop("other session")
+                return self._drop("other session" if pkt.session != self.current[0]
+                                  else "other source")
             ok = self._sequence(pkt)
             if self.eos is not None and self.eos == self.highest:
                 # the session ends with its end-of-stream frame (nothing later pending)
@@ -227,10 +235,13 @@ class Reader:
             return self._drop("duplicate")
         elif abs(signed(pkt.seq - c.held[0].seq)) > PROBATION_SPAN * len(pkt.frames):
             c.held = []                                 # not near the first: start again
+            self.events.add("probation_restart")
         c.held.append(pkt)
         self.candidates[who] = c                        # the most recent last
         while len(self.candidates) > MAX_CANDIDATES:
             del self.candidates[next(iter(self.candidates))]
+        if len(self.candidates) > 1:
+            self.events.add("candidates")
         if len(c.held) < PROBATION:
             return False
         # valid: the session is followed from now on; its held frames are accepted
@@ -247,9 +258,19 @@ class Reader:
         self.seen = set()
         self.jump = []
         self.eos = None
+        self.most = 0
+        self.events.add("probation")
+        for q in c.held:
+            self._packet_kind(q)
         for n in sorted(frames):
             self._keep(n, frames[n])
         return True
+
+    def _packet_kind(self, pkt):
+        self.events.add("multi_frame" if pkt.flags & FLAG_MULTI else "single_frame")
+        if len(pkt.frames) < self.most and any(map(is_end_of_stream, pkt.frames)):
+            self.events.add("short_last_packet")
+        self.most = max(self.most, len(pkt.frames))
 
     def _keep(self, n, frame):
         self.seen.add(n)
@@ -267,20 +288,34 @@ class Reader:
             self.highest = max(self.highest, x + len(pkt.frames) - 1)
             if not new:
                 return self._drop("replay")
+            self._packet_kind(pkt)
+            if d <= 0:
+                self.events.add("reorder")
+            elif d > 1:
+                self.events.add("gap")
+            if len(new) < len(pkt.frames):
+                self.events.add("partial_overlap")
             for n, f in new:
                 self._keep(n, f)
             self.seen = {n for n in self.seen if n > self.highest - WINDOW}
+            if self.jump:
+                self.events.add("unconfirmed_jump")
             self.jump = []                              # an accepted packet ends a jump run
             return True
         # a jump: held; believed when 3 consecutive packets (it and the next 2) continue it
         if self.jump and pkt.seq == (self.jump[-1].seq + len(self.jump[-1].frames)) % MOD:
             self.jump.append(pkt)
         else:
+            if self.jump:
+                self.events.add("unconfirmed_jump")
             self.jump = [pkt]
         if len(self.jump) < JUMP_CONFIRM:
             return self._drop("jump")
         # the sequence restarts at the run's first packet, played after all before it
         held, self.jump = self.jump, []
+        self.events.add("jump")
+        for q in held:
+            self._packet_kind(q)
         self.run += 1
         self.seen = set()
         self.eos = None
@@ -303,6 +338,14 @@ class Reader:
         return [n % MOD for _, n in order], missing, [self.frames[k] for k in order]
 
 
+#: drop reasons -> the rule names of the vectors' manifest (bitstreams/vectors/packets/)
+RULE_OF = {"unauthenticated": "mac_drop", "bad mac": "mac_drop", "short": "drop_short",
+           "bad tag": "drop_tag", "unknown flags": "drop_flags", "session 0": "drop_session0",
+           "bad multi-frame field": "drop_multi_field", "other session": "foreign_session",
+           "other source": "foreign_source", "ended session": "ended_session",
+           "replay": "duplicate", "jump": "jump_dropped"}
+
+
 def read(datagrams, key=None):
     """Run the reader over (source, bytes) datagrams: (accepted seqs, missing seqs, frames,
     drop counts)."""
@@ -311,6 +354,14 @@ def read(datagrams, key=None):
         r.feed(src, d)
     seqs, missing, frames = r.result()
     return seqs, missing, frames, dict(r.dropped)
+
+
+def exercised(datagrams, key=None):
+    """The rules (RULE_OF's names and the manifest's) that reading these datagrams exercised."""
+    r = Reader(key)
+    for src, d in datagrams:
+        r.feed(src, d)
+    return r.events
 
 
 def decode(frames):

@@ -115,7 +115,10 @@ def case_multi(per):
     def make(frames, hop):
         pk = packetize(frames, hop, per)
         assert pk[-1][1] < per, "the last packet must be short"
-        return [(1, d) for _, _, d in pk], None, {"multi_frame", "short_last_packet", "probation"}, \
+        covers = {"multi_frame", "short_last_packet", "probation"}
+        if pk[-1][1] == 1:
+            covers.add("single_frame")                 # the short last packet holds one frame
+        return [(1, d) for _, _, d in pk], None, covers, \
             f"{per} frames per packet, in order, the last packet short ({pk[-1][1]} frames)"
     return make
 
@@ -142,7 +145,8 @@ def case_mac(frames, hop):
         if i == 0:                      # an unkeyed forgery before the session is valid
             out.append((1, pack_packet(SESSION, seq, seq * hop, list(reversed(frames[seq:seq + n])))))
         out.append((1, d))
-    return out, KEY, {"multi_frame", "mac_accept", "mac_drop", "probation"}, \
+    return out, KEY, {"multi_frame", "single_frame", "short_last_packet", "mac_accept", "mac_drop",
+                      "probation"}, \
         ("2 frames per packet with the MAC (key in the manifest); forged packets (a changed "
          "payload byte, no MAC, another key's MAC, a changed MAC, an unkeyed one during "
          "probation) arrive just before the genuine packets they imitate")
@@ -159,7 +163,7 @@ def case_reorder(frames, hop):
     out.insert(8, pk[7])                              # duplicate just after
     out.insert(30, pk[3])                             # an old duplicate
     out.insert(len(out) - 3, pk[15])                  # the late one again
-    return out, None, {"single_frame", "reorder", "duplicate", "probation"}, \
+    return out, None, {"single_frame", "reorder", "duplicate", "gap", "probation"}, \
         ("one frame per packet: swapped pairs, a packet 20 behind when it arrives, and "
          "duplicates (immediate, old, of the late packet)")
 
@@ -174,7 +178,8 @@ def case_overlap(frames, hop):
     s2 = pk[5][0] + 1                                   # behind, after its packets arrived
     out.insert(8, (1, pack_packet(SESSION, s2, s2 * hop, list(frames[s2:s2 + 4]))))
     del out[6]                                         # packet 5 lost: the overlap fills part
-    return out, None, {"multi_frame", "partial_overlap", "gap", "short_last_packet", "probation"}, \
+    return out, None, {"multi_frame", "single_frame", "partial_overlap", "gap", "reorder",
+                       "short_last_packet", "probation"}, \
         ("4 frames per packet; a packet of frames regrouped to overlap one seen and the next "
          "(only its new frames taken), packet 5 lost and partly refilled by a regrouped "
          "packet arriving later")
@@ -253,7 +258,7 @@ def case_probation(frames, hop):
         if i == 6:
             out.append((1, pkt(SESSION, 0, frames)))    # the first packet, late: 6 behind
     return out, None, {"single_frame", "probation", "probation_restart", "candidates",
-                       "foreign_session", "foreign_source", "reorder"}, \
+                       "duplicate", "foreign_session", "foreign_source", "reorder"}, \
         ("one frame per packet; on probation at once: the session from source 1, another "
          "session from source 2, the same session id from source 3 (2 packets each before "
          "the first becomes valid); the session's packets 0, 10 (more than 8 away: probation "
