@@ -188,11 +188,15 @@ def case_overlap(frames, hop):
 def case_gap(frames, hop):
     pk = packetize(frames, hop, 2)
     keep = [i for i in range(len(pk)) if i not in (5, 9, 10)]
-    return [(1, pk[i][2]) for i in keep], None, {"multi_frame", "gap", "probation"}, \
-        "2 frames per packet; packet 5 and packets 9-10 lost (gaps of 2 and 4 frames)"
+    keep.remove(8)
+    keep.insert(1, 8)               # seq 16, exactly 8 x 2 frames from the first: within span
+    return [(1, pk[i][2]) for i in keep], None, {"multi_frame", "gap", "probation", "reorder"}, \
+        ("2 frames per packet; on probation packets 0, 8 (seq 16: 8 x 2 frames away, "
+         "within the span) and 1; packet 5 and packets 9-10 lost (gaps of 2 and 4 frames)")
 
 
 def case_foreign(frames, hop):
+    from pacodec.packet import pack_packet
     pk = packetize(frames, hop, 1)
     other = packetize(list(reversed(frames)), hop, 1, session=OTHER_SESSION)
     out = []
@@ -203,10 +207,12 @@ def case_foreign(frames, hop):
         if i >= 3 and i % 4 == 2:
             out.append((2, other[i][2]))               # another session, another source
         if i >= 3 and i % 5 == 1 and i + 1 < len(pk):
-            out.append((3, pk[i + 1][2]))              # this session's next packet, other source
+            out.append((3, pack_packet(SESSION, i + 1, (i + 1) * hop, frames[-1 - i])))
+            # ^ this session's next seq from another source, with another frame
     return out, None, {"single_frame", "foreign_session", "foreign_source", "probation"}, \
         ("one frame per packet; another session's packets (from the same and from another "
-         "source) and copies of the session's next packet from another source interleaved")
+         "source) and packets with the session's id and next seq (but another frame) from "
+         "another source interleaved")
 
 
 def case_jump(frames, hop):
@@ -223,8 +229,9 @@ def case_jump(frames, hop):
             seq = i + 2 * J                            # an excursion of exactly 3 packets
         if i == 10:
             wild(5000, i)                              # a lone wild seq
-        if i in (14, 15):
-            wild(7000 + i - 14, i)                     # a run of 2 only
+        if i == 14:
+            wild(7000, 14)                             # a run of 2 only
+            wild(7001, 15)
         if i in (17, 18, 19):
             wild(9000 + i - 17, i)                     # 3 consecutive, but each followed by
         out.append((1, pack_packet(SESSION, seq, seq * hop, f)))   # an accepted packet
@@ -247,7 +254,8 @@ def case_probation(frames, hop):
 
     out = [(1, pkt(SESSION, 0, frames)), (2, pkt(OTHER_SESSION, 0, other)),
            (3, pkt(SESSION, 0, other)),                # the session id from another source
-           (1, pkt(SESSION, 10, frames)),               # 10 from the first: probation restarts
+           (1, pkt(SESSION, 10, other)),                # 10 from the first: probation restarts
+                                                        # (a wrong frame: it must not be taken)
            (2, pkt(OTHER_SESSION, 1, other)), (3, pkt(SESSION, 1, other)),
            (1, pkt(SESSION, 1, frames)),                # 9 from 10: restarts again
            (1, pkt(SESSION, 1, frames)),                # a duplicate on probation
@@ -261,8 +269,8 @@ def case_probation(frames, hop):
                        "duplicate", "foreign_session", "foreign_source", "reorder"}, \
         ("one frame per packet; on probation at once: the session from source 1, another "
          "session from source 2, the same session id from source 3 (2 packets each before "
-         "the first becomes valid); the session's packets 0, 10 (more than 8 away: probation "
-         "restarts), 1 (restarts again), 1 again (a duplicate), 2, 3 (valid: 1..3 accepted); "
+         "the first becomes valid); the session's packets 0, 10 (another frame's bytes, more than 8 away: "
+         "probation restarts), 1 (restarts again), 1 again (a duplicate), 2, 3 (valid: 1..3 accepted); "
          "packet 0 arrives late after packet 6 (accepted, 6 behind)")
 
 
@@ -287,10 +295,16 @@ def case_malformed(frames, hop):
         return struct.pack(">BBIII", 0xA8, 0x02, SESSION, seq, seq * hop) + field
 
     for i, (seq, n, d) in enumerate(pk):
+        genuine = d
+        # the damaged datagrams carry other frames (20 on): taking one would change the output
+        d = pack_packet(SESSION, seq, seq * hop, frames[(seq + 20) % len(frames)])
+        if i == 0:                                              # session 0, 3 in a row: no
+            for s in range(3):                                  # session may come of them
+                before(i, genuine[:2] + b"\0\0\0\0" + pk[s][2][6:])
         if i == 1:
-            before(i, d[:19])                                   # 19 bytes: short
+            before(i, genuine[:19])                             # 19 bytes: short
         if i == 3:
-            before(i, d[:20])                                   # 20 bytes: a 6-byte field
+            before(i, genuine[:20])                             # 20 bytes: a 6-byte field
         if i == 2:
             before(i, b"\xa7" + d[1:])                          # version 1's tag
         if i == 4:
@@ -304,15 +318,15 @@ def case_malformed(frames, hop):
         if i == 8:
             before(i, d[:1] + b"\x01" + d[2:36])                # MAC flag, 36 bytes (< 37)
         if i == 9:
-            before(i, multi(seq, frames[seq]))                  # flag bit 1, one frame
+            before(i, multi(seq, frames[seq + 20]))                  # flag bit 1, one frame
         if i == 10:
-            before(i, multi(seq, b"".join(frames[seq:seq + 9])))   # nine frames
+            before(i, multi(seq, b"".join(frames[seq + 20:seq + 29])))   # nine frames
         if i == 11:
-            before(i, multi(seq, frames[seq] + frames[seq + 1][:-1]))  # the last cut short
+            before(i, multi(seq, frames[seq + 20] + frames[seq + 21][:-1]))  # the last cut short
         if i == 12:
-            before(i, multi(seq, frames[seq] + frames[seq + 1] + b"\0"))   # a byte after
+            before(i, multi(seq, frames[seq + 20] + frames[seq + 21] + b"\0"))   # a byte after
         if i == 13:
-            before(i, multi(seq, frames[seq] + b"\0\0" + frames[seq + 1][2:]))  # no sync word
+            before(i, multi(seq, frames[seq + 20] + b"\0\0" + frames[seq + 21][2:]))  # no sync word
         if i == 14:                                             # a MAC without a key: skipped
             pass
     out = []
@@ -323,7 +337,8 @@ def case_malformed(frames, hop):
         out.append((1, d))
     return out, None, {"single_frame", "drop_short", "drop_tag", "drop_flags", "drop_session0",
                        "drop_multi_field", "mac_skipped", "probation"}, \
-        ("one frame per packet; before genuine packets: datagrams of 19 and 20 bytes, tags 0xA7 and 0x00, "
+        ("one frame per packet; first 3 packets of session 0 (seq 0..2); before genuine packets "
+         "(each carrying other frames than the genuine one): datagrams of 19 and 20 bytes, tags 0xA7 and 0x00, "
          "flag bits 2 and 7, session 0, a MAC-flagged 36-byte datagram, flag-bit-1 fields of "
          "1 and 9 frames, with the last frame cut short, with a byte after it and without a "
          "sync word; one genuine packet carries a MAC the (keyless) receiver skips")
