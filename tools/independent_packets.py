@@ -8,16 +8,25 @@ from, and applies §9:
 
 * the datagram layout: `tag` 0xA8, `flags` (bit 0 MAC, bit 1 several frames, bits 2-7 zero),
   `session` (never 0), `seq`, `timestamp`, the frame field and the 16-byte keyed-BLAKE2b `mac`;
-* the drop rules: with a key, no flag bit 0 or a wrong `mac` (checked first, in constant time);
-  a datagram shorter than 20 bytes (36 with a MAC), another `tag`, unknown flag bits,
-  `session = 0`, and a flag-bit-1 field that is not 2 to 8 whole frames (§4 headers);
-* session validation: 3 distinct packets whose `seq` lie within 8 (× the frames per packet) of
-  each other; one session from one source at a time; the last 16 ended sessions are not
-  accepted again (a session ends with its end-of-stream frame);
+* the drop rules: with a key, no flag bit 0 or a wrong `mac` (checked in constant time); a
+  datagram shorter than 21 bytes (37 with a MAC), another `tag`, unknown flag bits,
+  `session = 0`, and a flag-bit-1 field that is not 2 to 8 whole frames (§4 headers, each
+  beginning with the sync word);
+* session validation: while no session is alive, each (session, source) is a candidate holding
+  its packets (4 at most, the least recently heard forgotten); a packet of a held `seq` is a
+  duplicate, one more than 8 × its frames from the first held packet starts the holding again;
+  the first to hold 3 packets is the session (its held frames accepted); then other sessions and
+  sources are dropped; a session ends with its end-of-stream frame (once it is the highest frame
+  seen) and the last 16 ended sessions are not accepted again;
 * sequence validation (RFC 3550 A.1 style, 32-bit, counted in frames): 1 to 64 ahead of the
-  highest `seq` seen accepted, up to 100 behind accepted once (128-frame replay window, only the
-  frames not seen before of a packet of several frames), anything else a jump, accepted when 3
-  consecutive packets continue it.
+  highest `seq` seen accepted, 0 to 100 behind accepted if it brings frames not seen (128-frame
+  replay window, only the frames not seen before of a packet of several frames), anything else
+  a jump: held, and accepted when 3 consecutive packets (the jump packet and the next 2) are
+  held; an accepted packet discards the held ones; the frames from the restart on are played
+  after all accepted before.
+
+The first draft was written from §9 as it stood; the points it found unclear were settled to
+the reference receiver's behaviour and the text of §9 made precise (see FORMAT.md §9, §11).
 
 **Out of scope**: the timing rules of §9 (the 2 s session timeout, playout deadlines and
 concealment when a deadline passes, the jitter estimate).  The reader has no clock: a capture
