@@ -31,10 +31,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bitstreams" / "vectors" / "packets"
-sys.path.insert(0, str(ROOT / "tools"))
-
-import independent_packets as ip  # noqa: E402  (the capture container only)
-
 KEY = bytes(range(0x40, 0x60))                    # 32-byte pre-shared key of the MAC'd vectors
 WRONG_KEY = bytes(range(0x60, 0x80))
 SESSION = 0x5EC0_0001
@@ -67,6 +63,12 @@ RULES = {
     "drop_session0": "session 0",
     "drop_multi_field": "a flag-bit-1 field that is not 2..8 whole frames",
 }
+
+
+# ----------------------------------------------------------------------------- captures
+def write_capture(datagrams):
+    """Capture bytes: b"PKTC", then per datagram source id u16, length u16, bytes."""
+    return b"PKTC" + b"".join(struct.pack(">HH", src, len(d)) + bytes(d) for src, d in datagrams)
 
 
 # ----------------------------------------------------------------------------- sender side
@@ -441,7 +443,7 @@ def main(argv=None):
     for name, (fs, ch, rate, seconds, seed, case) in CASES.items():
         frames, hop = encode(fs, ch, seconds, seed, rate)
         datagrams, key, covers, made = case(frames, hop)
-        cap = ip.write_capture(datagrams)
+        cap = write_capture(datagrams)
         (out / f"{name}.cap").write_bytes(cap)
         got, stats = reference_receive(datagrams, key)
         seqs = [s for s, _ in got]
