@@ -279,6 +279,11 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
     return pos
 
 
+class _NotJoined(Exception):
+    """A type-3 frame before any configuration: searched through like garbage (FORMAT.md §4.3),
+    not reported (nothing was decoded yet)."""
+
+
 def _as_bytes(data, what) -> bytes:
     """``data`` as bytes; an int (``bytes(10**11)`` would allocate that many zeros) or a str is
     refused with a TypeError naming what is expected."""
@@ -635,6 +640,9 @@ class Decoder:
                     out = self._handle(val, packet=False)
                 except VersionError:
                     raise
+                except _NotJoined:
+                    sc.reject()            # type 3 before the version is known (§4.3)
+                    continue
                 except FormatError as e:
                     self.crc_errors += 1
                     self._note(f"frame at byte offset {off}: {e}")
@@ -677,6 +685,8 @@ class Decoder:
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)
+        except _NotJoined:
+            return np.zeros((0, 0), dtype=np.float32)
         except VersionError as e:
             # packets may come from anyone: report (errors), do not stop a receiver
             self._note(str(e))
@@ -724,6 +734,16 @@ class Decoder:
             self._header_config = False
             if not self._started:          # adopted even if the audio payload proves invalid:
                 self._index, self._next_seq = index + 1, (fr.seq + 1) & 0xFF   # count on from it
+        members = None
+        if fr.ftype == ct.FRAME_GROUP:
+            # an audio group (FORMAT.md §4) in a version-8 stream; before (and before the
+            # version is known: nothing is decodable yet, and the search goes on through its
+            # bytes as through garbage) type 3 is damaged
+            if self.config is None:
+                raise _NotJoined
+            if self.config.version < ct.GROUP_VERSION:
+                raise FormatError("reserved frame type 3 (a group, in a version-8 stream only)")
+            members = ct.group_members(payload)
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
         # the frame's index (§8.4): carried by config frames, else counted from the sequence
@@ -734,27 +754,39 @@ class Decoder:
             else:
                 index = self._index + ((fr.seq - self._next_seq) & 0xFF)
         # parse first: a frame whose payload is invalid changes no state, so it counts as lost
-        # (the next frame's sequence number shows the gap and it is concealed)
+        # (the next frame's sequence number shows the gap and it is concealed); a group is
+        # damaged as a whole when any member is invalid
         fd = self._fd
-        is_short, ls, rs = fd.parse(payload, index)
-        if is_short:
-            self.short_frames += 1
+        if members is None:
+            parsed = [(fd.spectrum, fd.parse(payload, index))]
+        else:
+            parsed = []
+            for j, p in enumerate(members):
+                try:
+                    flags = fd.parse(p, index + j)
+                except FormatError as e:
+                    raise FormatError(f"group member {j} of {len(members)}: {e}") from None
+                parsed.append((fd.spectrum.copy(), flags))
         outs = []
-        if not self._started:
-            self._started = True
-            # a stream with a header starts at frame 0, so seq = frame index there
-            self.timeline.start(index, self.config.hop, self.config.delay)
-            self._next_seq = fr.seq
-        elif not packet:
-            outs.extend(self._conceal_gap(fr, following=(fd.spectrum, is_short)))
-        self._next_seq = (fr.seq + 1) & 0xFF
-        self._index = index + 1
-        if not packet:
-            self._last_end = self._frame_at + fr.size
-        pcm = fd.synth(fd.spectrum, is_short, ls, rs)
-        self._concealer.observe(fd.spectrum, is_short, rs, pcm)
-        self.frames += 1
-        outs.append(pcm if packet else self.timeline.place(pcm)[0])
+        for j, (spectrum, (is_short, ls, rs)) in enumerate(parsed):
+            seq = (fr.seq + j) & 0xFF
+            if is_short:
+                self.short_frames += 1
+            if not self._started:
+                self._started = True
+                # a stream with a header starts at frame 0, so seq = frame index there
+                self.timeline.start(index, self.config.hop, self.config.delay)
+                self._next_seq = seq
+            elif not packet and j == 0:
+                outs.extend(self._conceal_gap(fr, following=(spectrum, is_short)))
+            self._next_seq = (seq + 1) & 0xFF
+            self._index = index + j + 1
+            if not packet:
+                self._last_end = self._frame_at + fr.size
+            pcm = fd.synth(spectrum, is_short, ls, rs)
+            self._concealer.observe(spectrum, is_short, rs, pcm)
+            self.frames += 1
+            outs.append(pcm if packet else self.timeline.place(pcm)[0])
         return outs
 
     def _run_frames(self, view, pos, n, final, P, p0):
