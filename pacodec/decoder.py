@@ -51,6 +51,9 @@ __all__ = ["Decoder", "FrameDecoder", "Timeline", "reconstruct", "CONCEAL_DECAY"
 # CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
 # a loss: the time line jumps instead, so a few bytes can never expand into 255 frames of audio.
 CONCEAL_FREE = 8
+#: version 8 (frame groups, FORMAT.md §4, §12): a group member takes as little as 2 bytes, and a
+#: whole group of 16 frames is concealed without damaged bytes in between
+CONCEAL_FREE_V8, MIN_FRAME_BYTES_V8 = 16, 2
 # the noise-substitution generator's state is set from the frame index before every frame
 # (format 2, FORMAT.md §8.4): see noise_seed
 MIN_FRAME_BYTES = 8
@@ -859,7 +862,11 @@ class Decoder:
             return
         self.errors.append(f"{gap} frame(s) missing before byte offset {self._frame_at}")
         between = self._frame_at - (self._last_end or 0)
-        n = min(gap, CONCEAL_FREE + max(0, between) // MIN_FRAME_BYTES)
+        if self.config.version >= ct.GROUP_VERSION:
+            free, per = CONCEAL_FREE_V8, MIN_FRAME_BYTES_V8
+        else:
+            free, per = CONCEAL_FREE, MIN_FRAME_BYTES
+        n = min(gap, free + max(0, between) // per)
         yield from self._conceal(n, trim=True, following=following)
         if n < gap:                    # a splice: skip the time of the frames not concealed
             self.timeline.skip((gap - n) * self.config.hop)

@@ -36,6 +36,10 @@ __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
 
 
 def default_encoder_factory(samplerate, channels, bitrate=128, low_delay=False, **kw):
+    # group=1: a live stream sends every frame as soon as it is coded (no frame groups, FORMAT.md
+    # §4, which are for files: a group would hold frames back and packets carry none, §9)
+    kw.setdefault("group", 1)
+
     def make():
         from ..encoder import Encoder
         return Encoder(samplerate, channels, bitrate=bitrate, low_delay=low_delay, **kw)
