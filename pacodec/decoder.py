@@ -282,11 +282,6 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
     return pos
 
 
-class _NotJoined(Exception):
-    """A type-3 frame before any configuration: searched through like garbage (FORMAT.md §4.3),
-    not reported (nothing was decoded yet)."""
-
-
 def _as_bytes(data, what) -> bytes:
     """``data`` as bytes; an int (``bytes(10**11)`` would allocate that many zeros) or a str is
     refused with a TypeError naming what is expected."""
@@ -643,9 +638,6 @@ class Decoder:
                     out = self._handle(val, packet=False)
                 except VersionError:
                     raise
-                except _NotJoined:
-                    sc.reject()            # type 3 before the version is known (§4.3)
-                    continue
                 except FormatError as e:
                     self.crc_errors += 1
                     self._note(f"frame at byte offset {off}: {e}")
@@ -688,8 +680,6 @@ class Decoder:
             if fr is None:
                 raise FormatError("frame is truncated")
             out = self._handle(fr, packet=True)
-        except _NotJoined:
-            return np.zeros((0, 0), dtype=np.float32)
         except VersionError as e:
             # packets may come from anyone: report (errors), do not stop a receiver
             self._note(str(e))
@@ -739,11 +729,10 @@ class Decoder:
                 self._index, self._next_seq = index + 1, (fr.seq + 1) & 0xFF   # count on from it
         members = None
         if fr.ftype == ct.FRAME_GROUP:
-            # an audio group (FORMAT.md §4) in a version-8 stream; before (and before the
-            # version is known: nothing is decodable yet, and the search goes on through its
-            # bytes as through garbage) type 3 is damaged
+            # an audio group (FORMAT.md §4) in a version-8 stream; damaged in earlier versions;
+            # before the version is known it is skipped whole, as an audio frame is (§4.3)
             if self.config is None:
-                raise _NotJoined
+                return None
             if self.config.version < ct.GROUP_VERSION:
                 raise FormatError("reserved frame type 3 (a group, in a version-8 stream only)")
             members = ct.group_members(payload)
