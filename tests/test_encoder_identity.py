@@ -10,7 +10,10 @@ whose config blocks say version 5 and whose long bands are at least 8 bins wide 
 mode, allocation.long_band_min; then format 6, whose payloads code book indices in pairs and M/S
 flags in groups with new code tables -- every case's bytes, with the same decisions where the
 rate allows; then format 7, whose spectral rows follow the partner channel's values and whose
-second channels' books are chosen with that context, allocation.partner_books).
+second channels' books are chosen with that context, allocation.partner_books; then format 8,
+whose config blocks say version 8 and whose low-delay files group 4 frames at 48 kHz -- only the
+version byte changes elsewhere: DIGESTS_V7 pins that the encoder without groups, its config
+blocks re-marked version 7, gives format 7's bytes in every case).
 A change that is *meant* to change the output (a tuning, a new rule) updates the digests in the
 same commit and says so; print the new ones with ``python tests/test_encoder_identity.py``.
 
@@ -106,13 +109,63 @@ DIGESTS = {
 }
 
 
-def _encode(signal, options):
+#: format 7's digests (the encoder at 0.6.0.dev0, bb78846): what every case gives with group=1
+#: and its config blocks re-marked version 7 (format 8 changed nothing else)
+DIGESTS_V7 = {
+    "drums_abr128": "8b79c99f9a9433525f608ff32e0801978a510a0cfe81dd7caeaa9a0d9722d34b",
+    "drums_cbr64_power": "b94a25eb8a5a39e2d554d312440779a873a0a87936354535d01ed5c27c8af98d",
+    "drums_cbr96": "f53f35cd0f8de319e06e3094bd6f2dcf61c9830f1a1533b2047e13597ef3acb8",
+    "drums_mono_abr48": "2a13f15182621e1ade00737cabab75f9155b6cca2b1eed22c445edc2064a4c77",
+    "drums_mono_cbr32_mulaw": "59ae38420f2ebade3d76cedb53c8ccdfdf565ad23688df500778c412f90a9f58",
+    "drums_vbr_default": "edc99c74eb8fd71a48be00a84bb97a78533c372e1f2cf0904a23bf6f7d94f933",
+    "gen_3ch_22k_abr96": "a16dffd49ed155a5afc7e78724ecbc397124a4470c8c872c92c179e3f884e3bb",
+    "gen_3ch_22k_vbr": "1475c3716b7681bbdb3a2e8fbe3bdd343771fb10c42b813b3d32277c8c33b386",
+    "gen_mono_48k_cbr64": "ebe8d83a50e4bb01eb645f588a4f6c237e3cdc16a66ce395c0fbf45a3e3e92fd",
+    "gen_mono_48k_q9_power": "cc6848e38f39678bc3c5547f156346a127c6e69728e53d7733c4322a219964c2",
+    "gen_stereo_32k_cbr96_mulaw": "81a75868f122bbd1c18e932c095077179492aa2498c28b7a29e7bcd3bcbb2991",
+    "gen_stereo_32k_kbd_lowdelay": "c769bc50194908374a7ddf4fed4aa6795d7a18d20fa1412afe0b830ad7f084ba",
+    "piano_cbr128": "55590e0cb87c59ed36014739b73afa7157054385c2042ad37d5c76cb432b4744",
+    "piano_cbr64": "0b74f97c5a8ea0d45cf4122bca8dc9ce188fc2e34c204bfeeb08563341020117",
+    "piano_q3": "6a46311b02e84e6fff7e7332357508bca1cd547eb6ad56a9d36e4c5f8e71474a",
+    "piano_vbr_default": "d4bca6aa6b36dd8563305a6c228d9affc9ef8e52ddde82f00b68db4e37c300bd",
+}
+
+
+def _as_version(data, version):
+    """``data`` with the version byte of its header and config frames set to ``version`` (CRCs
+    recomputed); a stream without groups."""
+    from pacodec import container as ct
+    b = bytearray(data)
+    b[4] = version
+    b[ct.HEADER_SIZE - 2:ct.HEADER_SIZE] = ct.crc16(bytes(b[:ct.HEADER_SIZE - 2])).to_bytes(2, "big")
+    pos = ct.frames_start(data)
+    while pos < len(b):
+        fr = ct.parse_frame_at(bytes(b), pos)
+        assert fr.ftype != ct.FRAME_GROUP
+        if fr.ftype == ct.FRAME_CONFIG:
+            b[pos + ct.FRAME_HEADER_SIZE] = version
+            end = pos + fr.size
+            b[end - 2:end] = ct.crc16(bytes(b[pos + 2:end - 2])).to_bytes(2, "big")
+        pos += fr.size
+    return bytes(b)
+
+
+def _encode(signal, options, as_version=None):
     x, fs = _signal(signal)
     short = []
     enc = pacodec.Encoder(fs, x.shape[1], observer=lambda r: short.append(r.is_short), **options)
     body = b"".join(enc.encode(x)) + b"".join(enc.flush())
     data = enc.header() + body
+    if as_version is not None:
+        data = _as_version(data, as_version)
     return hashlib.sha256(data).hexdigest(), sum(short)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_without_groups_only_the_version_byte_changed_since_format_7(case):
+    signal, options = CASES[case]
+    digest, _ = _encode(signal, dict(options, group=1), as_version=7)
+    assert digest == DIGESTS_V7[case], f"{case}: format 8 without groups is not format 7's bytes"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
