@@ -90,22 +90,22 @@ CASES = {
 }
 
 DIGESTS = {
-    "drums_abr128": "8b79c99f9a9433525f608ff32e0801978a510a0cfe81dd7caeaa9a0d9722d34b",
-    "drums_cbr64_power": "b94a25eb8a5a39e2d554d312440779a873a0a87936354535d01ed5c27c8af98d",
-    "drums_cbr96": "f53f35cd0f8de319e06e3094bd6f2dcf61c9830f1a1533b2047e13597ef3acb8",
-    "drums_mono_abr48": "2a13f15182621e1ade00737cabab75f9155b6cca2b1eed22c445edc2064a4c77",
-    "drums_mono_cbr32_mulaw": "59ae38420f2ebade3d76cedb53c8ccdfdf565ad23688df500778c412f90a9f58",
-    "drums_vbr_default": "edc99c74eb8fd71a48be00a84bb97a78533c372e1f2cf0904a23bf6f7d94f933",
-    "gen_3ch_22k_abr96": "a16dffd49ed155a5afc7e78724ecbc397124a4470c8c872c92c179e3f884e3bb",
-    "gen_3ch_22k_vbr": "1475c3716b7681bbdb3a2e8fbe3bdd343771fb10c42b813b3d32277c8c33b386",
-    "gen_mono_48k_cbr64": "ebe8d83a50e4bb01eb645f588a4f6c237e3cdc16a66ce395c0fbf45a3e3e92fd",
-    "gen_mono_48k_q9_power": "cc6848e38f39678bc3c5547f156346a127c6e69728e53d7733c4322a219964c2",
-    "gen_stereo_32k_cbr96_mulaw": "81a75868f122bbd1c18e932c095077179492aa2498c28b7a29e7bcd3bcbb2991",
-    "gen_stereo_32k_kbd_lowdelay": "c769bc50194908374a7ddf4fed4aa6795d7a18d20fa1412afe0b830ad7f084ba",
-    "piano_cbr128": "55590e0cb87c59ed36014739b73afa7157054385c2042ad37d5c76cb432b4744",
-    "piano_cbr64": "0b74f97c5a8ea0d45cf4122bca8dc9ce188fc2e34c204bfeeb08563341020117",
-    "piano_q3": "6a46311b02e84e6fff7e7332357508bca1cd547eb6ad56a9d36e4c5f8e71474a",
-    "piano_vbr_default": "d4bca6aa6b36dd8563305a6c228d9affc9ef8e52ddde82f00b68db4e37c300bd",
+    "drums_abr128": "c5db7858fa42f25d4ec013fd52d56d83f128a792d4837a7b1ea034e35f9b6c7d",
+    "drums_cbr64_power": "6acef488019caa6904ad12d768dc4bdef2ea8972bbf1d09d7718847f10717b80",
+    "drums_cbr96": "9f14a3ae68dd4962cc8d8de1668bd3b10a935f4fda3480da200714d51aae93f1",
+    "drums_mono_abr48": "58fa7b2a0cd0debd68fb00a6960246cf2f53f96f526521cb487e72bbd306894e",
+    "drums_mono_cbr32_mulaw": "c89c92de604c38fcf12603a8a8550bbbcb85a93efa530c9530cf7cd76488f4fa",
+    "drums_vbr_default": "5f04e7d0ab8bdbaf874101f93ccfd26188b3e4742eeb274c315ffbbd5cbd98de",
+    "gen_3ch_22k_abr96": "7579257b4efa4784d53c926baf41a10e03e5d9fbe4799dc2d2b0df6f638b41b0",
+    "gen_3ch_22k_vbr": "a59047cdf9d8eda2f5bd748f738a245458323c195413c3cb487c5641bac31860",
+    "gen_mono_48k_cbr64": "f122e2915a7650a1391f43da16707aba24722697533431845770f202db26cdeb",
+    "gen_mono_48k_q9_power": "360b52832dc141ee8a116d751799f9130ade63d935ff70098fb4b5a6532427cf",
+    "gen_stereo_32k_cbr96_mulaw": "dfbd19f2d65c993ce5852596d002f8b09e56ada52155b02dd9374ef90ba7eca6",
+    "gen_stereo_32k_kbd_lowdelay": "e2b4a8da3cebcf67a84d48e54a01926a8482578c6b7a770a7006346b4cfb9c51",
+    "piano_cbr128": "f4f306408490611813be223a66e9f221d3300628d4daa0bf4f978c16bd62fe15",
+    "piano_cbr64": "37016c015587a12de713c046e1e33cc7a3ab03680d7af323c9999fdf01b4e571",
+    "piano_q3": "366987184ce28047b25f5e6681d7bf0ccd762eb5ec8b4ef929e3a1bab7ebef78",
+    "piano_vbr_default": "8902d784296bc88a9e9b08225d3ab62ccbaef84ff68380c974d70debceaaa6a2",
 }
 
 
