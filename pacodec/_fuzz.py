@@ -211,7 +211,12 @@ def _run_packets(frames):
     for f in frames:
         y = dec.decode_packet(f if f else None)
         _check_audio(y, dec.channels)
-        if dec.config is not None and len(y) not in (0, dec.frame_size):
+        # one hop per frame; a frame group (FORMAT.md §4) is its members' frames, all or none
+        group = dec.config is not None and dec.config.version >= ct.GROUP_VERSION and f \
+            and len(f) > ct.FRAME_HEADER_SIZE and f[2] >> 6 == ct.FRAME_GROUP
+        allowed = (0, dec.frame_size) if not group else \
+            (0, dec.frame_size, f[ct.FRAME_HEADER_SIZE] * dec.frame_size)
+        if dec.config is not None and len(y) not in allowed:
             raise BadOutput(f"packet output of {len(y)} samples (frame size {dec.frame_size})")
 
 

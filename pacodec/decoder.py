@@ -757,7 +757,10 @@ class Decoder:
 
     # ------------------------------------------------------------------ packet mode
     def decode_packet(self, frame) -> np.ndarray:
-        """Decode one frame (bytes as made by ``Encoder.encode``) or conceal a lost one (None)."""
+        """Decode one frame (bytes as made by ``Encoder.encode``) or conceal a lost one (None).
+        A frame group (FORMAT.md §4, version 8: an encoder's ``group`` > 1) gives the hops of all
+        its members, or, damaged, one concealed hop like any bad frame (UDP packets never carry
+        groups: :func:`pacodec.packet.unpack_packet` refuses them)."""
         if frame is None:
             if self.config is None:
                 return np.zeros((0, 0), dtype=np.float32)
