@@ -294,3 +294,32 @@ def test_decode_packet_expands_a_group(music):
     n = sum(f[5] if ct.frame_type(f) == ct.FRAME_GROUP else 1 for f in frames
             if ct.frame_type(f) != ct.FRAME_EOS)
     assert sum(len(o) for o in outs) == n * 256
+
+
+def test_feeding_a_grouped_stream_in_small_pieces_decodes_the_same(music):
+    """The decoder's kernel path (decode_run: many frames and groups per call) and its per-frame
+    path (a group split across feed() calls) give the same samples."""
+    x, fs = music
+    data, _ = encode(x[: fs], fs, 4)
+    whole, _ = pacodec.decode(data)
+    dec = Decoder()
+    parts = [dec.feed(data[i:i + 97]) for i in range(0, len(data), 97)]
+    parts.append(dec.finish())
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_groups_close_at_the_payload_limit():
+    """Large frames (96 kHz, 2048-sample hop, 2 Mbit/s: about 5.3 kB each) fill a group's
+    16383-byte payload after 3 members: the encoder starts the next group instead."""
+    rng = np.random.default_rng(5)
+    x = 0.3 * rng.standard_normal((96000, 2))
+    enc = pacodec.Encoder(96000, 2, bitrate=2000, group=16, total_frames=len(x))
+    frames = enc.encode(x) + enc.flush()
+    data = enc.header() + b"".join(frames)
+    counts = [fr.payload[0] for _, fr in frames_of(data) if fr.ftype == ct.FRAME_GROUP]
+    assert counts and max(counts) < 16
+    assert all(fr.size <= ct.MAX_FRAME_SIZE for _, fr in frames_of(data))
+    y, _ = pacodec.decode(data)
+    assert y.shape == x.shape
+    actual = 8 * len(data) / 1.0 / 1000
+    assert abs(actual / 2000 - 1) < 0.05, actual
