@@ -252,12 +252,9 @@ class Encoder:
                       else _plain(min_band))
         self.config: StreamConfig = cfg
         # frames per group frame (FORMAT.md §4): config.default_group's rule, or given
-        g = default_group(self.options.low_delay, cfg.hop) if group is None else _plain(group)
-        if (not isinstance(g, int) or isinstance(g, bool)
-                or not 1 <= g <= ct.MAX_GROUP):
-            raise PacodecError(f"group must be an integer in 1..{ct.MAX_GROUP}, got {group!r}")
-        self.group = g
+        self._k = 0
         self._members = []           # the open group: its members' payloads
+        self.group = default_group(self.options.low_delay, cfg.hop) if group is None else group
         self._gseq = 0               # its first member's frame number
         self._gcharged = 0           # bytes the reservoir was charged for it so far
         self._last_frame = None      # at flush: the number of the stream's last frame
@@ -393,6 +390,21 @@ class Encoder:
         self._payload = np.zeros(ct.MAX_PAYLOAD + 64, dtype=np.uint8)
 
     # ------------------------------------------------------------------ public
+    @property
+    def group(self) -> int:
+        """Frames per frame group (FORMAT.md §4; 1: none).  May be set before the first frame
+        is coded (a streaming sender sets 1: every frame leaves as soon as it is coded)."""
+        return self._group
+
+    @group.setter
+    def group(self, value):
+        g = _plain(value)
+        if not isinstance(g, int) or isinstance(g, bool) or not 1 <= g <= ct.MAX_GROUP:
+            raise PacodecError(f"group must be an integer in 1..{ct.MAX_GROUP}, got {value!r}")
+        if self._k or self._members:
+            raise PacodecError("the group size can only be set before the first frame is coded")
+        self._group = g
+
     def header(self) -> bytes:
         """The stream header and, with tags or loudness, the metadata block (a ``.pac`` file is
         this followed by the frames).  The block holds the loudness only after :meth:`flush`."""

@@ -323,3 +323,15 @@ def test_groups_close_at_the_payload_limit():
     assert y.shape == x.shape
     actual = 8 * len(data) / 1.0 / 1000
     assert abs(actual / 2000 - 1) < 0.05, actual
+
+
+def test_streaming_pipelines_ungroup_any_encoder_they_are_given():
+    """A custom encoder factory (``Sender(encoder_factory=...)``) may make a grouping encoder;
+    the pipelines set group 1 before the first frame, and the size cannot change after it."""
+    from pacodec.stream._audio import ungrouped
+    enc = pacodec.Encoder(FS, 2, bitrate=64, low_delay=True)
+    assert enc.group == 4 and ungrouped(enc) is enc and enc.group == 1
+    frames = enc.encode(np.zeros((2048, 2)))
+    assert frames and all(ct.frame_type(f) != ct.FRAME_GROUP for f in frames)
+    with pytest.raises(pacodec.PacodecError):
+        enc.group = 4

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, kbps, sounddevice, warm_codec
+from ._audio import AudioPipeline, kbps, sounddevice, ungrouped, warm_codec
 from .ringbuffer import RingBuffer
 
 __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
@@ -208,7 +208,7 @@ class LivePipeline(AudioPipeline):
     def start(self):
         sd = sounddevice()
         warm_codec(self._make_encoder, self._make_decoder)
-        self.encoder = self._make_encoder()
+        self.encoder = ungrouped(self._make_encoder())
         self.decoder = self._make_decoder()
         self._hold_fast_switching()
         self._thread = threading.Thread(target=self._codec_loop, name="pacodec-live",
