@@ -335,3 +335,16 @@ def test_streaming_pipelines_ungroup_any_encoder_they_are_given():
     assert frames and all(ct.frame_type(f) != ct.FRAME_GROUP for f in frames)
     with pytest.raises(pacodec.PacodecError):
         enc.group = 4
+
+
+def test_the_session_filter_drops_a_packet_with_a_group_and_counts_it():
+    """FORMAT.md §9: packets carry no groups; the receiver's session filter drops one as
+    malformed (a counter) and goes on with the others."""
+    from pacodec.stream.session import SessionFilter
+    f = SessionFilter(probation=1)
+    group = ct.pack_group_frame(0, [b"\x00\x01", b"\x00\x02"])
+    acc = f.accept(pkt.pack_packet(7, 0, 0, group), ("127.0.0.1", 1), 0.0)
+    assert not acc.packets and f.malformed == 1
+    acc = f.accept(pkt.pack_packet(7, 1, 0, ct.pack_audio_frame(1, b"\x00\x01")),
+                   ("127.0.0.1", 1), 0.0)
+    assert f.malformed == 1 and f.accepted >= 1
