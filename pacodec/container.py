@@ -3,6 +3,10 @@ versions read, §3.3 metadata block; §4 frames (sync word, type, length, sequen
 payloads by type: the config frame's block and frame index, the end-of-stream length), §4.1
 synchronisation (the frame scanner: sync search with each candidate's CRC checked in constant
 time by numba kernels), §4.2 CRC-16/XMODEM; ``scan_frames`` is the forward search of §10 seeking.
+Version 8's audio groups (§4, type 3: several audio payloads under one header and CRC, their
+lengths in lacing form) are packed and split here (:func:`pack_group_frame`,
+:func:`group_members`); the scanner finds a type-3 frame like any other, and whether it is a
+group or damaged (it depends on the stream's version, §4.3) is its reader's rule.
 §4.3's decoding state (configuration, frame index, gaps) is the decoder's.
 
 The main names: :func:`pack_header`/:func:`unpack_header`, :func:`pack_config`/
