@@ -12,7 +12,7 @@ are imported lazily so ``import pacodec`` stays cheap (numba loads on first use)
 """
 from __future__ import annotations
 
-__version__ = "0.6.0.dev0"
+__version__ = "0.7.0.dev0"
 
 __all__ = [
     "__version__", "encode", "decode", "read", "write", "info", "blocks", "Encoder", "Decoder",

@@ -27,7 +27,7 @@ import numpy as np
 import pacodec
 from pacodec import container as ct
 from pacodec import packet as pkt
-from pacodec.decoder import CONCEAL_FREE, MIN_FRAME_BYTES
+from pacodec.decoder import CONCEAL_FREE, CONCEAL_FREE_V8, MIN_FRAME_BYTES
 from pacodec.errors import FormatError
 
 __all__ = ["TARGETS", "OK_OUTCOMES", "SEED_SPECS", "make_seed", "make_seeds", "split_frames",
@@ -211,7 +211,12 @@ def _run_packets(frames):
     for f in frames:
         y = dec.decode_packet(f if f else None)
         _check_audio(y, dec.channels)
-        if dec.config is not None and len(y) not in (0, dec.frame_size):
+        # one hop per frame; a frame group (FORMAT.md §4) is its members' frames, all or none
+        group = dec.config is not None and dec.config.version >= ct.GROUP_VERSION and f \
+            and len(f) > ct.FRAME_HEADER_SIZE and f[2] >> 6 == ct.FRAME_GROUP
+        allowed = (0, dec.frame_size) if not group else \
+            (0, dec.frame_size, f[ct.FRAME_HEADER_SIZE] * dec.frame_size)
+        if dec.config is not None and len(y) not in allowed:
             raise BadOutput(f"packet output of {len(y)} samples (frame size {dec.frame_size})")
 
 
@@ -269,14 +274,16 @@ def _run_pacfile(data, ops):
 #: Output: a frame is at least MIN_FRAME_BYTES long and yields at most (1 + CONCEAL_FREE) hops
 #: (itself plus the concealment of the frames its bytes could have held) of at most 2048 samples
 #: x 8 channels of float32 -- the format's own worst case, 73 728 bytes per input byte (a lost
-#: packet counts as MIN_FRAME_BYTES of input).  Memory (tracemalloc peak: Python and numpy
+#: packet counts as MIN_FRAME_BYTES of input).  Version 8 (frame groups, FORMAT.md §12): up to
+#: 1 + CONCEAL_FREE_V8 hops per frame of at least 8 bytes (a group of n members, at least 3n + 7
+#: bytes, yields n + 16; bytes in a gap one hop per 2), 139 264 bytes per input byte.  Memory (tracemalloc peak: Python and numpy
 #: allocations; numba's and LLVM's own are not traced): 300 MB for the streaming targets
 #: (packets, info, PacFile reads, which never hold more than a block), and for the targets that
 #: return everything by design (decode, strict, feed) 300 MB plus 4 bytes per output byte (the
 #: result and the copies of its concatenation).  Time: 50 ms plus 100 us per input byte plus
 #: 0.1 us per output byte of the process's CPU time -- linear in input and output (CPU time, not
 #: wall time, so that a loaded machine does not fail cases; hangs are caught by --timeout).
-MAX_OUT_PER_BYTE = (1 + CONCEAL_FREE) * 2048 * 8 * 4 // MIN_FRAME_BYTES
+MAX_OUT_PER_BYTE = (1 + max(CONCEAL_FREE, CONCEAL_FREE_V8)) * 2048 * 8 * 4 // MIN_FRAME_BYTES
 MAX_PEAK = 300 * 2 ** 20
 WHOLE_RESULT_TARGETS = ("decode", "strict", "feed")
 TIME_FIXED, TIME_PER_BYTE, TIME_PER_OUT_BYTE = 0.050, 100e-6, 0.1e-6

@@ -14,7 +14,7 @@ from .errors import UnsupportedError
 
 __all__ = [
     "SUPPORTED_RATES", "QUANTIZERS", "WINDOW_SHAPES", "MAX_CHANNELS", "StreamConfig",
-    "EncoderSettings", "default_hop", "stream_config_for", "DEFAULT_QUANTIZER", "DEFAULT_MU",
+    "EncoderSettings", "default_hop", "default_group", "stream_config_for", "DEFAULT_QUANTIZER", "DEFAULT_MU",
     "DEFAULT_BITRATE", "DEFAULT_QUALITY", "MIN_BAND_WIDTH", "MAX_MIN_BAND", "MIN_BAND_VERSION",
 ]
 
@@ -84,6 +84,22 @@ def default_hop(samplerate: int, low_delay: bool = False) -> tuple[int, int]:
     return hop, hop
 
 
+#: frame groups (FORMAT.md §4, version 8): the low-delay mode groups about this many samples of
+#: frames per group frame, at most GROUP_MAX_DEFAULT frames
+GROUP_SAMPLES = 1024
+GROUP_MAX_DEFAULT = 8
+
+
+def default_group(low_delay: bool, hop: int) -> int:
+    """Frames per group frame an encoder writing a file uses by default (the one rule; streaming
+    senders use 1, every frame leaving as soon as it is coded): 1 (no groups) in the normal
+    mode; in the low-delay mode enough frames to span about GROUP_SAMPLES samples, at most
+    GROUP_MAX_DEFAULT (4 at 48 kHz's 256-sample hop)."""
+    if not low_delay:
+        return 1
+    return min(GROUP_MAX_DEFAULT, max(1, GROUP_SAMPLES // hop))
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     """Everything the decoder needs; serialised by :mod:`pacodec.container`."""
@@ -96,7 +112,7 @@ class StreamConfig:
     window_shape: str = "sine"
     quantizer: str = DEFAULT_QUANTIZER
     mu: int = DEFAULT_MU     # mu-law parameter (only used by the mulaw quantizer)
-    version: int = 7         # format version (FORMAT.md §3.1, §13)
+    version: int = 8         # format version (FORMAT.md §3.1, §13)
     #: ``min_band`` field (FORMAT.md §3.1, version 5): a long transform's scalefactor bands are
     #: at least ``4 << min_band`` bins wide (§5.1); 0 in versions 3 and 4
     min_band: int = 0

@@ -3,6 +3,10 @@ versions read, §3.3 metadata block; §4 frames (sync word, type, length, sequen
 payloads by type: the config frame's block and frame index, the end-of-stream length), §4.1
 synchronisation (the frame scanner: sync search with each candidate's CRC checked in constant
 time by numba kernels), §4.2 CRC-16/XMODEM; ``scan_frames`` is the forward search of §10 seeking.
+Version 8's audio groups (§4, type 3: several audio payloads under one header and CRC, their
+lengths in lacing form) are packed and split here (:func:`pack_group_frame`,
+:func:`group_members`); the scanner finds a type-3 frame like any other, and whether it is a
+group or damaged (it depends on the stream's version, §4.3) is its reader's rule.
 §4.3's decoding state (configuration, frame index, gaps) is the decoder's.
 
 The main names: :func:`pack_header`/:func:`unpack_header`, :func:`pack_config`/
@@ -35,21 +39,28 @@ __all__ = [
     "parse_frame_at", "find_sync", "frame_type", "frame_overhead", "pack_audio_frame", "pack_config_frame",
     "pack_eos_frame", "frame_config", "config_frame_index", "unpack_config_frame", "unpack_eos_frame", "Scanner",
     "MAX_FRAME_SIZE", "scan_frames", "SCAN_FRAME", "SCAN_DAMAGED", "SCAN_TRUNCATED", "MAX_SYNC_SEARCH",
-    "SUPPORTED_VERSIONS",
+    "SUPPORTED_VERSIONS", "FRAME_GROUP", "GROUP_VERSION", "MIN_GROUP", "MAX_GROUP", "lacing",
+    "lacing_size", "pack_group_frame", "group_members", "group_overhead",
     "META_MAGIC", "META_MAX_BODY", "META_MAX_SIZE", "Metadata", "normalize_tags", "pack_metadata",
     "unpack_metadata", "metadata_size", "frames_start", "REPLAYGAIN_REFERENCE",
 ]
 
 MAGIC = b"PACD"                 # §3
-FORMAT_VERSION = 7             # §3.1; version 7: spectral rows by the partner's values (§7.3)
-#: version 6 differs from 7 only in the spectral codes' rows (§7.3), version 5 from 6 only in the
+FORMAT_VERSION = 8             # §3.1; version 8: frame groups (§4, type 3)
+#: version 7 differs from 8 only in having no frame groups (its type 3 is damaged), version 6
+#: from 7 only in the spectral codes' rows (§7.3), version 6 differs from 7 only in the spectral codes' rows (§7.3), version 5 from 6 only in the
 #: payload's side codes (§5.3, §7.2), version 4 from 5 in
 #: having no min_band field (its bits are reserved), version 3 from 4 in its codes and in having
 #: no metadata block (§3.2, §13)
-SUPPORTED_VERSIONS = (3, 4, 5, 6, FORMAT_VERSION)
+SUPPORTED_VERSIONS = (3, 4, 5, 6, 7, FORMAT_VERSION)
 SYNC = 0xCA5E                   # §4
 SYNC_BYTES = b"\xca\x5e"
 FRAME_AUDIO, FRAME_CONFIG, FRAME_EOS = 0, 1, 2
+#: §4: type 3 is an audio group from version 8 on (before, and before the version is known, a
+#: type-3 frame is damaged)
+FRAME_GROUP = 3
+GROUP_VERSION = 8
+MIN_GROUP, MAX_GROUP = 2, 16     # members of a group (its count byte)
 CONFIG_SIZE = 8
 CONFIG_PREFIX = CONFIG_SIZE + 4   # config frames: config block + 32-bit frame index (§4.1)
 EOS_SIZE = 6                      # end-of-stream payload: 48-bit total length (§4.1)
@@ -314,7 +325,9 @@ def parse_frame_at(buf, pos: int):
     """Parse the frame starting at ``buf[pos]``.
 
     Returns a :class:`Frame`, ``None`` if more bytes are needed, or raises :class:`FormatError`
-    (bad sync, reserved type, CRC mismatch) — the caller resyncs on the next sync word.
+    (bad sync, CRC mismatch) — the caller resyncs on the next sync word.  A type-3 frame is
+    returned like any other: whether it is a group (version 8) or damaged is the caller's rule
+    (§4.3: it depends on the stream's version).
     """
     if len(buf) - pos < FRAME_HEADER_SIZE:
         return None
@@ -322,8 +335,6 @@ def parse_frame_at(buf, pos: int):
         raise FormatError("no sync word")
     ftype = buf[pos + 2] >> 6
     length = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
-    if ftype == 3:
-        raise FormatError("reserved frame type")
     end = pos + FRAME_HEADER_SIZE + length + CRC_SIZE
     if len(buf) < end:
         return None
@@ -355,6 +366,70 @@ def frame_overhead(ftype: int) -> int:
 
 def pack_audio_frame(seq: int, payload: bytes) -> bytes:
     return pack_frame(FRAME_AUDIO, seq, payload)
+
+
+def lacing(n: int) -> bytes:
+    """A member's length in lacing form (§4): ``n // 255`` bytes 255, then ``n mod 255``."""
+    return b"\xff" * (n // 255) + bytes([n % 255])
+
+
+def lacing_size(n: int) -> int:
+    """Bytes of :func:`lacing` ``(n)``."""
+    return n // 255 + 1
+
+
+def group_overhead(lengths) -> int:
+    """Bytes the frame of these member payload lengths adds beyond them: header and CRC, and
+    for a group (2 or more) its count byte and the lacing of all members but the last."""
+    lengths = list(lengths)
+    if len(lengths) < 2:
+        return FRAME_HEADER_SIZE + CRC_SIZE
+    return FRAME_HEADER_SIZE + CRC_SIZE + 1 + sum(lacing_size(n) for n in lengths[:-1])
+
+
+def pack_group_frame(seq: int, payloads) -> bytes:
+    """The audio group (§4, version 8) of the audio payloads ``payloads`` (2..16 of them), the
+    first with sequence number ``seq``; one payload is packed as a plain audio frame."""
+    payloads = list(payloads)
+    if len(payloads) == 1:
+        return pack_audio_frame(seq, payloads[0])
+    if not MIN_GROUP <= len(payloads) <= MAX_GROUP:
+        raise FormatError(f"a group holds {MIN_GROUP} to {MAX_GROUP} frames, not {len(payloads)}")
+    body = bytes([len(payloads)]) + b"".join(lacing(len(p)) for p in payloads[:-1])
+    return pack_frame(FRAME_GROUP, seq, body + b"".join(payloads))
+
+
+def group_members(payload) -> list:
+    """The member payloads of an audio group's payload (§4); raises :class:`FormatError` when
+    the count is not 2..16 or the lengths overrun the payload (the group is damaged)."""
+    n = len(payload)
+    if n < 1:
+        raise FormatError("empty group frame")
+    count = payload[0]
+    if not MIN_GROUP <= count <= MAX_GROUP:
+        raise FormatError(f"invalid group count {count}")
+    p = 1
+    lengths = []
+    for _ in range(count - 1):
+        size = 0
+        while True:
+            if p >= n:
+                raise FormatError("group lengths overrun the frame")
+            b = payload[p]
+            p += 1
+            size += b
+            if b < 255:
+                break
+        lengths.append(size)
+    rest = n - p - sum(lengths)
+    if rest < 0:
+        raise FormatError("group lengths overrun the frame")
+    lengths.append(rest)
+    out = []
+    for size in lengths:
+        out.append(bytes(payload[p:p + size]))
+        p += size
+    return out
 
 
 def pack_config_frame(cfg: StreamConfig, index: int, payload: bytes = b"") -> bytes:
@@ -420,7 +495,7 @@ class Scanner:
     - ``SCAN_DAMAGED, offset, (nbytes, bad, reason)``: a run of bytes that are not frames, before
       the next frame (or truncation, or the end): ``bad`` sync words in it whose frame failed,
       ``reason`` what is wrong at its start ("not a frame (no sync word)", "frame CRC
-      mismatch", "reserved frame type").  A run may span several :meth:`feed` calls;
+      mismatch").  A run may span several :meth:`feed` calls;
     - ``SCAN_TRUNCATED, offset, nbytes`` (``final`` only): a frame running past the end.
     - ``SCAN_RUN, offset, nbytes``: frames a ``run`` callback of :meth:`events` consumed
       (the decoder's many-frames-per-call path).
@@ -659,7 +734,8 @@ def _scan(buf, pos, n, final, P, p0, xpow, res):
     SCAN_FRAME (a frame of ``size`` bytes at ``stop``), _NEED (more input needed from ``stop``
     on; ``stop == n`` when all is consumed) or SCAN_TRUNCATED (``final``: the candidate at
     ``stop`` runs past the end).  Bytes in ``[pos, stop)`` are damaged: garbage and sync words
-    whose frame fails (reserved type, CRC mismatch)."""
+    whose frame fails its CRC.  A type-3 frame is found like any other (whether it is a group,
+    version 8, or damaged is the caller's rule, §4.3)."""
     nbad = 0
     reason = -1
     status = _NEED
@@ -681,14 +757,7 @@ def _scan(buf, pos, n, final, P, p0, xpow, res):
             status = SCAN_TRUNCATED if final else _NEED
             break
         b2 = int(buf[pos + 2])         # int(): plain-Python runs (.py_func) must not wrap uint8
-        ftype = b2 >> 6
         length = ((b2 & 0x3F) << 8) | int(buf[pos + 3])
-        if ftype == 3:
-            nbad += 1
-            if reason < 0:
-                reason = 2
-            pos += 1
-            continue
         end = pos + FRAME_HEADER_SIZE + length + CRC_SIZE
         if end > n:
             status = SCAN_TRUNCATED if final else _NEED

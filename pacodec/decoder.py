@@ -33,7 +33,8 @@ import numpy as np
 from . import container as ct
 from ._jit import njit
 from .bitio import reader_state
-from .container import CRC_SIZE, FRAME_AUDIO, FRAME_HEADER_SIZE, SCAN_FRAME, Metadata, _scan
+from .container import (CRC_SIZE, FRAME_AUDIO, FRAME_GROUP, FRAME_HEADER_SIZE, MAX_GROUP,
+                        MIN_GROUP, SCAN_FRAME, Metadata, _scan)
 from .payload import layout_for, read_payload
 from .conceal import CONCEAL_DECAY, Concealer
 from .conceal import METHODS as CONCEAL_METHODS
@@ -51,6 +52,9 @@ __all__ = ["Decoder", "FrameDecoder", "Timeline", "reconstruct", "CONCEAL_DECAY"
 # CONCEAL_FREE frames for a cut without damaged bytes.  A larger sequence jump is a splice, not
 # a loss: the time line jumps instead, so a few bytes can never expand into 255 frames of audio.
 CONCEAL_FREE = 8
+#: version 8 (frame groups, FORMAT.md §4, §12): a group member takes as little as 2 bytes, and a
+#: whole group of 16 frames is concealed without damaged bytes in between
+CONCEAL_FREE_V8, MIN_FRAME_BYTES_V8 = 16, 2
 # the noise-substitution generator's state is set from the frame index before every frame
 # (format 2, FORMAT.md §8.4): see noise_seed
 MIN_FRAME_BYTES = 8
@@ -136,6 +140,10 @@ SynthScratch = namedtuple("SynthScratch", "y u work ys us works")
 FrameArrays = namedtuple("FrameArrays", "hdr max_band ms_mode ms_flags books sf q cod nat")
 #: Band layout of a configuration, as kernel arguments (see :class:`~pacodec.payload.Layout`).
 LayoutArrays = namedtuple("LayoutArrays", "nb_long nb_short ub_long ub_short perm_short")
+#: Scratch of :func:`decode_run` for a frame group (FORMAT.md §4): the members' payload lengths,
+#: window flags (is_short, left_short, right_short) and spectra, all parsed before any is
+#: synthesised (a group is decoded whole or not at all).  ``on``: the stream's version has groups.
+GroupScratch = namedtuple("GroupScratch", "on lengths flags spectra")
 #: Canonical-code decoding tables (see :class:`~pacodec.tables.CodebookSet`).
 #: ``ctx``: the version's context parameters (:func:`~pacodec.tables.context_params`).
 #: ``lut``: first look-up of every code (:func:`~pacodec.tables.decode_lut`).
@@ -223,8 +231,41 @@ def decode_payload(buf, st, nch, short_allowed, lay, books, fa, quantizer, mu, r
 
 
 @njit
+def group_lengths(view, p, end, lengths):
+    """The member count of the audio group whose payload is ``view[p:end]`` (FORMAT.md §4), its
+    members' payload lengths in ``lengths`` and the offset of the first member, or count 0 when
+    the group is damaged (count outside 2..16, lengths that overrun the payload).  Every index
+    is checked against ``end``."""
+    if p >= end:
+        return 0, p
+    cnt = int(view[p])
+    if cnt < MIN_GROUP or cnt > MAX_GROUP:
+        return 0, p
+    q = p + 1
+    total = 0
+    for j in range(cnt - 1):
+        ln = 0
+        while True:
+            if q >= end:
+                return 0, p
+            b = int(view[q])
+            q += 1
+            ln += b
+            if b < 255:
+                break
+        lengths[j] = ln
+        total += ln
+    last = end - q - total
+    if last < 0:
+        return 0, p
+    lengths[cnt - 1] = last
+    return cnt, q
+
+
+@njit
 def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_allowed, lay, books,
-               fa, quantizer, mu, rng, win, wshort, ola, s, pl, pls, scr, st, out, keep, info):
+               fa, quantizer, mu, rng, win, wshort, ola, s, pl, pls, scr, st, out, keep, info,
+               grp):
     """Decode consecutive clean audio frames of the scanner's buffer ``view[pos:n]`` in one call
     (byte-stream mode, after the first frame): each is found with the scanner's
     :func:`~pacodec.container._scan` (``P``, ``p0``, ``xpow``, ``res`` as there), parsed and
@@ -233,13 +274,15 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
 
     Stops before the first frame that needs the per-frame path: damaged bytes, no complete frame,
     a config or end-of-stream frame, a sequence number other than the expected one (a gap), an
-    invalid payload (state is unchanged by it), or when ``out`` is full.  Frame ``k`` has
-    sequence number ``seq + k`` and frame index ``index + k`` (noise seed, §8.4).  ``keep``
-    receives the spectrum of the last long frame; ``info`` = [frames, short frames, a long frame
-    was decoded, right_short of the last].  Returns the buffer position after the last frame."""
+    invalid payload or group (state is unchanged by it), or when ``out`` is full.  Frame ``k``
+    has sequence number ``seq + k`` and frame index ``index + k`` (noise seed, §8.4); a group
+    (``grp``: :data:`GroupScratch`, version 8) is its members' frames.  ``keep`` receives the
+    spectrum of the last long frame; ``info`` = [frames, short frames, a long frame was decoded,
+    right_short of the last].  Returns the buffer position after the last frame."""
     hop = fa[8].shape[1]
     nat = fa[8]
     hdr = fa[0]
+    groups, glen, gflags, gspec = grp
     maxk = out.shape[0] // hop
     k = 0
     nshort = 0
@@ -251,7 +294,48 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
             break
         size = res[2]
         b2 = int(view[pos + 2])
-        if (b2 >> 6) != FRAME_AUDIO or int(view[pos + 4]) != ((seq + k) & 0xFF):
+        if int(view[pos + 4]) != ((seq + k) & 0xFF):
+            break
+        if (b2 >> 6) == FRAME_GROUP and groups:
+            # every member parsed first (into gspec), then synthesised: all or nothing
+            cnt, q = group_lengths(view, pos + FRAME_HEADER_SIZE, pos + size - CRC_SIZE, glen)
+            if cnt == 0 or k + cnt > maxk:
+                break
+            bad = False
+            for j in range(cnt):
+                st[0] = q * 8
+                st[1] = 0
+                st[2] = (q + glen[j]) * 8
+                rng[0] = noise_seed_kernel(index + k + j)
+                if decode_payload(view, st, nch, short_allowed, lay, books, fa, quantizer, mu,
+                                  rng):
+                    bad = True
+                    break
+                for c in range(nch):
+                    for i in range(hop):
+                        gspec[j, c, i] = nat[c, i]
+                gflags[j, 0] = hdr[0]
+                gflags[j, 1] = hdr[1]
+                gflags[j, 2] = hdr[2]
+                q += glen[j]
+            if bad:
+                break
+            for j in range(cnt):
+                is_short = gflags[j, 0]
+                if is_short:
+                    nshort += 1
+                else:
+                    had_long = 1
+                    for c in range(nch):
+                        for i in range(hop):
+                            keep[c, i] = gspec[j, c, i]
+                last_rs = gflags[j, 2]
+                synth(gspec[j], is_short, win[2 * gflags[j, 1] + gflags[j, 2]], wshort, ola, out,
+                      (k + j) * hop, s, pl, pls, scr)
+            k += cnt
+            pos += size
+            continue
+        if (b2 >> 6) != FRAME_AUDIO:
             break
         st[0] = (pos + FRAME_HEADER_SIZE) * 8
         st[1] = 0
@@ -331,6 +415,11 @@ class FrameDecoder:
         ns = cfg.short_hop if cfg.short_blocks else 8
         self._res = np.zeros(5, dtype=np.int64)          # decode_run's scan result
         self._st = np.zeros(3, dtype=np.int64)           # decode_run's bit reader state
+        # frame groups (version 8): up to MAX_GROUP members' flags and spectra (decode_run)
+        g = MAX_GROUP if cfg.version >= ct.GROUP_VERSION else 1
+        self._grp = tuple(GroupScratch(on=int(g > 1), lengths=np.zeros(MAX_GROUP, dtype=np.int64),
+                                       flags=np.zeros((g, 3), dtype=np.int64),
+                                       spectra=np.zeros((g, ch, n))))
         self._scr = tuple(SynthScratch(
             y=np.zeros(2 * n), u=np.zeros(n), work=np.zeros(n // 2, np.complex128),
             ys=np.zeros(2 * ns), us=np.zeros(ns), works=np.zeros(max(ns // 2, 1), np.complex128)))
@@ -370,7 +459,8 @@ class FrameDecoder:
         return decode_run(view, pos, n, final, P, p0, ct._CRC_XPOW, self._res, seq, index,
                           cfg.channels, cfg.short_blocks, self._layk, self._booksk, self._fa,
                           self._qi, float(cfg.mu), self._rng, self._win, self._wshort, self._ola,
-                          self._s, self._plan, self._plan_s, self._scr, self._st, out, keep, info)
+                          self._s, self._plan, self._plan_s, self._scr, self._st, out, keep, info,
+                          self._grp)
 
 
 class Timeline:
@@ -667,7 +757,10 @@ class Decoder:
 
     # ------------------------------------------------------------------ packet mode
     def decode_packet(self, frame) -> np.ndarray:
-        """Decode one frame (bytes as made by ``Encoder.encode``) or conceal a lost one (None)."""
+        """Decode one frame (bytes as made by ``Encoder.encode``) or conceal a lost one (None).
+        A frame group (FORMAT.md §4, version 8: an encoder's ``group`` > 1) gives the hops of all
+        its members, or, damaged, one concealed hop like any bad frame (UDP packets never carry
+        groups: :func:`pacodec.packet.unpack_packet` refuses them)."""
         if frame is None:
             if self.config is None:
                 return np.zeros((0, 0), dtype=np.float32)
@@ -724,6 +817,15 @@ class Decoder:
             self._header_config = False
             if not self._started:          # adopted even if the audio payload proves invalid:
                 self._index, self._next_seq = index + 1, (fr.seq + 1) & 0xFF   # count on from it
+        members = None
+        if fr.ftype == ct.FRAME_GROUP:
+            # an audio group (FORMAT.md §4) in a version-8 stream; damaged in earlier versions;
+            # before the version is known it is skipped whole, as an audio frame is (§4.3)
+            if self.config is None:
+                return None
+            if self.config.version < ct.GROUP_VERSION:
+                raise FormatError("reserved frame type 3 (a group, in a version-8 stream only)")
+            members = ct.group_members(payload)
         if self.config is None:
             return None                    # joined mid-stream: wait for a config
         # the frame's index (§8.4): carried by config frames, else counted from the sequence
@@ -734,27 +836,39 @@ class Decoder:
             else:
                 index = self._index + ((fr.seq - self._next_seq) & 0xFF)
         # parse first: a frame whose payload is invalid changes no state, so it counts as lost
-        # (the next frame's sequence number shows the gap and it is concealed)
+        # (the next frame's sequence number shows the gap and it is concealed); a group is
+        # damaged as a whole when any member is invalid
         fd = self._fd
-        is_short, ls, rs = fd.parse(payload, index)
-        if is_short:
-            self.short_frames += 1
+        if members is None:
+            parsed = [(fd.spectrum, fd.parse(payload, index))]
+        else:
+            parsed = []
+            for j, p in enumerate(members):
+                try:
+                    flags = fd.parse(p, index + j)
+                except FormatError as e:
+                    raise FormatError(f"group member {j} of {len(members)}: {e}") from None
+                parsed.append((fd.spectrum.copy(), flags))
         outs = []
-        if not self._started:
-            self._started = True
-            # a stream with a header starts at frame 0, so seq = frame index there
-            self.timeline.start(index, self.config.hop, self.config.delay)
-            self._next_seq = fr.seq
-        elif not packet:
-            outs.extend(self._conceal_gap(fr, following=(fd.spectrum, is_short)))
-        self._next_seq = (fr.seq + 1) & 0xFF
-        self._index = index + 1
-        if not packet:
-            self._last_end = self._frame_at + fr.size
-        pcm = fd.synth(fd.spectrum, is_short, ls, rs)
-        self._concealer.observe(fd.spectrum, is_short, rs, pcm)
-        self.frames += 1
-        outs.append(pcm if packet else self.timeline.place(pcm)[0])
+        for j, (spectrum, (is_short, ls, rs)) in enumerate(parsed):
+            seq = (fr.seq + j) & 0xFF
+            if is_short:
+                self.short_frames += 1
+            if not self._started:
+                self._started = True
+                # a stream with a header starts at frame 0, so seq = frame index there
+                self.timeline.start(index, self.config.hop, self.config.delay)
+                self._next_seq = seq
+            elif not packet and j == 0:
+                outs.extend(self._conceal_gap(fr, following=(spectrum, is_short)))
+            self._next_seq = (seq + 1) & 0xFF
+            self._index = index + j + 1
+            if not packet:
+                self._last_end = self._frame_at + fr.size
+            pcm = fd.synth(spectrum, is_short, ls, rs)
+            self._concealer.observe(spectrum, is_short, rs, pcm)
+            self.frames += 1
+            outs.append(pcm if packet else self.timeline.place(pcm)[0])
         return outs
 
     def _run_frames(self, view, pos, n, final, P, p0):
@@ -770,7 +884,9 @@ class Decoder:
         if n - pos < FRAME_HEADER_SIZE:
             return pos
         b2 = int(view[pos + 2])
-        if (b2 >> 6 != FRAME_AUDIO or int(view[pos + 4]) != self._next_seq
+        kind = b2 >> 6
+        if ((kind != FRAME_AUDIO and not (kind == FRAME_GROUP and self._fd._grp[0]))
+                or int(view[pos + 4]) != self._next_seq
                 or pos + FRAME_HEADER_SIZE + ((b2 & 0x3F) << 8 | int(view[pos + 3]))
                 + CRC_SIZE > n):
             return pos
@@ -827,7 +943,11 @@ class Decoder:
             return
         self.errors.append(f"{gap} frame(s) missing before byte offset {self._frame_at}")
         between = self._frame_at - (self._last_end or 0)
-        n = min(gap, CONCEAL_FREE + max(0, between) // MIN_FRAME_BYTES)
+        if self.config.version >= ct.GROUP_VERSION:
+            free, per = CONCEAL_FREE_V8, MIN_FRAME_BYTES_V8
+        else:
+            free, per = CONCEAL_FREE, MIN_FRAME_BYTES
+        n = min(gap, free + max(0, between) // per)
         yield from self._conceal(n, trim=True, following=following)
         if n < gap:                    # a splice: skip the time of the frames not concealed
             self.timeline.skip((gap - n) * self.config.hop)

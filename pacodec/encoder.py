@@ -25,7 +25,7 @@ from .allocation import (HF_NOISE_HZ, HF_STEADY_DB, Allocation, FrameUnits, allo
                          bandwidth_hz, band_weights, long_band_min, pns_rule, stereo_decision)
 from .ratecontrol import SEARCH_MIN, RateControl, code_at, search_offset
 from .bitio import writer_state
-from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig
+from .config import SHORT_BLOCKS, EncoderSettings, StreamConfig, default_group
 from ._jit import njit
 from .errors import EncoderInputError, PacodecError
 from .mdct import mdct_kernel, mdst_kernel, plan
@@ -218,6 +218,12 @@ class Encoder:
     input has ended: :meth:`header` returns the block with it after :meth:`flush` (same size),
     for a writer that can rewrite the start of its output.
 
+    ``group`` is the number of frames per frame group (FORMAT.md §4, type 3: one header and CRC
+    for up to 16 frames), 1 for none; None takes :func:`pacodec.config.default_group`'s rule (1
+    in the normal mode, 4 in the low-delay mode at 48 kHz).  A group frame is returned once it
+    is complete (``encode`` then lags by up to ``group - 1`` frames); streaming senders use 1, so
+    that every frame leaves as soon as it is coded.
+
     ``min_band`` (0..3, for experiments; no front end offers it) overrides the encoder's choice
     of the long transform's least band width, ``4 << min_band`` bins (FORMAT.md §3.1, §5.1);
     None takes :func:`pacodec.allocation.long_band_min`'s.
@@ -228,7 +234,7 @@ class Encoder:
     def __init__(self, samplerate, channels, *, bitrate=None, mode=None, quality=None,
                  distance=None, quantizer=None, mu=None, low_delay=False, total_frames=None,
                  window_shape="sine", abr=None, tags=None, loudness=None, observer=None,
-                 min_band=None):
+                 min_band=None, group=None):
         #: called as ``observer(record)`` once per frame after its payload is written, with a
         #: :class:`pacodec.observer.FrameRecord` (decisions, coded values, payload bits); None: off
         self.observer = observer
@@ -245,6 +251,13 @@ class Encoder:
         cfg = replace(cfg, min_band=long_band_min(cfg, self.settings) if min_band is None
                       else _plain(min_band))
         self.config: StreamConfig = cfg
+        # frames per group frame (FORMAT.md §4): config.default_group's rule, or given
+        self._k = 0
+        self._members = []           # the open group: its members' payloads
+        self.group = default_group(self.options.low_delay, cfg.hop) if group is None else group
+        self._gseq = 0               # its first member's frame number
+        self._gcharged = 0           # bytes the reservoir was charged for it so far
+        self._last_frame = None      # at flush: the number of the stream's last frame
         if total_frames is not None and (not isinstance(total_frames, (int, np.integer))
                                          or total_frames < 0):
             raise PacodecError("total_frames must be a non-negative integer")
@@ -377,6 +390,21 @@ class Encoder:
         self._payload = np.zeros(ct.MAX_PAYLOAD + 64, dtype=np.uint8)
 
     # ------------------------------------------------------------------ public
+    @property
+    def group(self) -> int:
+        """Frames per frame group (FORMAT.md §4; 1: none).  May be set before the first frame
+        is coded (a streaming sender sets 1: every frame leaves as soon as it is coded)."""
+        return self._group
+
+    @group.setter
+    def group(self, value):
+        g = _plain(value)
+        if not isinstance(g, int) or isinstance(g, bool) or not 1 <= g <= ct.MAX_GROUP:
+            raise PacodecError(f"group must be an integer in 1..{ct.MAX_GROUP}, got {value!r}")
+        if self._k or self._members:
+            raise PacodecError("the group size can only be set before the first frame is coded")
+        self._group = g
+
     def header(self) -> bytes:
         """The stream header and, with tags or loudness, the metadata block (a ``.pac`` file is
         this followed by the frames).  The block holds the loudness only after :meth:`flush`."""
@@ -410,6 +438,7 @@ class Encoder:
             raise PacodecError(f"total_frames was {self.total_frames} but "
                                f"{self._consumed} frames were encoded")
         frames = self._drain(final=True)
+        frames += self._close_group()
         eos = ct.pack_eos_frame(self._k, self._consumed)
         self._finished = True
         return frames + [eos]
@@ -467,6 +496,7 @@ class Encoder:
     def _drain(self, final: bool) -> list[bytes]:
         out = []
         total = self._frames_total() if final else None
+        self._last_frame = total - 1 if final else None
         while True:
             if final:
                 if self._k >= total:
@@ -474,7 +504,7 @@ class Encoder:
                 self._pad_to(self._need(self._k) + self.config.hop)
             elif self._base + self._have < self._need(self._k):
                 break
-            out.append(self._encode_frame())
+            out.extend(self._encode_frame())
             self._k += 1
             self._compact()
         return out
@@ -519,14 +549,34 @@ class Encoder:
                 best = w
         return best
 
-    def _encode_frame(self) -> bytes:
-        """Encode frame ``self._k``: window sequencing, analysis, rate loop, framing."""
+    def _encode_frame(self) -> list[bytes]:
+        """Encode frame ``self._k``: window sequencing, analysis, rate loop, framing; returns the
+        container frames completed by it (with groups: none while a group is open)."""
         k = self._k
         is_short, left_short, right_short, attack = self._window_sequence(k)
         unit = self._analyse(k, is_short, left_short, right_short, attack)
         ftype = ct.FRAME_CONFIG if k % self._config_interval == 0 else ct.FRAME_AUDIO
-        payload = self._rate_loop(ftype, is_short, left_short, right_short, unit)
+        member = None
+        if ftype == ct.FRAME_AUDIO and self.group > 1:
+            # a member of a group (FORMAT.md §4): the first pays the header, CRC and count byte,
+            # every member but the last its lacing
+            member = (not self._members, self._closes_group(k, len(self._members) + 1))
+        payload = self._rate_loop(ftype, is_short, left_short, right_short, unit, member)
         return self._frame(k, ftype, payload)
+
+    def _closes_group(self, k, count) -> bool:
+        """Whether frame ``k``, the ``count``-th of its group, is known to be its last: the group
+        is full, a config frame follows (config frames are never grouped), or it is the stream's
+        last frame (known at flush)."""
+        return (count >= self.group or (k + 1) % self._config_interval == 0
+                or k == self._last_frame)
+
+    @staticmethod
+    def _member_overhead(member, payload_len) -> int:
+        """Bytes a group member adds beyond its payload (see :meth:`_encode_frame`)."""
+        first, last = member
+        return (ct.FRAME_HEADER_SIZE + ct.CRC_SIZE + 1 if first else 0) + \
+            (0 if last else ct.lacing_size(payload_len))
 
     def _window_sequence(self, k):
         """Long/start/short/stop decision for frame k: ``(is_short, left_short, right_short,
@@ -559,9 +609,11 @@ class Encoder:
         return (0, lay.ub_long, lay.nb_long, 1, self._max_band_long, self._pns_long,
                 self._hf_noise_band(k))
 
-    def _rate_loop(self, ftype, is_short, left_short, right_short, unit) -> bytes:
+    def _rate_loop(self, ftype, is_short, left_short, right_short, unit, member=None) -> bytes:
         """Stereo decision, scalefactors and quantization to the frame's bit budget, Huffman
-        coding: the audio payload (padded in CBR when the reservoir is full)."""
+        coding: the audio payload (padded in CBR when the reservoir is full).  ``member``:
+        ``(first, last)`` of a group member (its framing is charged as it will be written),
+        None for a frame of its own."""
         cfg = self.config
         gflags, ub, nbands, ngroups, max_band, pns_band, noise_band = unit
         nunits = nbands * ngroups
@@ -576,7 +628,10 @@ class Encoder:
         if hi is None:
             target = limit
         else:
-            target = min(limit, int(self.rate.target(pe)) - overhead)
+            want = int(self.rate.target(pe))
+            if member is not None:       # the lacing of a payload of about the target's size
+                overhead = 8 * self._member_overhead(member, max(0, want // 8))
+            target = min(limit, want - overhead)
         fu = FrameUnits(self._cod, self._xa, ub, nbands, ngroups, U["thr"], U["energy"], U["ton"],
                         self._floor_short if is_short else self._floor_long, cfg.quantizer_code,
                         float(cfg.mu), max_band, pns_band, self._pns_ton, self._zero_fill,
@@ -606,6 +661,8 @@ class Encoder:
                                       int(ngroups), int(nbits)))
         payload_len = (nbits + 7) // 8
         payload = buf[:payload_len].tobytes()
+        if member is not None:
+            overhead = 8 * self._member_overhead(member, payload_len)
         short = 0
         if lo is not None and self.settings.mode == "cbr":
             short = int(lo) - overhead - 8 * payload_len
@@ -620,14 +677,45 @@ class Encoder:
             payload += bytes(max(pad, 0))
         return payload
 
-    def _frame(self, k, ftype, payload) -> bytes:
-        """Framing: the config frame (once a second) or an audio frame; charge the reservoir."""
-        if ftype == ct.FRAME_CONFIG:
-            frame = ct.pack_config_frame(self.config, k, payload)
-        else:
-            frame = ct.pack_audio_frame(k, payload)
-        self.rate.commit(8 * len(frame))
-        return frame
+    def _frame(self, k, ftype, payload) -> list[bytes]:
+        """Framing: the config frame (once a second), an audio frame or a group member; charge
+        the reservoir.  Returns the frames completed."""
+        if ftype == ct.FRAME_CONFIG or self.group == 1:
+            out = self._close_group()
+            if ftype == ct.FRAME_CONFIG:
+                frame = ct.pack_config_frame(self.config, k, payload)
+            else:
+                frame = ct.pack_audio_frame(k, payload)
+            self.rate.commit(8 * len(frame))
+            return out + [frame]
+        out = []
+        m = self._members
+        if m and 1 + sum(ct.lacing_size(len(p)) for p in m) + sum(map(len, m)) + len(payload) \
+                > ct.MAX_PAYLOAD:
+            out = self._close_group()      # it would not fit: it starts the next group
+            m = self._members
+        if not m:
+            self._gseq = k
+        m.append(payload)
+        last = self._closes_group(k, len(m))
+        charge = len(payload) + self._member_overhead((len(m) == 1, last), len(payload))
+        self._gcharged += charge
+        self.rate.commit(8 * charge)
+        if last:
+            out += self._close_group()
+        return out
+
+    def _close_group(self) -> list[bytes]:
+        """The open group as a frame (one member: a plain audio frame), its framing charged
+        exactly (a group closed earlier than its members were charged for, at the end of the
+        stream or at the payload limit, gives back what was charged too much)."""
+        if not self._members:
+            return []
+        frame = ct.pack_group_frame(self._gseq, self._members)
+        self.rate.adjust(8 * (len(frame) - self._gcharged))
+        self._members = []
+        self._gcharged = 0
+        return [frame]
 
     def _analyse_long(self, k, left_short, right_short):
         cfg = self.config

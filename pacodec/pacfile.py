@@ -717,6 +717,15 @@ def _check_frame(fr, cfg):
     config of a config frame."""
     if fr.ftype == ct.FRAME_EOS:
         ct.unpack_eos_frame(fr)
+    if fr.ftype == ct.FRAME_GROUP:
+        # an audio group (FORMAT.md §4) in a version-8 stream, damaged in earlier versions (§4.1;
+        # before the version is known it is skipped, see _info); its count and lengths are
+        # checked here
+        if cfg is None:
+            return cfg
+        if cfg.version < ct.GROUP_VERSION:
+            raise FormatError("reserved frame type 3 (a group, in a version-8 stream only)")
+        ct.group_members(fr.payload)
     if fr.ftype == ct.FRAME_CONFIG:
         c = ct.unpack_config_frame(fr)[0]
         if cfg is not None and c != cfg:
@@ -840,10 +849,14 @@ def _info(fh, name) -> Info:
                 if bad_at is not None:
                     problems.append(damaged(off, False))
                     bad_at = None
+                if fr.ftype == ct.FRAME_GROUP and cfg is None:
+                    continue           # not joined yet: skipped whole (FORMAT.md §4.3)
                 if expect is not None and fr.seq != expect:
                     problems.append(f"{(fr.seq - expect) & 0xFF} frame(s) missing before byte "
                                     f"offset {off}")
-                expect = (fr.seq + 1) & 0xFF
+                # a group (FORMAT.md §4) is its members' frames, the first numbered as its own
+                count = fr.payload[0] if fr.ftype == ct.FRAME_GROUP else 1
+                expect = (fr.seq + count) & 0xFF
                 if fr.ftype == ct.FRAME_EOS:
                     eos = True
                     n = ct.unpack_eos_frame(fr)
@@ -853,7 +866,7 @@ def _info(fh, name) -> Info:
                     total = n
                     end_pos = off + fr.size
                     break
-                nframes += 1
+                nframes += count
                 if fr.ftype == ct.FRAME_CONFIG:
                     index = ct.unpack_config_frame(fr)[1]
                 elif next_index is None:
@@ -862,7 +875,8 @@ def _info(fh, name) -> Info:
                     index = next_index + ((fr.seq - next_seq) & 0xFF)
                 if first_index is None:
                     first_index = index
-                last_index, next_index, next_seq = index, index + 1, (fr.seq + 1) & 0xFF
+                last_index, next_index, next_seq = (index + count - 1, index + count,
+                                                    (fr.seq + count) & 0xFF)
             if end_pos is not None or final:
                 break
             data = read()

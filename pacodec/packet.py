@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import struct
 
-from .container import CRC_SIZE, FRAME_HEADER_SIZE, SYNC_BYTES
+from .container import CRC_SIZE, FRAME_GROUP, FRAME_HEADER_SIZE, SYNC_BYTES
 from .errors import FormatError
 
 __all__ = [
@@ -124,4 +124,10 @@ def unpack_packet(data, key: bytes | None = None) -> Packet:
         p._frames = split_frames(frame)
         if not 2 <= len(p._frames) <= PACKET_MAX_FRAMES:
             raise FormatError("bad frame count in packet")
+        if any(f[2] >> 6 == FRAME_GROUP for f in p._frames):
+            raise FormatError("frame group in packet")
+    elif len(frame) > 2 and frame[2] >> 6 == FRAME_GROUP:
+        # §9: a packet carries plain frames; a frame group (type 3, FORMAT.md §4) belongs in
+        # files only (a receiver plays one frame per packet slot)
+        raise FormatError("frame group in packet")
     return p

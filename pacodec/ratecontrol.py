@@ -168,3 +168,10 @@ class RateControl:
             return
         self.fill += self.bits_per_frame - bits
         self.fill = min(self.fill, self.capacity)
+
+    def adjust(self, bits: int):
+        """Account ``bits`` more (or, negative, fewer) than the frames committed so far charged
+        (a frame group's framing, once the group is closed: FORMAT.md §4)."""
+        if self.mode == "vbr":
+            return
+        self.fill = min(self.fill - bits, self.capacity)

@@ -48,7 +48,8 @@ def _minimum_bitrate(samplerate, channels, low_delay, config) -> float:
     import numpy as np
 
     from .encoder import Encoder
-    enc = Encoder(samplerate, channels, distance=50.0, low_delay=low_delay, **dict(config))
+    enc = Encoder(samplerate, channels, distance=50.0, low_delay=low_delay, group=1,
+                  **dict(config))
     hop = enc.frame_size
     frames = enc.encode(np.zeros((4 * hop, enc.channels)))
     empty = min(len(f) for f in frames[1:]) if len(frames) > 1 else len(frames[0])

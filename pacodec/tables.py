@@ -221,7 +221,8 @@ N_SF_ROWS = SF_CLASSES * SF_CLASSES
 #: (it differs in the band layout, §5.1)
 CONTEXTS = {3: (4, 1, "codebooks_v3.json", False, 1), 4: (8, 5, "codebooks.json", False, 1),
             5: (8, 5, "codebooks.json", False, 1), 6: (8, 5, "codebooks_v6.json", True, 1),
-            7: (8, 5, "codebooks_v7.json", True, 6)}
+            7: (8, 5, "codebooks_v7.json", True, 6), 8: (8, 5, "codebooks_v7.json", True, 6)}
+#: version 8 differs from 7 only in its frame groups (FORMAT.md §4): version 7's codes
 BOOK_REGIONS, TUPLE_CONTEXTS = CONTEXTS[7][:2]      # what the encoder writes (version 7)
 PARTNER_CLASSES = CONTEXTS[7][4]
 #: the partner value of a unit whose channel has no partner decoded before it
@@ -399,8 +400,14 @@ def spectral_alphabet(book: int) -> int:
     return (lav + 1) ** dim
 
 
+def load_codebooks(path: str | None = None, version: int = 8) -> CodebookSet:
+    """The codebooks of a format version (see :func:`_load_codebooks`); version 8 shares
+    version 7's (one object, built once)."""
+    return _load_codebooks(path, 7 if version == 8 else version)
+
+
 @lru_cache(maxsize=None)
-def load_codebooks(path: str | None = None, version: int = 7) -> CodebookSet:
+def _load_codebooks(path: str | None = None, version: int = 7) -> CodebookSet:
     """Load the trained code lengths of a format version (``pacodec/data/codebooks_v7.json`` for
     version 7, ``codebooks_v6.json`` for version 6, ``codebooks.json`` for versions 4 and 5, ``codebooks_v3.json`` for version 3;
     ``path`` overrides the file) as a :class:`CodebookSet` whose ``ctx`` holds the version's

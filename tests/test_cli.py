@@ -35,11 +35,11 @@ def test_encode_decode_info_round_trip(tmp_path, wav, capsys):
     assert run("info", tmp_path / "a.pac", "--json") == 0
     i = json.loads(capsys.readouterr().out)
     assert i["frames"] == len(x) and i["channels"] == 2 and abs(i["bitrate_kbps"] / 96 - 1) < .05
-    # format 7: the version and the long bands' least width (FORMAT.md §3.1, §5.1)
-    assert i["format_version"] == 7 and i["min_band_width"] == 8
+    # format 8: the version and the long bands' least width (FORMAT.md §3.1, §5.1)
+    assert i["format_version"] == 8 and i["min_band_width"] == 8
     assert run("info", tmp_path / "a.pac") == 0
     text = capsys.readouterr().out
-    assert "format version 7" in text and "at least 8 bins wide in long frames" in text
+    assert "format version 8" in text and "at least 8 bins wide in long frames" in text
 
 
 def test_output_names_are_derived_and_flac_works(tmp_path, wav):

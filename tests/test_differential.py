@@ -156,7 +156,7 @@ MIN_BAND_GRID = [
 def test_version_5_streams_of_every_min_band_decode_identically(fs, channels, seconds, kw,
                                                                  min_band):
     data, n = encode(fs, channels, seconds, seed=min_band, min_band=min_band, **kw)
-    assert data[4] == 7 and (data[7] >> 2) & 3 == min_band       # config byte 3 (§3.1)
+    assert data[4] == 8 and (data[7] >> 2) & 3 == min_band       # config byte 3 (§3.1)
     assert len(both(data)) == n
 
 

@@ -45,7 +45,7 @@ def test_header_round_trips_and_rejects_bad_magic_and_crc():
         ct.unpack_header(bytes(bad))
 
 
-@pytest.mark.parametrize("field,value", [(1, 0xF0), (2, 0x81), (3, 0x33), (0, 0x08)])
+@pytest.mark.parametrize("field,value", [(1, 0xF0), (2, 0x81), (3, 0x33), (0, 0x09)])
 def test_invalid_config_fields_are_format_errors(field, value):
     raw = bytearray(ct.pack_config(StreamConfig(44100, 2, 1024, 1024, True)))
     raw[field] = value
@@ -364,7 +364,7 @@ def test_a_stream_of_an_unknown_version_is_refused_naming_the_versions_read(stre
     from pacodec.errors import VersionError
     x, fs, data = stream
     old = _with_version(data, version)
-    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3, 4, 5, 6, 7\\)"
+    msg = f"unsupported pacodec format version {version} \\(this decoder reads version 3, 4, 5, 6, 7, 8\\)"
     with pytest.raises(VersionError, match=msg):
         pacodec.decode(old)
     # headerless (a live stream): refused at the first config frame, not skipped as damage

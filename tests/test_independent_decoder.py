@@ -18,7 +18,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "independent_decoder.py"
 VECTORS = ROOT / "bitstreams" / "vectors"
-VERSIONS = ("v3", "v4", "v5", "v6", "v7")
+VERSIONS = ("v3", "v4", "v5", "v6", "v7", "v8")
 
 
 def _load_tool():
@@ -118,7 +118,7 @@ def test_bad_input_is_a_one_line_error(tmp_path):
     }
     hdr = b"PACD" + bytes([2, 0x30, 0x99, 0x80, 0, 255, 1, 0]) + b"\xff" * 6
     hdr += idec.crc16(hdr).to_bytes(2, "big")
-    cases[hdr] = "unsupported pacodec format version 2 (this decoder reads version 3, 4, 5, 6, 7)"
+    cases[hdr] = "unsupported pacodec format version 2 (this decoder reads version 3, 4, 5, 6, 7, 8)"
     for i, (data, msg) in enumerate(cases.items()):
         src = tmp_path / f"bad{i}.pac"
         src.write_bytes(data)

@@ -19,7 +19,7 @@ from pacodec import container as ct
 from pacodec import payload as pld
 from pacodec.bitio import writer_state
 from pacodec.config import StreamConfig
-from pacodec.decoder import CONCEAL_FREE
+from pacodec.decoder import CONCEAL_FREE_V8
 from pacodec.errors import FormatError
 from pacodec.tables import load_codebooks
 
@@ -193,7 +193,8 @@ def test_damaged_stream_header_does_not_lose_the_stream(stream, tmp_path):
 def test_sequence_jumps_without_lost_bytes_do_not_expand_into_concealed_audio(stream):
     """Every frame of a spliced (or hostile) stream can claim 255 lost frames: a few hundred bytes
     decoded to minutes of concealment (time and memory).  Concealment is now bounded by the bytes
-    that could have held the lost frames (plus CONCEAL_FREE frames for a clean cut)."""
+    that could have held the lost frames (plus CONCEAL_FREE frames for a clean cut; format 8,
+    whose groups hold frames of a few bytes: CONCEAL_FREE_V8)."""
     x, fs, data = stream
     offs = frames_of(data)
     head = data[:ct.HEADER_SIZE]
@@ -207,5 +208,5 @@ def test_sequence_jumps_without_lost_bytes_do_not_expand_into_concealed_audio(st
     for h in (head, unknown):
         y, dec, w = decode_all(h + b"".join(parts))
         assert dec.frames == 11
-        assert dec.concealed == 10 * CONCEAL_FREE
-        assert len(y) <= (11 + 10 * CONCEAL_FREE) * 1024
+        assert dec.concealed == 10 * CONCEAL_FREE_V8
+        assert len(y) <= (11 + 10 * CONCEAL_FREE_V8) * 1024

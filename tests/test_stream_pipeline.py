@@ -44,7 +44,8 @@ def wait_until(cond, timeout=120.0):
 @pytest.mark.parametrize("low_delay", [False, True])
 def test_live_pipeline_output_equals_offline_packet_decoding(low_delay):
     pipe = LivePipeline(samplerate=RATE, channels=2, bitrate=96, low_delay=low_delay)
-    pipe.encoder = Encoder(RATE, 2, bitrate=96, low_delay=low_delay)
+    # group=1: a live stream's frames leave one by one (live.default_encoder_factory)
+    pipe.encoder = Encoder(RATE, 2, bitrate=96, low_delay=low_delay, group=1)
     pipe.decoder = Decoder()
     import threading
     thread = threading.Thread(target=pipe._codec_loop, daemon=True)
@@ -67,7 +68,7 @@ def test_live_pipeline_output_equals_offline_packet_decoding(low_delay):
         pipe._wake.put_nowait(None)
         thread.join(5)
     played = np.concatenate(got)
-    enc, dec = Encoder(RATE, 2, bitrate=96, low_delay=low_delay), Decoder()
+    enc, dec = Encoder(RATE, 2, bitrate=96, low_delay=low_delay, group=1), Decoder()
     hop = enc.frame_size
     ref = np.concatenate([dec.decode_packet(p) for p in enc.encode(x[:len(played)])])
     first_sound = lambda y: int(np.flatnonzero(np.any(y != 0, axis=1))[0])  # noqa: E731

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Where pacodec's bits go, and how the decoded waveform compares with another codec's, band by band.
 
-    python tools/bitstats.py CLIP [-b KBPS] [--excerpt S] [--opus16]
+    python tools/bitstats.py CLIP [-b KBPS] [--excerpt S] [--opus16] [--low-delay] [--group N]
 
 Encodes CLIP with pacodec (CBR at -b, mono clips at half), and reports:
 
-* the bits of the stream split into framing (frame header, CRC, config frames), per-frame side
+* the bits of the stream split into framing (frame header, CRC, config frames, frame groups'
+  count and lacing bytes, stuffing), per-frame side
   information (block flags, max_band, M/S flags), book indices, scalefactors, spectral codewords,
   sign bits and escape suffixes; units zeroed / noise-substituted / coded;
 * for the spectral data: the bits spent against the empirical zero-order entropy of the same
@@ -170,7 +171,7 @@ class Stats:
                         d[sym] = d.get(sym, 0) + 1
 
 
-def encode_with_stats(x, sr, kbps):
+def encode_with_stats(x, sr, kbps, low_delay=False, group=None):
     stats = Stats()
 
     def watch(r):            # the encoder's observer: once per frame, after its payload is written
@@ -178,7 +179,7 @@ def encode_with_stats(x, sr, kbps):
         stats.frame(r.is_short, r.group_flags, r.max_band, r.ms_mode, r.ms_flags, r.books, r.sf, r.q,
                     r.unit_bounds, r.nbands, r.ngroups, enc.books.lengths)
 
-    enc = Encoder(sr, x.shape[1], bitrate=kbps, observer=watch)
+    enc = Encoder(sr, x.shape[1], bitrate=kbps, observer=watch, low_delay=low_delay, group=group)
     frames = enc.encode(x) + enc.flush()
     data = enc.header() + b"".join(frames)
     return stats, data
@@ -213,17 +214,20 @@ def main(argv=None):
     p.add_argument("-b", "--bitrate", type=float, default=64.0, help="nominal stereo kbps (mono: half)")
     p.add_argument("--excerpt", type=float, help="first SECONDS only")
     p.add_argument("--opus16", action="store_true", help="also code with Opus 1.6 (PyAV) and compare SNR")
+    p.add_argument("--low-delay", action="store_true", help="the low-delay mode")
+    p.add_argument("--group", type=int, help="frames per frame group (default: the encoder's rule, "
+                   "pacodec.config.default_group; 1: none)")
     a = p.parse_args(argv)
     x, sr = sf.read(a.clip, dtype="float64", always_2d=True)
     if a.excerpt:
         x = x[:int(a.excerpt * sr)]
     kbps = a.bitrate / 2 if x.shape[1] == 1 else a.bitrate
-    st, data = encode_with_stats(x, sr, kbps)
+    st, data = encode_with_stats(x, sr, kbps, a.low_delay, a.group)
     dur = len(x) / sr
     total = 8 * len(data)
     print(f"{Path(a.clip).stem}: {dur:.1f} s, {x.shape[1]} ch, nominal {kbps:g} kbps, actual {total / dur / 1000:.1f}")
     spectral = st.cw_bits + st.sign_bits + st.esc_bits
-    rows = [("framing (headers, CRC, config, stuffing)", total - st.payload),
+    rows = [("framing (headers, CRC, config, groups, stuffing)", total - st.payload),
             ("frame side info (flags, max_band)", st.side), ("M/S flags", st.ms_bits),
             ("book indices", st.book_bits), ("scalefactors", st.sf_bits),
             ("spectral codewords", st.cw_bits), ("sign bits", st.sign_bits), ("escape suffixes", st.esc_bits)]

@@ -214,7 +214,7 @@ def mut_payload_crc(rng, data, ctx):
         if r < 0.8:
             payload = _mutate_payload(rng, payload)
         elif r < 0.9:
-            ftype = int(rng.integers(0, 3))
+            ftype = int(rng.integers(0, 4))        # 3: a group (version 8) or damaged
         else:
             seq = int(rng.integers(0, 256))
         frames[i] = ct.pack_frame(ftype, seq, payload)
@@ -315,9 +315,59 @@ def mut_metadata(rng, data, ctx):
     return head + bytes(b) + rest
 
 
+def mut_groups(rng, data, ctx):
+    """Frame groups (FORMAT.md §4, version 8), CRCs fixed: merge consecutive audio frames into a
+    group (also in streams of earlier versions, where it is damaged), split a group into its
+    members, or break a group's count, lacing or member lengths."""
+    try:
+        head, frames = split_frames(data)
+    except Exception:
+        return mut_payload_crc(rng, data, ctx)
+    if not frames:
+        return data
+    groups = [i for i, f in enumerate(frames) if frame_parts(f)[0] == ct.FRAME_GROUP]
+    r = rng.random()
+    if r < 0.35 or not groups:
+        # merge a run of 2..16 audio frames (type 0) into one group with the first's seq
+        i = int(rng.integers(0, len(frames)))
+        run = []
+        while i + len(run) < len(frames) and len(run) < int(rng.integers(2, 17)):
+            t, _, p = frame_parts(frames[i + len(run)])
+            if t != ct.FRAME_AUDIO:
+                break
+            run.append(p)
+        if len(run) >= 2 and 1 + sum(ct.lacing_size(len(p)) for p in run) \
+                + sum(map(len, run)) <= ct.MAX_PAYLOAD:
+            frames[i:i + len(run)] = [ct.pack_group_frame(frame_parts(frames[i])[1], run)]
+        return head + b"".join(frames)
+    i = groups[int(rng.integers(0, len(groups)))]
+    _, seq, payload = frame_parts(frames[i])
+    if r < 0.55:
+        try:
+            members = ct.group_members(payload)
+        except FormatError:
+            return data
+        frames[i:i + 1] = [ct.pack_audio_frame(seq + k, p) for k, p in enumerate(members)]
+        return head + b"".join(frames)
+    p = bytearray(payload)
+    if not p:
+        return data
+    if r < 0.7:
+        p[0] = int(rng.choice([0, 1, 2, 3, 15, 16, 17, 255, int(rng.integers(0, 256))]))
+    elif r < 0.85:                       # the lacing bytes after the count
+        for _ in range(int(rng.integers(1, 3))):
+            j = int(rng.integers(1, min(len(p), 1 + 2 * max(p[0], 1))))  if len(p) > 1 else 0
+            p[j] = int(rng.choice([0, 254, 255, int(rng.integers(0, 256))]))
+    else:                                # drop or add bytes at the end: the last member changes
+        p = p[:int(rng.integers(1, len(p) + 1))] if rng.random() < 0.5 else \
+            p + _rand_bytes(rng, int(rng.integers(1, 32)))
+    frames[i] = ct.pack_frame(ct.FRAME_GROUP, seq, bytes(p[:ct.MAX_PAYLOAD]))
+    return head + b"".join(frames)
+
+
 MUTATORS = [(mut_bitflip, 14), (mut_bytes, 10), (mut_insert, 10), (mut_delete, 10),
             (mut_truncate, 10), (mut_splice, 6), (mut_frames, 8), (mut_payload_crc, 24),
-            (mut_config_crc, 8), (mut_metadata, 6)]
+            (mut_config_crc, 8), (mut_metadata, 6), (mut_groups, 10)]
 _MUT_W = np.array([w for _, w in MUTATORS], dtype=float)
 
 
@@ -341,7 +391,7 @@ def random_stream(rng, ctx) -> bytes:
     out = [head if rng.random() < 0.8 else b""]
     seq = int(rng.integers(0, 256))
     for _ in range(int(rng.integers(0, 30))):
-        t = int(rng.choice([0, 0, 0, 1, 1, 2]))
+        t = int(rng.choice([0, 0, 0, 1, 1, 2, 3]))
         if t == 1 and cfg_block is not None:
             index = int(rng.integers(0, 2 ** 32)) if rng.random() < 0.2 else seq
             payload = cfg_block + index.to_bytes(4, "big")
@@ -351,6 +401,8 @@ def random_stream(rng, ctx) -> bytes:
             out.append(ct.pack_frame(2, seq, payload))
             seq = (seq + 1) & 0xFF
             continue
+        elif t == 3:                   # a group's count (FORMAT.md §4), random lengths after it
+            payload = bytes([int(rng.integers(0, 18))])
         else:
             payload = b""
         n = int(rng.integers(0, 600))

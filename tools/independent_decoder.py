@@ -2,7 +2,7 @@
 """An independent pacodec decoder, written from bitstreams/FORMAT.md alone.
 
 It reads nothing of the ``pacodec`` package (no import, no shared code): only the normative text
-and the codebook files it names (``bitstreams/codebooks_v7.json`` for version 7,
+and the codebook files it names (``bitstreams/codebooks_v7.json`` for versions 7 and 8,
 ``bitstreams/codebooks_v6.json`` for version 6, ``bitstreams/codebooks.json`` for versions 4
 and 5, ``bitstreams/codebooks_v3.json`` for version 3).  Each function implements one section of FORMAT.md and names it; the arithmetic is
 binary64, evaluated in the order the text writes it (numpy is used only for element-wise
@@ -24,9 +24,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BITSTREAMS = os.path.join(os.path.dirname(HERE), "bitstreams")
-CODEBOOK_FILES = {7: "codebooks_v7.json", 6: "codebooks_v6.json", 5: "codebooks.json",
-                  4: "codebooks.json", 3: "codebooks_v3.json"}           # §7.1
-SUPPORTED_VERSIONS = (3, 4, 5, 6, 7)                                     # §3.2
+CODEBOOK_FILES = {8: "codebooks_v7.json", 7: "codebooks_v7.json", 6: "codebooks_v6.json",
+                  5: "codebooks.json", 4: "codebooks.json", 3: "codebooks_v3.json"}   # §7.1
+SUPPORTED_VERSIONS = (3, 4, 5, 6, 7, 8)                                  # §3.2
 
 SYNC = b"\xca\x5e"                                                      # §4
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)  # §3.1
@@ -878,7 +878,11 @@ class Decoder:
         gap = (seq - self.next_seq) % 256
         if gap == 0:
             return
-        n = min(gap, 8 + max(0, start - self.last_end) // 8)
+        if self.cfg.version >= 8:                                        # frames in groups
+            free, per = 16, 2
+        else:
+            free, per = 8, 8
+        n = min(gap, free + max(0, start - self.last_end) // per)
         for _ in range(n):
             self.emit(self.conceal(), concealed=True)
         self.after_gap = True                    # §11: the next frame's N samples too
@@ -930,7 +934,7 @@ class Decoder:
             L = (B[p + 2] & 63) << 8 | B[p + 3]
             seq = B[p + 4]
             end = p + 5 + L + 2
-            if ftype == 3 or end > len(B) or crc16(B[p + 2:end - 2]) != u16(B[end - 2:end]):
+            if end > len(B) or crc16(B[p + 2:end - 2]) != u16(B[end - 2:end]):
                 p += 1                                                   # damaged (§4.1)
                 continue
             if self.handle_frame(ftype, seq, B[p + 5:end - 2], p, end) == "DAMAGED":
@@ -958,6 +962,17 @@ class Decoder:
             if self.started:
                 self.handle_gap(seq, start)
             return "OK"
+        if ftype == 3:                                                   # audio group (§4)
+            if self.cfg is None:
+                return "OK"                                              # not joined yet
+            if self.cfg.version < 8:
+                return "DAMAGED"
+            try:
+                members = group_members(P)
+            except Invalid as e:
+                self.warn("group at byte %d: %s" % (start, e))
+                return "DAMAGED"
+            return self.handle_audio(seq, members, start, end, None)
         index = None
         if ftype == 1:                                                   # audio + config
             if len(P) < 12:
@@ -983,33 +998,74 @@ class Decoder:
                 self.next_seq = (seq + 1) % 256
         if self.cfg is None:
             return "OK"                                                  # not joined yet
+        return self.handle_audio(seq, [P], start, end, index)
+
+    def handle_audio(self, seq, members, start, end, index):
+        """§4.3 handle_audio: one audio frame, or the members of a group (decoded whole or not
+        at all: every member is parsed before any is synthesised)."""
         if index is None:
             if self.next_index is None:                                  # cfg is the header's
                 index = seq
             else:
                 index = self.next_index + ((seq - self.next_seq) % 256)
-        try:
-            fr = audio_payload(P, self.cfg)
-            X = reconstruct(self.cfg, fr, index)
-        except Invalid as e:
-            self.warn("frame at byte %d: invalid payload (%s)" % (start, e))
-            return "DAMAGED"
+        parsed = []
+        for k, P in enumerate(members):
+            try:
+                fr = audio_payload(P, self.cfg)
+                X = reconstruct(self.cfg, fr, index + k)
+            except Invalid as e:
+                self.warn("frame at byte %d: invalid payload (%s)" % (start, e))
+                return "DAMAGED"
+            parsed.append((fr, X))
         if not self.started:
             self.started = True
             self.pos = index * self.cfg.N - self.cfg.delay
         else:
             self.handle_gap(seq, start)
-        self.next_seq = (seq + 1) % 256
-        self.next_index = index + 1
-        self.last_end = end
-        out = self.synthesize(X, fr["is_short"], fr["left_short"], fr["right_short"])
-        if not fr["is_short"]:
-            self.last_long_X = X
-        self.last_right_short = fr["right_short"]
-        self.lost_run = 0
-        self.emit(out, concealed=self.after_gap)
-        self.after_gap = False
+        for k, (fr, X) in enumerate(parsed):
+            self.next_seq = (seq + k + 1) % 256
+            self.next_index = index + k + 1
+            self.last_end = end
+            out = self.synthesize(X, fr["is_short"], fr["left_short"], fr["right_short"])
+            if not fr["is_short"]:
+                self.last_long_X = X
+            self.last_right_short = fr["right_short"]
+            self.lost_run = 0
+            self.emit(out, concealed=self.after_gap)
+            self.after_gap = False
         return "OK"
+
+
+def group_members(P):
+    """§4, audio group: the member payloads of a group's payload P, or Invalid."""
+    L = len(P)
+    if L == 0:
+        raise Invalid("empty group")
+    n = P[0]
+    if n < 2 or n > 16:
+        raise Invalid("group count %d" % n)
+    p = 1
+    lengths = []
+    for _ in range(n - 1):
+        length = 0
+        while True:
+            if p >= L:
+                raise Invalid("group lengths run past the payload")
+            b = P[p]
+            p += 1
+            length += b
+            if b < 255:
+                break
+        lengths.append(length)
+    last = L - p - sum(lengths)
+    if last < 0:
+        raise Invalid("group lengths overrun the payload")
+    lengths.append(last)
+    members = []
+    for length in lengths:
+        members.append(P[p:p + length])
+        p += length
+    return members
 
 
 def unsupported(v):

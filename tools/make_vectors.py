@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Make the conformance vectors of the current format in bitstreams/vectors/v7/ and their manifest
-(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/ to v6/) are frozen: they were made
+"""Make the conformance vectors of the current format in bitstreams/vectors/v8/ and their manifest
+(FORMAT.md §11).  Earlier formats' vectors (bitstreams/vectors/v3/ to v7/) are frozen: they were made
 by the release of that format and are never regenerated.
 
     python tools/make_vectors.py            # rewrite every vector, reference and manifest.json
@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pacodec  # noqa: E402
 
-OUT = ROOT / "bitstreams" / "vectors" / "v7"
-CODEBOOKS = ROOT / "bitstreams" / "codebooks_v7.json"   # pacodec/data/ ships a byte-identical copy
-FORMAT_VERSION = 7
+OUT = ROOT / "bitstreams" / "vectors" / "v8"
+# version 8 codes with version 7's codebooks (FORMAT.md §3.2); pacodec/data/ ships a copy
+CODEBOOKS = ROOT / "bitstreams" / "codebooks_v7.json"
+FORMAT_VERSION = 8
 
 
 # ----------------------------------------------------------------------------- a spec-only walker
@@ -99,7 +100,7 @@ def parse_config(b):
     min_band, res = ((b[3] >> 2) & 3, b[3] & 3) if v >= 5 else (0, b[3] & 15)
     mu, delay = int.from_bytes(b[4:6], "big"), int.from_bytes(b[6:8], "big")
     n, vv = 1 << hl, 1 << ol
-    ok = (v in (3, 4, 5, 6, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
+    ok = (v in (3, 4, 5, 6, 7, FORMAT_VERSION) and rate_i < 11 and ch <= 8 and 5 <= hl <= 11 and 5 <= ol <= hl
           and quant < 3 and res == 0 and mu >= 1 and delay == n - (n - vv) // 2
           and (not short or (vv == n and n >= 128)))
     return ok, dict(version=v, samplerate=RATES[rate_i] if rate_i < 11 else None, channels=ch,
@@ -300,7 +301,9 @@ def walk(data):
               ms_modes=set(), books=set(), escapes=0, noise_units=0, max_abs_q=0,
               stuffing_frames=0, damaged_candidates=0, invalid_payloads=0, concealed=0,
               spliced=0, header=False, total_in_header=False, end_of_stream=False,
-              first_index=None, metadata=None, long_nbands=None, short_nbands=None)
+              first_index=None, metadata=None, long_nbands=None, short_nbands=None,
+              group_counts=set(), grouped_frames=0, lacing_runs=set(), damaged_groups=0,
+              groups_before_join=0)
     cfg = total = None
     had_header = from_header = started = False
     next_seq = next_index = None
@@ -337,7 +340,8 @@ def walk(data):
         g = (seq - next_seq) % 256
         if not g:
             return False
-        k = min(g, 8 + max(0, start - last_end) // 8)
+        free, per = (16, 2) if cfg["version"] >= 8 else (8, 8)       # §12
+        k = min(g, free + max(0, start - last_end) // per)
         for _ in range(k):
             emit(False)
         pos += (g - k) * cfg["N"]
@@ -351,13 +355,24 @@ def walk(data):
             p = q if q >= 0 else len(data)
             continue
         end = p + 7 + (((data[p + 2] & 63) << 8) | data[p + 3]) if p + 5 <= len(data) else 1 << 62
-        ftype = data[p + 2] >> 6 if p + 2 < len(data) else 3
-        if ftype == 3 or end > len(data) or crc16(data[p + 2:end - 2]) != int.from_bytes(
+        ftype = data[p + 2] >> 6 if p + 2 < len(data) else 0
+        if p + 5 > len(data) or end > len(data) or crc16(data[p + 2:end - 2]) != int.from_bytes(
                 data[end - 2:end], "big"):
             st["damaged_candidates"] += 1
             p += 1
             continue
         seq, pl = data[p + 4], data[p + 5:end - 2]
+        members = None
+        if ftype == 3:                  # §4: an audio group in version 8, damaged before
+            if cfg is None:
+                st["groups_before_join"] += 1
+                p = end
+                continue
+            members = group_members(pl) if cfg["version"] >= 8 else None
+            if members is None:
+                st["damaged_groups"] += 1
+                p += 1
+                continue
         if ftype == 2:
             if len(pl) != 6 or (total is not None and int.from_bytes(pl, "big") != total):
                 p += 1
@@ -389,20 +404,66 @@ def walk(data):
             index = (seq if had_header else 0) if next_index is None else \
                 next_index + (seq - next_seq) % 256
         try:
-            parse_payload(pl, cfg, codes, st)
+            if members is None:
+                parse_payload(pl, cfg, codes, st)
+            else:                       # every member first: a group is decoded whole (§4)
+                trial = {k: set(v) if isinstance(v, set) else v for k, v in st.items()}
+                for m in members:
+                    parse_payload(m, cfg, codes, trial)
         except ValueError:
             st["invalid_payloads"] += 1
+            if members is not None:
+                st["damaged_groups"] += 1
             p += 1
             continue
+        if members is not None:
+            st.update(trial)
+            st["group_counts"].add(len(members))
+            st["grouped_frames"] += len(members)
+            q = 1
+            for _ in range(len(members) - 1):       # the lacing runs' byte counts
+                r = 1
+                while pl[q] == 255:
+                    q, r = q + 1, r + 1
+                q += 1
+                st["lacing_runs"].add(r)
         if not started:
             started, pos = True, index * cfg["N"] - cfg["delay"]
             st["first_index"] = index
         else:
             after_gap = gap(seq, p)
-        next_seq, next_index, last_end = (seq + 1) % 256, index + 1, end
-        emit(not after_gap)
+        for k in range(len(members) if members is not None else 1):
+            next_seq, next_index, last_end = (seq + k + 1) % 256, index + k + 1, end
+            emit(not after_gap)
+            after_gap = False
         p = end
     return cfg, st, emitted
+
+
+def group_members(pl):
+    """§4: the member payloads of an audio group, or None when it is damaged."""
+    if not pl or not 2 <= pl[0] <= 16:
+        return None
+    n, q, lengths = pl[0], 1, []
+    for _ in range(n - 1):
+        length = 0
+        while True:
+            if q >= len(pl):
+                return None
+            b = pl[q]
+            q += 1
+            length += b
+            if b < 255:
+                break
+        lengths.append(length)
+    last = len(pl) - q - sum(lengths)
+    if last < 0:
+        return None
+    out = []
+    for length in lengths + [last]:
+        out.append(pl[q:q + length])
+        q += length
+    return out
 
 
 def output_ranges(emitted, n):
@@ -501,6 +562,55 @@ def damage(data):
     return bytes(b), "; ".join(edits)
 
 
+def damage_groups(data):
+    """Damage audio groups (FORMAT.md §4, §12) of an intact grouped stream; (bytes, description)."""
+    fr = frames_of(data, 20)
+    groups = [f for f in fr if f[2] == 3]
+    b = bytearray(data)
+    edits = []
+
+    def fix(off, size):
+        b[off + size - 2:off + size] = crc16(b[off + 2:off + size - 2]).to_bytes(2, "big")
+
+    off, size, _ = groups[2]
+    b[off + 20] ^= 0x10
+    edits.append(f"group 2 (byte {off}): a member byte flipped (CRC fails)")
+    off, size, _ = groups[5]
+    b[off + 5] = 1
+    fix(off, size)
+    edits.append(f"group 5 (byte {off}): count 1, CRC recomputed")
+    off, size, _ = groups[8]
+    b[off + 5] = 17
+    fix(off, size)
+    edits.append(f"group 8 (byte {off}): count 17, CRC recomputed")
+    off, size, _ = groups[11]
+    b[off + 6:off + 9] = b"\xff\xff\xff"
+    fix(off, size)
+    edits.append(f"group 11 (byte {off}): first lengths 255, 255, 255 (they overrun the payload), "
+                 "CRC recomputed")
+    off, size, _ = groups[14]
+    n = b[off + 5]
+    q, lengths = off + 6, []
+    for _ in range(n - 1):               # lengths below 255 in this vector
+        lengths.append(b[q])
+        q += 1
+    s = q + lengths[0]                   # member 1: max_band[0] = 63 (no short blocks: 3 flag bits)
+    v = int.from_bytes(b[s:s + 4], "big") | (63 << (32 - 3 - 6))
+    b[s:s + 4] = v.to_bytes(4, "big")
+    fix(off, size)
+    edits.append(f"group 14 (byte {off}): member 1's max_band[0] = 63, CRC recomputed (the whole "
+                 "group is damaged)")
+    return bytes(b), "; ".join(edits)
+
+
+def headerless_groups(data):
+    """The header and the frames before the first group after frame 20 removed: groups come
+    before the stream's second config frame (skipped before joining, FORMAT.md §4.3)."""
+    fr = frames_of(data, 20)
+    start = next(f[0] for f in fr[20:] if f[2] == 3)
+    return data[start:], f"header and the frames before the group at byte {start} removed"
+
+
 def vectors():
     """(name, signal, rate, encoder kwargs, edit or None, signal description)."""
     rng = np.random.default_rng(11)
@@ -573,6 +683,31 @@ def vectors():
     yield "mono_8k_lowdelay_min_band3", resample(p5.mean(1, keepdims=True), fs, 8000), 8000, \
         dict(bitrate=16, quantizer="uniform", low_delay=True, min_band=3), None, \
         "piano.flac 0.4-0.9 s, mono, 8 kHz"
+    # version 8: audio groups (FORMAT.md §4).  The low-delay vectors above have the encoder's
+    # default (config.default_group: 4 at 48 kHz, 8 at 8 and 16 kHz); these set the group size
+    g12, _ = clip("piano.flac", 1.2, 0.2)
+    yield "mono_8k_lowdelay_groups_1s2", resample(g12.mean(1, keepdims=True), fs, 8000), 8000, \
+        dict(bitrate=16, quantizer="power", low_delay=True), None, \
+        "piano.flac 0.2-1.4 s, mono, 8 kHz (groups of 8, partial ones before the second config " \
+        "frame and at the end)"
+    g3, _ = clip("amen_drums.flac", 0.15, 0.3)
+    g3 = resample(g3.mean(1, keepdims=True), fs, 16000)
+    for g in (2, 3, 5, 6, 7, 16):
+        yield f"mono_16k_lowdelay_group{g}", g3, 16000, dict(
+            bitrate=32, quantizer="uniform", low_delay=True, group=g), None, \
+            "amen_drums.flac 0.3-0.45 s, mono, 16 kHz"
+    g96, _ = clip("piano.flac", 0.08, 0.3)
+    yield "mono_96k_lowdelay_group3_lacing", resample(g96.mean(1, keepdims=True), fs, 96000), \
+        96000, dict(bitrate=448, quantizer="power", low_delay=True, group=3), None, \
+        "piano.flac 0.3-0.38 s, mono, 96 kHz (members of 255 bytes and more: two lacing bytes)"
+    gd, _ = clip("amen_drums.flac", 0.4, 0.5)
+    yield "mono_48k_lowdelay_groups_damaged", resample(gd.mean(1, keepdims=True), fs, 48000), \
+        48000, dict(bitrate=48, quantizer="mulaw", low_delay=True), damage_groups, \
+        "amen_drums.flac 0.5-0.9 s, mono, 48 kHz"
+    gh, _ = clip("piano.flac", 1.3, 0.1)
+    yield "mono_48k_lowdelay_groups_headerless", resample(gh.mean(1, keepdims=True), fs, 48000), \
+        48000, dict(bitrate=48, quantizer="uniform", low_delay=True), headerless_groups, \
+        "piano.flac 0.1-1.4 s, mono, 48 kHz"
 
 
 def _tones(rng):
@@ -664,6 +799,9 @@ def covers(cfg, st, data):
         "rejected_candidates": st["damaged_candidates"],
         "crc_valid_invalid_payloads": st["invalid_payloads"],
         "concealed_frames": st["concealed"], "spliced_frames": st["spliced"],
+        "group_counts": sorted(st["group_counts"]), "grouped_frames": st["grouped_frames"],
+        "group_lacing_run_bytes": sorted(st["lacing_runs"]),
+        "damaged_groups": st["damaged_groups"], "groups_before_join": st["groups_before_join"],
         **({"metadata_block": "damaged" if "damaged" in st["metadata"] else "valid"}
            if st["metadata"] is not None else {})}
 
@@ -714,7 +852,7 @@ def main():
             yc, _ = reference_decode(clean)
             if not np.array_equal(y, yc):
                 raise SystemExit(f"{name}: a damaged metadata block changed the audio")
-        if edit is damage:           # outside the non-normative ranges: the intact decode
+        if edit in (damage, damage_groups):   # outside the non-normative ranges: the intact one
             yc, _ = reference_decode(clean)
             keep = np.ones(len(y), bool)
             for a, b in bad:

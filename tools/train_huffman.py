@@ -240,7 +240,7 @@ def main(argv=None):
             return
     for r in range(args.rounds):
         from pacodec import tables
-        tables.load_codebooks.cache_clear()
+        tables._load_codebooks.cache_clear()
         print(f"round {r + 1}")
         clips = sorted(args.clips, key=lambda c: Path(c).name)
         per_clip = []

@@ -55,7 +55,9 @@ class PacodecDec(_Element):
             fr = ct.parse_frame_at(data, 0)
         except FormatError:
             fr = None
-        if fr is None or fr.size != len(data):
+        if fr is None or fr.size != len(data) or fr.ftype == ct.FRAME_GROUP:
+            # (a frame group, FORMAT.md §4, comes split into its members by pacodecparse: one
+            # here is counted as damaged, like any buffer that is not one frame)
             self.damaged += 1       # its loss shows as a sequence gap at the next good frame
             return Gst.FlowReturn.OK
         if fr.ftype == ct.FRAME_EOS:

@@ -106,7 +106,9 @@ class PacodecEnc(_Element):
         _, rate, ch = self._fmt
         try:
             opts = self.coding_options(rate, ch)
-            self._enc = pacodec.Encoder(rate, ch, **opts.encoder_kwargs())
+            # group=1: each frame is pushed as soon as it is coded (a stream element, not a
+            # file writer; packets carry no frame groups, FORMAT.md §9)
+            self._enc = pacodec.Encoder(rate, ch, group=1, **opts.encoder_kwargs())
         except pacodec.PacodecError as e:
             self.error(Gst.library_error_quark, Gst.LibraryError.SETTINGS, f"pacodecenc: {e}")
             return Gst.FlowReturn.ERROR

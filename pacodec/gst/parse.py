@@ -86,6 +86,8 @@ class PacodecParse(_Element):
                 return Gst.FlowReturn.OK
         if self._cfg is None:
             return Gst.FlowReturn.OK          # joined mid-stream: wait for a config frame
+        if fr.ftype == ct.FRAME_GROUP:
+            return self._group(fr)
         self._frames += 1
         rate, hop = self._cfg.samplerate, self._cfg.hop
         flags = Gst.BufferFlags.DISCONT if self._discont else _NOFLAGS
@@ -98,6 +100,27 @@ class PacodecParse(_Element):
         k, _ = self._index.locate(fr)
         pts = None if k is None else _ns(k * hop, rate)
         return self.push(raw, pts, _ns(hop, rate), flags)
+
+    def _group(self, fr):
+        """A frame group (FORMAT.md §4, version 8) leaves as its members, each a plain audio
+        frame with its own sequence number (downstream elements and packets carry single
+        frames); a group of an earlier version or with an invalid count or lengths is damaged."""
+        ct = _container()
+        try:
+            if self._cfg.version < ct.GROUP_VERSION:
+                raise FormatError("frame type 3 before version 8")
+            members = ct.group_members(fr.payload)
+        except FormatError:
+            self._discont = True
+            return Gst.FlowReturn.OK
+        ret = Gst.FlowReturn.OK
+        for k, p in enumerate(members):
+            seq = (fr.seq + k) & 0xFF
+            raw = ct.pack_audio_frame(seq, p)
+            ret = self._frame(ct.Frame(ct.FRAME_AUDIO, seq, p, len(raw)), raw)
+            if ret != Gst.FlowReturn.OK:
+                break
+        return ret
 
     def on_eos(self):
         if not self._frames and not self._failed:

@@ -45,7 +45,9 @@ class PacodecPay(_Element):
             fr = ct.parse_frame_at(data, 0)
         except FormatError:
             fr = None
-        if fr is None:
+        if fr is None or fr.ftype == ct.FRAME_GROUP:
+            # packets carry no frame groups (FORMAT.md §9): pacodecparse splits a file's groups
+            # into their frames before they get here
             return Gst.FlowReturn.OK
         if fr.ftype == ct.FRAME_EOS:
             k = self._index.next

@@ -45,7 +45,7 @@ def _frame_size(buf: bytes, pos: int):
     None if ``buf`` ends before the frame could be checked."""
     if len(buf) < pos + 5:
         return None
-    if buf[pos:pos + 2] != _SYNC or buf[pos + 2] >> 6 == 3:
+    if buf[pos:pos + 2] != _SYNC:           # any type: 3 is a frame group (version 8)
         return 0
     size = (((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]) + 7
     if len(buf) < pos + size:
@@ -63,7 +63,7 @@ def identify(peek) -> int | None:
         crc = int.from_bytes(head[18:20], "big")
         return MAXIMUM if _crc16(bytes(head[:18])) == crc else LIKELY
     head = peek(0, 5)
-    if head is None or bytes(head[:2]) != _SYNC or head[2] >> 6 == 3:
+    if head is None or bytes(head[:2]) != _SYNC:
         return None
     first = (((head[2] & 0x3F) << 8) | head[3]) + 7
     data = None
@@ -78,7 +78,7 @@ def identify(peek) -> int | None:
         return None
     if len(data) == first:                  # the stream ends after one frame
         return POSSIBLE
-    if data[first:first + 2] != _SYNC or data[first + 2] >> 6 == 3:
+    if data[first:first + 2] != _SYNC:
         return POSSIBLE                     # damaged bytes after a valid frame
     second = (((data[first + 2] & 0x3F) << 8) | data[first + 3]) + 7
     whole = peek(0, first + second)

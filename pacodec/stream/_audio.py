@@ -10,7 +10,7 @@ import time
 from ..errors import UnsupportedError
 from .counters import Counted
 
-__all__ = ["sounddevice", "parse_device", "warm_codec", "StatusLine", "fast_switching",
+__all__ = ["sounddevice", "parse_device", "warm_codec", "ungrouped", "StatusLine", "fast_switching",
            "AudioPipeline", "RunClock", "ctrl_c_stops", "stop_requested",
            "write_stats", "fmt_time", "playable_rate", "kbps"]
 
@@ -25,6 +25,14 @@ def sounddevice():
     except ImportError as exc:
         raise UnsupportedError(f"audio devices need the sounddevice package ({exc})") from None
     return sd
+
+
+def ungrouped(enc):
+    """A streaming encoder (``pacodec live``/``send``, from any encoder factory) sends every frame
+    as soon as it is coded: no frame groups (FORMAT.md §4; packets carry none, §9)."""
+    if getattr(enc, "group", 1) != 1:
+        enc.group = 1
+    return enc
 
 
 def parse_device(text):

@@ -29,13 +29,17 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, kbps, sounddevice, warm_codec
+from ._audio import AudioPipeline, kbps, sounddevice, ungrouped, warm_codec
 from .ringbuffer import RingBuffer
 
 __all__ = ["LivePipeline", "default_encoder_factory", "default_decoder_factory"]
 
 
 def default_encoder_factory(samplerate, channels, bitrate=128, low_delay=False, **kw):
+    # group=1: a live stream sends every frame as soon as it is coded (no frame groups, FORMAT.md
+    # §4, which are for files: a group would hold frames back and packets carry none, §9)
+    kw.setdefault("group", 1)
+
     def make():
         from ..encoder import Encoder
         return Encoder(samplerate, channels, bitrate=bitrate, low_delay=low_delay, **kw)
@@ -204,7 +208,7 @@ class LivePipeline(AudioPipeline):
     def start(self):
         sd = sounddevice()
         warm_codec(self._make_encoder, self._make_decoder)
-        self.encoder = self._make_encoder()
+        self.encoder = ungrouped(self._make_encoder())
         self.decoder = self._make_decoder()
         self._hold_fast_switching()
         self._thread = threading.Thread(target=self._codec_loop, name="pacodec-live",

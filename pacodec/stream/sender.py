@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._audio import AudioPipeline, kbps, sounddevice, warm_codec
+from ._audio import AudioPipeline, kbps, sounddevice, ungrouped, warm_codec
 from .live import default_encoder_factory
 from .packet import new_session_id, pack
 from .ringbuffer import RingBuffer
@@ -215,7 +215,7 @@ class Sender(AudioPipeline):
     # ------------------------------------------------------------------ control
     def start(self):
         warm_codec(self._make_encoder)
-        self.encoder = self._make_encoder()
+        self.encoder = ungrouped(self._make_encoder())
         self.started_at = time.monotonic()
         if self._source is not None:
             self._thread = threading.Thread(target=self._run, args=(self._file_loop,),
