@@ -7,7 +7,7 @@ source it came from.  Capture file: ``PKTC`` (4 ASCII bytes), then per datagram:
 u16, length u16, the datagram (big-endian).  Source id ``s`` stands for one sender address.
 
 The datagrams are made with pacodec's sender side: the encoder in low-delay mode
-(``pacodec.Encoder(..., low_delay=True)``), its frames grouped ``frames_per_packet`` to a
+(``pacodec.Encoder(..., low_delay=True, group=1)``: no frame groups, as every streaming sender), its frames grouped ``frames_per_packet`` to a
 datagram as ``pacodec.stream.sender`` groups them (the last packet may carry fewer) and packed
 by ``pacodec.packet.pack_packet`` (``timestamp`` = the first frame's ``seq`` × the frame
 size), then reordered, duplicated, dropped, forged or damaged as each case says.
@@ -89,7 +89,7 @@ def signal(fs, channels, seconds, seed):
 
 def encode(fs, channels, seconds, seed, bitrate):
     import pacodec
-    enc = pacodec.Encoder(fs, channels, bitrate=bitrate, low_delay=True)
+    enc = pacodec.Encoder(fs, channels, bitrate=bitrate, low_delay=True, group=1)
     frames = enc.encode(signal(fs, channels, seconds, seed)) + enc.flush()
     return [bytes(f) for f in frames], enc.frame_size
 
@@ -457,7 +457,7 @@ def main(argv=None):
             "key": key.hex() if key else None,
             "datagrams": len(datagrams),
             "made_with": {"samplerate": fs, "channels": ch, "bitrate": rate, "seconds": seconds,
-                          "encoder": f"pacodec.Encoder({fs}, {ch}, bitrate={rate}, low_delay=True)",
+                          "encoder": f"pacodec.Encoder({fs}, {ch}, bitrate={rate}, low_delay=True, group=1)",
                           "frames_sent": len(frames), "frame_size": hop, "signal_seed": seed,
                           "edit": made},
             "covers": sorted(covers),
