@@ -48,8 +48,8 @@ __all__ = [
 MAGIC = b"PACD"                 # §3
 FORMAT_VERSION = 8             # §3.1; version 8: frame groups (§4, type 3)
 #: version 7 differs from 8 only in having no frame groups (its type 3 is damaged), version 6
-#: from 7 only in the spectral codes' rows (§7.3), version 6 differs from 7 only in the spectral codes' rows (§7.3), version 5 from 6 only in the
-#: payload's side codes (§5.3, §7.2), version 4 from 5 in
+#: from 7 only in the spectral codes' rows (§7.3), version 5 from 6 only in the payload's side
+#: codes (§5.3, §7.2), version 4 from 5 in
 #: having no min_band field (its bits are reserved), version 3 from 4 in its codes and in having
 #: no metadata block (§3.2, §13)
 SUPPORTED_VERSIONS = (3, 4, 5, 6, 7, FORMAT_VERSION)
