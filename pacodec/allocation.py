@@ -31,8 +31,8 @@ import numpy as np
 from ._jit import njit
 from .huffman import BOOK_LAV, unit_bits
 from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, quantize_unit_rounded
-from .tables import (MAX_QUANT, NOISE_BOOK, PARTNER_NONE, SF_DELTA_MAX, book_row, sf_row,
-                     spectral_partner)
+from .tables import (MAX_QUANT, NOISE_BOOK, PARTNER_CODED, PARTNER_NONE, SF_DELTA_MAX, book_row,
+                     sf_row, spectral_partner)
 
 __all__ = ["allocate", "stereo_decision", "bandwidth_hz", "PNS_START_HZ", "pns_rule", "HF_NOISE_HZ",
            "HF_NOISE_TON", "HF_STEADY_DB", "band_weights", "FrameUnits", "Allocation",
@@ -242,6 +242,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         scr.qsf[ch, u] = -1
         scr.qbsf[ch, u] = -1
         scr.cand[ch, u, 0] = -1
+        scr.pkey[ch, u, 0] = -1     # ...and its books' bits with the partner's context
         d0 = math.sqrt(12.0 * allowed / w)
         sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
         if quantizer == QUANT_POWER:
@@ -363,7 +364,7 @@ FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton f
 Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
 #: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
 AllocScratch = namedtuple("AllocScratch", "hint qsf qb qbsf qlast cand mlo mhi mnoise mrec mqmax "
-                                          "rdi rdf trial qalt")
+                                          "rdi rdf trial qalt pkey pbits")
 
 
 def alloc_scratch(channels, max_units, n):
@@ -376,7 +377,9 @@ def alloc_scratch(channels, max_units, n):
     :func:`rd_scalefactors`; and the last trial's offset and whether a unit's search went past
     its coarsest fitting scalefactor (``trial``, :func:`~pacodec.ratecontrol.code_at`); a third
     buffer of quantized values for the energy-matched rounding's passes (``qalt``,
-    :func:`quantize_matched_alt`)."""
+    :func:`quantize_matched_alt`); per unit of a pair's second channel the bits of its books
+    costed with the partner's context and what they were costed at (``pbits``, ``pkey``:
+    :func:`partner_books`)."""
     cu = (channels, max_units)
     return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
                         qb=np.zeros((channels, n), dtype=np.int64),
@@ -387,7 +390,9 @@ def alloc_scratch(channels, max_units, n):
                         mqmax=np.zeros(cu + (256,), dtype=np.int64),
                         rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
                         rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2),
-                        qalt=np.zeros((channels, n), dtype=np.int64))
+                        qalt=np.zeros((channels, n), dtype=np.int64),
+                        pkey=np.full(cu + (3,), -1, dtype=np.int64),
+                        pbits=np.full(cu + (8,), -2, dtype=np.int64))
 
 
 @njit(inline="always")
@@ -760,6 +765,19 @@ def long_band_min(cfg, settings) -> int:
     return 1 if cfg.short_blocks else 0
 
 
+@njit(inline="always")
+def _partner_bits(q, s, e, book, lengths, pq, pm, pbits, memo):
+    """:func:`~pacodec.huffman.unit_bits` of ``q[s:e]`` with ``book`` and the partner's context,
+    from ``pbits[book]`` when ``memo`` and it was costed before (-2: not yet), else costed (and
+    kept there when ``memo``)."""
+    if memo and pbits[book] != -2:
+        return pbits[book]
+    n = unit_bits(q, s, e, book, lengths, pq, pm)
+    if memo:
+        pbits[book] = n
+    return n
+
+
 @njit
 def partner_books(fu, out, scr):
     """The spectral book of each coded unit of a channel pair's second channel, costed with the
@@ -768,7 +786,14 @@ def partner_books(fu, out, scr):
     partner is not final while a channel is allocated); once every channel is, this costs the
     unit's candidate books (:func:`_unit_books`, where they are those of its scalefactor) with
     the context, keeps the cheaper and sets ``out.ubits``, so that
-    :func:`~pacodec.payload.payload_bits` counts exactly what the writer writes."""
+    :func:`~pacodec.payload.payload_bits` counts exactly what the writer writes.
+
+    A unit's bits depend only on its values and, with a coded partner, the partner's: where
+    both hold the quantization of their scalefactor (``scr.qsf``: not a clamped unit), a book's
+    bits are kept (``scr.pbits``) for the frame's later trials under the key (scalefactor,
+    partner mode, partner's scalefactor or -1) in ``scr.pkey`` (reset with the unit's memo of
+    quantizations, :func:`_search_sf`), so a unit that a trial left as it was is not costed
+    again.  Same bits as costing every time."""
     nb = fu.nbands
     books = out.books
     for c in range(1, books.shape[0], 2):
@@ -783,14 +808,30 @@ def partner_books(fu, out, scr):
                 pm = spectral_partner(books, out.max_bands, c, u, b)
                 s = fu.ub[u]
                 e = fu.ub[u + 1]
+                sfc = out.sf[c, u]
+                memo = scr.qsf[c, u] == sfc
+                psf = -1
+                if pm == PARTNER_CODED:
+                    psf = out.sf[c - 1, u]
+                    if scr.qsf[c - 1, u] != psf:
+                        memo = False
+                pbits = scr.pbits[c, u]
+                if memo:
+                    key = scr.pkey[c, u]
+                    if key[0] != sfc or key[1] != pm or key[2] != psf:
+                        key[0] = sfc
+                        key[1] = pm
+                        key[2] = psf
+                        for k in range(pbits.shape[0]):
+                            pbits[k] = -2
                 best = bk
-                best_bits = unit_bits(qc, s, e, bk, fu.lengths, pq, pm)
+                best_bits = _partner_bits(qc, s, e, bk, fu.lengths, pq, pm, pbits, memo)
                 cand = scr.cand[c, u]
-                if cand[0] == out.sf[c, u]:
+                if cand[0] == sfc:
                     for k in (1, 3):
                         alt = cand[k]
                         if alt > 0 and alt != bk:
-                            n = unit_bits(qc, s, e, alt, fu.lengths, pq, pm)
+                            n = _partner_bits(qc, s, e, alt, fu.lengths, pq, pm, pbits, memo)
                             if n >= 0 and (best_bits < 0 or n < best_bits):
                                 best = alt
                                 best_bits = n
