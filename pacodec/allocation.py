@@ -242,7 +242,9 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         scr.qsf[ch, u] = -1
         scr.qbsf[ch, u] = -1
         scr.cand[ch, u, 0] = -1
-        scr.pkey[ch, u, 0] = -1     # ...and its books' bits with the partner's context
+        scr.cand[ch, u, 6] = -1
+        scr.pkey[ch, u, 0, 0] = -1  # ...and its books' bits with the partner's context
+        scr.pkey[ch, u, 1, 0] = -1
         d0 = math.sqrt(12.0 * allowed / w)
         sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
         if quantizer == QUANT_POWER:
@@ -324,10 +326,19 @@ def _pick_book(qmax, b1, n1, b2, n2):
 
 @njit(inline="always")
 def _unit_books(q, s, e, qmax, lengths, scr, ch, u, sf):
-    """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u]`` (scalefactor,
-    book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials."""
+    """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u, :6]`` (scalefactor,
+    book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials;
+    ``scr.cand[ch, u, 6:]`` keeps the scalefactor's before (a search that returns to it, as the
+    rate loop's last trial often does, costs nothing: the two swap)."""
     cand = scr.cand[ch, u]
-    if cand[0] != sf:
+    if cand[0] != sf and cand[6] == sf:
+        for k in range(6):
+            t = cand[k]
+            cand[k] = cand[6 + k]
+            cand[6 + k] = t
+    elif cand[0] != sf:
+        for k in range(6):
+            cand[6 + k] = cand[k]
         b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
         cand[0] = sf
         cand[1] = b1
@@ -384,15 +395,15 @@ def alloc_scratch(channels, max_units, n):
     return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
                         qb=np.zeros((channels, n), dtype=np.int64),
                         qbsf=np.full(cu, -1, dtype=np.int64), qlast=np.zeros(cu, dtype=np.int64),
-                        cand=np.full(cu + (6,), -1, dtype=np.int64),
+                        cand=np.full(cu + (12,), -1, dtype=np.int64),
                         mlo=np.ones(cu, dtype=np.int64), mhi=np.zeros(cu, dtype=np.int64),
                         mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),
                         mqmax=np.zeros(cu + (256,), dtype=np.int64),
                         rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
                         rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2),
                         qalt=np.zeros((channels, n), dtype=np.int64),
-                        pkey=np.full(cu + (3,), -1, dtype=np.int64),
-                        pbits=np.full(cu + (8,), -2, dtype=np.int64))
+                        pkey=np.full(cu + (2, 3), -1, dtype=np.int64),
+                        pbits=np.full(cu + (2, 8), -2, dtype=np.int64))
 
 
 @njit(inline="always")
@@ -792,8 +803,8 @@ def partner_books(fu, out, scr):
     both hold the quantization of their scalefactor (``scr.qsf``: not a clamped unit), a book's
     bits are kept (``scr.pbits``) for the frame's later trials under the key (scalefactor,
     partner mode, partner's scalefactor or -1) in ``scr.pkey`` (reset with the unit's memo of
-    quantizations, :func:`_search_sf`), so a unit that a trial left as it was is not costed
-    again.  Same bits as costing every time."""
+    quantizations, :func:`_search_sf`), so a unit that a trial left as it was, or returned to
+    (the last two keys are kept), is not costed again.  Same bits as costing every time."""
     nb = fu.nbands
     books = out.books
     for c in range(1, books.shape[0], 2):
@@ -815,15 +826,27 @@ def partner_books(fu, out, scr):
                     psf = out.sf[c - 1, u]
                     if scr.qsf[c - 1, u] != psf:
                         memo = False
-                pbits = scr.pbits[c, u]
+                pbits = scr.pbits[c, u, 0]
                 if memo:
                     key = scr.pkey[c, u]
-                    if key[0] != sfc or key[1] != pm or key[2] != psf:
-                        key[0] = sfc
-                        key[1] = pm
-                        key[2] = psf
+                    if key[0, 0] != sfc or key[0, 1] != pm or key[0, 2] != psf:
+                        # the older entry becomes the newer, its key or a fresh one
+                        old = key[1, 0] == sfc and key[1, 1] == pm and key[1, 2] == psf
+                        pb1 = scr.pbits[c, u, 1]
+                        for k in range(3):
+                            t = key[0, k]
+                            key[0, k] = key[1, k]
+                            key[1, k] = t
                         for k in range(pbits.shape[0]):
-                            pbits[k] = -2
+                            t = pbits[k]
+                            pbits[k] = pb1[k]
+                            pb1[k] = t
+                        if not old:
+                            key[0, 0] = sfc
+                            key[0, 1] = pm
+                            key[0, 2] = psf
+                            for k in range(pbits.shape[0]):
+                                pbits[k] = -2
                 best = bk
                 best_bits = _partner_bits(qc, s, e, bk, fu.lengths, pq, pm, pbits, memo)
                 cand = scr.cand[c, u]
