@@ -141,7 +141,9 @@ def unit_bits(q, start, end, book, lengths, pq, pm):
 
 @njit(inline="always")
 def _unit_bits(q, start, end, book, lengths, pq, pm):
-    """:func:`unit_bits`' body, for any ``book``."""
+    """:func:`unit_bits`' body, for any ``book``.  ``q`` is indexed with unsigned positions (as
+    in :func:`_write_unit` and :func:`~pacodec.tables.partner_class`): a unit's are never
+    negative, and numba then tests no index for counting from the end."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
@@ -153,7 +155,7 @@ def _unit_bits(q, start, end, book, lengths, pq, pm):
         prev = 0
         sym = 0
         for j in range(dim):
-            v = abs(q[i + j]) if i + j < end else 0
+            v = abs(q[np.uint64(i + j)]) if i + j < end else 0
             prev += v
             if book == ESC_BOOK:
                 if v > MAX_QUANT:
@@ -212,10 +214,10 @@ def _write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
         signs = 0
         ns = 0
         for j in range(dim):
-            v = abs(q[i + j]) if i + j < end else 0
+            v = abs(q[np.uint64(i + j)]) if i + j < end else 0
             prev += v
             if v != 0:
-                signs = 2 * signs + (1 if q[i + j] < 0 else 0)
+                signs = 2 * signs + (1 if q[np.uint64(i + j)] < 0 else 0)
                 ns += 1
             if book == ESC_BOOK and v >= ESC_VALUE:
                 v = ESC_VALUE
@@ -233,7 +235,7 @@ def _write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
         if book == ESC_BOOK:
             for j in range(dim):
                 if i + j < end:
-                    v = abs(q[i + j])
+                    v = abs(q[np.uint64(i + j)])
                     if v >= ESC_VALUE:
                         m = v - ESC_VALUE + (1 << ESC_K)
                         nb = 0
