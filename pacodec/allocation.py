@@ -34,6 +34,9 @@ from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, q
 from .tables import (MAX_QUANT, NOISE_BOOK, PARTNER_CODED, PARTNER_NONE, SF_DELTA_MAX, book_row,
                      sf_row, spectral_partner)
 
+#: an array position as an unsigned integer: numba then tests no index for counting from the end
+U = np.uint64
+
 __all__ = ["allocate", "stereo_decision", "bandwidth_hz", "PNS_START_HZ", "pns_rule", "HF_NOISE_HZ",
            "HF_NOISE_TON", "HF_STEADY_DB", "band_weights", "FrameUnits", "Allocation",
            "AllocScratch", "alloc_scratch", "long_band_min"]
@@ -173,7 +176,7 @@ def quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, alt, two):
         prev_alt = in_alt
     if in_alt:
         for i in range(s, e):
-            q[i] = alt[i]
+            q[U(i)] = alt[U(i)]
     return noise, qmax, rec
 
 
@@ -272,7 +275,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         if scr.qbsf[ch, u] == sf:
             qb = scr.qb[ch]
             for i in range(s, e):
-                q[i] = qb[i]
+                q[U(i)] = qb[U(i)]
         else:
             quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, scr.qalt[ch], True)
         scr.qsf[ch, u] = sf
@@ -643,7 +646,7 @@ def allocate(fu, out, scr, ch, gain):
     for u in range(nunits):
         if books[u] == 0 or books[u] == NOISE_BOOK:
             for i in range(ub[u], ub[u + 1]):
-                q[i] = 0
+                q[U(i)] = 0
             scr.qsf[ch, u] = -1
     # noise units carry their RMS level as the scalefactor
     for u in range(nunits):

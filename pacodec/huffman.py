@@ -168,7 +168,7 @@ def _unit_bits(q, start, end, book, lengths, pq, pm):
             if v != 0:
                 bits += 1
             sym = sym * base + v
-        n = lengths[row, sym]
+        n = lengths[np.uint64(row), np.uint64(sym)]
         if n == 0:
             return -1
         bits += n
@@ -222,15 +222,15 @@ def _write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
             if book == ESC_BOOK and v >= ESC_VALUE:
                 v = ESC_VALUE
             sym = sym * base + v
-        n = lengths[row, sym]
+        n = lengths[np.uint64(row), np.uint64(sym)]
         if n == 0:          # a symbol the book cannot code: an encoder bug, flagged as overflow
             st[1] = 1
             if ns:
                 put_bits(buf, st, signs, ns)
         elif n + ns <= 32:
-            put_bits(buf, st, (codes[row, sym] << ns) | signs, n + ns)
+            put_bits(buf, st, (codes[np.uint64(row), np.uint64(sym)] << ns) | signs, n + ns)
         else:
-            put_bits(buf, st, codes[row, sym], n)
+            put_bits(buf, st, codes[np.uint64(row), np.uint64(sym)], n)
             put_bits(buf, st, signs, ns)
         if book == ESC_BOOK:
             for j in range(dim):

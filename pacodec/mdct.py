@@ -70,11 +70,11 @@ def fft_inplace(a, rev, tw):
     # positions are indexed unsigned (U): never negative, so numba tests none for counting from
     # the end of the array (the same arithmetic; only the address computation is shorter)
     for i in range(n):
-        j = U(rev[i])
+        j = rev[i]
         if j > i:
             t = a[i]
-            a[i] = a[j]
-            a[j] = t
+            a[i] = a[U(j)]
+            a[U(j)] = t
     size = 2
     while size <= n:
         half = size // 2
