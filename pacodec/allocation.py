@@ -31,8 +31,11 @@ import numpy as np
 from ._jit import njit
 from .huffman import BOOK_LAV, unit_bits
 from .quantize import QUANT_POWER, QUANT_UNIFORM, SF_BIAS, quantize_unit_fast, quantize_unit_rounded
-from .tables import (MAX_QUANT, NOISE_BOOK, PARTNER_NONE, SF_DELTA_MAX, book_row, sf_row,
-                     spectral_partner)
+from .tables import (MAX_QUANT, NOISE_BOOK, PARTNER_CODED, PARTNER_NONE, SF_DELTA_MAX, book_row,
+                     sf_row, spectral_partner)
+
+#: an array position as an unsigned integer: numba then tests no index for counting from the end
+U = np.uint64
 
 __all__ = ["allocate", "stereo_decision", "bandwidth_hz", "PNS_START_HZ", "pns_rule", "HF_NOISE_HZ",
            "HF_NOISE_TON", "HF_STEADY_DB", "band_weights", "FrameUnits", "Allocation",
@@ -173,7 +176,7 @@ def quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, alt, two):
         prev_alt = in_alt
     if in_alt:
         for i in range(s, e):
-            q[i] = alt[i]
+            q[U(i)] = alt[U(i)]
     return noise, qmax, rec
 
 
@@ -242,6 +245,9 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         scr.qsf[ch, u] = -1
         scr.qbsf[ch, u] = -1
         scr.cand[ch, u, 0] = -1
+        scr.cand[ch, u, 6] = -1
+        scr.pkey[ch, u, 0, 0] = -1  # ...and its books' bits with the partner's context
+        scr.pkey[ch, u, 1, 0] = -1
         d0 = math.sqrt(12.0 * allowed / w)
         sf = int(math.floor(4.0 * math.log2(max(d0, 1e-30)) + SF_BIAS))
         if quantizer == QUANT_POWER:
@@ -269,7 +275,7 @@ def _search_sf(c, xa, s, e, allowed, energy, quantizer, mu, q, scr, ch, u):
         if scr.qbsf[ch, u] == sf:
             qb = scr.qb[ch]
             for i in range(s, e):
-                q[i] = qb[i]
+                q[U(i)] = qb[U(i)]
         else:
             quantize_matched_alt(c, xa, s, e, sf, quantizer, mu, q, energy, scr.qalt[ch], True)
         scr.qsf[ch, u] = sf
@@ -323,10 +329,19 @@ def _pick_book(qmax, b1, n1, b2, n2):
 
 @njit(inline="always")
 def _unit_books(q, s, e, qmax, lengths, scr, ch, u, sf):
-    """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u]`` (scalefactor,
-    book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials."""
+    """:func:`_two_books` of unit ``u`` quantized at ``sf``, kept in ``scr.cand[ch, u, :6]`` (scalefactor,
+    book, bits, book, bits, max |q|) for :func:`rd_scalefactors` and the frame's later trials;
+    ``scr.cand[ch, u, 6:]`` keeps the scalefactor's before (a search that returns to it, as the
+    rate loop's last trial often does, costs nothing: the two swap)."""
     cand = scr.cand[ch, u]
-    if cand[0] != sf:
+    if cand[0] != sf and cand[6] == sf:
+        for k in range(6):
+            t = cand[k]
+            cand[k] = cand[6 + k]
+            cand[6 + k] = t
+    elif cand[0] != sf:
+        for k in range(6):
+            cand[6 + k] = cand[k]
         b1, n1, b2, n2 = _two_books(q, s, e, qmax, lengths)
         cand[0] = sf
         cand[1] = b1
@@ -363,7 +378,7 @@ FrameUnits = namedtuple("FrameUnits", "cod xa ub nbands ngroups thr energy ton f
 Allocation = namedtuple("Allocation", "books sf q ubits max_bands")
 #: Scratch of one frame's allocations, kept across its trial offsets (:func:`alloc_scratch`).
 AllocScratch = namedtuple("AllocScratch", "hint qsf qb qbsf qlast cand mlo mhi mnoise mrec mqmax "
-                                          "rdi rdf trial qalt")
+                                          "rdi rdf trial qalt pkey pbits")
 
 
 def alloc_scratch(channels, max_units, n):
@@ -376,18 +391,22 @@ def alloc_scratch(channels, max_units, n):
     :func:`rd_scalefactors`; and the last trial's offset and whether a unit's search went past
     its coarsest fitting scalefactor (``trial``, :func:`~pacodec.ratecontrol.code_at`); a third
     buffer of quantized values for the energy-matched rounding's passes (``qalt``,
-    :func:`quantize_matched_alt`)."""
+    :func:`quantize_matched_alt`); per unit of a pair's second channel the bits of its books
+    costed with the partner's context and what they were costed at (``pbits``, ``pkey``:
+    :func:`partner_books`)."""
     cu = (channels, max_units)
     return AllocScratch(hint=np.full(cu, -1, dtype=np.int64), qsf=np.full(cu, -1, dtype=np.int64),
                         qb=np.zeros((channels, n), dtype=np.int64),
                         qbsf=np.full(cu, -1, dtype=np.int64), qlast=np.zeros(cu, dtype=np.int64),
-                        cand=np.full(cu + (6,), -1, dtype=np.int64),
+                        cand=np.full(cu + (12,), -1, dtype=np.int64),
                         mlo=np.ones(cu, dtype=np.int64), mhi=np.zeros(cu, dtype=np.int64),
                         mnoise=np.zeros(cu + (256,)), mrec=np.zeros(cu + (256,)),
                         mqmax=np.zeros(cu + (256,), dtype=np.int64),
                         rdi=np.zeros((4, max_units, _RD_STATES), dtype=np.int64),
                         rdf=np.zeros((max_units, _RD_STATES)), trial=np.zeros(2),
-                        qalt=np.zeros((channels, n), dtype=np.int64))
+                        qalt=np.zeros((channels, n), dtype=np.int64),
+                        pkey=np.full(cu + (2, 3), -1, dtype=np.int64),
+                        pbits=np.full(cu + (2, 8), -2, dtype=np.int64))
 
 
 @njit(inline="always")
@@ -627,7 +646,7 @@ def allocate(fu, out, scr, ch, gain):
     for u in range(nunits):
         if books[u] == 0 or books[u] == NOISE_BOOK:
             for i in range(ub[u], ub[u + 1]):
-                q[i] = 0
+                q[U(i)] = 0
             scr.qsf[ch, u] = -1
     # noise units carry their RMS level as the scalefactor
     for u in range(nunits):
@@ -767,6 +786,19 @@ def long_band_min(cfg, settings) -> int:
     return 1
 
 
+@njit(inline="always")
+def _partner_bits(q, s, e, book, lengths, pq, pm, pbits, memo):
+    """:func:`~pacodec.huffman.unit_bits` of ``q[s:e]`` with ``book`` and the partner's context,
+    from ``pbits[book]`` when ``memo`` and it was costed before (-2: not yet), else costed (and
+    kept there when ``memo``)."""
+    if memo and pbits[book] != -2:
+        return pbits[book]
+    n = unit_bits(q, s, e, book, lengths, pq, pm)
+    if memo:
+        pbits[book] = n
+    return n
+
+
 @njit
 def partner_books(fu, out, scr):
     """The spectral book of each coded unit of a channel pair's second channel, costed with the
@@ -775,7 +807,14 @@ def partner_books(fu, out, scr):
     partner is not final while a channel is allocated); once every channel is, this costs the
     unit's candidate books (:func:`_unit_books`, where they are those of its scalefactor) with
     the context, keeps the cheaper and sets ``out.ubits``, so that
-    :func:`~pacodec.payload.payload_bits` counts exactly what the writer writes."""
+    :func:`~pacodec.payload.payload_bits` counts exactly what the writer writes.
+
+    A unit's bits depend only on its values and, with a coded partner, the partner's: where
+    both hold the quantization of their scalefactor (``scr.qsf``: not a clamped unit), a book's
+    bits are kept (``scr.pbits``) for the frame's later trials under the key (scalefactor,
+    partner mode, partner's scalefactor or -1) in ``scr.pkey`` (reset with the unit's memo of
+    quantizations, :func:`_search_sf`), so a unit that a trial left as it was, or returned to
+    (the last two keys are kept), is not costed again.  Same bits as costing every time."""
     nb = fu.nbands
     books = out.books
     for c in range(1, books.shape[0], 2):
@@ -790,14 +829,42 @@ def partner_books(fu, out, scr):
                 pm = spectral_partner(books, out.max_bands, c, u, b)
                 s = fu.ub[u]
                 e = fu.ub[u + 1]
+                sfc = out.sf[c, u]
+                memo = scr.qsf[c, u] == sfc
+                psf = -1
+                if pm == PARTNER_CODED:
+                    psf = out.sf[c - 1, u]
+                    if scr.qsf[c - 1, u] != psf:
+                        memo = False
+                pbits = scr.pbits[c, u, 0]
+                if memo:
+                    key = scr.pkey[c, u]
+                    if key[0, 0] != sfc or key[0, 1] != pm or key[0, 2] != psf:
+                        # the older entry becomes the newer, its key or a fresh one
+                        old = key[1, 0] == sfc and key[1, 1] == pm and key[1, 2] == psf
+                        pb1 = scr.pbits[c, u, 1]
+                        for k in range(3):
+                            t = key[0, k]
+                            key[0, k] = key[1, k]
+                            key[1, k] = t
+                        for k in range(pbits.shape[0]):
+                            t = pbits[k]
+                            pbits[k] = pb1[k]
+                            pb1[k] = t
+                        if not old:
+                            key[0, 0] = sfc
+                            key[0, 1] = pm
+                            key[0, 2] = psf
+                            for k in range(pbits.shape[0]):
+                                pbits[k] = -2
                 best = bk
-                best_bits = unit_bits(qc, s, e, bk, fu.lengths, pq, pm)
+                best_bits = _partner_bits(qc, s, e, bk, fu.lengths, pq, pm, pbits, memo)
                 cand = scr.cand[c, u]
-                if cand[0] == out.sf[c, u]:
+                if cand[0] == sfc:
                     for k in (1, 3):
                         alt = cand[k]
                         if alt > 0 and alt != bk:
-                            n = unit_bits(qc, s, e, alt, fu.lengths, pq, pm)
+                            n = _partner_bits(qc, s, e, alt, fu.lengths, pq, pm, pbits, memo)
                             if n >= 0 and (best_bits < 0 or n < best_bits):
                                 best = alt
                                 best_bits = n

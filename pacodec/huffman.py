@@ -115,10 +115,35 @@ def _esc_bits(e):
     return 2 * nb - 1 - ESC_K
 
 
-@njit(inline="always")
+@njit
 def unit_bits(q, start, end, book, lengths, pq, pm):
     """Bits that coding ``q[start:end]`` with spectral ``book`` costs; -1 if it cannot code it.
-    ``pq``/``pm``: the partner's row and the unit's partner mode (see above)."""
+    ``pq``/``pm``: the partner's row and the unit's partner mode (see above).
+
+    The rate loop's most frequent computation (every candidate book of every unit whose
+    scalefactor a trial changed), so each book has a copy of :func:`_unit_bits` with its
+    constants (tuple size, largest value, escapes or not) known to the compiler: the loop over a
+    tuple's values unrolled, no test of the book per value; the same bits."""
+    if book == 1:
+        return _unit_bits(q, start, end, 1, lengths, pq, pm)
+    if book == 2:
+        return _unit_bits(q, start, end, 2, lengths, pq, pm)
+    if book == 3:
+        return _unit_bits(q, start, end, 3, lengths, pq, pm)
+    if book == 4:
+        return _unit_bits(q, start, end, 4, lengths, pq, pm)
+    if book == 5:
+        return _unit_bits(q, start, end, 5, lengths, pq, pm)
+    if book == 6:
+        return _unit_bits(q, start, end, 6, lengths, pq, pm)
+    return _unit_bits(q, start, end, book, lengths, pq, pm)
+
+
+@njit(inline="always")
+def _unit_bits(q, start, end, book, lengths, pq, pm):
+    """:func:`unit_bits`' body, for any ``book``.  ``q`` is indexed with unsigned positions (as
+    in :func:`_write_unit` and :func:`~pacodec.tables.partner_class`): a unit's are never
+    negative, and numba then tests no index for counting from the end."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
@@ -130,7 +155,7 @@ def unit_bits(q, start, end, book, lengths, pq, pm):
         prev = 0
         sym = 0
         for j in range(dim):
-            v = abs(q[i + j]) if i + j < end else 0
+            v = abs(q[np.uint64(i + j)]) if i + j < end else 0
             prev += v
             if book == ESC_BOOK:
                 if v > MAX_QUANT:
@@ -143,7 +168,7 @@ def unit_bits(q, start, end, book, lengths, pq, pm):
             if v != 0:
                 bits += 1
             sym = sym * base + v
-        n = lengths[row, sym]
+        n = lengths[np.uint64(row), np.uint64(sym)]
         if n == 0:
             return -1
         bits += n
@@ -151,10 +176,32 @@ def unit_bits(q, start, end, book, lengths, pq, pm):
     return bits
 
 
-@njit(inline="always")
+@njit
 def write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
     """Write ``q[start:end]`` with spectral ``book`` (the caller checked it fits the book);
-    ``pq``/``pm`` as for :func:`unit_bits`."""
+    ``pq``/``pm`` as for :func:`unit_bits`.  A copy of :func:`_write_unit` per book, as there."""
+    if book == 1:
+        _write_unit(buf, st, q, start, end, 1, codes, lengths, pq, pm)
+    elif book == 2:
+        _write_unit(buf, st, q, start, end, 2, codes, lengths, pq, pm)
+    elif book == 3:
+        _write_unit(buf, st, q, start, end, 3, codes, lengths, pq, pm)
+    elif book == 4:
+        _write_unit(buf, st, q, start, end, 4, codes, lengths, pq, pm)
+    elif book == 5:
+        _write_unit(buf, st, q, start, end, 5, codes, lengths, pq, pm)
+    elif book == 6:
+        _write_unit(buf, st, q, start, end, 6, codes, lengths, pq, pm)
+    else:
+        _write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm)
+
+
+@njit(inline="always")
+def _write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
+    """:func:`write_unit`'s body, for any ``book``.  A tuple's codeword and its sign bits (one
+    per non-zero value, in order) go out in one :func:`~pacodec.bitio.put_bits` (the same bits
+    as the codeword and then each sign; only a buffer overflow, an encoder error, would leave
+    other bytes), and an escape's zero prefix and suffix in another."""
     dim = BOOK_DIM[book]
     lav = BOOK_LAV[book]
     base = lav + 1
@@ -164,27 +211,38 @@ def write_unit(buf, st, q, start, end, book, codes, lengths, pq, pm):
         row = spectral_row(book, tuple_context(prev), partner_class(pm, pq, i, dim, end))
         prev = 0
         sym = 0
+        signs = 0
+        ns = 0
         for j in range(dim):
-            v = abs(q[i + j]) if i + j < end else 0
+            v = abs(q[np.uint64(i + j)]) if i + j < end else 0
             prev += v
+            if v != 0:
+                signs = 2 * signs + (1 if q[np.uint64(i + j)] < 0 else 0)
+                ns += 1
             if book == ESC_BOOK and v >= ESC_VALUE:
                 v = ESC_VALUE
             sym = sym * base + v
-        put_symbol(buf, st, codes, lengths, row, sym)
-        for j in range(dim):
-            if i + j < end and q[i + j] != 0:
-                put_bits(buf, st, 1 if q[i + j] < 0 else 0, 1)
+        n = lengths[np.uint64(row), np.uint64(sym)]
+        if n == 0:          # a symbol the book cannot code: an encoder bug, flagged as overflow
+            st[1] = 1
+            if ns:
+                put_bits(buf, st, signs, ns)
+        elif n + ns <= 32:
+            put_bits(buf, st, (codes[np.uint64(row), np.uint64(sym)] << ns) | signs, n + ns)
+        else:
+            put_bits(buf, st, codes[np.uint64(row), np.uint64(sym)], n)
+            put_bits(buf, st, signs, ns)
         if book == ESC_BOOK:
             for j in range(dim):
                 if i + j < end:
-                    v = abs(q[i + j])
+                    v = abs(q[np.uint64(i + j)])
                     if v >= ESC_VALUE:
                         m = v - ESC_VALUE + (1 << ESC_K)
                         nb = 0
                         while (m >> nb) > 0:
                             nb += 1
-                        put_bits(buf, st, 0, nb - 1 - ESC_K)
-                        put_bits(buf, st, m, nb)
+                        # nb - 1 - ESC_K zeros, then m's nb bits
+                        put_bits(buf, st, m, 2 * nb - 1 - ESC_K)
         i += dim
 
 

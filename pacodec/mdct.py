@@ -30,6 +30,8 @@ __all__ = ["Plan", "PlanArrays", "plan", "mdct", "imdct", "mdct_direct", "imdct_
 #: namedtuple (the field names) and passed as plain tuples, which the kernel unpacks by name:
 #: numba dispatches a plain tuple of arrays ~3x faster than a namedtuple (type fingerprint).
 PlanArrays = namedtuple("PlanArrays", "pre post rev tw")
+#: an array position as an unsigned integer (see :func:`fft_inplace`)
+U = np.uint64
 
 
 class Plan:
@@ -65,12 +67,14 @@ def plan(n: int) -> Plan:
 def fft_inplace(a, rev, tw):
     """Iterative radix-2 decimation-in-time FFT of ``a`` (complex, power-of-two length)."""
     n = a.shape[0]
+    # positions are indexed unsigned (U): never negative, so numba tests none for counting from
+    # the end of the array (the same arithmetic; only the address computation is shorter)
     for i in range(n):
         j = rev[i]
         if j > i:
             t = a[i]
-            a[i] = a[j]
-            a[j] = t
+            a[i] = a[U(j)]
+            a[U(j)] = t
     size = 2
     while size <= n:
         half = size // 2
@@ -79,20 +83,20 @@ def fft_inplace(a, rev, tw):
         # the early stages (many short groups) run twiddle by twiddle, each twiddle loaded once
         if half < step:
             for k in range(half):
-                w = tw[k * step]
+                w = tw[U(k * step)]
                 for i in range(k, n, size):
-                    u = a[i]
-                    v = a[i + half] * w
-                    a[i] = u + v
-                    a[i + half] = u - v
+                    u = a[U(i)]
+                    v = a[U(i + half)] * w
+                    a[U(i)] = u + v
+                    a[U(i + half)] = u - v
         else:
             for start in range(0, n, size):
                 for k in range(half):
-                    w = tw[k * step]
-                    u = a[start + k]
-                    v = a[start + k + half] * w
-                    a[start + k] = u + v
-                    a[start + k + half] = u - v
+                    w = tw[U(k * step)]
+                    u = a[U(start + k)]
+                    v = a[U(start + k + half)] * w
+                    a[U(start + k)] = u + v
+                    a[U(start + k + half)] = u - v
         size *= 2
 
 
@@ -102,12 +106,12 @@ def dct4(v, out, pre, post, rev, tw, work):
     n = v.shape[0]
     h = n // 2
     for m in range(h):
-        work[m] = complex(v[2 * m], v[n - 1 - 2 * m]) * pre[m]
+        work[m] = complex(v[U(2 * m)], v[U(n - 1 - 2 * m)]) * pre[m]
     fft_inplace(work, rev, tw)
     for m in range(h):
         y = work[m] * post[m]
-        out[2 * m] = y.real
-        out[n - 1 - 2 * m] = -y.imag
+        out[U(2 * m)] = y.real
+        out[U(n - 1 - 2 * m)] = -y.imag
 
 
 @njit
@@ -116,8 +120,8 @@ def mdct_kernel(z, out, pre, post, rev, tw, fold, work):
     n = out.shape[0]
     h = n // 2
     for i in range(h):
-        fold[i] = -z[3 * h - 1 - i] - z[3 * h + i]
-        fold[h + i] = z[i] - z[n - 1 - i]
+        fold[i] = -z[U(3 * h - 1 - i)] - z[U(3 * h + i)]
+        fold[U(h + i)] = z[i] - z[U(n - 1 - i)]
     dct4(fold, out, pre, post, rev, tw, work)
 
 
@@ -130,8 +134,8 @@ def mdst_kernel(z, out, pre, post, rev, tw, fold, work):
     h = n // 2
     m = 2 * n - 1
     for i in range(h):
-        fold[i] = -z[h + i] - z[h - 1 - i]      # -zr[3h - 1 - i] - zr[3h + i], zr[j] = z[m - j]
-        fold[h + i] = z[m - i] - z[2 * h + i]   # zr[i] - zr[n - 1 - i]
+        fold[i] = -z[U(h + i)] - z[U(h - 1 - i)]      # -zr[3h - 1 - i] - zr[3h + i], zr[j] = z[m - j]
+        fold[U(h + i)] = z[U(m - i)] - z[U(2 * h + i)]   # zr[i] - zr[n - 1 - i]
     dct4(fold, out, pre, post, rev, tw, work)
     for i in range(0, n, 2):
         out[i] = -out[i]

@@ -125,7 +125,8 @@ def thresholds(X, edges, spread, offset_tonal, ath, energy, thr, tonality, sprea
         acc = 0.0
         lacc = 0.0
         for k in range(s, e):
-            p = X[k] * X[k] + 1e-20
+            xk = X[np.uint64(k)]            # unsigned: no test for a negative index
+            p = xk * xk + 1e-20
             acc += p
             lacc += math.log(p)
         w = e - s

@@ -137,7 +137,11 @@ def _quantize_uniform(x, start, end, sf, q, r):
     rec = 0.0
     qmax = 0
     for i in range(start, end):
-        a = abs(x[i])
+        # an unsigned index: the unit's positions are never negative, and numba then spares
+        # the test for a negative (from-the-end) index at each access
+        j = np.uint64(i)
+        xi = x[j]
+        a = abs(xi)
         # a * inv + r >= 0, so truncating is flooring: int() is one instruction where
         # math.floor is a libm call on the build-time kernels' generic x86-64 target (no SSE4.1)
         k = int(a * inv + r)
@@ -147,7 +151,7 @@ def _quantize_uniform(x, start, end, sf, q, r):
         rec += v * v
         if k > qmax:
             qmax = k
-        q[i] = -k if x[i] < 0 else k
+        q[j] = -k if xi < 0 else k
     return noise, qmax, rec
 
 

@@ -361,7 +361,7 @@ def partner_class(pm, pq, i, dim, end):
     s = 0
     for j in range(dim):
         if i + j < end:
-            s += abs(pq[i + j])
+            s += abs(pq[np.uint64(i + j)])     # unsigned: no test for a negative index
     return 2 + int(s >= 1) + int(s >= 2) + int(s >= 4)
 
 

@@ -22,6 +22,8 @@ there (see ``GROUP_SPLIT_DB`` in :mod:`.encoder` for the only other split).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ._jit import njit
 
 __all__ = ["detect_attack", "hf_unsteadiness", "ATTACK_RATIO", "ATTACK_FLOOR", "HISTORY",
@@ -29,6 +31,8 @@ __all__ = ["detect_attack", "hf_unsteadiness", "ATTACK_RATIO", "ATTACK_FLOOR", "
 
 ATTACK_RATIO = 10.0          # 10 dB jump in high-passed energy over the last 4 segments
 ATTACK_FLOOR = 1e-6          # mean-square level below which nothing is an attack (-60 dBFS)
+#: an array position as an unsigned integer: numba then tests no index for counting from the end
+U = np.uint64
 HISTORY = 16                 # segments whose loudest an attack must also exceed ...
 HISTORY_RATIO = 2.0          # ... by 3 dB
 STEADY_SEGMENTS = 16         # hf_unsteadiness: segments per hop
@@ -46,7 +50,7 @@ def detect_attack(x, start, seg_len, n_seg, short_hop, energies):
         e = 0.0
         if s >= 1:
             for n in range(s, s + seg_len):
-                d = x[n] - x[n - 1]
+                d = x[U(n)] - x[U(n - 1)]       # unsigned positions: no negative-index test
                 e += d * d
             e /= seg_len
         energies[j + HISTORY] = e
@@ -87,7 +91,8 @@ def hf_unsteadiness(x, start, avail, hop):
         for i in range(s, s + seg):
             if i < 4 or i - start >= avail:
                 continue
-            d = x[i] - 4.0 * x[i - 1] + 6.0 * x[i - 2] - 4.0 * x[i - 3] + x[i - 4]
+            d = (x[U(i)] - 4.0 * x[U(i - 1)] + 6.0 * x[U(i - 2)] - 4.0 * x[U(i - 3)]
+                 + x[U(i - 4)])                 # unsigned positions: no negative-index test
             e += d * d
         mx = max(mx, e)
         mn = min(mn, e)
