@@ -476,8 +476,9 @@ def cmd_info(args):
         print(f"{i.path}: pacodec stream, format version {i.format_version}")
         print(f"  sample rate   {i.samplerate} Hz, {i.channels} channel(s)")
         print(f"  duration      {dur}")
+        grouped = (f"; {i.groups} frame groups of up to {i.max_group}" if i.groups else "")
         print(f"  frames        {i.codec_frames} x {i.frame_size} samples "
-              f"({'low-delay' if i.low_delay else 'normal'}, {i.window_shape} window)")
+              f"({'low-delay' if i.low_delay else 'normal'}, {i.window_shape} window{grouped})")
         q = i.quantizer + (f" (mu={i.mu})" if i.quantizer == "mulaw" else "")
         print(f"  quantizer     {q}")
         print(f"  bands         at least {i.min_band_width} bins wide in long frames")

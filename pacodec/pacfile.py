@@ -265,6 +265,10 @@ class Info:
     format_version: int = 0         # the stream's format version (FORMAT.md §3.1)
     #: least width in bins of a long frame's scalefactor band: 4 << min_band (§3.1, §5.1)
     min_band_width: int = 4
+    #: frame groups (FORMAT.md §4, version 8): how many group frames hold the audio frames, and
+    #: the most frames one holds (0 and 0: none)
+    groups: int = 0
+    max_group: int = 0
 
     def as_dict(self):
         return asdict(self)
@@ -793,6 +797,7 @@ def _info(fh, name) -> Info:
                             "and loudness are ignored")
     meta = sc.metadata if head else None
     nframes = 0            # audio frames that pass their CRC
+    groups = max_group = 0  # group frames (§4) among them, the largest's count
     expect = None          # sequence number of the next frame
     bad_at = bad_what = None   # a damaged region: where it starts, what is wrong there
     eos = False
@@ -867,6 +872,9 @@ def _info(fh, name) -> Info:
                     end_pos = off + fr.size
                     break
                 nframes += count
+                if fr.ftype == ct.FRAME_GROUP:
+                    groups += 1
+                    max_group = max(max_group, count)
                 if fr.ftype == ct.FRAME_CONFIG:
                     index = ct.unpack_config_frame(fr)[1]
                 elif next_index is None:
@@ -924,4 +932,4 @@ def _info(fh, name) -> Info:
                 tags=meta.tags if meta is not None else {},
                 loudness=meta.loudness if meta is not None else None,
                 gain=meta.gain if meta is not None else None, format_version=cfg.version,
-                min_band_width=cfg.long_band_width)
+                min_band_width=cfg.long_band_width, groups=groups, max_group=max_group)

@@ -110,8 +110,11 @@ def test_grouped_and_ungrouped_vbr_decode_identically_and_grouping_saves_bytes(m
     nframes = len(member_payloads(one))
     saved = len(one) - len(four)
     assert 3.5 * nframes < saved < 17 / 4 * nframes, (saved, nframes)
-    info = pacodec.info(io.BytesIO(four))
-    assert info.frames == pacodec.info(io.BytesIO(one)).frames
+    info, info1 = pacodec.info(io.BytesIO(four)), pacodec.info(io.BytesIO(one))
+    assert info.frames == info1.frames and info.codec_frames == info1.codec_frames == nframes
+    # info counts the groups (pacodec info: "N frame groups of up to 4")
+    assert (info.groups, info.max_group) == (types.count(ct.FRAME_GROUP), 4)
+    assert (info1.groups, info1.max_group) == (0, 0)
 
 
 @pytest.mark.parametrize("group", [2, 3, 5, 8, 16])
@@ -262,7 +265,7 @@ def test_pacfile_seeks_and_counts_in_a_grouped_file(music, tmp_path):
         i = int(round(t * fs))
         assert np.array_equal(part, full[i:i + len(part)]) and len(part) == int(round(0.2 * fs))
     info = pacodec.info(path)
-    assert info.frames == -(-(len(x) + 128 + 64) // 256) or info.frames > 0
+    assert info.frames == len(x) and info.groups > 0 and info.max_group == 4
     assert not info.problems
 
 
