@@ -262,6 +262,28 @@ def group_lengths(view, p, end, lengths):
     return cnt, q
 
 
+@njit(inline="always")
+def _parse_at(view, a, b, frame_index, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
+    """:func:`decode_payload` of the audio payload ``view[a:b]`` of the frame with index
+    ``frame_index`` (its noise seed, §8.4): a plain frame's or a group member's (§4)."""
+    st[0] = a * 8
+    st[1] = 0
+    st[2] = b * 8
+    rng[0] = noise_seed_kernel(frame_index)
+    return decode_payload(view, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng)
+
+
+@njit(inline="always")
+def _emit(spec, flags, keep, win, wshort, ola, out, at, s, pl, pls, scr):
+    """Synthesise one parsed frame (``spec``; ``flags`` = is_short, left_short, right_short) at
+    ``out[at:]``, keeping a long frame's spectrum in ``keep`` (:func:`decode_run`)."""
+    if not flags[0]:
+        for c in range(spec.shape[0]):
+            for i in range(spec.shape[1]):
+                keep[c, i] = spec[c, i]
+    synth(spec, flags[0], win[2 * flags[1] + flags[2]], wshort, ola, out, at, s, pl, pls, scr)
+
+
 @njit
 def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_allowed, lay, books,
                fa, quantizer, mu, rng, win, wshort, ola, s, pl, pls, scr, st, out, keep, info,
@@ -303,12 +325,8 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
                 break
             bad = False
             for j in range(cnt):
-                st[0] = q * 8
-                st[1] = 0
-                st[2] = (q + glen[j]) * 8
-                rng[0] = noise_seed_kernel(index + k + j)
-                if decode_payload(view, st, nch, short_allowed, lay, books, fa, quantizer, mu,
-                                  rng):
+                if _parse_at(view, q, q + glen[j], index + k + j, st, nch, short_allowed, lay,
+                             books, fa, quantizer, mu, rng):
                     bad = True
                     break
                 for c in range(nch):
@@ -321,39 +339,23 @@ def decode_run(view, pos, n, final, P, p0, xpow, res, seq, index, nch, short_all
             if bad:
                 break
             for j in range(cnt):
-                is_short = gflags[j, 0]
-                if is_short:
-                    nshort += 1
-                else:
-                    had_long = 1
-                    for c in range(nch):
-                        for i in range(hop):
-                            keep[c, i] = gspec[j, c, i]
+                _emit(gspec[j], gflags[j], keep, win, wshort, ola, out, (k + j) * hop, s, pl, pls,
+                      scr)
+                nshort += gflags[j, 0]
+                had_long |= 1 - gflags[j, 0]
                 last_rs = gflags[j, 2]
-                synth(gspec[j], is_short, win[2 * gflags[j, 1] + gflags[j, 2]], wshort, ola, out,
-                      (k + j) * hop, s, pl, pls, scr)
             k += cnt
             pos += size
             continue
         if (b2 >> 6) != FRAME_AUDIO:
             break
-        st[0] = (pos + FRAME_HEADER_SIZE) * 8
-        st[1] = 0
-        st[2] = (pos + size - CRC_SIZE) * 8
-        rng[0] = noise_seed_kernel(index + k)
-        if decode_payload(view, st, nch, short_allowed, lay, books, fa, quantizer, mu, rng):
+        if _parse_at(view, pos + FRAME_HEADER_SIZE, pos + size - CRC_SIZE, index + k, st, nch,
+                     short_allowed, lay, books, fa, quantizer, mu, rng):
             break
-        is_short = hdr[0]
-        if is_short:
-            nshort += 1
-        else:
-            had_long = 1
-            for c in range(nch):
-                for i in range(hop):
-                    keep[c, i] = nat[c, i]
+        _emit(nat, hdr, keep, win, wshort, ola, out, k * hop, s, pl, pls, scr)
+        nshort += hdr[0]
+        had_long |= 1 - hdr[0]
         last_rs = hdr[2]
-        synth(nat, is_short, win[2 * hdr[1] + hdr[2]], wshort, ola, out, k * hop, s, pl, pls,
-              scr)
         k += 1
         pos += size
     info[0] = k
